@@ -1,0 +1,77 @@
+// Package pak reads VCF Operations management packs (.pak files) and the
+// adapter archives inside them, and tells which container image a pack's
+// adapter runs.
+//
+// The reader touches only what it needs: the outer central directory, the
+// outer manifest.txt and the inner adapter archive up to its .conf member.
+// It never extracts to disk and never reads content/.
+package pak
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalid is wrapped by every error that means the input does not name a
+// pullable image: not a pak, no .conf, a bad or missing DIGEST, and so on.
+var ErrInvalid = errors.New("not a pullable pack")
+
+// ErrClassic is wrapped (together with ErrInvalid) when the pack is a classic,
+// non-container pack that references no image.
+var ErrClassic = errors.New("not a containerized management pack (classic adapter, no container image)")
+
+// ErrNoRegistry is wrapped (together with ErrInvalid) when the .conf has no
+// REGISTRY line and no default registry was given.
+var ErrNoRegistry = errors.New("no REGISTRY in the pack and no default_registry configured")
+
+// Error is a read error that names the file and, where known, the archive
+// members leading to the problem, e.g.
+// "MyAdapter_1.0.0.pak: adapter.zip: MyAdapter.conf: DIGEST is missing".
+type Error struct {
+	File    string   // the path as given, or "-" for standard input
+	Members []string // outer to inner member names, may be empty
+	Err     error    // what is wrong; wraps ErrInvalid
+}
+
+func (e *Error) Error() string {
+	parts := append([]string{e.File}, e.Members...)
+	return strings.Join(append(parts, e.Err.Error()), ": ")
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// invalid builds an *Error whose message is the formatted text and which
+// wraps ErrInvalid.
+func invalid(file string, members []string, format string, args ...any) *Error {
+	return &Error{File: file, Members: members, Err: fmt.Errorf("%s%w", fmt.Sprintf(format, args...), errSilent)}
+}
+
+// errSilent wraps ErrInvalid without adding text to the message.
+var errSilent = silentError{}
+
+type silentError struct{}
+
+func (silentError) Error() string { return "" }
+func (silentError) Unwrap() error { return ErrInvalid }
+
+// Image is what a pack references, exactly as the pack states it.
+type Image struct {
+	File        string `json:"file"`                   // the path as given, or "-"
+	Format      string `json:"format"`                 // "pak", "adapter.zip" or "conf"
+	PackName    string `json:"pack_name,omitempty"`    // manifest "name", when read from a pak
+	PackVersion string `json:"pack_version,omitempty"` // manifest "version", when read from a pak
+	AdapterKind string `json:"adapter_kind"`
+	ConfPath    string `json:"conf"`       // member path of the .conf, e.g. "adapter.zip/MyAdapter.conf"
+	Registry    string `json:"registry"`   // REGISTRY as written; empty when the pack leaves it out
+	Repository  string `json:"repository"` // REPOSITORY without its leading slash
+	Digest      string `json:"digest"`     // DIGEST, "sha256:" + 64 lower-case hex
+}
+
+// Target is an Image with its registry settled and its full reference built.
+type Target struct {
+	Image
+	Registry       string `json:"registry"`        // the registry actually used
+	RegistrySource string `json:"registry_source"` // "pak" or "default"
+	Reference      string `json:"reference"`       // registry/repository@digest
+}
