@@ -1,0 +1,248 @@
+// Package config loads prepull's configuration: a YAML file read with Viper,
+// overridden by PREPULL_* environment variables.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// DefaultFile is where prepull looks for its configuration when none is named.
+const DefaultFile = "/etc/prepull/config.yaml"
+
+// EnvFile names the environment variable that may name the configuration file.
+const EnvFile = "PREPULL_CONFIG"
+
+// ErrInvalid is wrapped by every configuration error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Registry is one entry of the registries list: where the credentials for
+// one registry host come from. The list is a list, never a map keyed by host,
+// because Viper splits keys on dots.
+type Registry struct {
+	// Host is the registry as it appears in references, e.g. "harbor.example.com:8443".
+	Host string `mapstructure:"host"`
+	// Username is the user to log in as.
+	Username string `mapstructure:"username"`
+	// PasswordFile is a file holding the password (trailing newline ignored).
+	PasswordFile string `mapstructure:"password_file"`
+	// PasswordEnv names an environment variable holding the password.
+	PasswordEnv string `mapstructure:"password_env"`
+	// Credential names a systemd credential in $CREDENTIALS_DIRECTORY holding the password.
+	Credential string `mapstructure:"credential"`
+	// CAFile is a PEM file with the CA that signed the registry's certificate.
+	CAFile string `mapstructure:"ca_file"`
+}
+
+// Config is prepull's whole configuration.
+type Config struct {
+	// File is the file the configuration was read from, empty when none was.
+	File string `mapstructure:"-"`
+
+	DockerHost      string     `mapstructure:"docker_host"`
+	DefaultRegistry string     `mapstructure:"default_registry"`
+	DockerConfig    string     `mapstructure:"docker_config"`
+	CertsDir        string     `mapstructure:"certs_dir"`
+	Registries      []Registry `mapstructure:"registries"`
+	LogFormat       string     `mapstructure:"log_format"`
+
+	// Timeout bounds one one-shot pull, retries included.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// StallTimeout cancels and retries a pull that made no progress for this long.
+	StallTimeout time.Duration `mapstructure:"stall_timeout"`
+
+	WatchDir       string        `mapstructure:"watch_dir"`
+	StateDir       string        `mapstructure:"state_dir"`
+	Concurrency    int           `mapstructure:"concurrency"`
+	RescanInterval time.Duration `mapstructure:"rescan_interval"`
+	Settle         time.Duration `mapstructure:"settle"`
+	VerifyInterval time.Duration `mapstructure:"verify_interval"`
+	PullTimeout    time.Duration `mapstructure:"pull_timeout"`
+}
+
+// defaults holds every scalar key with its default value. Listing every key
+// here also lets Viper see PREPULL_* overrides for each of them.
+var defaults = map[string]any{
+	"docker_host":      "",
+	"default_registry": "",
+	"docker_config":    "",
+	"certs_dir":        "/etc/docker/certs.d",
+	"log_format":       "auto",
+	"timeout":          "10m",
+	"stall_timeout":    "2m",
+	"watch_dir":        "/var/lib/prepull/inbox",
+	"state_dir":        "/var/lib/prepull",
+	"concurrency":      2,
+	"rescan_interval":  "30s",
+	"settle":           "2s",
+	"verify_interval":  "10m",
+	"pull_timeout":     "1h",
+}
+
+// Load reads the configuration. path is the file named on the command line,
+// or empty; then $PREPULL_CONFIG, then DefaultFile is used. A missing default
+// file is fine (defaults apply); a missing named file is an error.
+func Load(path string) (*Config, error) {
+	named := path != ""
+	if !named {
+		path = os.Getenv(EnvFile)
+		named = path != ""
+	}
+	if !named {
+		path = DefaultFile
+	}
+
+	v := viper.New()
+	v.SetConfigType("yaml")
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("PREPULL")
+	v.AutomaticEnv()
+
+	c := &Config{}
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		defer f.Close()
+		if err := v.ReadConfig(f); err != nil {
+			return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, err)
+		}
+		c.File = path
+	case errors.Is(err, fs.ErrNotExist) && !named:
+		// No configuration file: defaults and environment only.
+	default:
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, unwrapPathError(err))
+	}
+
+	if err := v.UnmarshalExact(c); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", c.source(), ErrInvalid, err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", c.source(), ErrInvalid, err)
+	}
+	return c, nil
+}
+
+// source names where the configuration came from, for error messages.
+func (c *Config) source() string {
+	if c.File == "" {
+		return "configuration (defaults and PREPULL_* environment)"
+	}
+	return c.File
+}
+
+// unwrapPathError drops the path from a *fs.PathError, which the caller
+// already prints.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	seen := map[string]int{}
+	for i, r := range c.Registries {
+		where := fmt.Sprintf("registries[%d]", i)
+		if r.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: host is required", where))
+			continue
+		}
+		if err := CheckHost(r.Host); err != nil {
+			errs = append(errs, fmt.Errorf("%s: host %q: %w", where, r.Host, err))
+		}
+		key := NormalizeHost(r.Host)
+		if j, dup := seen[key]; dup {
+			errs = append(errs, fmt.Errorf("%s: host %q is already listed at registries[%d]", where, r.Host, j))
+		}
+		seen[key] = i
+		sources := 0
+		for _, s := range []string{r.PasswordFile, r.PasswordEnv, r.Credential} {
+			if s != "" {
+				sources++
+			}
+		}
+		switch {
+		case r.Username == "" && sources > 0:
+			errs = append(errs, fmt.Errorf("%s (%s): a password is set but username is empty", where, r.Host))
+		case r.Username != "" && sources == 0:
+			errs = append(errs, fmt.Errorf("%s (%s): username is set but none of password_file, password_env, credential", where, r.Host))
+		case sources > 1:
+			errs = append(errs, fmt.Errorf("%s (%s): set only one of password_file, password_env, credential", where, r.Host))
+		}
+		if strings.ContainsAny(r.Credential, "/\\") || r.Credential == "." || r.Credential == ".." {
+			errs = append(errs, fmt.Errorf("%s (%s): credential %q must be a plain name", where, r.Host, r.Credential))
+		}
+	}
+	if c.DefaultRegistry != "" {
+		if err := CheckHost(c.DefaultRegistry); err != nil {
+			errs = append(errs, fmt.Errorf("default_registry %q: %w", c.DefaultRegistry, err))
+		}
+	}
+	switch c.LogFormat {
+	case "auto", "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("log_format %q: want auto, json or console", c.LogFormat))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency))
+	}
+	for name, d := range map[string]time.Duration{
+		"timeout": c.Timeout, "stall_timeout": c.StallTimeout, "rescan_interval": c.RescanInterval,
+		"verify_interval": c.VerifyInterval, "pull_timeout": c.PullTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %v: must be positive", name, d))
+		}
+	}
+	if c.Settle < 0 {
+		errs = append(errs, fmt.Errorf("settle %v: must not be negative", c.Settle))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckHost reports whether h is a registry host as references carry it:
+// a host name or IP address with an optional port, no scheme and no path.
+func CheckHost(h string) error {
+	if strings.Contains(h, "://") {
+		return errors.New("give the host without a scheme")
+	}
+	if strings.ContainsAny(h, "/@ \t\r\n") {
+		return errors.New("give only host[:port]")
+	}
+	if h != strings.ToLower(h) {
+		return errors.New("registry host names are lower case")
+	}
+	return nil
+}
+
+// NormalizeHost returns the canonical form of a registry host, so that the
+// several names of Docker Hub compare equal.
+func NormalizeHost(h string) string {
+	h = strings.ToLower(strings.TrimSpace(h))
+	switch h {
+	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
+		return "docker.io"
+	}
+	return h
+}
+
+// Lookup returns the registries entry for host, if any.
+func (c *Config) Lookup(host string) (Registry, bool) {
+	host = NormalizeHost(host)
+	for _, r := range c.Registries {
+		if NormalizeHost(r.Host) == host {
+			return r, true
+		}
+	}
+	return Registry{}, false
+}

@@ -1,0 +1,121 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Setenv(EnvFile, "")
+	c, err := Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	if err == nil {
+		t.Fatalf("a missing named file must be an error, got %+v", c)
+	}
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("error %q should name the file and wrap ErrInvalid", err)
+	}
+
+	c, err = Load(writeConfig(t, "{}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeout != 10*time.Minute || c.Concurrency != 2 || c.WatchDir != "/var/lib/prepull/inbox" || c.Settle != 2*time.Second {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+func TestLoadExample(t *testing.T) {
+	c, err := Load("../../configs/prepull.yaml")
+	if err != nil {
+		t.Fatalf("the shipped example must load: %v", err)
+	}
+	if len(c.Registries) != 0 {
+		t.Fatalf("example should configure no registry by default, got %+v", c.Registries)
+	}
+}
+
+func TestLoadRegistriesAndEnv(t *testing.T) {
+	p := writeConfig(t, `
+default_registry: harbor.example.com
+registries:
+  - host: harbor.example.com:8443
+    username: robot$proj+pull
+    password_file: /etc/prepull/harbor.pw
+  - host: docker.io
+    username: bob
+    password_env: HUB_PW
+`)
+	t.Setenv("PREPULL_CONCURRENCY", "5")
+	t.Setenv("PREPULL_DOCKER_HOST", "unix:///run/x.sock")
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.File != p || c.Concurrency != 5 || c.DockerHost != "unix:///run/x.sock" {
+		t.Fatalf("env overrides not applied: %+v", c)
+	}
+	r, ok := c.Lookup("harbor.example.com:8443")
+	if !ok || r.Username != "robot$proj+pull" || r.PasswordFile != "/etc/prepull/harbor.pw" {
+		t.Fatalf("Lookup(harbor) = %+v, %v", r, ok)
+	}
+	if r, ok := c.Lookup("index.docker.io"); !ok || r.Username != "bob" {
+		t.Fatalf("Docker Hub aliases must find the docker.io entry, got %+v, %v", r, ok)
+	}
+	if _, ok := c.Lookup("harbor.example.com"); ok {
+		t.Fatal("a host without the port must not match an entry with one")
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"bad yaml", "registries: [\n", "config.yaml"},
+		{"unknown key", "registry: harbor\n", "registry"},
+		{"host missing", "registries:\n  - username: a\n    password_file: /x\n", "registries[0]: host is required"},
+		{"scheme in host", "registries:\n  - host: https://harbor\n", "without a scheme"},
+		{"path in host", "registries:\n  - host: harbor/proj\n", "host[:port]"},
+		{"duplicate host", "registries:\n  - host: a.example\n  - host: a.example\n", "already listed"},
+		{"user without password", "registries:\n  - host: a.example\n    username: u\n", "none of password_file"},
+		{"two password sources", "registries:\n  - host: a.example\n    username: u\n    password_file: /x\n    password_env: X\n", "only one of"},
+		{"credential path", "registries:\n  - host: a.example\n    username: u\n    credential: ../etc/shadow\n", "plain name"},
+		{"bad duration", "timeout: soon\n", "timeout"},
+		{"zero concurrency", "concurrency: 0\n", "concurrency"},
+		{"bad log format", "log_format: xml\n", "log_format"},
+		{"upper-case default registry", "default_registry: Harbor.example\n", "lower case"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeConfig(t, tt.body)
+			_, err := Load(p)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q should wrap ErrInvalid, name %s and say %q", err, p, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadFromEnvFile(t *testing.T) {
+	p := writeConfig(t, "default_registry: reg.example\n")
+	t.Setenv(EnvFile, p)
+	c, err := Load("")
+	if err != nil || c.DefaultRegistry != "reg.example" {
+		t.Fatalf("Load via $%s = %+v, %v", EnvFile, c, err)
+	}
+}
