@@ -1,0 +1,214 @@
+// Package credentials finds the login for a registry host, in a fixed order:
+// the command line, the configuration's registries list (a password file, an
+// environment variable or a systemd credential), Docker's config.json with
+// its auths, credsStore and credHelpers, and last anonymous.
+//
+// It only reads. Unlike docker login, it never writes a credential anywhere.
+package credentials
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	dockerconfig "github.com/docker/cli/cli/config"
+
+	"github.com/prepull/prepull/internal/config"
+)
+
+// ErrUnavailable is wrapped when a configured credential cannot be read:
+// a missing password file, an unset variable, a failing credential helper.
+var ErrUnavailable = errors.New("credential unavailable")
+
+// dockerHubAuthKey is the key Docker's config.json uses for Docker Hub.
+const dockerHubAuthKey = "https://index.docker.io/v1/"
+
+// Credential is a login for one registry. Source says where it came from,
+// for logs; it never holds the secret.
+type Credential struct {
+	Username      string
+	Password      string
+	IdentityToken string
+	// Source is a human description such as "password_file /etc/prepull/harbor.pw".
+	Source string
+	// Warnings are things an administrator should fix, such as a password
+	// file readable by others. They never contain the secret.
+	Warnings []string
+}
+
+// Anonymous reports whether c carries no login at all.
+func (c Credential) Anonymous() bool {
+	return c.Username == "" && c.Password == "" && c.IdentityToken == ""
+}
+
+// Resolver finds credentials. Its zero value resolves everything to anonymous.
+type Resolver struct {
+	// Flag, when set, is the login given on the command line; it applies to
+	// every registry of the run.
+	Flag *Credential
+	// Config supplies the registries list.
+	Config *config.Config
+	// DockerConfigDir is the folder holding Docker's config.json. Empty
+	// means $DOCKER_CONFIG or ~/.docker.
+	DockerConfigDir string
+	// CredentialsDir is systemd's $CREDENTIALS_DIRECTORY.
+	CredentialsDir string
+	// Getenv reads the environment; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// NewResolver returns a Resolver for cfg that reads the process environment.
+func NewResolver(cfg *config.Config, flag *Credential) *Resolver {
+	return &Resolver{
+		Flag:            flag,
+		Config:          cfg,
+		DockerConfigDir: cfg.DockerConfig,
+		CredentialsDir:  os.Getenv("CREDENTIALS_DIRECTORY"),
+	}
+}
+
+func (r *Resolver) getenv(k string) string {
+	if r.Getenv != nil {
+		return r.Getenv(k)
+	}
+	return os.Getenv(k)
+}
+
+// For returns the credential for a registry host. Files are read on every
+// call, so a corrected password file is picked up without a restart.
+func (r *Resolver) For(host string) (Credential, error) {
+	if r.Flag != nil {
+		c := *r.Flag
+		c.Source = "command line (--username, --password-stdin)"
+		return c, nil
+	}
+	if r.Config != nil {
+		if entry, ok := r.Config.Lookup(host); ok && entry.Username != "" {
+			return r.fromEntry(entry)
+		}
+	}
+	c, ok, err := r.fromDockerConfig(host)
+	if err != nil || ok {
+		return c, err
+	}
+	return Credential{Source: "anonymous"}, nil
+}
+
+// fromEntry reads the password an entry of the registries list points to.
+func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
+	c := Credential{Username: e.Username}
+	where := fmt.Sprintf("registries entry for %s", e.Host)
+	switch {
+	case e.PasswordFile != "":
+		c.Source = "password_file " + e.PasswordFile
+		pw, warn, err := readSecretFile(e.PasswordFile)
+		if err != nil {
+			return Credential{}, fmt.Errorf("%s: password_file: %w", where, err)
+		}
+		c.Password = pw
+		if warn != "" {
+			c.Warnings = append(c.Warnings, warn)
+		}
+	case e.PasswordEnv != "":
+		c.Source = "password_env " + e.PasswordEnv
+		c.Password = r.getenv(e.PasswordEnv)
+		if c.Password == "" {
+			return Credential{}, fmt.Errorf("%s: password_env: %w: variable %s is empty or unset", where, ErrUnavailable, e.PasswordEnv)
+		}
+	case e.Credential != "":
+		if r.CredentialsDir == "" {
+			return Credential{}, fmt.Errorf("%s: credential %q: %w: $CREDENTIALS_DIRECTORY is not set (add LoadCredential= to the unit)", where, e.Credential, ErrUnavailable)
+		}
+		path := filepath.Join(r.CredentialsDir, e.Credential)
+		c.Source = "systemd credential " + e.Credential
+		pw, _, err := readSecretFile(path)
+		if err != nil {
+			return Credential{}, fmt.Errorf("%s: credential %q: %w", where, e.Credential, err)
+		}
+		c.Password = pw
+	}
+	return c, nil
+}
+
+// fromDockerConfig looks host up in Docker's config.json, using Docker's own
+// library so that auths, credsStore and credHelpers all work.
+func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
+	dir := r.DockerConfigDir
+	if dir == "" {
+		dir = dockerconfig.Dir() // $DOCKER_CONFIG or ~/.docker
+	}
+	path := filepath.Join(dir, dockerconfig.ConfigFileName)
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Credential{}, false, nil
+		}
+		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
+	}
+	cf, err := dockerconfig.Load(dir)
+	if err != nil {
+		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
+	}
+	key := ServerAddress(host)
+	ac, err := cf.GetAuthConfig(key)
+	if err != nil {
+		return Credential{}, false, fmt.Errorf("%s: credentials for %s: %w: %v", path, host, ErrUnavailable, err)
+	}
+	if ac.Username == "" && ac.Password == "" && ac.IdentityToken == "" {
+		return Credential{}, false, nil
+	}
+	source := "docker config " + path
+	if h := cf.CredentialHelpers[key]; h != "" {
+		source += " (credHelper docker-credential-" + h + ")"
+	} else if cf.CredentialsStore != "" {
+		source += " (credsStore docker-credential-" + cf.CredentialsStore + ")"
+	}
+	return Credential{Username: ac.Username, Password: ac.Password, IdentityToken: ac.IdentityToken, Source: source}, true, nil
+}
+
+// maxSecretSize bounds a password file; a larger one is surely not a password.
+const maxSecretSize = 64 << 10
+
+// readSecretFile reads a password from path, dropping one trailing newline.
+// It returns a warning when the file is accessible by group or others.
+func readSecretFile(path string) (secret, warning string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", "", fmt.Errorf("%w: %s is not a regular file", ErrUnavailable, path)
+	}
+	if st.Size() > maxSecretSize {
+		return "", "", fmt.Errorf("%w: %s is %d bytes, too large for a password", ErrUnavailable, path, st.Size())
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		warning = fmt.Sprintf("password file %s is accessible by group or others (mode %04o); chmod 600 it", path, perm)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if s == "" {
+		return "", "", fmt.Errorf("%w: %s is empty", ErrUnavailable, path)
+	}
+	return s, warning, nil
+}
+
+// ServerAddress returns the address Docker uses for a registry host in
+// config.json and in logins: the historical v1 index URL for Docker Hub, the
+// host itself for every other registry.
+func ServerAddress(host string) string {
+	if config.NormalizeHost(host) == "docker.io" {
+		return dockerHubAuthKey
+	}
+	return host
+}

@@ -1,0 +1,110 @@
+package credentials
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prepull/prepull/internal/config"
+)
+
+func write(t *testing.T, path, body string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFor(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "harbor.pw"), "s3cret\n", 0o600)
+	write(t, filepath.Join(dir, "open.pw"), "s3cret", 0o644)
+	write(t, filepath.Join(dir, "creds", "hub"), "hubpw", 0o600)
+	dockerDir := filepath.Join(dir, "docker")
+	auth := base64.StdEncoding.EncodeToString([]byte("carol:frompw"))
+	write(t, filepath.Join(dockerDir, "config.json"), `{"auths":{"fromconfig.example":{"auth":"`+auth+`"},"https://index.docker.io/v1/":{"auth":"`+auth+`"}}}`, 0o600)
+	before, _ := os.ReadFile(filepath.Join(dockerDir, "config.json"))
+
+	cfg := &config.Config{Registries: []config.Registry{
+		{Host: "harbor.example", Username: "alice", PasswordFile: filepath.Join(dir, "harbor.pw")},
+		{Host: "open.example", Username: "alice", PasswordFile: filepath.Join(dir, "open.pw")},
+		{Host: "env.example", Username: "bob", PasswordEnv: "REG_PW"},
+		{Host: "unset.example", Username: "bob", PasswordEnv: "REG_UNSET"},
+		{Host: "systemd.example", Username: "dan", Credential: "hub"},
+		{Host: "missing.example", Username: "eve", PasswordFile: filepath.Join(dir, "nope")},
+	}}
+	env := map[string]string{"REG_PW": "envpw"}
+	r := &Resolver{Config: cfg, DockerConfigDir: dockerDir, CredentialsDir: filepath.Join(dir, "creds"), Getenv: func(k string) string { return env[k] }}
+
+	tests := []struct {
+		host, user, password, source, warn, err string
+	}{
+		{host: "harbor.example", user: "alice", password: "s3cret", source: "password_file"},
+		{host: "open.example", user: "alice", password: "s3cret", source: "password_file", warn: "chmod 600"},
+		{host: "env.example", user: "bob", password: "envpw", source: "password_env REG_PW"},
+		{host: "unset.example", err: "REG_UNSET is empty or unset"},
+		{host: "systemd.example", user: "dan", password: "hubpw", source: "systemd credential hub"},
+		{host: "missing.example", err: "registries entry for missing.example: password_file"},
+		{host: "fromconfig.example", user: "carol", password: "frompw", source: "docker config"},
+		{host: "docker.io", user: "carol", password: "frompw", source: "docker config"},
+		{host: "other.example", source: "anonymous"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			c, err := r.For(tt.host)
+			if tt.err != "" {
+				if err == nil || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("For(%s) error = %v, want ErrUnavailable with %q", tt.host, err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Username != tt.user || c.Password != tt.password || !strings.HasPrefix(c.Source, tt.source) {
+				t.Fatalf("For(%s) = %q/%q from %q, want %q/%q from %q", tt.host, c.Username, c.Password, c.Source, tt.user, tt.password, tt.source)
+			}
+			if strings.Contains(c.Source, c.Password) && c.Password != "" {
+				t.Fatalf("source %q reveals the password", c.Source)
+			}
+			if tt.warn != "" && (len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], tt.warn)) {
+				t.Fatalf("warnings = %q, want one with %q", c.Warnings, tt.warn)
+			}
+		})
+	}
+	after, _ := os.ReadFile(filepath.Join(dockerDir, "config.json"))
+	if string(before) != string(after) {
+		t.Fatal("config.json was modified")
+	}
+}
+
+func TestForFlagWins(t *testing.T) {
+	r := &Resolver{Flag: &Credential{Username: "u", Password: "p"}, Config: &config.Config{Registries: []config.Registry{{Host: "h", Username: "x", PasswordEnv: "X"}}}}
+	c, err := r.For("h")
+	if err != nil || c.Username != "u" || !strings.HasPrefix(c.Source, "command line") {
+		t.Fatalf("For = %+v, %v", c, err)
+	}
+}
+
+func TestForBrokenDockerConfig(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "config.json"), "{not json", 0o600)
+	_, err := (&Resolver{DockerConfigDir: dir}).For("h.example")
+	if err == nil || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), filepath.Join(dir, "config.json")) {
+		t.Fatalf("error %v should name the broken config.json", err)
+	}
+}
+
+func TestServerAddress(t *testing.T) {
+	for host, want := range map[string]string{"docker.io": dockerHubAuthKey, "index.docker.io": dockerHubAuthKey, "h:5000": "h:5000"} {
+		if got := ServerAddress(host); got != want {
+			t.Errorf("ServerAddress(%q) = %q, want %q", host, got, want)
+		}
+	}
+}
