@@ -1,0 +1,54 @@
+// Package logging builds prepull's zap loggers: JSON lines when stderr is
+// systemd's journal, readable console lines everywhere else.
+package logging
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// New returns a logger writing to w. format is "json", "console" or "auto"
+// (JSON when w is the journal stream systemd handed us, console otherwise).
+// quiet raises the level to warnings.
+func New(w *os.File, format string, quiet bool) *zap.Logger {
+	level := zapcore.InfoLevel
+	if quiet {
+		level = zapcore.WarnLevel
+	}
+	if format == "auto" {
+		format = "console"
+		if isJournal(w) {
+			format = "json"
+		}
+	}
+	var enc zapcore.Encoder
+	if format == "json" {
+		cfg := zap.NewProductionEncoderConfig()
+		cfg.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(cfg)
+	} else {
+		cfg := zap.NewDevelopmentEncoderConfig()
+		cfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05")
+		cfg.CallerKey, cfg.StacktraceKey, cfg.NameKey = "", "", ""
+		enc = zapcore.NewConsoleEncoder(cfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(w), level))
+}
+
+// isJournal reports whether f is the stream systemd connected to the
+// journal, as $JOURNAL_STREAM ("device:inode") names it.
+func isJournal(f *os.File) bool {
+	js := os.Getenv("JOURNAL_STREAM")
+	if js == "" {
+		return false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return js == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
