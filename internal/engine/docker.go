@@ -1,0 +1,242 @@
+package engine
+
+// This is the only file of prepull that imports the Docker client. Moving to
+// github.com/moby/moby/client means rewriting this file alone.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/moby/term"
+)
+
+// docker is an Engine backed by the Docker Engine API.
+type docker struct {
+	cli *client.Client
+}
+
+// NewDocker returns an Engine that talks to the Docker Engine at host (for
+// example "unix:///var/run/docker.sock"), or at the host the environment names
+// (DOCKER_HOST, else the default socket) when host is empty. The API version
+// is negotiated with the engine on first use, so old engines (Docker 20.10,
+// API 1.41) work; nothing is contacted before then.
+func NewDocker(host string) (Engine, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &docker{cli: cli}, nil
+}
+
+// Ping checks that the engine answers and returns the API version negotiated
+// with it. Any failure to get an answer wraps ErrUnreachable, except a
+// canceled context.
+func (d *docker) Ping(ctx context.Context) (string, error) {
+	p, err := d.cli.Ping(ctx)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return "", fmt.Errorf("ping: %w", err)
+		}
+		return "", fmt.Errorf("ping: %w", wrap(ErrUnreachable, err))
+	}
+	// Negotiate only on success: a failed ping would pin the client to the
+	// oldest API version.
+	d.cli.NegotiateAPIVersionPing(p)
+	return d.cli.ClientVersion(), nil
+}
+
+// Login checks auth against the registry through the engine. The engine
+// stores nothing; neither does Login.
+func (d *docker) Login(ctx context.Context, auth Auth) error {
+	if _, err := d.cli.RegistryLogin(ctx, authConfig(auth)); err != nil {
+		return fmt.Errorf("login to %s: %w", auth.ServerAddress, classifyAPI(err, false, ErrNotFound))
+	}
+	return nil
+}
+
+// Pull pulls ref, reading the whole progress stream. progress, when not nil,
+// is called for each event; Layer is set only for per-layer events (those
+// that carry progress detail), so whole-image lines such as "Pulling from
+// proj/x" or "Digest: sha256:..." have an empty Layer. An error in the stream
+// fails the pull. When ctx ends, the stream is closed and Pull returns an
+// error wrapping ctx.Err().
+func (d *docker) Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) error {
+	var opts image.PullOptions
+	if auth != nil {
+		enc, err := registry.EncodeAuthConfig(authConfig(*auth))
+		if err != nil {
+			return fmt.Errorf("pull %s: encode credentials: %w", ref, err)
+		}
+		opts.RegistryAuth = enc
+	}
+	body, err := d.cli.ImagePull(ctx, ref, opts)
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, classifyAPI(err, auth != nil, ErrNotFound))
+	}
+	defer body.Close()
+	// Closing the body on cancel makes a stalled read return at once.
+	stop := context.AfterFunc(ctx, func() { body.Close() })
+	defer stop()
+
+	dec := json.NewDecoder(body)
+	for {
+		var m jsonmessage.JSONMessage
+		if err := dec.Decode(&m); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("pull %s: %w", ref, ctx.Err())
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("pull %s: read progress: %w", ref, err)
+		}
+		if m.Error != nil || m.ErrorMessage != "" {
+			msg := m.ErrorMessage
+			if m.Error != nil && m.Error.Message != "" {
+				msg = m.Error.Message
+			}
+			return fmt.Errorf("pull %s: %w", ref, classifyText(errors.New(msg), auth != nil))
+		}
+		if progress != nil {
+			progress(toProgress(m))
+		}
+	}
+}
+
+// RepoDigests returns the repo digests of the local image that ref names.
+func (d *docker) RepoDigests(ctx context.Context, ref string) ([]string, error) {
+	img, err := d.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("inspect %s: %w", ref, wrap(ErrNotPresent, err))
+		}
+		return nil, fmt.Errorf("inspect %s: %w", ref, classifyAPI(err, false, ErrNotPresent))
+	}
+	return img.RepoDigests, nil
+}
+
+// Remove removes the local image that ref names, with its untagged parents.
+// An image that is not there is not an error.
+func (d *docker) Remove(ctx context.Context, ref string) error {
+	_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove %s: %w", ref, classifyAPI(err, false, ErrNotPresent))
+	}
+	return nil
+}
+
+// Close releases the client's connections.
+func (d *docker) Close() error {
+	return d.cli.Close()
+}
+
+func authConfig(a Auth) registry.AuthConfig {
+	return registry.AuthConfig{
+		Username:      a.Username,
+		Password:      a.Password,
+		ServerAddress: a.ServerAddress,
+		IdentityToken: a.IdentityToken,
+	}
+}
+
+// classifyAPI classifies an error returned by an API call (not one read from
+// a progress stream). The message is classified first, because Engine 20.10
+// answers 404 to "pull access denied", which means bad credentials as often
+// as a missing repository, and 500 to most registry failures (see
+// errors.go). The HTTP status decides what the text does not; notFound is
+// the sentinel that a 404 means for this call.
+func classifyAPI(err error, loggedIn bool, notFound error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case client.IsErrConnectionFailed(err):
+		return wrap(ErrUnreachable, err)
+	}
+	if c := classifyText(err, loggedIn); c != err {
+		return c
+	}
+	switch {
+	case cerrdefs.IsUnauthorized(err):
+		return wrap(ErrUnauthorized, err)
+	case cerrdefs.IsNotFound(err):
+		return wrap(notFound, err)
+	case cerrdefs.IsUnavailable(err), cerrdefs.IsResourceExhausted(err):
+		return markTemporary(err)
+	}
+	return err
+}
+
+// toProgress converts one stream message. Per-layer messages always carry
+// progressDetail (empty for "Pulling fs layer" or "Pull complete"); whole-image
+// messages never do, even "Pulling from" whose id is the reference.
+func toProgress(m jsonmessage.JSONMessage) Progress {
+	p := Progress{Status: m.Status}
+	if m.Progress != nil {
+		p.Layer = m.ID
+		p.Current = m.Progress.Current
+		p.Total = m.Progress.Total
+	}
+	return p
+}
+
+// TerminalProgress renders progress events on w, a terminal, the way the
+// docker CLI does (one line per layer, updated in place), using Docker's own
+// renderer. Feed Pull's events to sink; call done when the pull ends, to flush
+// and wait for the renderer. sink is safe for concurrent use and does nothing
+// after done; done may be called more than once.
+func TerminalProgress(w io.Writer) (sink func(Progress), done func()) {
+	fd, _ := term.GetFdInfo(w)
+	pr, pw := io.Pipe()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		// The stream never carries errors, so this returns at EOF; make any
+		// later write fail rather than block, should it return early.
+		err := jsonmessage.DisplayJSONMessagesStream(pr, w, fd, true, nil)
+		if err == nil {
+			err = io.ErrClosedPipe
+		}
+		pr.CloseWithError(err)
+	}()
+
+	var (
+		mu     sync.Mutex
+		closed bool
+		enc    = json.NewEncoder(pw)
+	)
+	sink = func(p Progress) {
+		m := jsonmessage.JSONMessage{ID: p.Layer, Status: p.Status}
+		if p.Layer != "" {
+			m.Progress = &jsonmessage.JSONProgress{Current: p.Current, Total: p.Total}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !closed {
+			_ = enc.Encode(m)
+		}
+	}
+	var once sync.Once
+	done = func() {
+		once.Do(func() {
+			mu.Lock()
+			closed = true
+			pw.Close()
+			mu.Unlock()
+			<-finished
+		})
+	}
+	return sink, done
+}

@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"syscall"
+)
+
+// This file classifies engine and registry errors by their text. It must not
+// import the Docker client: docker.go classifies by HTTP status first (where
+// the engine's status tells) and falls back to classifyText.
+//
+// The strings below are what Docker Engine 20.10 (API 1.41) and a
+// distribution 2.8 registry really produced; the tests keep them verbatim.
+// Errors returned by the POST that starts a pull or a login look like
+// "Error response from daemon: <message>"; errors met after the pull started
+// arrive inside the progress stream as "errorDetail" with the bare message.
+
+// errTemporary marks an error as worth retrying without changing its message.
+// docker.go adds it where the engine's HTTP status alone says so (503, 429).
+var errTemporary = errors.New("temporary engine error")
+
+// marked is err, with errors.Is also matching kind; its message is err's.
+type marked struct {
+	err  error
+	kind error
+}
+
+func (m *marked) Error() string   { return m.err.Error() }
+func (m *marked) Unwrap() []error { return []error{m.err, m.kind} }
+
+// markTemporary returns err marked as transient, keeping its message.
+func markTemporary(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &marked{err: err, kind: errTemporary}
+}
+
+// wrap returns an error that matches sentinel with errors.Is and whose message
+// is the sentinel's followed by the engine's own message.
+func wrap(sentinel, err error) error {
+	if errors.Is(err, sentinel) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", sentinel, err)
+}
+
+// Message fragments, lower-cased, that name a sentinel.
+var (
+	certificateText = []string{
+		"x509:", // x509: certificate signed by unknown authority
+		"tls: failed to verify certificate",
+		"certificate signed by unknown authority",
+		"certificate is not valid",
+		"certificate has expired",
+	}
+	noSpaceText = []string{
+		"no space left on device",
+		"disk quota exceeded",
+	}
+	unauthorizedText = []string{
+		"unauthorized",              // unauthorized: authentication required; ... failed with status: 401 Unauthorized
+		"authentication required",   // (same)
+		"no basic auth credentials", // anonymous pull from an htpasswd registry
+		"incorrect username or password",
+	}
+	notFoundText = []string{
+		"manifest unknown", // manifest for X not found: manifest unknown: manifest unknown
+		"name unknown",
+		"blob unknown",
+		"repository name not known",
+		"not found: manifest",
+	}
+	// pullAccessDenied is what the engine says both for bad credentials and for
+	// a repository that does not exist, on registries that hide the difference:
+	// "pull access denied for X, repository does not exist or may require
+	// 'docker login': denied: requested access to the resource is denied".
+	pullAccessDenied = []string{
+		"pull access denied",
+		"requested access to the resource is denied",
+	}
+)
+
+// classifyText wraps err with the sentinel that its message names, or returns
+// err unchanged when the message names none.
+//
+// loggedIn tells whether the pull carried credentials. The caller logs in
+// first, so a "pull access denied" after a successful login means the
+// credentials are good and the registry hides a repository (or digest) that
+// is not there, or not visible to this user: ErrNotFound. Without credentials
+// the same denial most likely means the registry wants a login:
+// ErrUnauthorized.
+func classifyText(err error, loggedIn bool) error {
+	if err == nil {
+		return nil
+	}
+	msg := strings.ToLower(err.Error())
+	switch {
+	case containsAny(msg, certificateText):
+		return wrap(ErrCertificate, err)
+	case containsAny(msg, noSpaceText):
+		return wrap(ErrNoSpace, err)
+	case containsAny(msg, pullAccessDenied):
+		if loggedIn {
+			return wrap(ErrNotFound, err)
+		}
+		return wrap(ErrUnauthorized, err)
+	case containsAny(msg, unauthorizedText):
+		return wrap(ErrUnauthorized, err)
+	case containsAny(msg, notFoundText):
+		return wrap(ErrNotFound, err)
+	}
+	return err
+}
+
+// Message fragments, lower-cased, of errors worth retrying.
+var transientText = []string{
+	"connection refused", // dial tcp 127.0.0.1:5000: connect: connection refused (registry down)
+	"connection reset",
+	"broken pipe",
+	"unexpected eof", // download failed after attempts=6: unexpected EOF
+	"i/o timeout",
+	"timeout exceeded",
+	"tls handshake timeout",
+	"timed out",
+	"no route to host",
+	"network is unreachable",
+	"temporary failure in name resolution",
+	"server misbehaving",
+	"toomanyrequests", // toomanyrequests: You have reached your pull rate limit.
+	"too many requests",
+	"service unavailable",
+	"bad gateway",
+	"gateway timeout",
+	"internal server error",
+}
+
+// transientStatus matches a 429 or 5xx HTTP status quoted in a message, as in
+// "received unexpected HTTP status: 503 Service Unavailable" or "login
+// attempt to http://r/v2/ failed with status: 502 Bad Gateway".
+var transientStatus = regexp.MustCompile(`status:? (429|5[0-9][0-9])\b`)
+
+// Transient reports whether err is worth retrying: the engine or the registry
+// was briefly unreachable, a connection broke (refused, reset, EOF), a request
+// timed out, or the registry answered 429 or 5xx. A registry that is down
+// shows as "connection refused" and is transient. Rejected credentials,
+// missing repositories or digests, untrusted certificates, a full disk and a
+// canceled context are not.
+//
+// A context.DeadlineExceeded is transient: it is how a stalled pull ends when
+// the caller bounds each attempt; the caller's retry loop must still stop on
+// its own context.
+func Transient(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrNotFound),
+		errors.Is(err, ErrNotPresent), errors.Is(err, ErrCertificate),
+		errors.Is(err, ErrNoSpace):
+		return false
+	case errors.Is(err, ErrUnreachable), errors.Is(err, errTemporary),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	if containsAny(msg, transientText) || transientStatus.MatchString(msg) {
+		return true
+	}
+	// A bare "EOF" (or one ending a message, ": EOF") is a connection that
+	// closed under us; "eof" inside a word is not.
+	return msg == "eof" || strings.HasSuffix(msg, ": eof")
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}

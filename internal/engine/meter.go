@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Meter turns a pull's progress events into occasional plain-text lines for
+// logs and other non-terminals, such as "REF: 12.3 MiB / 45.6 MiB". It counts
+// downloaded bytes summed over layers; extraction is not counted. Its methods
+// are safe for concurrent use.
+type Meter struct {
+	ref   string
+	every time.Duration
+	emit  func(line string)
+	now   func() time.Time // replaced by tests
+
+	mu     sync.Mutex
+	layers map[string]layerBytes
+	last   time.Time
+	said   string
+}
+
+type layerBytes struct{ current, total int64 }
+
+// NewMeter returns a Meter for ref that calls emit with a line at most once
+// every interval, the first one interval after the first event, and never
+// twice in a row with the same text.
+func NewMeter(ref string, every time.Duration, emit func(line string)) *Meter {
+	return &Meter{ref: ref, every: every, emit: emit, now: time.Now, layers: map[string]layerBytes{}}
+}
+
+// Update records one progress event and emits a line when one is due. Its
+// signature fits Engine.Pull's progress callback.
+func (m *Meter) Update(p Progress) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p.Layer == "" {
+		return
+	}
+	l := m.layers[p.Layer]
+	switch p.Status {
+	case "Downloading":
+		l = layerBytes{current: p.Current, total: p.Total}
+	case "Verifying Checksum", "Download complete", "Extracting", "Pull complete":
+		// The download is over; Extracting's counts are of another kind.
+		if l.total > 0 {
+			l.current = l.total
+		}
+	}
+	m.layers[p.Layer] = l
+	t := m.now()
+	if m.last.IsZero() {
+		m.last = t // the first line comes one interval after the first event
+	}
+	if t.Sub(m.last) >= m.every {
+		m.last = t
+		m.say()
+	}
+}
+
+// Flush emits the current line now, unless it was the last one emitted; call
+// it when the pull ends.
+func (m *Meter) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.last = m.now()
+	m.say()
+}
+
+// Line returns the line the Meter would emit now.
+func (m *Meter) Line() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.line()
+}
+
+func (m *Meter) say() {
+	line := m.line()
+	if line == m.said {
+		return
+	}
+	m.said = line
+	m.emit(line)
+}
+
+func (m *Meter) line() string {
+	var current, total int64
+	for _, l := range m.layers {
+		current += l.current
+		total += l.total
+	}
+	return fmt.Sprintf("%s: %s / %s", m.ref, mebibytes(current), mebibytes(total))
+}
+
+func mebibytes(n int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
