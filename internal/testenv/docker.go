@@ -1,0 +1,401 @@
+package testenv
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// dockerStartTimeout bounds how long dockerd may take to answer /_ping.
+const dockerStartTimeout = 60 * time.Second
+
+// DockerEngine is a dockerd of its own, shared by all tests of one test
+// binary, listening on a unix socket in a directory under /tmp. Tests that
+// stop or restart it must not run in parallel with other tests that use it.
+type DockerEngine struct {
+	// Host is the engine's address for DOCKER_HOST, "unix:///tmp/…/docker.sock".
+	Host string
+	// Dir holds the engine's data root, exec root, socket and log.
+	Dir string
+
+	sock      string
+	logPath   string
+	cliConfig string // DOCKER_CONFIG of Run: the harness's own, never ~/.docker
+	dockerd   string
+	cli       string
+	argv      []string
+
+	mu   sync.Mutex
+	proc *process // nil while stopped
+}
+
+var (
+	dockerOnce sync.Once
+	dockerMu   sync.Mutex // guards dockerEng
+	dockerEng  *DockerEngine
+	dockerErr  error
+)
+
+// Docker returns the test binary's Docker Engine, starting it on first use
+// and again if an earlier test left it stopped. It calls Require.
+func Docker(t testing.TB) *DockerEngine {
+	t.Helper()
+	Require(t)
+	dir := workDir(t)
+	dockerOnce.Do(func() {
+		d, err := newDocker(filepath.Join(dir, "docker"))
+		if err == nil {
+			err = d.start()
+		}
+		dockerMu.Lock()
+		dockerEng, dockerErr = d, err
+		dockerMu.Unlock()
+	})
+	if dockerErr != nil {
+		t.Fatalf("testenv: start the Docker Engine: %v", dockerErr)
+	}
+	d := dockerEng
+	d.mu.Lock()
+	stopped := d.proc == nil
+	d.mu.Unlock()
+	if stopped {
+		d.Start(t)
+	}
+	return d
+}
+
+// startedDocker returns the engine if Docker made one.
+func startedDocker() *DockerEngine {
+	dockerMu.Lock()
+	defer dockerMu.Unlock()
+	return dockerEng
+}
+
+// newDocker prepares the engine's directory and command line.
+func newDocker(dir string) (*DockerEngine, error) {
+	dockerd, err := partDockerd.path()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := partDocker.path()
+	if err != nil {
+		return nil, err
+	}
+	d := &DockerEngine{
+		Dir:       dir,
+		sock:      filepath.Join(dir, "docker.sock"),
+		logPath:   filepath.Join(dir, "dockerd.log"),
+		cliConfig: filepath.Join(dir, "cli"),
+		dockerd:   dockerd,
+		cli:       cli,
+	}
+	d.Host = "unix://" + d.sock
+	execRoot := filepath.Join(dir, "exec")
+	// containerd's sockets are the longest paths under the exec root.
+	if n := len(filepath.Join(execRoot, "containerd", "containerd.sock.ttrpc")); n >= 108 {
+		return nil, fmt.Errorf("socket paths under %s would be %d bytes, over the 107 a unix socket allows", dir, n)
+	}
+	for _, sub := range []string{"data", "exec", "cli"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("make engine directory: %w", err)
+		}
+	}
+	// An empty daemon.json keeps /etc/docker/daemon.json out of the tests.
+	daemonJSON := filepath.Join(dir, "daemon.json")
+	if err := os.WriteFile(daemonJSON, []byte("{}\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write daemon.json: %w", err)
+	}
+	ns := "prepull-" + filepath.Base(filepath.Dir(dir))
+	d.argv = []string{dockerd,
+		"--config-file", daemonJSON,
+		"--data-root", filepath.Join(dir, "data"),
+		"--exec-root", execRoot,
+		"--pidfile", filepath.Join(dir, "dockerd.pid"),
+		"-H", d.Host,
+		"--storage-driver=vfs",
+		"--iptables=false", "--ip6tables=false", "--bridge=none",
+		// Own namespaces, in case dockerd joins a system containerd.
+		"--containerd-namespace", ns,
+		"--containerd-plugins-namespace", ns + "-plugins",
+	}
+	return d, nil
+}
+
+// Start starts the engine on its existing data root and waits until it
+// answers. It fails t if the engine is running already.
+func (d *DockerEngine) Start(t testing.TB) {
+	t.Helper()
+	if err := d.start(); err != nil {
+		t.Fatalf("testenv: start the Docker Engine: %v", err)
+	}
+}
+
+// Stop stops the engine (SIGTERM, then SIGKILL to its process group).
+func (d *DockerEngine) Stop(t testing.TB) {
+	t.Helper()
+	if err := d.stop(); err != nil {
+		t.Fatalf("testenv: stop the Docker Engine: %v", err)
+	}
+}
+
+// Restart stops the engine and starts it again on the same data root, so
+// that images pulled before are still there.
+func (d *DockerEngine) Restart(t testing.TB) {
+	t.Helper()
+	d.Stop(t)
+	d.Start(t)
+}
+
+func (d *DockerEngine) start() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc != nil {
+		return fmt.Errorf("dockerd is running already")
+	}
+	// A killed dockerd leaves its socket and its data-root mount behind.
+	unmountUnder(filepath.Join(d.Dir, "data"))
+	_ = os.Remove(d.sock)
+	env := cleanEnv([]string{"DOCKER_", "CONTAINERD_"})
+	p, err := startProcess("dockerd", d.logPath, env, d.argv...)
+	if err != nil {
+		return err
+	}
+	if err := p.waitReady(dockerStartTimeout, d.ping); err != nil {
+		_ = p.stop(time.Second)
+		return err
+	}
+	d.proc = p
+	return nil
+}
+
+func (d *DockerEngine) stop() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc == nil {
+		return nil
+	}
+	err := d.proc.stop(30 * time.Second)
+	d.proc = nil
+	unmountUnder(filepath.Join(d.Dir, "data"))
+	return err
+}
+
+// ping asks the engine's API for GET /_ping over the unix socket.
+func (d *DockerEngine) ping() error {
+	client := &http.Client{
+		Timeout: 2 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dialer net.Dialer
+			return dialer.DialContext(ctx, "unix", d.sock)
+		}},
+	}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://docker/_ping")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /_ping: %s", resp.Status)
+	}
+	return nil
+}
+
+// cliEnv is the environment of the docker CLI: this engine, the given
+// DOCKER_CONFIG, the classic builder, and no DOCKER_ variable of the caller.
+func (d *DockerEngine) cliEnv(config string) []string {
+	return cleanEnv([]string{"DOCKER_"},
+		"DOCKER_HOST="+d.Host,
+		"DOCKER_CONFIG="+config,
+		"DOCKER_BUILDKIT=0",
+		"DOCKER_CLI_HINTS=false",
+	)
+}
+
+// Run runs the docker CLI with args against the engine, with the harness's
+// own DOCKER_CONFIG, and returns its standard output without surrounding
+// space. It fails t when the command fails. Call it from the test's
+// goroutine.
+func (d *DockerEngine) Run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := runCmd(d.cliEnv(d.cliConfig), nil, append([]string{d.cli}, args...)...)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// HasImage reports whether the engine holds the image that ref names.
+func (d *DockerEngine) HasImage(t testing.TB, ref string) bool {
+	t.Helper()
+	_, err := runCmd(d.cliEnv(d.cliConfig), nil, d.cli, "image", "inspect", "--format", "{{.Id}}", ref)
+	switch {
+	case err == nil:
+		return true
+	case stderrContains(err, "No such image"):
+		return false
+	default:
+		t.Fatalf("testenv: %v", err)
+		return false
+	}
+}
+
+// RemoveImage removes the image that ref names from the engine, with all its
+// tags. An image that is not there is not an error.
+func (d *DockerEngine) RemoveImage(t testing.TB, ref string) {
+	t.Helper()
+	_, err := runCmd(d.cliEnv(d.cliConfig), nil, d.cli, "image", "rm", "--force", ref)
+	if err != nil && !stderrContains(err, "No such image") {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// ImageOptions shape the image that PushImage makes. The zero value makes a
+// one-layer image of 100 KiB tagged "latest".
+type ImageOptions struct {
+	// Tag is pushed along with the image; "latest" when empty.
+	Tag string
+	// Size is the number of random bytes in the image, spread evenly over
+	// its layers; 100 KiB when zero.
+	Size int
+	// Layers is the number of layers; 1 when zero.
+	Layers int
+}
+
+var pushDigest = regexp.MustCompile(`digest: (sha256:[0-9a-f]{64})`)
+
+// PushImage makes a new image of random content (so its digest is new too),
+// pushes it to reg as repo, logging in with reg's user when it has one,
+// removes the local copy and returns the image's digest, "sha256:" and 64
+// hex digits. The image is written as a docker save archive and loaded with
+// docker load, which needs no builder and no network.
+func (d *DockerEngine) PushImage(t testing.TB, reg *Registry, repo string, opts ImageOptions) string {
+	t.Helper()
+	if opts.Tag == "" {
+		opts.Tag = "latest"
+	}
+	if opts.Size <= 0 {
+		opts.Size = 100 << 10
+	}
+	if opts.Layers <= 0 {
+		opts.Layers = 1
+	}
+	ref := reg.Addr + "/" + repo + ":" + opts.Tag
+
+	var archive bytes.Buffer
+	if err := writeImageArchive(&archive, ref, opts); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	// A config of this push only, so that no test sees its login.
+	env := d.cliEnv(t.TempDir())
+	if _, err := runCmd(env, &archive, d.cli, "load", "--quiet"); err != nil {
+		t.Fatalf("testenv: load the image: %v", err)
+	}
+	if reg.User != "" {
+		_, err := runCmd(env, strings.NewReader(reg.Password), d.cli, "login", "--username", reg.User, "--password-stdin", reg.Addr)
+		if err != nil {
+			t.Fatalf("testenv: log in to %s: %v", reg.Addr, err)
+		}
+	}
+	out, err := runCmd(env, nil, d.cli, "push", ref)
+	if err != nil {
+		t.Fatalf("testenv: push %s: %v", ref, err)
+	}
+	m := pushDigest.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("testenv: push %s printed no digest:\n%s", ref, out)
+	}
+	d.RemoveImage(t, ref)
+	return m[1]
+}
+
+// writeImageArchive writes a docker save archive of one image tagged ref:
+// opts.Layers layers, each one file of random bytes, opts.Size bytes in all.
+func writeImageArchive(w io.Writer, ref string, opts ImageOptions) error {
+	created := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	out := tar.NewWriter(w)
+	add := func(name string, data []byte) error {
+		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: created, Typeflag: tar.TypeReg}
+		if err := out.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err := out.Write(data)
+		return err
+	}
+
+	var layerPaths, diffIDs []string
+	var history []map[string]string
+	for i := 1; i <= opts.Layers; i++ {
+		size := opts.Size / opts.Layers
+		if i == opts.Layers {
+			size += opts.Size % opts.Layers
+		}
+		content := make([]byte, size)
+		_, _ = rand.Read(content)
+		var layer bytes.Buffer
+		lw := tar.NewWriter(&layer)
+		name := fmt.Sprintf("layer%d", i)
+		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(size), ModTime: created, Typeflag: tar.TypeReg}
+		if err := lw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("image layer: %w", err)
+		}
+		if _, err := lw.Write(content); err != nil {
+			return fmt.Errorf("image layer: %w", err)
+		}
+		if err := lw.Close(); err != nil {
+			return fmt.Errorf("image layer: %w", err)
+		}
+		sum := sha256.Sum256(layer.Bytes())
+		path := hex.EncodeToString(sum[:]) + "/layer.tar"
+		if err := add(path, layer.Bytes()); err != nil {
+			return fmt.Errorf("image archive: %w", err)
+		}
+		layerPaths = append(layerPaths, path)
+		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(sum[:]))
+		history = append(history, map[string]string{"created": created.Format(time.RFC3339), "created_by": "testenv " + name})
+	}
+
+	config, err := json.Marshal(map[string]any{
+		"architecture": runtime.GOARCH,
+		"os":           "linux",
+		"created":      created.Format(time.RFC3339),
+		"config":       map[string]any{},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": diffIDs},
+		"history":      history,
+	})
+	if err != nil {
+		return fmt.Errorf("image config: %w", err)
+	}
+	sum := sha256.Sum256(config)
+	configPath := hex.EncodeToString(sum[:]) + ".json"
+	manifest, err := json.Marshal([]map[string]any{{"Config": configPath, "RepoTags": []string{ref}, "Layers": layerPaths}})
+	if err != nil {
+		return fmt.Errorf("image manifest: %w", err)
+	}
+	if err := add(configPath, config); err != nil {
+		return fmt.Errorf("image archive: %w", err)
+	}
+	if err := add("manifest.json", manifest); err != nil {
+		return fmt.Errorf("image archive: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("image archive: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package testenv
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// registryStartTimeout bounds how long docker-registry may take to answer.
+const registryStartTimeout = 30 * time.Second
+
+// RegistryOptions configure StartRegistry.
+type RegistryOptions struct {
+	// User and Password, when User is set, make the registry require that
+	// login (htpasswd, bcrypt). Without them it lets anyone pull and push.
+	User     string
+	Password string
+	// Storage is the registry's storage directory; a new temporary one when
+	// empty. Pass the Storage of an earlier registry to serve its content.
+	Storage string
+}
+
+// Registry is a docker-registry process serving plain HTTP on a port of
+// 127.0.0.1, stopped when its test ends.
+type Registry struct {
+	// Addr is "127.0.0.1:PORT", the registry's host for image references.
+	// It stays the same across Stop and Start.
+	Addr string
+	// User and Password are the login the registry requires; empty when it
+	// requires none.
+	User     string
+	Password string
+	// Storage is the directory that holds the registry's content.
+	Storage string
+
+	dir     string
+	logPath string
+	bin     string
+
+	mu      sync.Mutex
+	proc    *process // nil while stopped
+	closing chan struct{}
+	pending sync.WaitGroup // StartAfter goroutines
+}
+
+// StartRegistry starts a registry on a free port of 127.0.0.1 and waits until
+// it answers GET /v2/. It calls Require; the registry is stopped when t ends,
+// and the tail of its log is logged if t failed.
+func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
+	t.Helper()
+	Require(t)
+	r := &Registry{
+		User:     opts.User,
+		Password: opts.Password,
+		Storage:  opts.Storage,
+		dir:      t.TempDir(),
+		bin:      partRegistry.mustPath(t),
+		closing:  make(chan struct{}),
+	}
+	r.logPath = filepath.Join(r.dir, "registry.log")
+	if r.Storage == "" {
+		r.Storage = filepath.Join(r.dir, "storage")
+	}
+	if err := os.MkdirAll(r.Storage, 0o700); err != nil {
+		t.Fatalf("testenv: registry storage: %v", err)
+	}
+	if r.User != "" {
+		r.writeHtpasswd(t)
+	}
+	t.Cleanup(func() {
+		close(r.closing)
+		r.pending.Wait()
+		if t.Failed() {
+			t.Logf("testenv: last lines of %s:\n%s", r.logPath, logTail(r.logPath, 30))
+		}
+		if err := r.stop(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
+
+	// The port was free a moment ago; another process may take it first.
+	var err error
+	for try := 0; try < 5; try++ {
+		var port int
+		if port, err = freePort(); err != nil {
+			break
+		}
+		r.Addr = "127.0.0.1:" + strconv.Itoa(port)
+		if err = r.writeConfig(); err != nil {
+			break
+		}
+		if err = r.start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("testenv: start the registry: %v", err)
+	}
+	return r
+}
+
+// writeHtpasswd writes the bcrypt htpasswd file, passing the password to
+// htpasswd on its standard input rather than its command line.
+func (r *Registry) writeHtpasswd(t testing.TB) {
+	t.Helper()
+	htpasswd := partHtpasswd.mustPath(t)
+	out, err := runCmd(os.Environ(), strings.NewReader(r.Password), htpasswd, "-i", "-B", "-n", r.User)
+	if err != nil {
+		t.Fatalf("testenv: htpasswd: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "htpasswd"), []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
+		t.Fatalf("testenv: htpasswd: %v", err)
+	}
+}
+
+// writeConfig writes the registry's config.yml for r.Addr.
+func (r *Registry) writeConfig() error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 0.1\n")
+	fmt.Fprintf(&b, "log:\n  level: info\n")
+	fmt.Fprintf(&b, "storage:\n  filesystem:\n    rootdirectory: %q\n  delete:\n    enabled: true\n", r.Storage)
+	fmt.Fprintf(&b, "http:\n  addr: %q\n", r.Addr)
+	if r.User != "" {
+		fmt.Fprintf(&b, "auth:\n  htpasswd:\n    realm: basic-realm\n    path: %q\n", filepath.Join(r.dir, "htpasswd"))
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "config.yml"), []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write registry config: %w", err)
+	}
+	return nil
+}
+
+// Start starts the registry again after Stop, on the same address and
+// storage, and waits until it answers.
+func (r *Registry) Start(t testing.TB) {
+	t.Helper()
+	if err := r.start(); err != nil {
+		t.Fatalf("testenv: start the registry: %v", err)
+	}
+}
+
+// Stop stops the registry; its address then refuses connections.
+func (r *Registry) Stop(t testing.TB) {
+	t.Helper()
+	if err := r.stop(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// StartAfter starts the stopped registry again after d, in the background,
+// and returns at once: for "registry down at first, back a few seconds
+// later" tests. It fails t at once if the registry is running. A failure to
+// start later is reported with t.Error; a test that ends first cancels it.
+func (r *Registry) StartAfter(t testing.TB, d time.Duration) {
+	t.Helper()
+	r.mu.Lock()
+	running := r.proc != nil
+	r.mu.Unlock()
+	if running {
+		t.Fatal("testenv: StartAfter needs a stopped registry: call Stop first")
+	}
+	r.pending.Add(1)
+	go func() {
+		defer r.pending.Done()
+		select {
+		case <-time.After(d):
+		case <-r.closing:
+			return
+		}
+		if err := r.start(); err != nil {
+			t.Errorf("testenv: start the registry after %v: %v", d, err)
+		}
+	}()
+}
+
+func (r *Registry) start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc != nil {
+		return fmt.Errorf("registry %s is running already", r.Addr)
+	}
+	// REGISTRY_* variables would override the config file.
+	env := cleanEnv([]string{"REGISTRY_", "OTEL_"})
+	p, err := startProcess("docker-registry", r.logPath, env, r.bin, "serve", filepath.Join(r.dir, "config.yml"))
+	if err != nil {
+		return err
+	}
+	if err := p.waitReady(registryStartTimeout, r.probe); err != nil {
+		_ = p.stop(time.Second)
+		return err
+	}
+	r.proc = p
+	return nil
+}
+
+func (r *Registry) stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil {
+		return nil
+	}
+	err := r.proc.stop(5 * time.Second)
+	r.proc = nil
+	if err != nil {
+		return fmt.Errorf("stop the registry: %w", err)
+	}
+	return nil
+}
+
+// probe checks that GET /v2/ answers 200 (open) or 401 (login required).
+func (r *Registry) probe() error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + r.Addr + "/v2/")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("GET /v2/: %s", resp.Status)
+	}
+	return nil
+}

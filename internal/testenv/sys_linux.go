@@ -1,0 +1,94 @@
+package testenv
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// sysProcAttr puts a helper in its own process group and has the kernel kill
+// it when the thread that started it dies.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// spawnRequest asks the spawner thread to start a command.
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	errc chan error
+}
+
+var (
+	spawnOnce sync.Once
+	spawnc    = make(chan spawnRequest)
+)
+
+// startCmd starts cmd from one OS thread that lives as long as the test
+// binary. Pdeathsig fires when the starting thread exits, not the process, so
+// starting from an ordinary goroutine could kill a helper early should the Go
+// runtime retire that thread.
+func startCmd(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		go func() {
+			runtime.LockOSThread() // never unlocked, so the thread never exits
+			for req := range spawnc {
+				req.errc <- req.cmd.Start()
+			}
+		}()
+	})
+	req := spawnRequest{cmd: cmd, errc: make(chan error, 1)}
+	spawnc <- req
+	return <-req.errc
+}
+
+// unmountUnder detaches every mount at or below dir, deepest first. dockerd
+// bind-mounts its data root onto itself and leaves that mount behind when it
+// is killed.
+func unmountUnder(dir string) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var mounts []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			mounts = append(mounts, mp)
+		}
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	for _, mp := range mounts {
+		_ = syscall.Unmount(mp, syscall.MNT_DETACH)
+	}
+}
+
+// unescapeMount undoes the octal escapes (\040 for a space) of mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# lib.sh: what scripts/test.sh and scripts/demo.sh share. Source it, do not
+# run it. It is the one place that knows which Debian packages prepull's
+# tests and demo need.
+
+# section prints a header that stands out in long output.
+section() {
+  printf '\n==> %s\n' "$*"
+}
+
+# die prints its arguments to standard error and exits 1.
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# have_cmd tells whether a program is installed, looking in the sbin
+# directories too, which a non-root PATH lacks.
+have_cmd() {
+  command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]
+}
+
+# missing_packages prints, one a line, the Debian packages whose programs
+# are missing.
+missing_packages() {
+  local -a parts=(
+    "dockerd docker.io"
+    "docker-registry docker-registry"
+    "htpasswd apache2-utils"
+    "sshd openssh-server"
+    "unzip unzip"
+    "systemd-analyze systemd"
+  )
+  local part
+  for part in "${parts[@]}"; do
+    have_cmd "${part%% *}" || printf '%s\n' "${part#* }"
+  done
+  # The docker CLI: Debian's, not just any docker on PATH.
+  [[ -x /usr/bin/docker ]] || printf '%s\n' docker.io
+}
+
+# install_missing installs the missing packages when run as root, with
+# services kept from starting during the install; without root it names what
+# to install and goes on (the end-to-end tests then fail saying the same).
+install_missing() {
+  local -a pkgs
+  mapfile -t pkgs < <(missing_packages | sort -u)
+  if ((${#pkgs[@]} == 0)); then
+    echo "all parts present"
+    return 0
+  fi
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "warning: missing ${pkgs[*]}; as root: apt-get install ${pkgs[*]}" >&2
+    return 0
+  fi
+  echo "installing ${pkgs[*]}"
+  apt-get update
+  with_services_held DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${pkgs[@]}"
+}
+
+# with_services_held runs a command (VAR=value words first allowed) while
+# /usr/sbin/policy-rc.d forbids starting services, so that installing
+# docker.io starts no system dockerd beside the tests' own.
+with_services_held() {
+  local policy=/usr/sbin/policy-rc.d rc=0
+  if [[ -e "$policy" ]]; then
+    env "$@"
+    return
+  fi
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  env "$@" || rc=$?
+  rm -f "$policy"
+  return "$rc"
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# test.sh: prepull's one test command, for people and CI alike. As root it
+# first installs the parts the end-to-end tests run against; then it checks
+# formatting, runs go vet, runs every test with the race detector and the
+# end-to-end tests on, and fuzzes each fuzz target for FUZZTIME (default 10s).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+FUZZTIME="${FUZZTIME:-10s}"
+
+# check_gofmt fails when a Go file is not gofmt-formatted.
+check_gofmt() {
+  local unformatted
+  unformatted="$(gofmt -l .)"
+  if [[ -n "$unformatted" ]]; then
+    printf 'not gofmt-formatted (run gofmt -w):\n%s\n' "$unformatted" >&2
+    return 1
+  fi
+  echo "all Go files formatted"
+}
+
+# fuzz_targets prints "PACKAGE TARGET" for each fuzz target in the module.
+fuzz_targets() {
+  local file
+  grep -rlE --include='*_test.go' --exclude-dir=.git --exclude-dir=testdata \
+    '^func Fuzz[A-Za-z0-9_]*\(' . | sort | while read -r file; do
+    grep -oE '^func Fuzz[A-Za-z0-9_]*' "$file" | while read -r _ name; do
+      printf './%s %s\n' "$(dirname "${file#./}")" "$name"
+    done
+  done
+}
+
+# run_fuzz fuzzes each target on its own: go test takes one -fuzz target.
+run_fuzz() {
+  local -a targets
+  local pkg name
+  mapfile -t targets < <(fuzz_targets)
+  if ((${#targets[@]} == 0)); then
+    echo "no fuzz targets"
+    return 0
+  fi
+  for target in "${targets[@]}"; do
+    read -r pkg name <<<"$target"
+    echo "--- fuzz $name in $pkg for $FUZZTIME"
+    go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$pkg"
+  done
+}
+
+section "parts (Debian packages)"
+install_missing
+
+section "gofmt"
+check_gofmt
+
+section "go vet"
+go vet ./...
+
+section "go test -race (end-to-end tests on)"
+PREPULL_E2E=1 go test -race -count=1 -timeout 15m ./...
+
+section "fuzz"
+run_fuzz
+
+section "all checks passed"
