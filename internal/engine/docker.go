@@ -73,6 +73,11 @@ func (d *docker) Login(ctx context.Context, auth Auth) error {
 // proj/x" or "Digest: sha256:..." have an empty Layer. An error in the stream
 // fails the pull. When ctx ends, the stream is closed and Pull returns an
 // error wrapping ctx.Err().
+//
+// Engine 20.10 does not stop a stalled layer download when the client goes
+// away, and a later pull of the same image joins that download: retrying
+// after a stall waits on the same stall until the engine's own connection to
+// the registry fails (seen against a registry that stopped sending a blob).
 func (d *docker) Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) error {
 	var opts image.PullOptions
 	if auth != nil {

@@ -1,0 +1,193 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+// These tests run against a real Docker Engine and registry that testenv
+// starts on loopback; they are skipped unless PREPULL_E2E=1 or CI is set.
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const zeroDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+
+func TestDockerPing(t *testing.T) {
+	d := testenv.Docker(t)
+	e, err := NewDocker(d.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	v, err := e.Ping(context.Background())
+	if err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	// The engine's API version, not the client's newer one (1.51): Debian's
+	// docker.io 20.10 answers 1.41.
+	if !regexp.MustCompile(`^1\.[0-9]+$`).MatchString(v) || v == "1.51" {
+		t.Errorf("Ping negotiated %q", v)
+	}
+	t.Logf("negotiated API %s", v)
+}
+
+func TestDockerUnreachable(t *testing.T) {
+	e, err := NewDocker("unix://" + t.TempDir() + "/none.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	_, err = e.Ping(ctx)
+	// Cannot connect to the Docker daemon at unix:///tmp/…/none.sock. Is the docker daemon running?
+	if !errors.Is(err, ErrUnreachable) || !Transient(err) || !strings.Contains(err.Error(), "Cannot connect to the Docker daemon") {
+		t.Errorf("Ping of no engine = %v, want ErrUnreachable, transient, with the client's message", err)
+	}
+	if err := e.Pull(ctx, "127.0.0.1:1/proj/x@"+zeroDigest, nil, nil); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("Pull from no engine = %v, want ErrUnreachable", err)
+	}
+}
+
+func TestDockerPullByDigest(t *testing.T) {
+	d := testenv.Docker(t)
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: "s3cret-pw"})
+	digest := d.PushImage(t, reg, "proj/x", testenv.ImageOptions{Layers: 2, Size: 1 << 20})
+	ref := reg.Addr + "/proj/x@" + digest
+
+	e, err := NewDocker(d.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	good := Auth{ServerAddress: reg.Addr, Username: reg.User, Password: reg.Password}
+	bad := Auth{ServerAddress: reg.Addr, Username: reg.User, Password: "wrong-pw"}
+
+	t.Run("login", func(t *testing.T) {
+		tests := []struct {
+			name string
+			auth Auth
+			want error
+		}{
+			{"good", good, nil},
+			// login attempt to http://127.0.0.1:PORT/v2/ failed with status: 401 Unauthorized
+			{"wrong password", bad, ErrUnauthorized},
+			{"unknown user", Auth{ServerAddress: reg.Addr, Username: "bob", Password: "wrong-pw"}, ErrUnauthorized},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				err := e.Login(ctx, tt.auth)
+				if kind := kindOf(t, err); kind != tt.want || (tt.want != nil && err == nil) {
+					t.Fatalf("Login = %v, want %v", err, tt.want)
+				}
+				if err != nil && (Transient(err) || strings.Contains(err.Error(), tt.auth.Password)) {
+					t.Errorf("Login error %q is transient or shows the password", err)
+				}
+			})
+		}
+	})
+
+	if _, err := e.RepoDigests(ctx, ref); !errors.Is(err, ErrNotPresent) {
+		t.Fatalf("RepoDigests before the pull = %v, want ErrNotPresent", err)
+	}
+
+	t.Run("failing pulls", func(t *testing.T) {
+		tests := []struct {
+			name string
+			ref  string
+			auth *Auth
+			want error
+		}{
+			// Get "http://…/manifests/sha256:…": no basic auth credentials
+			{"anonymous", ref, nil, ErrUnauthorized},
+			// unauthorized: authentication required
+			{"wrong password", ref, &bad, ErrUnauthorized},
+			// manifest for …@sha256:000… not found: manifest unknown: manifest unknown
+			{"unknown digest", reg.Addr + "/proj/x@" + zeroDigest, &good, ErrNotFound},
+			{"unknown repository", reg.Addr + "/proj/nope@" + zeroDigest, &good, ErrNotFound},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				err := e.Pull(ctx, tt.ref, tt.auth, nil)
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("Pull = %v, want %v", err, tt.want)
+				}
+				if Transient(err) || strings.Contains(err.Error(), good.Password) || strings.Contains(err.Error(), bad.Password) {
+					t.Errorf("Pull error %q is transient or shows a password", err)
+				}
+				t.Logf("engine said: %v", err)
+			})
+		}
+	})
+
+	t.Run("pull", func(t *testing.T) {
+		var events []Progress
+		var lines []string
+		m := NewMeter(ref, 0, func(line string) { lines = append(lines, line) })
+		err := e.Pull(ctx, ref, &good, func(p Progress) {
+			events = append(events, p)
+			m.Update(p)
+		})
+		if err != nil {
+			t.Fatalf("Pull: %v", err)
+		}
+		m.Flush()
+		complete := 0
+		for _, p := range events {
+			if p.Status == "Pull complete" {
+				complete++
+			}
+		}
+		if complete != 2 {
+			t.Errorf("%d layers completed, want 2; events: %v", complete, events)
+		}
+		// All of the 1 MiB downloaded, and counted once.
+		if last := lines[len(lines)-1]; last != ref+": 1.0 MiB / 1.0 MiB" {
+			t.Errorf("the meter ended with %q", last)
+		}
+
+		digests, err := e.RepoDigests(ctx, ref)
+		if err != nil || !slices.Contains(digests, ref) {
+			t.Errorf("RepoDigests = %v, %v; want %s among them", digests, err, ref)
+		}
+		// Pulling what is there already works, and says so.
+		if err := e.Pull(ctx, ref, &good, nil); err != nil {
+			t.Errorf("second Pull: %v", err)
+		}
+	})
+
+	t.Run("remove", func(t *testing.T) {
+		for range 2 { // removing what is gone is no error
+			if err := e.Remove(ctx, ref); err != nil {
+				t.Fatalf("Remove: %v", err)
+			}
+		}
+		if _, err := e.RepoDigests(ctx, ref); !errors.Is(err, ErrNotPresent) {
+			t.Errorf("RepoDigests after Remove = %v, want ErrNotPresent", err)
+		}
+	})
+
+	t.Run("registry down", func(t *testing.T) {
+		reg.Stop(t)
+		defer reg.Start(t)
+		// Get "http://127.0.0.1:PORT/v2/": dial tcp 127.0.0.1:PORT: connect: connection refused
+		err := e.Login(ctx, good)
+		if err == nil || !Transient(err) || kindOf(t, err) != nil {
+			t.Errorf("Login to a stopped registry = %v, want transient and no sentinel", err)
+		}
+		err = e.Pull(ctx, ref, &good, nil)
+		if err == nil || !Transient(err) || kindOf(t, err) != nil {
+			t.Errorf("Pull from a stopped registry = %v, want transient and no sentinel", err)
+		}
+		t.Logf("engine said: %v", err)
+	})
+}
