@@ -1,0 +1,56 @@
+// Command mkpak writes a sample management pack that names one container
+// image, for scripts/demo.sh. It lays the pack out with internal/pak/paktest,
+// the same builder the tests use.
+//
+// Usage:
+//
+//	go run ./scripts/mkpak -o sample.pak -registry 127.0.0.1:5000 -repository /demo/adapter -digest sha256:…
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
+)
+
+func main() {
+	out := flag.String("o", "", "write the pak to this `file` (required)")
+	p := paktest.Pak{}
+	flag.StringVar(&p.Kind, "kind", paktest.Kind, "adapter `kind`")
+	flag.StringVar(&p.Version, "version", paktest.Version, "pack `version`")
+	flag.StringVar(&p.Registry, "registry", "", "REGISTRY of the .conf; empty leaves the line out")
+	flag.StringVar(&p.Repository, "repository", "", "REPOSITORY of the .conf, e.g. /demo/adapter")
+	flag.StringVar(&p.Digest, "digest", "", "DIGEST of the .conf, sha256:<64 hex> (required)")
+	flag.Parse()
+	if *out == "" || p.Digest == "" || flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := write(*out, p); err != nil {
+		fmt.Fprintf(os.Stderr, "mkpak: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// write writes the pak p to the file at path.
+func write(path string, p paktest.Pak) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create pak: %w", err)
+	}
+	bw := bufio.NewWriter(f)
+	err = p.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
