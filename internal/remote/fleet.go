@@ -1,0 +1,227 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// maxStdout bounds what is kept of a command's standard output: the
+// one-shot's JSON result is small.
+const maxStdout = 1 << 20
+
+// cancelGrace is how long a canceled command has, after SIGTERM and the close
+// of its session, to report how it ended.
+const cancelGrace = 2 * time.Second
+
+// Host is one destination of a fleet run.
+type Host struct {
+	// Name is the destination as written; it prefixes the host's stderr lines.
+	Name string
+	// Route leads to the host (see SSHConfig.Route).
+	Route []Hop
+	// Err, when set, is why the destination could not be resolved: the
+	// host is not contacted and each of its outputs carries Err.
+	Err error
+}
+
+// Output is what one run of the command on one host produced.
+type Output struct {
+	Host string // Host.Name
+	File string // the local file streamed to its standard input
+
+	// Stdout is the command's standard output, up to 1 MiB.
+	Stdout []byte
+	// ExitStatus is the command's exit status, or -1 when it reported none.
+	ExitStatus int
+	// Signal names the signal that ended the command, if one did.
+	Signal string
+	// LastStderr is the last non-empty line of its standard error.
+	LastStderr string
+	// Err is why the command did not run to an exit status: no connection,
+	// a lost connection, cancellation. Nil when it has an exit status.
+	Err error
+	// Duration is the wall time of the run, streaming included; for a host
+	// that could not be reached, the time spent trying.
+	Duration time.Duration
+}
+
+// Fleet runs one command on many hosts over SSH: one connection per host, one
+// session per file, each file streamed to the command's standard input, the
+// command's standard error streamed back live with each line prefixed by the
+// host's name.
+type Fleet struct {
+	Dialer *Dialer
+	// Command is the shell command line run for each file.
+	Command string
+	// Parallel is how many hosts are worked on at once; at least 1.
+	Parallel int
+	// Stderr receives the prefixed remote standard error and the reason a
+	// host could not be reached.
+	Stderr io.Writer
+}
+
+// Run runs the command for each file on each host, and returns the outputs
+// by host, then file, in the order given. A slow or dead host holds up only
+// its own outputs. When ctx ends, running commands are sent SIGTERM and their
+// sessions closed, and what had not started yet is reported canceled.
+func (f *Fleet) Run(ctx context.Context, hosts []Host, files []string) [][]Output {
+	stderr := &syncWriter{w: f.Stderr}
+	out := make([][]Output, len(hosts))
+	sem := make(chan struct{}, max(f.Parallel, 1))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+				out[i] = f.runHost(ctx, h, files, stderr)
+			case <-ctx.Done():
+				out[i] = failAll(h, files, 0, fmt.Errorf("not started: %w", context.Cause(ctx)))
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// failAll is the outputs of a host where every file failed with err.
+func failAll(h Host, files []string, d time.Duration, err error) []Output {
+	out := make([]Output, len(files))
+	for i, file := range files {
+		out[i] = Output{Host: h.Name, File: file, ExitStatus: -1, Err: err, Duration: d}
+	}
+	return out
+}
+
+// runHost connects to h and runs the command for each file in turn.
+func (f *Fleet) runHost(ctx context.Context, h Host, files []string, stderr io.Writer) []Output {
+	start := time.Now()
+	if ctx.Err() != nil {
+		return failAll(h, files, 0, fmt.Errorf("not started: %w", context.Cause(ctx)))
+	}
+	if h.Err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", h.Name, h.Err)
+		return failAll(h, files, 0, h.Err)
+	}
+	conn, err := f.Dialer.Connect(ctx, h.Route)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", h.Name, err)
+		return failAll(h, files, time.Since(start), err)
+	}
+	defer conn.Close()
+	out := make([]Output, len(files))
+	for i, file := range files {
+		out[i] = f.runFile(ctx, conn, h.Name, file, stderr)
+	}
+	return out
+}
+
+// runFile runs the command once on conn, with file on its standard input.
+func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stderr io.Writer) Output {
+	start := time.Now()
+	o := Output{Host: host, File: file, ExitStatus: -1}
+	defer func() { o.Duration = time.Since(start) }()
+	if ctx.Err() != nil {
+		o.Err = fmt.Errorf("not started: %w", context.Cause(ctx))
+		return o
+	}
+	in, err := os.Open(file)
+	if err != nil {
+		o.Err = err
+		return o
+	}
+	defer in.Close()
+	s, err := conn.NewSession()
+	if err != nil {
+		o.Err = connError(conn, fmt.Errorf("open a session: %w", err))
+		fmt.Fprintf(stderr, "%s: %v\n", host, o.Err)
+		return o
+	}
+	defer s.Close()
+	stdout := &limitedBuffer{max: maxStdout}
+	lines := &prefixWriter{out: stderr, prefix: host + ": "}
+	s.Stdin, s.Stdout, s.Stderr = in, stdout, lines
+	if err := s.Start(f.Command); err != nil {
+		o.Err = connError(conn, fmt.Errorf("start the command: %w", err))
+		fmt.Fprintf(stderr, "%s: %v\n", host, o.Err)
+		return o
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The signal ends a command that does not read its input; closing
+		// the session ends one that does.
+		_ = s.Signal(ssh.SIGTERM)
+		s.Close()
+		select {
+		case <-done:
+		case <-time.After(cancelGrace):
+		}
+		lines.Flush()
+		o.LastStderr = lines.Last()
+		o.Err = fmt.Errorf("canceled: %w", context.Cause(ctx))
+		return o
+	}
+	lines.Flush()
+	o.Stdout, o.LastStderr = stdout.Bytes(), lines.Last()
+	var exit *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	switch {
+	case err == nil:
+		o.ExitStatus = 0
+	case errors.As(err, &exit):
+		o.ExitStatus, o.Signal = exit.ExitStatus(), exit.Signal()
+		if o.Signal != "" {
+			o.ExitStatus = -1
+		}
+	case errors.As(err, &missing):
+		o.Err = connError(conn, errors.New("the command ended without an exit status"))
+	default:
+		o.Err = connError(conn, err)
+	}
+	if o.Err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", host, o.Err)
+	}
+	return o
+}
+
+// connError prefers the reason the keepalive gave up on conn, if it did.
+func connError(conn *Conn, err error) error {
+	if lost := conn.Lost(); lost != nil {
+		return lost
+	}
+	return err
+}
+
+// limitedBuffer keeps the first max bytes written to it and drops the rest.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - len(b.buf); room > 0 {
+		b.buf = append(b.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf
+}

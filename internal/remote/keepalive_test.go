@@ -1,0 +1,71 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeConn answers keepalive requests after delay, with err; never when
+// delay is negative.
+type fakeConn struct {
+	delay time.Duration
+	err   error
+	sent  atomic.Int32
+}
+
+func (f *fakeConn) SendRequest(name string, wantReply bool, payload []byte) (bool, []byte, error) {
+	f.sent.Add(1)
+	if name != "keepalive@openssh.com" || !wantReply {
+		return false, nil, errors.New("not a keepalive")
+	}
+	if f.delay < 0 {
+		select {} // a dead peer: no answer, ever
+	}
+	time.Sleep(f.delay)
+	return false, nil, f.err
+}
+
+func TestKeepalive(t *testing.T) {
+	const every = 10 * time.Millisecond
+	tests := []struct {
+		name string
+		conn *fakeConn
+		dead string // substring of the reason; empty when it must stay alive
+	}{
+		{name: "answers", conn: &fakeConn{}},
+		{name: "answers slowly but within the count", conn: &fakeConn{delay: 2 * every}},
+		{name: "never answers", conn: &fakeConn{delay: -1}, dead: "no answer to 3 keepalives"},
+		{name: "send fails", conn: &fakeConn{err: errors.New("EOF")}, dead: "connection lost: EOF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			died := make(chan error, 1)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				keepalive(ctx, tt.conn, every, 3, func(err error) { died <- err })
+			}()
+			select {
+			case err := <-died:
+				if tt.dead == "" || !strings.Contains(err.Error(), tt.dead) {
+					t.Fatalf("gave up: %v; want %q", err, tt.dead)
+				}
+			case <-time.After(30 * every):
+				if tt.dead != "" {
+					t.Fatalf("still alive after %v; want it to give up", 30*every)
+				}
+				if tt.conn.sent.Load() < 5 {
+					t.Fatalf("sent %d keepalives in %v", tt.conn.sent.Load(), 30*every)
+				}
+			}
+			cancel()
+			<-done
+		})
+	}
+}

@@ -1,0 +1,82 @@
+package remote
+
+import (
+	"bytes"
+	"io"
+	"sync"
+)
+
+// syncWriter serializes writes to w, so that lines of several hosts never
+// mix.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// maxLine bounds the part of a line held back while waiting for its end;
+// longer lines are passed on in pieces.
+const maxLine = 64 << 10
+
+// prefixWriter writes each line to out with prefix before it, in one Write,
+// as soon as the line is complete. It remembers the last non-empty line.
+type prefixWriter struct {
+	out    io.Writer
+	prefix string
+
+	mu   sync.Mutex
+	buf  []byte
+	last string
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			p.buf = append(p.buf, b...)
+			if len(p.buf) >= maxLine {
+				p.emit()
+			}
+			break
+		}
+		p.buf = append(p.buf, b[:i]...)
+		b = b[i+1:]
+		p.emit()
+	}
+	return n, nil
+}
+
+// Flush writes a last line that has no newline.
+func (p *prefixWriter) Flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.buf) > 0 {
+		p.emit()
+	}
+}
+
+// Last returns the last non-empty line written.
+func (p *prefixWriter) Last() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+func (p *prefixWriter) emit() {
+	line := bytes.TrimRight(p.buf, "\r")
+	if len(bytes.TrimSpace(line)) > 0 {
+		p.last = string(line)
+	}
+	out := make([]byte, 0, len(p.prefix)+len(line)+1)
+	out = append(append(append(out, p.prefix...), line...), '\n')
+	p.out.Write(out) // diagnostics: a failed write must not stop the run
+	p.buf = p.buf[:0]
+}
