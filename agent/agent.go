@@ -1,0 +1,390 @@
+// Package agent is prepull's Cloud Proxy service: it watches a drop folder
+// for management packs, makes sure the image each one names is present in
+// the Docker Engine, and keeps it present.
+//
+// A pak copied into watch_dir is taken once it stopped changing, read with
+// the one pak reader, and its image is ensured with the one pull path
+// (internal/pull), the same image once however many paks name it. A pak
+// whose image is present moves to watch_dir/done/; one that names no
+// pullable image moves to watch_dir/failed/ with NAME.pak.error beside it.
+// Everything the agent knows is in state_dir/state.json, written atomically
+// before any file moves, so that it survives kill -9 at any moment.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/retry"
+)
+
+// shutdownWait bounds how long a stop waits for pulls to end after they
+// were cancelled, so that the agent exits well within systemd's and the
+// issue's 10 seconds.
+const shutdownWait = 5 * time.Second
+
+// saveEvery is how soon a change that no file move depends on reaches the
+// state file. Changes that a move depends on are written at once.
+const saveEvery = 200 * time.Millisecond
+
+// engineCheckTimeout bounds one ping of the Docker Engine.
+const engineCheckTimeout = 5 * time.Second
+
+// Options configure an Agent.
+type Options struct {
+	// ConfigFile is the file a reload reads again; empty means what
+	// config.Load picks ($PREPULL_CONFIG, then the default file).
+	ConfigFile string
+	// Config is the configuration loaded at start.
+	Config *config.Config
+	// Engine is the Docker Engine to keep images in.
+	Engine engine.Engine
+	// Log receives one line per event. It never receives a secret.
+	Log *zap.Logger
+}
+
+// Agent is the service. Make one with New and start it with Run.
+type Agent struct {
+	eng       engine.Engine
+	log       *zap.Logger
+	cfgFile   string
+	watchDir  string
+	doneDir   string
+	failedDir string
+	stateDir  string
+
+	// pullBackoff spaces the tries inside one Ensure call (transient
+	// errors, stalls, an engine that does not answer); retryBackoff spaces
+	// Ensure calls after one gave up on a transient error; slowBackoff
+	// spaces them after a failure that waiting will not fix by itself,
+	// such as rejected credentials.
+	pullBackoff, retryBackoff, slowBackoff retry.Backoff
+
+	reloadCh chan struct{}
+	wakeCh   chan struct{}
+	workers  sync.WaitGroup
+	notify   *notifier
+
+	mu         sync.Mutex
+	cfg        *config.Config
+	creds      *credentials.Resolver
+	paks       map[string]*PakState // by sha256
+	images     map[string]*image    // by reference
+	inflight   int
+	engineDown bool
+	dirty      bool
+	stopping   bool
+}
+
+// New checks that the folders are safe, reads the state and returns an
+// agent ready to Run. An unsafe watch_dir or state_dir is refused with an
+// error that wraps config.ErrInvalid.
+func New(o Options) (*Agent, error) {
+	cfg := *o.Config
+	watchDir, err := filepath.Abs(cfg.WatchDir)
+	if err != nil {
+		return nil, fmt.Errorf("watch_dir: %w", err)
+	}
+	stateDir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	cfg.WatchDir, cfg.StateDir = watchDir, stateDir
+	if err := checkPrivate("state_dir", stateDir); err != nil {
+		return nil, err
+	}
+	if err := checkPrivate("watch_dir", watchDir); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		eng:          o.Engine,
+		log:          o.Log,
+		cfgFile:      o.ConfigFile,
+		watchDir:     watchDir,
+		stateDir:     stateDir,
+		pullBackoff:  retry.Backoff{Base: time.Second, Max: time.Minute},
+		retryBackoff: retry.Backoff{Base: 10 * time.Second, Max: 5 * time.Minute},
+		slowBackoff:  retry.Backoff{Base: time.Minute, Max: 5 * time.Minute},
+		reloadCh:     make(chan struct{}, 1),
+		wakeCh:       make(chan struct{}, 1),
+		notify:       newNotifier(o.Log),
+		cfg:          &cfg,
+		creds:        credentials.NewResolver(&cfg, nil),
+		paks:         map[string]*PakState{},
+		images:       map[string]*image{},
+	}
+	if a.doneDir, err = makeSubdir(watchDir, DoneDir); err != nil {
+		return nil, err
+	}
+	if a.failedDir, err = makeSubdir(watchDir, FailedDir); err != nil {
+		return nil, err
+	}
+	removeStaleTemps(stateDir)
+	s, err := ReadState(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (move it aside to start afresh)", err)
+	}
+	a.restore(s)
+	return a, nil
+}
+
+// Reload asks the running agent to read its configuration again, as SIGHUP
+// does. It returns at once.
+func (a *Agent) Reload() {
+	select {
+	case a.reloadCh <- struct{}{}:
+	default:
+	}
+}
+
+// Run watches and pulls until ctx ends, then cancels the pulls, saves the
+// state and returns nil. It tells systemd where it is when run as a
+// Type=notify service.
+func (a *Agent) Run(ctx context.Context) error {
+	workCtx, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
+	watchCtx, cancelWatch := context.WithCancel(context.Background())
+	defer cancelWatch()
+
+	a.mu.Lock()
+	cfg := a.cfg
+	a.mu.Unlock()
+	w := newWatcher(a.watchDir, timing{settle: cfg.Settle, rescan: cfg.RescanInterval}, a.log, a.offer)
+	ready := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		w.run(watchCtx, ready)
+	}()
+	<-ready
+	go a.dispatch(workCtx)
+	go a.checkEngine(workCtx)
+
+	a.log.Info("agent started", zap.String("watch_dir", a.watchDir), zap.String("state_dir", a.stateDir),
+		zap.Int("concurrency", cfg.Concurrency), zap.Duration("verify_interval", cfg.VerifyInterval))
+	a.notify.ready(a.statusLine())
+
+	verify := time.NewTicker(cfg.VerifyInterval)
+	defer verify.Stop()
+	engineCheck := time.NewTicker(cfg.RescanInterval)
+	defer engineCheck.Stop()
+	save := time.NewTicker(saveEvery)
+	defer save.Stop()
+	var watchdog <-chan time.Time
+	if every := a.notify.watchdogEvery(); every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		watchdog = t.C
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown(cancelWatch, watchDone, cancelWork)
+			return nil
+		case <-a.reloadCh:
+			if cfg, ok := a.reload(w); ok {
+				verify.Reset(cfg.VerifyInterval)
+				engineCheck.Reset(cfg.RescanInterval)
+			}
+		case <-verify.C:
+			a.scheduleVerify()
+		case <-engineCheck.C:
+			go a.checkEngine(workCtx)
+		case <-save.C:
+			a.mu.Lock()
+			a.saveIfDirty()
+			a.mu.Unlock()
+			a.notify.status(a.statusLine())
+		case <-watchdog:
+			a.notify.watchdog()
+		}
+	}
+}
+
+// shutdown stops taking work, cancels the pulls, waits a little for them to
+// end and saves the state.
+func (a *Agent) shutdown(cancelWatch context.CancelFunc, watchDone <-chan struct{}, cancelWork context.CancelFunc) {
+	start := time.Now()
+	a.notify.stopping()
+	a.log.Info("stopping: no new work, cancelling pulls")
+	a.mu.Lock()
+	a.stopping = true
+	a.mu.Unlock()
+	cancelWatch()
+	cancelWork()
+	done := make(chan struct{})
+	go func() {
+		a.workers.Wait()
+		<-watchDone
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownWait):
+		a.log.Warn("pulls did not end in time, saving the state anyway", zap.Duration("waited", shutdownWait))
+	}
+	a.mu.Lock()
+	for _, im := range a.images {
+		if im.Status == StatusPulling {
+			a.setStatus(im, StatusWaiting, time.Now().UTC())
+		}
+	}
+	a.dirty = true
+	a.saveIfDirty()
+	a.mu.Unlock()
+	a.log.Info("stopped", zap.Duration("duration", time.Since(start)))
+}
+
+// reload reads the configuration again. Credentials, intervals, timeouts,
+// concurrency and default_registry take effect at once; folders, the Docker
+// host and the log format need a restart. Images that failed are tried
+// again at once, so that a fixed password file works right after SIGHUP.
+func (a *Agent) reload(w *watcher) (*config.Config, bool) {
+	a.notify.reloading()
+	defer func() { a.notify.ready(a.statusLine()) }()
+	cfg, err := config.Load(a.cfgFile)
+	if err != nil {
+		a.log.Error("reload failed, keeping the running configuration", zap.Error(err))
+		return nil, false
+	}
+	a.mu.Lock()
+	old := a.cfg
+	for _, k := range []struct{ key, was, now string }{
+		{"watch_dir", old.WatchDir, absOr(cfg.WatchDir)},
+		{"state_dir", old.StateDir, absOr(cfg.StateDir)},
+		{"docker_host", old.DockerHost, cfg.DockerHost},
+		{"log_format", old.LogFormat, cfg.LogFormat},
+	} {
+		if k.was != k.now {
+			a.log.Warn("this setting changes only on restart", zap.String("key", k.key), zap.String("running", k.was), zap.String("configured", k.now))
+		}
+	}
+	cfg.WatchDir, cfg.StateDir, cfg.DockerHost, cfg.LogFormat = old.WatchDir, old.StateDir, old.DockerHost, old.LogFormat
+	a.cfg = cfg
+	a.creds = credentials.NewResolver(cfg, nil)
+	now := time.Now()
+	retried := 0
+	for _, im := range a.images {
+		if !im.inflight && (im.Status == StatusFailed || im.Status == StatusWaiting) {
+			im.due, im.failures = now, 0
+			retried++
+		}
+	}
+	a.mu.Unlock()
+	w.reconfigure(timing{settle: cfg.Settle, rescan: cfg.RescanInterval})
+	a.wake()
+	a.log.Info("configuration reloaded", zap.String("config", cfg.File), zap.Int("concurrency", cfg.Concurrency),
+		zap.Duration("verify_interval", cfg.VerifyInterval), zap.Int("images_retried", retried))
+	return cfg, true
+}
+
+// absOr returns path made absolute, or path itself when that fails.
+func absOr(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+// checkEngine pings the Docker Engine and records whether it answers.
+func (a *Agent) checkEngine(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, engineCheckTimeout)
+	defer cancel()
+	_, err := a.eng.Ping(ctx)
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.setEngine(err)
+}
+
+// setEngine records the outcome of talking to the engine, logging changes.
+// When the engine answers again, images waiting for it are tried at once.
+func (a *Agent) setEngine(err error) {
+	down := err != nil && (errors.Is(err, engine.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded))
+	if err != nil && !down {
+		return // the engine answered, with an error about something else
+	}
+	switch {
+	case down && !a.engineDown:
+		a.log.Warn("docker engine unreachable, will keep trying", zap.Error(err))
+	case !down && a.engineDown:
+		a.log.Info("docker engine reachable again")
+		now := time.Now()
+		for _, im := range a.images {
+			if !im.inflight && im.Status == StatusWaiting {
+				im.due = now
+			}
+		}
+		a.wake()
+	}
+	a.engineDown = down
+}
+
+// restore takes over a state read at start: pulls that a crash interrupted
+// are waiting again, and every image is checked at once.
+func (a *Agent) restore(s *State) {
+	now := time.Now()
+	for _, is := range s.Images {
+		im := &image{ImageState: is, paks: map[string]bool{}, due: now}
+		if im.Status == StatusPulling {
+			im.Status = StatusWaiting
+		}
+		im.verifying = im.Status == StatusPresent
+		a.images[im.Reference] = im
+	}
+	for _, ps := range s.Paks {
+		p := ps
+		a.paks[p.SHA256] = &p
+		if im := a.images[p.Reference]; im != nil && p.Status != StatusInvalid {
+			im.paks[p.SHA256] = true
+			mirror(&p, im)
+		}
+	}
+	if len(s.Paks) > 0 || len(s.Images) > 0 {
+		a.log.Info("state restored", zap.Int("paks", len(s.Paks)), zap.Int("images", len(s.Images)))
+	}
+}
+
+// snapshot returns the state as it is to be saved. Call with a.mu held.
+func (a *Agent) snapshot() *State {
+	s := &State{Version: stateVersion, Paks: make([]PakState, 0, len(a.paks)), Images: make([]ImageState, 0, len(a.images))}
+	for _, p := range a.paks {
+		s.Paks = append(s.Paks, *p)
+	}
+	for _, im := range a.images {
+		s.Images = append(s.Images, im.ImageState)
+	}
+	sortState(s)
+	return s
+}
+
+// saveNow writes the state file. Call with a.mu held. A failure is logged:
+// the agent keeps its state in memory and tries again with the next change.
+func (a *Agent) saveNow() error {
+	if err := writeState(a.stateDir, a.snapshot()); err != nil {
+		a.dirty = true
+		a.log.Error("cannot save state", zap.String("state_dir", a.stateDir), zap.Error(err))
+		return err
+	}
+	a.dirty = false
+	return nil
+}
+
+// saveIfDirty writes the state file when something changed. Call with a.mu held.
+func (a *Agent) saveIfDirty() {
+	if a.dirty {
+		a.saveNow()
+	}
+}

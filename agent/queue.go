@@ -1,0 +1,422 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
+)
+
+// progressEvery is how often a running pull logs its bytes.
+const progressEvery = 10 * time.Second
+
+// image is an image the agent is responsible for, with its schedule.
+type image struct {
+	ImageState
+	paks      map[string]bool // sha256 of the paks naming it
+	due       time.Time       // when to ensure it next; zero when nothing is scheduled
+	inflight  bool            // an Ensure call runs for it
+	verifying bool            // the call checks a present image
+	failures  int             // Ensure calls in a row that failed
+}
+
+// offer takes a pak the watcher found. The same bytes are one pak however
+// often and under whatever name they are dropped.
+func (a *Agent) offer(f found) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now().UTC()
+	name := filepath.Base(f.path)
+	p := a.paks[f.sha]
+	if p == nil {
+		p = &PakState{SHA256: f.sha, Name: name, FirstSeen: now}
+		a.paks[f.sha] = p
+	} else if p.File != f.path {
+		a.log.Info("pak seen before, same content", zap.String("pak", name), zap.String("before", p.File), zap.String("sha256", f.sha))
+	}
+	p.File, p.Updated = f.path, now
+
+	perr := f.perr
+	var t pak.Target
+	if perr == nil {
+		var err error
+		t, err = f.img.Resolve(a.cfg.DefaultRegistry)
+		switch {
+		case errors.Is(err, pak.ErrInvalid):
+			perr = err
+		case err != nil:
+			// The configuration is at fault (default_registry), not the
+			// pak: it stays in the inbox and is read again on reload.
+			p.Status, p.LastError = StatusFailed, err.Error()
+			a.dirty = true
+			a.log.Error("cannot resolve the pak's image, fix the configuration and reload", zap.String("pak", name), zap.Error(err))
+			return
+		}
+	}
+	if perr != nil {
+		a.reject(p, perr, now)
+		return
+	}
+
+	if old := a.images[p.Reference]; old != nil && p.Reference != t.Reference {
+		delete(old.paks, p.SHA256) // resolved differently since (default_registry changed)
+	}
+	p.Reference, p.Digest = t.Reference, t.Digest
+	im := a.images[t.Reference]
+	if im == nil {
+		im = &image{
+			ImageState: ImageState{Reference: t.Reference, Registry: t.Registry, Digest: t.Digest, Status: StatusWaiting, Updated: now},
+			paks:       map[string]bool{},
+			due:        now,
+		}
+		a.images[t.Reference] = im
+	} else if im.Status == StatusPresent && !im.inflight {
+		// Check that it is still there; then the pak moves to done/.
+		im.due, im.verifying = now, true
+	}
+	im.paks[p.SHA256] = true
+	mirror(p, im)
+	a.dirty = true
+	a.log.Info("pak taken", zap.String("pak", name), zap.String("reference", t.Reference), zap.String("sha256", f.sha), zap.String("image_status", im.Status))
+	a.wake()
+}
+
+// reject records a pak that names no pullable image and moves it to
+// failed/ with the reason beside it: first the state, then the files.
+// Call with a.mu held.
+func (a *Agent) reject(p *PakState, perr error, now time.Time) {
+	src := p.File
+	if im := a.images[p.Reference]; im != nil {
+		delete(im.paks, p.SHA256)
+	}
+	p.Status, p.LastError, p.Attempts, p.Updated = StatusInvalid, perr.Error(), 0, now
+	dst := freeName(a.failedDir, filepath.Base(src))
+	if err := writeErrorFile(dst, p.SHA256, perr, now); err != nil {
+		a.dirty = true
+		a.log.Error("cannot write the error file, leaving the pak in the inbox", zap.String("pak", p.Name), zap.Error(err))
+		return
+	}
+	p.File = dst
+	a.saveNow()
+	a.move(p, src, dst)
+	a.log.Error("pak names no pullable image, moved to failed/", zap.String("pak", p.Name), zap.String("file", p.File), zap.Error(perr))
+}
+
+// move moves a pak's file and records where it went. Call with a.mu held,
+// after the state naming dst was saved.
+func (a *Agent) move(p *PakState, src, dst string) {
+	got, err := moveFile(src, dst)
+	if err != nil {
+		p.File = src
+		a.log.Error("cannot move pak", zap.String("pak", p.Name), zap.String("to", filepath.Dir(dst)), zap.Error(err))
+	} else if got != dst {
+		p.File = got
+	}
+	if p.File != dst {
+		a.dirty = true
+	}
+}
+
+// mirror gives a pak its image's status.
+func mirror(p *PakState, im *image) {
+	p.Status, p.Attempts, p.LastError = im.Status, im.Attempts, im.LastError
+	if im.Updated.After(p.Updated) {
+		p.Updated = im.Updated
+	}
+}
+
+// setStatus changes an image's status and its paks'. Call with a.mu held.
+func (a *Agent) setStatus(im *image, status string, now time.Time) {
+	im.Status, im.Updated = status, now
+	for sha := range im.paks {
+		if p := a.paks[sha]; p != nil {
+			mirror(p, im)
+		}
+	}
+	a.dirty = true
+}
+
+// wake tells the dispatcher to look for work.
+func (a *Agent) wake() {
+	select {
+	case a.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch starts an Ensure call for every image that is due, at most
+// concurrency at a time, until ctx ends.
+func (a *Agent) dispatch(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := a.startDue(ctx)
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wakeCh:
+		case <-timer.C:
+		}
+	}
+}
+
+// startDue starts the Ensure calls that are due and returns when the next
+// one will be.
+func (a *Agent) startDue(ctx context.Context) (next time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopping || ctx.Err() != nil {
+		return time.Time{}
+	}
+	var due []*image
+	for _, im := range a.images {
+		if !im.inflight && !im.due.IsZero() {
+			due = append(due, im)
+		}
+	}
+	slices.SortFunc(due, func(x, y *image) int {
+		if c := x.due.Compare(y.due); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Reference, y.Reference)
+	})
+	now := time.Now()
+	for _, im := range due {
+		if im.due.After(now) {
+			if next.IsZero() || im.due.Before(next) {
+				next = im.due
+			}
+			continue
+		}
+		if a.inflight >= a.cfg.Concurrency {
+			continue // a finishing call wakes the dispatcher
+		}
+		a.start(ctx, im)
+	}
+	return next
+}
+
+// start runs one Ensure call for im. Call with a.mu held.
+func (a *Agent) start(ctx context.Context, im *image) {
+	im.inflight, im.due = true, time.Time{}
+	a.inflight++
+	if im.Status != StatusPresent {
+		a.setStatus(im, StatusPulling, time.Now().UTC())
+	}
+	target := pak.Target{
+		Image:     pak.Image{File: a.pakNameOf(im), Repository: im.Reference, Digest: im.Digest},
+		Registry:  im.Registry,
+		Reference: im.Reference,
+	}
+	p := &pull.Puller{
+		Engine:      &observed{Engine: a.eng, a: a, ref: im.Reference},
+		Credentials: a.creds,
+		Log:         a.log,
+		Backoff:     a.pullBackoff,
+		Progress:    a.progress,
+	}
+	opts := pull.Options{Timeout: a.cfg.PullTimeout, StallTimeout: a.cfg.StallTimeout}
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		res := p.Ensure(ctx, target, opts)
+		a.finish(ctx, im, res)
+		a.wake()
+	}()
+}
+
+// pakNameOf names one pak of im, for log lines. Call with a.mu held.
+func (a *Agent) pakNameOf(im *image) string {
+	var names []string
+	for sha := range im.paks {
+		if p := a.paks[sha]; p != nil {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	slices.Sort(names)
+	return names[0]
+}
+
+// progress logs a running pull's bytes now and then.
+func (a *Agent) progress(ref string) (func(engine.Progress), func()) {
+	m := engine.NewMeter(ref, progressEvery, func(line string) {
+		a.log.Info("pulling", zap.String("reference", ref), zap.String("progress", line))
+	})
+	return m.Update, func() {}
+}
+
+// finish records the outcome of an Ensure call: a present image moves its
+// paks to done/; a failure is tried again later, soon when it is
+// transient, slowly when it is not.
+func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	im.inflight = false
+	a.inflight--
+	verifying := im.verifying
+	im.verifying = false
+	now := time.Now().UTC()
+	fields := func() *zap.Logger {
+		return a.log.With(zap.String("pak", res.Target.File), zap.String("reference", im.Reference),
+			zap.Int("attempt", im.Attempts), zap.Duration("duration", res.Duration))
+	}
+
+	if ctx.Err() != nil {
+		if im.Status == StatusPulling {
+			a.setStatus(im, StatusWaiting, now)
+		}
+		return
+	}
+	if res.Err == nil {
+		im.failures = 0
+		im.LastError = ""
+		im.LastVerified = now
+		switch {
+		case res.Status == pull.Pulled:
+			im.Pulls++
+			im.LastPulled = now
+			fields().Info("image present", zap.String("outcome", "pulled"), zap.Int("pulls", im.Pulls), zap.String("credentials", res.CredentialSource))
+		case !verifying || im.Status != StatusPresent:
+			fields().Info("image present", zap.String("outcome", "already present"))
+		}
+		a.setStatus(im, StatusPresent, now)
+		a.moveDone(im)
+		return
+	}
+
+	if res.Attempts == 0 {
+		im.Attempts++ // a try that failed before any pull, e.g. at login
+	}
+	im.failures++
+	im.LastError = res.Err.Error()
+	log := fields()
+	if pull.Transient(res.Err) {
+		im.due = time.Now().Add(a.retryBackoff.Delay(im.failures))
+		a.setStatus(im, StatusWaiting, now)
+		log.Warn("cannot ensure image, will retry", zap.Duration("retry_in", time.Until(im.due).Round(time.Second)), zap.Error(res.Err))
+		return
+	}
+	im.due = time.Now().Add(a.slowBackoff.Delay(im.failures))
+	a.setStatus(im, StatusFailed, now)
+	log.Error("cannot pull image, will retry slowly (reload to retry now)", zap.Duration("retry_in", time.Until(im.due).Round(time.Second)), zap.Error(res.Err))
+}
+
+// moveDone moves the paks of a present image that are still in the inbox to
+// done/: the state naming their new place is saved first. Call with a.mu held.
+func (a *Agent) moveDone(im *image) {
+	type move struct {
+		p        *PakState
+		src, dst string
+	}
+	var moves []move
+	for sha := range im.paks {
+		p := a.paks[sha]
+		if p == nil || filepath.Dir(p.File) != a.watchDir {
+			continue
+		}
+		dst := freeName(a.doneDir, filepath.Base(p.File))
+		moves = append(moves, move{p, p.File, dst})
+		p.File = dst
+	}
+	if len(moves) == 0 {
+		return
+	}
+	a.saveNow()
+	for _, m := range moves {
+		a.move(m.p, m.src, m.dst)
+		a.log.Info("pak done", zap.String("pak", m.p.Name), zap.String("reference", im.Reference), zap.String("file", m.p.File))
+	}
+}
+
+// scheduleVerify has every present image checked, and pulled again if it
+// vanished.
+func (a *Agent) scheduleVerify() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	for _, im := range a.images {
+		if im.Status == StatusPresent && !im.inflight && im.due.IsZero() {
+			im.due, im.verifying = now, true
+		}
+	}
+	a.wake()
+}
+
+// observed is the engine as one Ensure call sees it: every call is passed
+// on, and what it tells (a pull starting, an error, the engine answering or
+// not) is recorded for the image.
+type observed struct {
+	engine.Engine
+	a   *Agent
+	ref string
+}
+
+func (o *observed) Login(ctx context.Context, auth engine.Auth) error {
+	err := o.Engine.Login(ctx, auth)
+	o.a.observe(o.ref, err)
+	return err
+}
+
+func (o *observed) Pull(ctx context.Context, ref string, auth *engine.Auth, progress func(engine.Progress)) error {
+	o.a.pullStarting(o.ref)
+	err := o.Engine.Pull(ctx, ref, auth, progress)
+	o.a.observe(o.ref, err)
+	return err
+}
+
+func (o *observed) RepoDigests(ctx context.Context, ref string) ([]string, error) {
+	ds, err := o.Engine.RepoDigests(ctx, ref)
+	if errors.Is(err, engine.ErrNotPresent) {
+		o.a.observe(o.ref, nil)
+	} else {
+		o.a.observe(o.ref, err)
+	}
+	return ds, err
+}
+
+// observe records what one engine call of an Ensure call returned.
+func (a *Agent) observe(ref string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.setEngine(err)
+	if im := a.images[ref]; im != nil && err != nil {
+		im.LastError = err.Error()
+		a.setStatus(im, im.Status, time.Now().UTC())
+	}
+}
+
+// pullStarting records that a pull attempt of ref starts.
+func (a *Agent) pullStarting(ref string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	im := a.images[ref]
+	if im == nil {
+		return
+	}
+	if im.Status == StatusPresent {
+		im.Attempts = 0
+		a.log.Warn("image vanished from the engine, pulling it again", zap.String("pak", a.pakNameOf(im)), zap.String("reference", ref))
+	}
+	im.Attempts++
+	a.setStatus(im, StatusPulling, time.Now().UTC())
+	a.log.Info("pulling image", zap.String("pak", a.pakNameOf(im)), zap.String("reference", ref), zap.Int("attempt", im.Attempts))
+}

@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// StateFile is the name of the agent's state file inside state_dir.
+const StateFile = "state.json"
+
+// stateVersion is the version of the state file's format.
+const stateVersion = 1
+
+// The statuses of paks and images. An image is waiting (for its turn or
+// for its next try after a transient failure), pulling (being checked or
+// pulled), present, or failed (for a reason that retrying soon will not fix,
+// such as rejected credentials; it is still tried again, slowly). A pak has
+// its image's status, or invalid when it names no pullable image.
+const (
+	StatusWaiting = "waiting"
+	StatusPulling = "pulling"
+	StatusPresent = "present"
+	StatusFailed  = "failed"
+	StatusInvalid = "invalid"
+)
+
+// State is what the agent keeps in state_dir/state.json: every pak it has
+// taken and every image it is responsible for.
+type State struct {
+	Version int          `json:"version"`
+	Paks    []PakState   `json:"paks"`
+	Images  []ImageState `json:"images"`
+}
+
+// PakState is one pak, identified by the sha256 of its bytes: the same pak
+// dropped twice is one pak.
+type PakState struct {
+	SHA256    string    `json:"sha256"`
+	File      string    `json:"file"` // where the file is now (inbox, done/ or failed/)
+	Name      string    `json:"name"` // the file name it was dropped as
+	Reference string    `json:"reference,omitempty"`
+	Digest    string    `json:"digest,omitempty"`
+	Status    string    `json:"status"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	Updated   time.Time `json:"updated"`
+}
+
+// ImageState is one image reference, pulled once however many paks name it.
+type ImageState struct {
+	Reference    string    `json:"reference"`
+	Registry     string    `json:"registry"`
+	Digest       string    `json:"digest"`
+	Status       string    `json:"status"`
+	Attempts     int       `json:"attempts"` // tries since the image was last found missing
+	Pulls        int       `json:"pulls"`    // pulls that completed, over the image's life
+	LastError    string    `json:"last_error,omitempty"`
+	LastPulled   time.Time `json:"last_pulled,omitzero"`
+	LastVerified time.Time `json:"last_verified,omitzero"`
+	Updated      time.Time `json:"updated"`
+}
+
+// ReadState reads the state file in dir. A missing file is an empty state.
+func ReadState(dir string) (*State, error) {
+	path := filepath.Join(dir, StateFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{Version: stateVersion}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	if s.Version != stateVersion {
+		return nil, fmt.Errorf("read state %s: version %d, this prepull reads version %d", path, s.Version, stateVersion)
+	}
+	return &s, nil
+}
+
+// tempPrefix starts the names of the temporary files writeState makes.
+const tempPrefix = ".state.json.tmp-"
+
+// writeState replaces the state file in dir atomically: it writes a
+// temporary file in the same folder, syncs it, renames it over the old one
+// and syncs the folder, so that a crash at any moment leaves either the old
+// state or the new one, complete.
+func writeState(dir string, s *State) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(append(data, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, StateFile))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write state: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// removeStaleTemps removes temporary state files that a crash left behind.
+func removeStaleTemps(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// syncDir makes a rename inside dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// sortState puts paks in the order they were first seen and images in
+// reference order, so that the file and prepull status read the same way
+// each time.
+func sortState(s *State) {
+	slices.SortFunc(s.Paks, func(a, b PakState) int {
+		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name+a.SHA256, b.Name+b.SHA256)
+	})
+	slices.SortFunc(s.Images, func(a, b ImageState) int { return strings.Compare(a.Reference, b.Reference) })
+}

@@ -1,0 +1,264 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/pak"
+)
+
+// found is a pak file that settled and was read.
+type found struct {
+	path string
+	sha  string
+	img  pak.Image
+	perr error // why the pak names no pullable image; wraps pak.ErrInvalid
+}
+
+// timing is the part of the configuration the watcher uses.
+type timing struct {
+	settle time.Duration // a file must not change for this long before it is read
+	rescan time.Duration // full rescans besides inotify
+}
+
+// candidate is a file waiting to settle.
+type candidate struct {
+	id      fileID
+	changed time.Time // when it was last seen changing
+}
+
+// watcher finds pak files in watch_dir: it listens to inotify and rescans
+// the folder every rescan interval, so that nothing is missed, and hands a
+// file to deliver once it has not changed for the settle time. It never
+// follows symlinks and ignores dot-files, folders and names not ending in
+// .pak. All its state belongs to its own goroutine.
+type watcher struct {
+	dir     string
+	log     *zap.Logger
+	deliver func(found)
+	reconf  chan timing
+	now     func() time.Time
+
+	timing timing
+	cands  map[string]*candidate
+	taken  map[string]fileID // files delivered or deliberately ignored, as they were then
+}
+
+func newWatcher(dir string, t timing, log *zap.Logger, deliver func(found)) *watcher {
+	return &watcher{
+		dir: dir, log: log, deliver: deliver, timing: t, now: time.Now,
+		reconf: make(chan timing, 1),
+		cands:  map[string]*candidate{},
+		taken:  map[string]fileID{},
+	}
+}
+
+// reconfigure changes the watcher's timing and makes it read every file in
+// the folder again (after a reload, files it had set aside may now work).
+func (w *watcher) reconfigure(t timing) {
+	select {
+	case <-w.reconf:
+	default:
+	}
+	w.reconf <- t
+}
+
+// run watches until ctx ends. ready is closed once the inotify watch is in
+// place (or has failed, leaving rescans) and the first scan is done.
+func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	fsw, err := fsnotify.NewWatcher()
+	if err == nil {
+		err = fsw.Add(w.dir)
+	}
+	if err != nil {
+		w.log.Warn("inotify unavailable, relying on rescans", zap.String("watch_dir", w.dir), zap.Duration("rescan_interval", w.timing.rescan), zap.Error(err))
+	} else {
+		events, errs = fsw.Events, fsw.Errors
+	}
+	if fsw != nil {
+		defer fsw.Close()
+	}
+
+	w.scan()
+	close(ready)
+
+	rescan := time.NewTicker(w.timing.rescan)
+	defer rescan.Stop()
+	check := time.NewTicker(checkEvery(w.timing.settle))
+	defer check.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			w.event(ev)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			w.log.Warn("inotify error, rescanning", zap.Error(err))
+			w.scan()
+		case t := <-w.reconf:
+			w.timing = t
+			rescan.Reset(t.rescan)
+			check.Reset(checkEvery(t.settle))
+			clear(w.taken)
+			w.scan()
+		case <-rescan.C:
+			w.scan()
+		case <-check.C:
+			w.checkSettled()
+		}
+	}
+}
+
+// checkEvery is how often candidates are looked at: often enough that a file
+// is taken soon after it settled.
+func checkEvery(settle time.Duration) time.Duration {
+	return min(max(settle/4, 10*time.Millisecond), 500*time.Millisecond)
+}
+
+// event handles one inotify event for a name in the folder.
+func (w *watcher) event(ev fsnotify.Event) {
+	name := filepath.Base(ev.Name)
+	if filepath.Dir(ev.Name) != filepath.Clean(w.dir) || !eligibleName(name) {
+		return
+	}
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		delete(w.cands, name)
+		delete(w.taken, name)
+		// A rename may also have put a new file under this name.
+	}
+	w.consider(name, true)
+}
+
+// scan looks at every name in the folder, the safety net for missed events.
+func (w *watcher) scan() {
+	entries, err := os.ReadDir(w.dir)
+	if err != nil {
+		w.log.Error("cannot read watch_dir", zap.String("watch_dir", w.dir), zap.Error(err))
+		return
+	}
+	present := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		if eligibleName(e.Name()) {
+			present[e.Name()] = true
+			w.consider(e.Name(), false)
+		}
+	}
+	for name := range w.taken {
+		if !present[name] {
+			delete(w.taken, name)
+		}
+	}
+	for name := range w.cands {
+		if !present[name] {
+			delete(w.cands, name)
+		}
+	}
+}
+
+// consider looks at one name: a new or changed regular file becomes a
+// candidate (or, when it already is one and touched is set, its settle time
+// starts again); anything else is dropped.
+func (w *watcher) consider(name string, touched bool) {
+	fi, err := os.Lstat(filepath.Join(w.dir, name))
+	if err != nil {
+		delete(w.cands, name)
+		if !errors.Is(err, fs.ErrNotExist) {
+			w.log.Warn("cannot look at file in watch_dir", zap.String("pak", name), zap.Error(err))
+		}
+		return
+	}
+	id := idOf(fi)
+	if prev, ok := w.taken[name]; ok && prev == id {
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		delete(w.cands, name)
+		w.taken[name] = id
+		w.log.Warn("ignoring a file that is not a regular file (symlinks are never followed)", zap.String("pak", name), zap.String("mode", fi.Mode().String()))
+		return
+	}
+	delete(w.taken, name)
+	c, ok := w.cands[name]
+	switch {
+	case !ok:
+		w.cands[name] = &candidate{id: id, changed: w.now()}
+	case c.id != id || touched:
+		c.id, c.changed = id, w.now()
+	}
+}
+
+// checkSettled reads and delivers the candidates that stopped changing.
+func (w *watcher) checkSettled() {
+	now := w.now()
+	for name, c := range w.cands {
+		fi, err := os.Lstat(filepath.Join(w.dir, name))
+		if err != nil || !fi.Mode().IsRegular() {
+			delete(w.cands, name)
+			if err == nil {
+				w.consider(name, false)
+			}
+			continue
+		}
+		if id := idOf(fi); id != c.id {
+			c.id, c.changed = id, now
+			continue
+		}
+		if now.Sub(c.changed) < w.timing.settle {
+			continue
+		}
+		w.take(name, c)
+	}
+}
+
+// take reads a settled candidate and delivers it.
+func (w *watcher) take(name string, c *candidate) {
+	path := filepath.Join(w.dir, name)
+	sha, img, id, perr, err := readPak(path, c.id)
+	switch {
+	case errors.Is(err, errChanged):
+		c.id, c.changed = id, w.now()
+		return
+	case errors.Is(err, errNotRegular):
+		delete(w.cands, name)
+		w.consider(name, false)
+		return
+	case errors.Is(err, fs.ErrNotExist):
+		delete(w.cands, name)
+		return
+	case err != nil:
+		delete(w.cands, name)
+		w.taken[name] = c.id
+		w.log.Error("cannot read pak, will try again after it changes or on reload", zap.String("pak", name), zap.Error(err))
+		return
+	}
+	// A copy that paused longer than the settle time reads as a broken pak.
+	// Give such a file more time before it goes to failed/.
+	if perr != nil && w.now().Sub(id.mtime) < invalidGrace(w.timing.settle) {
+		c.changed = w.now()
+		return
+	}
+	delete(w.cands, name)
+	w.taken[name] = id
+	w.deliver(found{path: path, sha: sha, img: img, perr: perr})
+}
+
+// invalidGrace is how long a pak that reads as invalid must have been left
+// unchanged before the agent gives up on it.
+func invalidGrace(settle time.Duration) time.Duration { return 5 * settle }
