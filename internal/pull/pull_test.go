@@ -1,0 +1,190 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/retry"
+)
+
+const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// fakeEngine scripts an engine for unit tests of the pull logic. pulls holds
+// what each pull attempt does, in order; after the script ends pulls succeed.
+type fakeEngine struct {
+	mu       sync.Mutex
+	present  bool
+	loginErr error
+	pulls    []attempt
+	verifies bool // a successful pull makes the image present
+
+	logins, pullCalls int
+	auths             []*engine.Auth
+}
+
+func (f *fakeEngine) Ping(context.Context) (string, error) { return "1.41", nil }
+func (f *fakeEngine) Close() error                         { return nil }
+func (f *fakeEngine) Remove(context.Context, string) error { return nil }
+
+func (f *fakeEngine) Login(_ context.Context, a engine.Auth) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logins++
+	return f.loginErr
+}
+
+func (f *fakeEngine) Pull(ctx context.Context, ref string, a *engine.Auth, progress func(engine.Progress)) error {
+	f.mu.Lock()
+	n := f.pullCalls
+	f.pullCalls++
+	f.auths = append(f.auths, a)
+	f.mu.Unlock()
+	if n < len(f.pulls) {
+		if err := f.pulls[n](ctx, progress); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	f.present = f.verifies
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeEngine) RepoDigests(_ context.Context, ref string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.present {
+		return nil, fmt.Errorf("inspect %s: %w", ref, engine.ErrNotPresent)
+	}
+	name, _, _ := strings.Cut(ref, "@")
+	return []string{name + "@" + digest}, nil
+}
+
+// attempt is what one scripted pull attempt does.
+type attempt = func(ctx context.Context, progress func(engine.Progress)) error
+
+// failing returns n attempts that each fail with err.
+func failing(n int, err error) []attempt {
+	a := make([]attempt, n)
+	for i := range a {
+		a[i] = func(context.Context, func(engine.Progress)) error { return err }
+	}
+	return a
+}
+
+// stall sends one progress event and then hangs until the attempt is cancelled.
+func stall(ctx context.Context, progress func(engine.Progress)) error {
+	progress(engine.Progress{Layer: "abc", Status: "Downloading", Current: 1, Total: 10})
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+var (
+	errRefused   = fmt.Errorf("pull: %w", errors.New("dial tcp 127.0.0.1:5000: connect: connection refused"))
+	errNotFound  = fmt.Errorf("pull: %w: manifest unknown", engine.ErrNotFound)
+	errDenied    = fmt.Errorf("login: %w: 401 Unauthorized", engine.ErrUnauthorized)
+	target       = pak.Target{Image: pak.Image{File: "MyAdapter_1.0.0.pak"}, Registry: "harbor.example:8443", Reference: "harbor.example:8443/proj/adapter@" + digest}
+	withLogin    = &config.Config{Registries: []config.Registry{{Host: "harbor.example:8443", Username: "robot$pull", PasswordEnv: "PW"}}}
+	fastBackoff  = retry.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}
+	testPassword = "hunter2-secret"
+)
+
+func TestEnsure(t *testing.T) {
+	tests := []struct {
+		name        string
+		engine      *fakeEngine
+		cfg         *config.Config
+		opts        Options
+		want        Status
+		wantErr     error  // errors.Is target
+		wantErrText string // substring of the error
+		pulls       int
+		logins      int
+	}{
+		{name: "present, nothing to do", engine: &fakeEngine{present: true}, want: Present},
+		{name: "force pulls a present image", engine: &fakeEngine{present: true, verifies: true}, opts: Options{Force: true}, want: Pulled, pulls: 1},
+		{name: "anonymous pull, no login", engine: &fakeEngine{verifies: true}, want: Pulled, pulls: 1},
+		{name: "login then pull", engine: &fakeEngine{verifies: true}, cfg: withLogin, want: Pulled, pulls: 1, logins: 1},
+		{name: "rejected login is not retried and pulls nothing", engine: &fakeEngine{loginErr: errDenied}, cfg: withLogin, want: Failed,
+			wantErr: engine.ErrUnauthorized, wantErrText: `login to harbor.example:8443 as "robot$pull" (credentials from password_env PW)`, logins: 1},
+		{name: "transient faults are retried", engine: &fakeEngine{verifies: true, pulls: failing(2, errRefused)}, want: Pulled, pulls: 3},
+		{name: "not found is not retried", engine: &fakeEngine{pulls: failing(1, errNotFound)}, want: Failed, wantErr: engine.ErrNotFound, pulls: 1},
+		{name: "a stalled pull is cancelled and retried", engine: &fakeEngine{verifies: true, pulls: []attempt{stall}}, opts: Options{StallTimeout: 50 * time.Millisecond}, want: Pulled, pulls: 2},
+		{name: "a pull the engine cannot verify fails", engine: &fakeEngine{verifies: false}, want: Failed, wantErr: ErrNotVerified, pulls: 1},
+		{name: "dry run checks the login and pulls nothing", engine: &fakeEngine{}, cfg: withLogin, opts: Options{DryRun: true}, want: WouldPull, logins: 1},
+		{name: "timeout ends the retries", engine: &fakeEngine{pulls: failing(1000, errRefused)},
+			opts: Options{Timeout: 40 * time.Millisecond}, want: Failed, wantErrText: "gave up after"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			if cfg == nil {
+				cfg = &config.Config{}
+			}
+			p := &Puller{
+				Engine:      tt.engine,
+				Credentials: &credentials.Resolver{Config: cfg, DockerConfigDir: t.TempDir(), Getenv: func(string) string { return testPassword }},
+				Log:         zap.NewNop(),
+				Backoff:     fastBackoff,
+			}
+			r := p.Ensure(context.Background(), target, tt.opts)
+			if r.Status != tt.want {
+				t.Fatalf("status = %s (err %v), want %s", r.Status, r.Err, tt.want)
+			}
+			if tt.wantErr != nil && !errors.Is(r.Err, tt.wantErr) {
+				t.Errorf("error %v, want one wrapping %v", r.Err, tt.wantErr)
+			}
+			if tt.wantErrText != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErrText)) {
+				t.Errorf("error %v, want one containing %q", r.Err, tt.wantErrText)
+			}
+			if tt.wantErr == nil && tt.wantErrText == "" && r.Err != nil {
+				t.Errorf("unexpected error %v", r.Err)
+			}
+			if r.Err != nil && strings.Contains(r.Err.Error(), testPassword) {
+				t.Fatalf("error reveals the password: %v", r.Err)
+			}
+			if tt.pulls > 0 && tt.engine.pullCalls != tt.pulls {
+				t.Errorf("pull attempts = %d, want %d", tt.engine.pullCalls, tt.pulls)
+			}
+			if tt.engine.logins != tt.logins {
+				t.Errorf("logins = %d, want %d", tt.engine.logins, tt.logins)
+			}
+			for _, a := range tt.engine.auths {
+				if (a != nil) != (tt.logins > 0) {
+					t.Errorf("pull auth = %v, want auth only when logged in", a)
+				}
+			}
+		})
+	}
+}
+
+func TestHasDigest(t *testing.T) {
+	tests := []struct {
+		repoDigests []string
+		ref         string
+		want        bool
+	}{
+		{[]string{"harbor.example:8443/proj/adapter@" + digest}, "harbor.example:8443/proj/adapter@" + digest, true},
+		{[]string{"myorg/adapter@" + digest}, "docker.io/myorg/adapter@" + digest, true},
+		{[]string{"adapter@" + digest}, "docker.io/library/adapter@" + digest, true},
+		{[]string{"harbor.example/other@" + digest}, "harbor.example/proj/adapter@" + digest, false},
+		{[]string{"harbor.example/proj/adapter@sha256:" + strings.Repeat("f", 64)}, "harbor.example/proj/adapter@" + digest, false},
+		{nil, "harbor.example/proj/adapter@" + digest, false},
+	}
+	for _, tt := range tests {
+		if got := HasDigest(tt.repoDigests, tt.ref); got != tt.want {
+			t.Errorf("HasDigest(%v, %s) = %v, want %v", tt.repoDigests, tt.ref, got, tt.want)
+		}
+	}
+}
