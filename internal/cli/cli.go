@@ -1,0 +1,180 @@
+// Package cli is prepull's command line: the one-shot pull, inspect, and the
+// commands later added beside them. Results go to stdout, diagnostics to
+// stderr.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/logging"
+	"github.com/prepull/prepull/internal/pak"
+)
+
+// Version is set at build time with -ldflags "-X github.com/prepull/prepull/internal/cli.Version=...".
+var Version = "dev"
+
+// ExitCode is a process exit status with a documented meaning.
+type ExitCode int
+
+// The exit codes prepull documents. With several paks, the highest code wins.
+const (
+	ExitOK       ExitCode = 0 // every image is present
+	ExitFailure  ExitCode = 1 // any other failure
+	ExitUsage    ExitCode = 2 // usage or configuration error
+	ExitBadPak   ExitCode = 3 // the pak does not name a pullable image
+	ExitAuth     ExitCode = 4 // the registry rejected the credentials
+	ExitNotFound ExitCode = 5 // the registry does not have that repository or digest
+	ExitEngine   ExitCode = 6 // Docker Engine unreachable
+)
+
+const exitCodesHelp = `Exit codes:
+  0  every image is present
+  1  any other failure
+  2  usage or configuration error
+  3  the pak does not name a pullable image (not a pak, no .conf, bad or
+     missing DIGEST, no REGISTRY and no default_registry)
+  4  the registry rejected the credentials
+  5  the registry does not have that repository or digest
+  6  Docker Engine unreachable
+With several paks every pak is still tried, and the highest code wins.`
+
+// CodeFor maps an error to the exit code that describes it.
+func CodeFor(err error) ExitCode {
+	var coded *exitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &coded):
+		return coded.code
+	case errors.Is(err, config.ErrInvalid), errors.Is(err, credentials.ErrUnavailable):
+		return ExitUsage
+	case errors.Is(err, pak.ErrInvalid):
+		return ExitBadPak
+	case errors.Is(err, engine.ErrUnauthorized):
+		return ExitAuth
+	case errors.Is(err, engine.ErrNotFound):
+		return ExitNotFound
+	case errors.Is(err, engine.ErrUnreachable):
+		return ExitEngine
+	}
+	return ExitFailure
+}
+
+// exitError carries an exit code chosen by a command. An empty message means
+// the command already reported everything.
+type exitError struct {
+	code ExitCode
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// usageErrorf returns an error that exits with ExitUsage.
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: ExitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+// globals are the flags every command takes.
+type globals struct {
+	configFile string
+	json       bool
+	quiet      bool
+	dockerHost string
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	stderrFile     *os.File // for terminal detection and logging
+}
+
+// loadConfig reads the configuration named by --config (or the defaults).
+func (g *globals) loadConfig() (*config.Config, error) {
+	return config.Load(g.configFile)
+}
+
+// logger returns the diagnostics logger for cfg.
+func (g *globals) logger(cfg *config.Config) *zap.Logger {
+	return logging.New(g.stderrFile, cfg.LogFormat, g.quiet)
+}
+
+// engineHost picks the Docker host: the flag, then $DOCKER_HOST, then the
+// configuration. Empty means the client's default socket.
+func (g *globals) engineHost(cfg *config.Config) string {
+	if g.dockerHost != "" {
+		return g.dockerHost
+	}
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return h
+	}
+	return cfg.DockerHost
+}
+
+// Main runs prepull with the process's arguments and returns its exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrFile: os.Stderr}
+	return int(run(ctx, g, os.Args[1:]))
+}
+
+// run executes the command line args and returns the exit code.
+func run(ctx context.Context, g *globals, args []string) ExitCode {
+	root := newRootCommand(g)
+	root.SetArgs(args)
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := CodeFor(err)
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(g.stderr, "prepull: %s\n", msg)
+	}
+	return code
+}
+
+func newRootCommand(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "prepull [flags] PAK...",
+		Short: "Pre-pull the container images that VCF Operations management packs reference",
+		Long: `prepull reads a management pack (.pak), logs in to its registry with the
+credentials configured on this Cloud Proxy, pulls the exact image digest the
+pack names, and verifies it, so that the proxy finds the image locally and
+never pulls it anonymously. PAK may be a .pak, an adapter.zip, a .conf, or -
+for standard input.
+
+` + exitCodesHelp,
+		Args:          cobra.ArbitraryArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configFile, "config", "", "configuration file (default "+config.DefaultFile+", or $"+config.EnvFile+")")
+	pf.BoolVar(&g.json, "json", false, "print results as JSON on stdout")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only warnings and errors on stderr")
+	pf.StringVar(&g.dockerHost, "docker-host", "", "Docker Engine address (default $DOCKER_HOST, then docker_host in the configuration)")
+
+	addPullFlags(root, g)
+	root.AddCommand(newInspectCommand(g))
+	root.AddCommand(newRemoteCommand(g))
+	root.AddCommand(newAgentCommand(g), newStatusCommand(g))
+	return root
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/pak"
+)
+
+// inspectResult is one entry of `prepull inspect --json`. Its JSON form is stable.
+type inspectResult struct {
+	File string `json:"file"`
+	*pak.Target
+	ExitCode ExitCode `json:"exit_code"`
+	Error    string   `json:"error,omitempty"`
+}
+
+func newInspectCommand(g *globals) *cobra.Command {
+	var defaultRegistry string
+	cmd := &cobra.Command{
+		Use:   "inspect [--json] PAK...",
+		Short: "Show which image each pak references (no network, no Docker)",
+		Long: `inspect reads each pak and prints the image it references: adapter kind,
+registry (and whether it came from the pak or from default_registry),
+repository, digest and the full reference. It needs neither the network nor
+Docker Engine. Exit code 3 when a pak does not name a pullable image.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPakArgs(args); err != nil {
+				return err
+			}
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if defaultRegistry != "" {
+				if err := config.CheckHost(defaultRegistry); err != nil {
+					return usageErrorf("--default-registry %q: %v", defaultRegistry, err)
+				}
+				cfg.DefaultRegistry = defaultRegistry
+			}
+			return runInspect(g, cfg.DefaultRegistry, args)
+		},
+	}
+	cmd.Flags().StringVar(&defaultRegistry, "default-registry", "", "registry for paks built without REGISTRY (overrides default_registry)")
+	return cmd
+}
+
+func runInspect(g *globals, defaultRegistry string, args []string) error {
+	results := make([]inspectResult, 0, len(args))
+	worst := ExitOK
+	for _, arg := range args {
+		r := inspectResult{File: arg}
+		t, err := readTarget(arg, g.stdin, defaultRegistry)
+		if err != nil {
+			r.ExitCode, r.Error = CodeFor(err), err.Error()
+			fmt.Fprintf(g.stderr, "prepull: %s\n", err)
+		} else {
+			r.Target = &t
+		}
+		worst = max(worst, r.ExitCode)
+		results = append(results, r)
+	}
+	if g.json {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return err
+		}
+	} else if worst == ExitOK || len(results) > 1 {
+		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "FILE\tADAPTER KIND\tREFERENCE\tREGISTRY FROM")
+		for _, r := range results {
+			if r.Target != nil {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.File, r.AdapterKind, r.Reference, r.RegistrySource)
+			}
+		}
+		tw.Flush()
+	}
+	if worst != ExitOK {
+		return &exitError{code: worst}
+	}
+	return nil
+}

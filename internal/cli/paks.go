@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/prepull/prepull/internal/pak"
+)
+
+// maxStdinPak bounds a pak read from standard input.
+const maxStdinPak = 8 << 30
+
+// checkPakArgs rejects argument lists prepull cannot serve: none at all, or
+// standard input named twice.
+func checkPakArgs(args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("no PAK given (see 'prepull --help')")
+	}
+	stdin := 0
+	for _, a := range args {
+		if a == "-" {
+			stdin++
+		}
+	}
+	if stdin > 1 {
+		return usageErrorf("standard input (-) can be read only once")
+	}
+	return nil
+}
+
+// readPak reads one PAK argument: a path, or "-" for standard input.
+func readPak(arg string, stdin io.Reader) (pak.Image, error) {
+	if arg != "-" {
+		return pak.Open(arg)
+	}
+	// A zip needs random access, so standard input is spooled to a temporary
+	// file that is unlinked at once: nothing is left behind, memory stays small.
+	f, err := os.CreateTemp("", "prepull-stdin-*.pak")
+	if err != nil {
+		return pak.Image{}, fmt.Errorf("-: spooling standard input: %w", err)
+	}
+	os.Remove(f.Name())
+	defer f.Close()
+	n, err := io.Copy(f, io.LimitReader(stdin, maxStdinPak+1))
+	if err != nil {
+		return pak.Image{}, fmt.Errorf("-: reading standard input: %w", err)
+	}
+	if n > maxStdinPak {
+		return pak.Image{}, &pak.Error{File: "-", Err: fmt.Errorf("standard input is larger than %d GiB: %w", maxStdinPak>>30, pak.ErrInvalid)}
+	}
+	return pak.Read("-", f, n)
+}
+
+// readTarget reads one PAK argument and settles its registry.
+func readTarget(arg string, stdin io.Reader, defaultRegistry string) (pak.Target, error) {
+	img, err := readPak(arg, stdin)
+	if err != nil {
+		return pak.Target{}, err
+	}
+	return img.Resolve(defaultRegistry)
+}

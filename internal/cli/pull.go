@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pull"
+	"github.com/prepull/prepull/internal/retry"
+)
+
+// engineWait bounds how long the one-shot waits for an engine that does not
+// answer at start, before it gives up with ExitEngine.
+const engineWait = 30 * time.Second
+
+// progressEvery is how often a pull reports its bytes when stderr is not a terminal.
+const progressEvery = 5 * time.Second
+
+// pullFlags are the one-shot's own flags.
+type pullFlags struct {
+	dryRun          bool
+	force           bool
+	defaultRegistry string
+	username        string
+	passwordStdin   bool
+	timeout         time.Duration
+}
+
+// pakResult is one line of the one-shot's output. Its JSON form is stable.
+type pakResult struct {
+	File             string      `json:"file"`
+	AdapterKind      string      `json:"adapter_kind,omitempty"`
+	Reference        string      `json:"reference"`
+	Status           pull.Status `json:"status"`
+	DurationMS       int64       `json:"duration_ms"`
+	Attempts         int         `json:"attempts,omitempty"`
+	CredentialSource string      `json:"credential_source,omitempty"`
+	ExitCode         ExitCode    `json:"exit_code"`
+	Error            string      `json:"error,omitempty"`
+}
+
+func addPullFlags(root *cobra.Command, g *globals) {
+	var f pullFlags
+	fl := root.Flags()
+	fl.BoolVar(&f.dryRun, "dry-run", false, "read, resolve, check presence and credentials; pull nothing")
+	fl.BoolVar(&f.force, "force", false, "pull even when the image is present")
+	fl.StringVar(&f.defaultRegistry, "default-registry", "", "registry for paks built without REGISTRY (overrides default_registry)")
+	fl.StringVar(&f.username, "username", "", "registry user name (with --password-stdin)")
+	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password from standard input")
+	fl.DurationVar(&f.timeout, "timeout", 0, "give up on a pak after this long, retries included (default timeout in the configuration, 10m)")
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		return runPull(cmd.Context(), g, &f, args)
+	}
+}
+
+func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error {
+	if err := checkPakArgs(args); err != nil {
+		return err
+	}
+	flagCred, err := f.credential(g.stdin, args)
+	if err != nil {
+		return err
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	if f.defaultRegistry != "" {
+		if err := config.CheckHost(f.defaultRegistry); err != nil {
+			return usageErrorf("--default-registry %q: %v", f.defaultRegistry, err)
+		}
+		cfg.DefaultRegistry = f.defaultRegistry
+	}
+	if f.timeout > 0 {
+		cfg.Timeout = f.timeout
+	}
+	log := g.logger(cfg)
+	defer log.Sync()
+
+	out := newResultPrinter(g)
+	worst := ExitOK
+	report := func(r pakResult) {
+		out.add(r)
+		worst = max(worst, r.ExitCode)
+	}
+
+	var eng engine.Engine
+	var puller *pull.Puller
+	var engineErr error
+	done := map[string]pakResult{} // by reference: the same image is pulled once per run
+	for _, arg := range args {
+		start := time.Now()
+		t, err := readTarget(arg, g.stdin, cfg.DefaultRegistry)
+		if err != nil {
+			log.Error("cannot use pak", zap.String("pak", arg), zap.Error(err))
+			report(failed(arg, "", start, err))
+			continue
+		}
+		if prev, ok := done[t.Reference]; ok {
+			prev.File, prev.AdapterKind, prev.DurationMS = arg, t.AdapterKind, 0
+			report(prev)
+			continue
+		}
+		if eng == nil && engineErr == nil {
+			eng, engineErr = connect(ctx, g.engineHost(cfg), min(cfg.Timeout, engineWait), log)
+			if engineErr == nil {
+				defer eng.Close()
+				puller = &pull.Puller{
+					Engine:      eng,
+					Credentials: credentials.NewResolver(cfg, flagCred),
+					Log:         log,
+					Backoff:     retry.Default,
+					Progress:    g.progress(log),
+				}
+			}
+		}
+		if engineErr != nil {
+			report(failed(arg, t.Reference, start, engineErr))
+			continue
+		}
+		res := puller.Ensure(ctx, t, pull.Options{Force: f.force, DryRun: f.dryRun, Timeout: cfg.Timeout, StallTimeout: cfg.StallTimeout})
+		r := pakResult{
+			File: arg, AdapterKind: t.AdapterKind, Reference: t.Reference, Status: res.Status,
+			DurationMS: res.Duration.Milliseconds(), Attempts: res.Attempts, CredentialSource: res.CredentialSource,
+			ExitCode: CodeFor(res.Err),
+		}
+		if res.Err != nil {
+			r.Error = res.Err.Error()
+			log.Error("pull failed", zap.String("pak", arg), zap.String("reference", t.Reference), zap.Error(res.Err))
+		}
+		done[t.Reference] = r
+		report(r)
+	}
+	if err := out.flush(); err != nil {
+		return err
+	}
+	if worst != ExitOK {
+		return &exitError{code: worst}
+	}
+	return nil
+}
+
+// failed is the result of a pak that could not be tried.
+func failed(file, ref string, start time.Time, err error) pakResult {
+	return pakResult{
+		File: file, Reference: ref, Status: pull.Failed, DurationMS: time.Since(start).Milliseconds(),
+		ExitCode: CodeFor(err), Error: err.Error(),
+	}
+}
+
+// credential returns the login given with --username and --password-stdin, or nil.
+func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.Credential, error) {
+	switch {
+	case f.username == "" && !f.passwordStdin:
+		return nil, nil
+	case f.username == "":
+		return nil, usageErrorf("--password-stdin needs --username")
+	case !f.passwordStdin:
+		return nil, usageErrorf("--username needs --password-stdin (passwords are never taken as arguments)")
+	}
+	for _, a := range args {
+		if a == "-" {
+			return nil, usageErrorf("--password-stdin and a pak on standard input (-) cannot be combined")
+		}
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading the password from standard input: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return nil, usageErrorf("--password-stdin: standard input held no password")
+	}
+	return &credentials.Credential{Username: f.username, Password: pw}, nil
+}
+
+// connect opens the engine and waits up to wait for it to answer.
+func connect(ctx context.Context, host string, wait time.Duration, log *zap.Logger) (engine.Engine, error) {
+	eng, err := engine.NewDocker(host)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", engine.ErrUnreachable, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var version string
+	err = retry.Do(ctx, retry.Default, engine.Transient, func(attempt int, err error, delay time.Duration) {
+		log.Warn("docker engine not answering, will retry", zap.Int("attempt", attempt), zap.Duration("delay", delay), zap.Error(err))
+	}, func(ctx context.Context) error {
+		var err error
+		version, err = eng.Ping(ctx)
+		return err
+	})
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	log.Debug("connected to docker engine", zap.String("api_version", version))
+	return eng, nil
+}
+
+// progress returns how pulls report progress: Docker's own per-layer display
+// on a terminal, a line every few seconds otherwise, nothing when quiet.
+func (g *globals) progress(log *zap.Logger) func(ref string) (func(engine.Progress), func()) {
+	if g.quiet {
+		return nil
+	}
+	if term.IsTerminal(int(g.stderrFile.Fd())) {
+		return func(string) (func(engine.Progress), func()) { return engine.TerminalProgress(g.stderr) }
+	}
+	return func(ref string) (func(engine.Progress), func()) {
+		m := engine.NewMeter(ref, progressEvery, func(line string) { log.Info("pulling", zap.String("progress", line)) })
+		return m.Update, m.Flush
+	}
+}
+
+// resultPrinter writes results: a line per pak as it completes, or one JSON
+// array at the end.
+type resultPrinter struct {
+	g       *globals
+	results []pakResult
+}
+
+func newResultPrinter(g *globals) *resultPrinter { return &resultPrinter{g: g, results: []pakResult{}} }
+
+func (p *resultPrinter) add(r pakResult) {
+	p.results = append(p.results, r)
+	if p.g.json {
+		return
+	}
+	ref := r.Reference
+	if ref == "" {
+		ref = "-"
+	}
+	line := fmt.Sprintf("%-10s %s  %s", r.Status, r.File, ref)
+	if r.Error != "" {
+		line += "  error: " + r.Error
+	} else if r.Status == pull.Pulled {
+		line += fmt.Sprintf("  (%s)", time.Duration(r.DurationMS)*time.Millisecond)
+	}
+	fmt.Fprintln(p.g.stdout, line)
+}
+
+func (p *resultPrinter) flush() error {
+	if !p.g.json {
+		return nil
+	}
+	enc := json.NewEncoder(p.g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p.results)
+}
