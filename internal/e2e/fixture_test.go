@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+// fixture is one proxy's worth of real parts: the shared Docker Engine, a
+// registry of the test's own with a login, an image pushed to it, a pak
+// naming that image, and a prepull configuration with the password in a
+// 0600 file. Docker's config.json is isolated in the test's own folder.
+type fixture struct {
+	t               *testing.T
+	dir             string
+	docker          *testenv.DockerEngine
+	reg             *testenv.Registry
+	password        string
+	repo            string // without leading slash
+	digest          string
+	ref             string // registry/repo@digest
+	pak             string // path of the pak file
+	config          string // path of the prepull configuration
+	dockerConfigDir string
+}
+
+// newFixture starts a registry with a login, pushes a fresh image as repo
+// and writes a pak and a configuration for it.
+func newFixture(t *testing.T, repo string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, dir: t.TempDir(), password: "pw-" + randomWord(t), repo: repo}
+	f.docker = testenv.Docker(t)
+	f.reg = testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: f.password})
+	f.digest = f.docker.PushImage(t, f.reg, repo, testenv.ImageOptions{})
+	f.ref = f.reg.Addr + "/" + repo + "@" + f.digest
+	f.pak = paktest.Pak{Kind: "MyAdapter", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/" + repo, Digest: f.digest}.WriteFile(t, f.dir)
+	f.dockerConfigDir = filepath.Join(f.dir, "docker")
+	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f.writePasswordFile(f.password)
+	f.config = f.writeConfig("")
+	t.Cleanup(func() { f.checkSecretsUnwritten() })
+	return f
+}
+
+// passwordFile is where the fixture's registry password lives.
+func (f *fixture) passwordFile() string { return filepath.Join(f.dir, "registry.password") }
+
+func (f *fixture) writePasswordFile(pw string) {
+	f.t.Helper()
+	if err := os.WriteFile(f.passwordFile(), []byte(pw+"\n"), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// writeConfig writes a prepull configuration for the fixture, with extra
+// YAML appended, and returns its path. registries is left out when extra
+// sets it.
+func (f *fixture) writeConfig(extra string) string {
+	f.t.Helper()
+	body := fmt.Sprintf("docker_host: %s\ndocker_config: %s\n", f.docker.Host, f.dockerConfigDir)
+	if !strings.Contains(extra, "registries:") {
+		body += fmt.Sprintf("registries:\n  - host: %s\n    username: alice\n    password_file: %s\n", f.reg.Addr, f.passwordFile())
+	}
+	p := filepath.Join(f.dir, fmt.Sprintf("config-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(p, []byte(body+extra), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+// checkSecretsUnwritten fails the test when Docker's config.json appeared:
+// prepull must never store a login.
+func (f *fixture) checkSecretsUnwritten() {
+	if _, err := os.Stat(filepath.Join(f.dockerConfigDir, "config.json")); err == nil && !f.keepsDockerConfig() {
+		f.t.Errorf("prepull wrote %s/config.json", f.dockerConfigDir)
+	}
+}
+
+// keepsDockerConfig reports whether the test itself wrote a config.json.
+func (f *fixture) keepsDockerConfig() bool {
+	_, err := os.Stat(filepath.Join(f.dockerConfigDir, ".written-by-test"))
+	return err == nil
+}
+
+// run is one finished prepull process.
+type run struct {
+	stdout, stderr string
+	code           int
+}
+
+// prepull runs the real prepull binary with args and stdin, in a clean
+// environment (no DOCKER_HOST, a HOME of the test's own), and fails the test
+// when the password shows up in its output.
+func (f *fixture) prepull(stdin io.Reader, args ...string) run {
+	f.t.Helper()
+	cmd := exec.Command(testenv.Prepull(f.t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}
+	cmd.Stdin = stdin
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	r := run{stdout: out.String(), stderr: errOut.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		f.t.Fatalf("run prepull: %v", err)
+	}
+	for _, s := range []string{r.stdout, r.stderr} {
+		if strings.Contains(s, f.password) {
+			f.t.Fatalf("the registry password appears in prepull's output:\n%s", s)
+		}
+	}
+	return r
+}
+
+// result is one entry of the one-shot's --json output.
+type result struct {
+	File             string `json:"file"`
+	Reference        string `json:"reference"`
+	Status           string `json:"status"`
+	DurationMS       int64  `json:"duration_ms"`
+	CredentialSource string `json:"credential_source"`
+	ExitCode         int    `json:"exit_code"`
+	Error            string `json:"error"`
+}
+
+// results decodes the one-shot's --json output.
+func (r run) results(t *testing.T) []result {
+	t.Helper()
+	var rs []result
+	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
+		t.Fatalf("stdout is not the JSON result array: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout, r.stderr)
+	}
+	return rs
+}
+
+// want fails the test unless the run exited with code.
+func (r run) want(t *testing.T, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+}
+
+// randomWord returns a short random lower-case word.
+func randomWord(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 8)
+	f, err := os.Open("/dev/urandom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.ReadFull(f, b); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", b)
+}
