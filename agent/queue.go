@@ -418,5 +418,6 @@ func (a *Agent) pullStarting(ref string) {
 	}
 	im.Attempts++
 	a.setStatus(im, StatusPulling, time.Now().UTC())
+	a.saveNow() // a crash from here on finds the attempt recorded
 	a.log.Info("pulling image", zap.String("pak", a.pakNameOf(im)), zap.String("reference", ref), zap.Int("attempt", im.Attempts))
 }
