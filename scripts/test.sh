@@ -57,6 +57,12 @@ check_gofmt
 section "go vet"
 go vet ./...
 
+section "systemd unit (systemd-analyze verify and security)"
+scripts/check-systemd.sh
+
+section "install.sh (into a DESTDIR)"
+scripts/test-install.sh
+
 section "go test -race (end-to-end tests on)"
 PREPULL_E2E=1 go test -race -count=1 -timeout 15m ./...
 

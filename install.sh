@@ -1,0 +1,198 @@
+#!/bin/sh
+# install.sh: installs prepull as the Cloud Proxy service (prepull agent).
+# Run ./install.sh --help for what it does. POSIX sh, coreutils and, when
+# systemd runs, systemctl: nothing else, so it works on Photon OS as on
+# Debian. Safe to run again: it changes only what differs.
+set -eu
+
+usage() {
+	cat <<'EOF'
+Usage: install.sh [--binary PATH] [--no-start]
+       install.sh --uninstall [--purge]
+
+Installs prepull as a systemd service on this Cloud Proxy:
+  /usr/local/bin/prepull                  the binary (--binary PATH, or built
+                                          from this checkout when Go is here)
+  /etc/systemd/system/prepull.service     the unit
+  /etc/prepull/config.yaml                the example configuration, only when
+                                          there is none; an edited one is kept
+                                          and the new example is written beside
+                                          it as config.yaml.example
+  /var/lib/prepull/inbox/                 the drop folder (mode 0700, root)
+Then, when systemd runs: systemctl daemon-reload and enable --now prepull
+(a running agent is restarted onto the new binary).
+
+Options:
+  --binary PATH   install this prepull binary instead of building one
+  --no-start      install, but do not enable or start the service
+  --uninstall     stop and disable the service, remove the binary and the
+                  unit; keep the configuration and the state
+  --purge         with --uninstall: also remove /etc/prepull and
+                  /var/lib/prepull (state, and the paks in inbox/, done/
+                  and failed/)
+  -h, --help      show this help
+
+Environment:
+  DESTDIR         install under this root, for packaging and tests; systemctl
+                  is never called then
+EOF
+}
+
+die() {
+	printf 'install.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+say() {
+	printf '%s\n' "$*"
+}
+
+binary=""
+start=1
+uninstall=0
+purge=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--binary)
+		[ $# -ge 2 ] || { usage >&2; exit 2; }
+		binary="$2"
+		shift 2
+		;;
+	--binary=*)
+		binary="${1#--binary=}"
+		shift
+		;;
+	--no-start) start=0; shift ;;
+	--uninstall) uninstall=1; shift ;;
+	--purge) purge=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*)
+		printf 'install.sh: unknown option %s\n\n' "$1" >&2
+		usage >&2
+		exit 2
+		;;
+	esac
+done
+if [ "$purge" = 1 ] && [ "$uninstall" = 0 ]; then
+	die "--purge goes with --uninstall"
+fi
+
+src="$(cd "$(dirname "$0")" && pwd)"
+DESTDIR="${DESTDIR:-}"
+bindir="$DESTDIR/usr/local/bin"
+unitdir="$DESTDIR/etc/systemd/system"
+confdir="$DESTDIR/etc/prepull"
+statedir="$DESTDIR/var/lib/prepull"
+
+# use_systemctl tells whether to manage the service: systemd runs and the
+# install is for this machine, not into DESTDIR.
+use_systemctl() {
+	[ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1
+}
+
+# install_file MODE SRC DST installs SRC as DST unless DST has the same
+# content already, and sets the mode either way.
+install_file() {
+	if [ -f "$3" ] && cmp -s "$2" "$3"; then
+		chmod "$1" "$3"
+		say "unchanged $3"
+		return 0
+	fi
+	# Into a temporary name first, then renamed: a running binary is never
+	# overwritten in place.
+	install -m "$1" "$2" "$3.tmp.$$"
+	mv -f "$3.tmp.$$" "$3"
+	say "installed $3"
+}
+
+# make_dir MODE DIR makes DIR (and its parents) and sets its mode.
+make_dir() {
+	mkdir -p "$2"
+	chmod "$1" "$2"
+}
+
+if [ "$uninstall" = 1 ]; then
+	if use_systemctl; then
+		systemctl disable --now prepull.service 2>/dev/null || true
+	fi
+	for f in "$bindir/prepull" "$unitdir/prepull.service"; do
+		if [ -e "$f" ]; then
+			rm -f "$f"
+			say "removed $f"
+		fi
+	done
+	if use_systemctl; then
+		systemctl daemon-reload
+	fi
+	if [ "$purge" = 1 ]; then
+		for d in "$confdir" "$statedir"; do
+			if [ -e "$d" ]; then
+				rm -rf "$d"
+				say "removed $d"
+			fi
+		done
+	else
+		say "kept $confdir and $statedir (--purge removes them)"
+	fi
+	exit 0
+fi
+
+[ -f "$src/systemd/prepull.service" ] || die "$src/systemd/prepull.service not found: run install.sh from a prepull checkout or release folder"
+[ -f "$src/configs/prepull.yaml" ] || die "$src/configs/prepull.yaml not found"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT INT TERM
+
+if [ -z "$binary" ]; then
+	command -v go >/dev/null 2>&1 || die "no Go toolchain here: build prepull elsewhere (CGO_ENABLED=0 go build ./cmd/prepull) and pass --binary PATH"
+	[ -f "$src/go.mod" ] || die "no go.mod in $src: pass --binary PATH"
+	say "building prepull from $src"
+	version="$(git -C "$src" describe --tags --always --dirty 2>/dev/null || echo dev)"
+	(cd "$src" && CGO_ENABLED=0 go build -trimpath \
+		-ldflags "-s -w -X github.com/prepull/prepull/internal/cli.Version=$version" \
+		-o "$work/prepull" ./cmd/prepull) || die "go build failed"
+	binary="$work/prepull"
+fi
+[ -f "$binary" ] && [ -x "$binary" ] || die "--binary $binary: not an executable file"
+
+was_active=0
+if use_systemctl && systemctl is-active --quiet prepull.service; then
+	was_active=1
+fi
+
+make_dir 0755 "$bindir"
+make_dir 0755 "$unitdir"
+install_file 0755 "$binary" "$bindir/prepull"
+install_file 0644 "$src/systemd/prepull.service" "$unitdir/prepull.service"
+
+# The configuration folder holds password files: only root may look in.
+make_dir 0700 "$confdir"
+if [ ! -e "$confdir/config.yaml" ]; then
+	install -m 0600 "$src/configs/prepull.yaml" "$confdir/config.yaml"
+	say "installed $confdir/config.yaml (edit it: registries and their password files)"
+elif cmp -s "$src/configs/prepull.yaml" "$confdir/config.yaml"; then
+	say "unchanged $confdir/config.yaml"
+else
+	install_file 0600 "$src/configs/prepull.yaml" "$confdir/config.yaml.example"
+	say "kept your $confdir/config.yaml"
+fi
+
+# The drop folder: anyone who can write to it can make the agent pull with
+# its credentials, so it is root's alone (the agent refuses anything looser).
+make_dir 0700 "$statedir"
+make_dir 0700 "$statedir/inbox"
+
+if use_systemctl; then
+	systemctl daemon-reload
+	if [ "$start" = 1 ]; then
+		systemctl enable --now prepull.service
+		if [ "$was_active" = 1 ]; then
+			systemctl restart prepull.service
+		fi
+		say "prepull agent is running: copy paks into /var/lib/prepull/inbox; see prepull status and journalctl -u prepull"
+	else
+		say "not started (--no-start): systemctl enable --now prepull"
+	fi
+else
+	say "systemd not managed here (DESTDIR set or systemd not running): start prepull agent yourself"
+fi

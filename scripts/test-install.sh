@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# test-install.sh: tests install.sh into a DESTDIR: the files and their
+# modes, an edited configuration kept, a second run changing nothing,
+# --uninstall keeping configuration and state, --purge removing them, --help,
+# and that systemctl is never called under DESTDIR. The installed unit is
+# checked with systemd-analyze verify.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+dest="$work/root"
+fails=0
+
+fail() {
+  printf 'FAIL: %s\n' "$*" >&2
+  fails=$((fails + 1))
+}
+
+# want_mode PATH MODE checks that PATH exists with octal MODE.
+want_mode() {
+  local got
+  if [[ ! -e "$1" ]]; then
+    fail "$1 missing"
+    return
+  fi
+  got="$(stat -c %a "$1")"
+  [[ "$got" == "$2" ]] || fail "$1 has mode $got, want $2"
+}
+
+# A systemctl that records its calls: under DESTDIR none may happen.
+mkdir -p "$work/bin"
+printf '#!/bin/sh\necho "$@" >>"%s/systemctl.calls"\n' "$work" >"$work/bin/systemctl"
+chmod +x "$work/bin/systemctl"
+export PATH="$work/bin:$PATH"
+
+go build -o "$work/prepull" ./cmd/prepull
+
+echo "--- --help"
+./install.sh --help | grep -q -- '--uninstall' || fail "--help does not describe --uninstall"
+rc=0
+./install.sh --bogus >/dev/null 2>&1 || rc=$?
+[[ "$rc" == 2 ]] || fail "an unknown option exits $rc, want 2"
+
+echo "--- install with --binary"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull"
+want_mode "$dest/usr/local/bin/prepull" 755
+want_mode "$dest/etc/systemd/system/prepull.service" 644
+want_mode "$dest/etc/prepull" 700
+want_mode "$dest/etc/prepull/config.yaml" 600
+want_mode "$dest/var/lib/prepull" 700
+want_mode "$dest/var/lib/prepull/inbox" 700
+cmp -s "$work/prepull" "$dest/usr/local/bin/prepull" || fail "the binary differs from --binary"
+cmp -s systemd/prepull.service "$dest/etc/systemd/system/prepull.service" || fail "the unit differs from systemd/prepull.service"
+"$dest/usr/local/bin/prepull" agent --help | grep -q watch_dir || fail "the installed binary has no agent command"
+
+echo "--- the installed unit passes systemd-analyze verify"
+sed "s|/usr/local/bin/prepull|$dest/usr/local/bin/prepull|" "$dest/etc/systemd/system/prepull.service" >"$work/prepull.service"
+out="$(systemd-analyze verify "$work/prepull.service" 2>&1)" || fail "systemd-analyze verify failed: $out"
+[[ -z "$out" ]] || fail "systemd-analyze verify: $out"
+
+echo "--- a second run changes nothing"
+snapshot() { (cd "$dest" && find . -printf '%p %m %s\n' | sort && find . -type f -exec sha256sum {} + | sort); }
+before="$(snapshot)"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >"$work/second.out"
+[[ "$(snapshot)" == "$before" ]] || fail "the second run changed the tree"
+grep -q "unchanged $dest/usr/local/bin/prepull" "$work/second.out" || fail "the second run did not report the binary unchanged"
+
+echo "--- an edited configuration is kept"
+echo "concurrency: 4" >>"$dest/etc/prepull/config.yaml"
+edited="$(sha256sum <"$dest/etc/prepull/config.yaml")"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null
+[[ "$(sha256sum <"$dest/etc/prepull/config.yaml")" == "$edited" ]] || fail "install.sh overwrote the edited config.yaml"
+cmp -s configs/prepull.yaml "$dest/etc/prepull/config.yaml.example" || fail "the new example is not beside the edited configuration"
+
+echo "--- building without --binary"
+if command -v go >/dev/null; then
+  DESTDIR="$work/built" ./install.sh >/dev/null
+  "$work/built/usr/local/bin/prepull" --version >/dev/null || fail "the built binary does not run"
+fi
+
+echo "--- --uninstall keeps configuration and state"
+touch "$dest/var/lib/prepull/state.json"
+DESTDIR="$dest" ./install.sh --uninstall >/dev/null
+[[ ! -e "$dest/usr/local/bin/prepull" ]] || fail "--uninstall left the binary"
+[[ ! -e "$dest/etc/systemd/system/prepull.service" ]] || fail "--uninstall left the unit"
+[[ -e "$dest/etc/prepull/config.yaml" ]] || fail "--uninstall removed the configuration"
+[[ -e "$dest/var/lib/prepull/state.json" ]] || fail "--uninstall removed the state"
+DESTDIR="$dest" ./install.sh --uninstall >/dev/null || fail "a second --uninstall failed"
+
+echo "--- --uninstall --purge removes everything"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null
+DESTDIR="$dest" ./install.sh --uninstall --purge >/dev/null
+for p in usr/local/bin/prepull etc/systemd/system/prepull.service etc/prepull var/lib/prepull; do
+  [[ ! -e "$dest/$p" ]] || fail "--purge left $p"
+done
+
+[[ ! -e "$work/systemctl.calls" ]] || fail "systemctl was called under DESTDIR: $(cat "$work/systemctl.calls")"
+
+if ((fails > 0)); then
+  echo "install.sh: $fails checks failed" >&2
+  exit 1
+fi
+echo "install.sh: all checks passed"
