@@ -34,17 +34,35 @@ type Error struct {
 	Err     error    // what is wrong; wraps ErrInvalid
 }
 
+// Error returns the file, the member names and the problem, joined by ": ".
+// Member names that are not plain printable text are quoted.
 func (e *Error) Error() string {
-	parts := append([]string{e.File}, e.Members...)
-	return strings.Join(append(parts, e.Err.Error()), ": ")
+	parts := make([]string, 0, len(e.Members)+2)
+	parts = append(parts, e.File)
+	for _, m := range e.Members {
+		parts = append(parts, display(m))
+	}
+	msg := "unknown error"
+	if e.Err != nil {
+		msg = e.Err.Error()
+	}
+	return strings.Join(append(parts, msg), ": ")
 }
 
+// Unwrap returns the problem, so that errors.Is finds ErrInvalid and the
+// other sentinel errors.
 func (e *Error) Unwrap() error { return e.Err }
 
 // invalid builds an *Error whose message is the formatted text and which
-// wraps ErrInvalid.
+// wraps ErrInvalid. The format may itself use %w.
 func invalid(file string, members []string, format string, args ...any) *Error {
-	return &Error{File: file, Members: members, Err: fmt.Errorf("%s%w", fmt.Sprintf(format, args...), errSilent)}
+	return &Error{File: file, Members: members, Err: invalidf(format, args...)}
+}
+
+// invalidf formats an error that wraps ErrInvalid without showing its text.
+// The format may itself use %w.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf(format+"%w", append(args, errSilent)...)
 }
 
 // errSilent wraps ErrInvalid without adding text to the message.

@@ -1,0 +1,214 @@
+package pak
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on what the reader accepts. Input beyond them is refused with an
+// error wrapping ErrInvalid, whatever the archive headers claim.
+const (
+	// MaxConfSize is the largest .conf accepted, in bytes.
+	MaxConfSize = 64 << 10
+	// MaxConfLine is the longest .conf line accepted, in bytes.
+	MaxConfLine = 4 << 10
+	// MaxManifestSize is the largest manifest.txt accepted, in bytes.
+	MaxManifestSize = 1 << 20
+	// MaxInnerSize is the largest inner adapter archive accepted, in bytes
+	// uncompressed.
+	MaxInnerSize = 256 << 20
+	// MaxInnerEntries is the most members read from an inner adapter archive.
+	MaxInnerEntries = 100_000
+	// MaxNameLength is the longest archive member name accepted, in bytes.
+	MaxNameLength = 4 << 10
+	// maxKindLength is the longest adapter kind accepted, in bytes.
+	maxKindLength = 255
+)
+
+// Conf is what a .conf file states about the adapter's container image.
+type Conf struct {
+	KindKey    string // KINDKEY; may be empty, the pack's manifest names the kind too
+	Registry   string // REGISTRY; empty when left out (or written empty)
+	Repository string // REPOSITORY without its leading slash
+	Digest     string // DIGEST, "sha256:" + 64 lower-case hex
+}
+
+// The .conf keys that matter; all others are ignored.
+const (
+	keyKind       = "KINDKEY"
+	keyRegistry   = "REGISTRY"
+	keyRepository = "REPOSITORY"
+	keyDigest     = "DIGEST"
+)
+
+// ParseConf parses the KEY=VALUE text of an adapter .conf file and checks
+// the image fields it states.
+//
+// Lines may end in LF or CRLF; spaces around keys and values are trimmed;
+// blank lines and lines starting with # are skipped; a line splits on its
+// first "=". Keys are case-sensitive and unknown keys are ignored, but each
+// known key may appear only once. REPOSITORY and DIGEST are required, REGISTRY
+// and KINDKEY are optional. Every error wraps ErrInvalid.
+func ParseConf(data []byte) (Conf, error) {
+	var c Conf
+	if len(data) > MaxConfSize {
+		return c, invalidf("larger than %s (limit %s)", bytesize(uint64(len(data))), limit(MaxConfSize))
+	}
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return c, invalidf("contains a NUL byte at offset %d: not a text file", i)
+	}
+	data = bytes.TrimPrefix(data, []byte("\ufeff")) // a BOM from Windows editors
+	// seen maps each known key to the line it is on.
+	seen := map[string]int{}
+	vals := map[string]string{}
+	for n, line := range bytes.Split(data, []byte("\n")) {
+		lineNo := n + 1
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) > MaxConfLine {
+			return c, invalidf("line %d: longer than %d bytes", lineNo, MaxConfLine)
+		}
+		if !utf8.Valid(line) {
+			return c, invalidf("line %d: invalid UTF-8", lineNo)
+		}
+		text := strings.TrimSpace(string(line))
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		key, value, ok := strings.Cut(text, "=")
+		if !ok {
+			return c, invalidf("line %d: not a KEY=VALUE line: %s", lineNo, quote(text))
+		}
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if key == "" {
+			return c, invalidf("line %d: no key before \"=\"", lineNo)
+		}
+		switch key {
+		case keyKind, keyRegistry, keyRepository, keyDigest:
+		default:
+			continue
+		}
+		if first, dup := seen[key]; dup {
+			return c, invalidf("line %d: %s repeated (first on line %d)", lineNo, key, first)
+		}
+		seen[key] = lineNo
+		vals[key] = value
+	}
+
+	for _, key := range []string{keyRepository, keyDigest} {
+		if _, ok := seen[key]; !ok {
+			return c, invalidf("%s is missing", key)
+		}
+		if vals[key] == "" {
+			return c, invalidf("%s is empty", key)
+		}
+	}
+	c = Conf{
+		KindKey:    vals[keyKind],
+		Registry:   vals[keyRegistry],
+		Repository: strings.TrimPrefix(vals[keyRepository], "/"),
+		Digest:     vals[keyDigest],
+	}
+	if _, ok := seen[keyKind]; ok {
+		if err := checkKind(c.KindKey); err != nil {
+			return Conf{}, invalidf("KINDKEY %w", err)
+		}
+	}
+	if c.Registry != "" {
+		if err := ValidateRegistry(c.Registry); err != nil {
+			return Conf{}, invalidf("REGISTRY %w", err)
+		}
+	}
+	if err := checkRepository(c.Repository); err != nil {
+		return Conf{}, invalidf("REPOSITORY %w", err)
+	}
+	if err := checkDigest(c.Digest); err != nil {
+		return Conf{}, invalidf("DIGEST %w", err)
+	}
+	return c, nil
+}
+
+// checkKind checks an adapter kind key: letters, digits, "_", "-" and ".",
+// as the SDK allows, so that it is safe in member names and messages.
+func checkKind(kind string) error {
+	if kind == "" {
+		return errors.New("is empty")
+	}
+	if len(kind) > maxKindLength {
+		return fmt.Errorf("is longer than %d bytes", maxKindLength)
+	}
+	if !utf8.ValidString(kind) {
+		return errors.New("is not valid UTF-8")
+	}
+	for _, r := range kind {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-' && r != '.' {
+			return fmt.Errorf("%s has %s: an adapter kind has only letters, digits, _, - and .", quote(kind), quote(string(r)))
+		}
+	}
+	if kind == "." || kind == ".." {
+		return fmt.Errorf("%s is not an adapter kind", quote(kind))
+	}
+	return nil
+}
+
+// display returns an archive member name as safe to print: as is when it is
+// plain printable text, otherwise quoted.
+func display(name string) string {
+	if len(name) <= 200 && utf8.ValidString(name) && !strings.Contains(name, ": ") {
+		plain := true
+		for _, r := range name {
+			if !unicode.IsPrint(r) || r == '"' {
+				plain = false
+				break
+			}
+		}
+		if plain && name != "" {
+			return name
+		}
+	}
+	return quote(name)
+}
+
+// quote quotes a value from the input for an error message, shortened when
+// long, so that nothing it holds can break the message.
+func quote(s string) string {
+	const max = 100
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return fmt.Sprintf("%q...", s[:cut])
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// bytesize formats a measured byte count for messages, e.g. "4.0 GiB".
+func bytesize(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// limit formats a round byte limit for messages, e.g. "64 KiB".
+func limit(n uint64) string {
+	for _, u := range []struct {
+		size uint64
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
+}
