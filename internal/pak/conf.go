@@ -80,7 +80,9 @@ func ParseConf(data []byte) (Conf, error) {
 		}
 		key, value, ok := strings.Cut(text, "=")
 		if !ok {
-			return c, invalidf("line %d: not a KEY=VALUE line: %s", lineNo, quote(text))
+			// The line itself is not echoed: prepull pointed at the wrong file,
+			// say a password file, must not print that file's content.
+			return c, invalidf("line %d: not a KEY=VALUE line", lineNo)
 		}
 		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
 		if key == "" {

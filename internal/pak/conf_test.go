@@ -2,6 +2,8 @@ package pak_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,7 +84,7 @@ func TestParseConfErrors(t *testing.T) {
 		{"invalid utf-8", good + "NOTE=\xff\xfe\n", "line 8: invalid UTF-8"},
 		{"overlong line", good + "NOTE=" + strings.Repeat("x", 5000) + "\n", "line 8: longer than 4096 bytes"},
 		{"too big", good + strings.Repeat("# padding\n", 7000), "KiB (limit 64 KiB)"},
-		{"not key=value", good + "just words\n", `line 8: not a KEY=VALUE line: "just words"`},
+		{"not key=value", good + "just words\n", `line 8: not a KEY=VALUE line`},
 		{"no key", "=value\n", `line 1: no key before "="`},
 		{"bad kindkey", conf("KINDKEY", "My/Adapter"), `KINDKEY "My/Adapter" has "/"`},
 
@@ -90,7 +92,7 @@ func TestParseConfErrors(t *testing.T) {
 		{"repository space", conf("REPOSITORY", "/my-project/my adapter"), `REPOSITORY "my-project/my adapter" contains a space or control character`},
 		{"repository tab", conf("REPOSITORY", "/my-project/my\tadapter"), "contains a space or control character"},
 		{"repository carriage return", conf("REPOSITORY", "/a\rb"), "contains a space or control character"},
-		{"repository newline", "REPOSITORY=/a\nb\nDIGEST=" + digest, `line 2: not a KEY=VALUE line: "b"`},
+		{"repository newline", "REPOSITORY=/a\nb\nDIGEST=" + digest, `line 2: not a KEY=VALUE line`},
 		{"repository semicolon", conf("REPOSITORY", "/a;reboot"), `has ";", not allowed in a repository path`},
 		{"repository command substitution", conf("REPOSITORY", "/$(reboot)"), `has "$", not allowed`},
 		{"repository backtick", conf("REPOSITORY", "/a`id`"), "not allowed in a repository path"},
@@ -166,5 +168,18 @@ func TestValidateRegistry(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("ValidateRegistry(%q) = %v, want ok %v", tt.host, err, tt.ok)
 		}
+	}
+}
+
+// TestParseConfDoesNotEchoContent guards against printing a file that is not
+// a .conf, such as a password file given by mistake.
+func TestParseConfDoesNotEchoContent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "registry.password")
+	if err := os.WriteFile(path, []byte("hunter2-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pak.Open(path)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v must not contain the file's content", err)
 	}
 }

@@ -231,7 +231,7 @@ func TestReadErrors(t *testing.T) {
 	}{
 		{"empty file", "x.pak", nil, "x.pak: empty file", false, false},
 		{"non-zip binary", "x.pak", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "x.pak: not a ZIP archive, and not a valid .conf: contains a NUL byte at offset 8: not a text file", false, false},
-		{"non-zip text", "notes.txt", []byte("hello world\n"), `notes.txt: not a ZIP archive, and not a valid .conf: line 1: not a KEY=VALUE line: "hello world"`, false, false},
+		{"non-zip text", "notes.txt", []byte("hello world\n"), `notes.txt: not a ZIP archive, and not a valid .conf: line 1: not a KEY=VALUE line`, false, false},
 		{"large non-zip", "x.pak", bytes.Repeat([]byte("a"), 100<<10), "x.pak: not a ZIP archive, and too large for a .conf (100.0 KiB; limit 64 KiB)", false, false},
 		{"conf without kindkey", "x.conf", []byte("REPOSITORY=/a\nDIGEST=" + digest), "x.conf: KINDKEY is missing", false, false},
 		{"conf without digest", "x.conf", []byte("KINDKEY=A\nREPOSITORY=/a\n"), "x.conf: DIGEST is missing", false, false},
@@ -296,7 +296,7 @@ func TestReadErrors(t *testing.T) {
 		{"two manifests", "x.pak", zipOf("manifest.txt", string(good.Manifest()), "manifest.txt", "{}"), `x.pak: two members named "manifest.txt"`, false, false},
 		{"control characters in member names", "x.pak", paktest.Pak{ConfName: "A\nB.conf", Inner: []paktest.Member{{Name: "C\x1b[31m.conf", Data: conf}}}.Bytes(),
 			`x.pak: adapter.zip: 2 .conf files at its root ("C\x1b[31m.conf", "A\nB.conf")`, true, false},
-		{"member names with colons", "x.pak", paktest.Pak{RawConf: []byte("x"), ConfName: "a: b.conf"}.Bytes(), `x.pak: adapter.zip: "a: b.conf": line 1: not a KEY=VALUE line: "x"`, false, false},
+		{"member names with colons", "x.pak", paktest.Pak{RawConf: []byte("x"), ConfName: "a: b.conf"}.Bytes(), `x.pak: adapter.zip: "a: b.conf": line 1: not a KEY=VALUE line`, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
