@@ -11,5 +11,7 @@
 // entries, accept-new), keys from the ssh-agent and identity files, and
 // OpenSSH's keepalive@openssh.com keepalives; and for many proxies at once,
 // with their standard error streamed back line by line, each line prefixed
-// by the host.
+// by the host. Before the command, the remote shell reports its process
+// group on standard error, so that a canceled command can be ended even
+// where sshd refuses signal requests (OpenSSH does for root logins).
 package remote

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,9 +17,16 @@ import (
 // one-shot's JSON result is small.
 const maxStdout = 1 << 20
 
-// cancelGrace is how long a canceled command has, after SIGTERM and the close
-// of its session, to report how it ended.
+// cancelGrace bounds each step of ending a canceled command: killing its
+// process group, then waiting for its session to end.
 const cancelGrace = 2 * time.Second
+
+// pgidMarker starts the first line of standard error, in which the remote
+// shell reports its process group before it runs the command. sshd puts each
+// command in a session and process group of its own, so that a canceled
+// command and everything it started can be ended from a second session even
+// where sshd refuses signal requests, as OpenSSH does for root logins.
+const pgidMarker = "prepull-remote-pgid="
 
 // Host is one destination of a fleet run.
 type Host struct {
@@ -58,8 +66,11 @@ type Output struct {
 // host's name.
 type Fleet struct {
 	Dialer *Dialer
-	// Command is the shell command line run for each file.
+	// Command is the shell command line run for each file, by the login
+	// shell of the remote user, which must be a POSIX shell.
 	Command string
+	// Sudo runs Command, and the kill that ends it on cancel, with sudo -n.
+	Sudo bool
 	// Parallel is how many hosts are worked on at once; at least 1.
 	Parallel int
 	// Stderr receives the prefixed remote standard error and the reason a
@@ -126,9 +137,9 @@ func (f *Fleet) runHost(ctx context.Context, h Host, files []string, stderr io.W
 }
 
 // runFile runs the command once on conn, with file on its standard input.
-func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stderr io.Writer) Output {
+func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stderr io.Writer) (o Output) {
 	start := time.Now()
-	o := Output{Host: host, File: file, ExitStatus: -1}
+	o = Output{Host: host, File: file, ExitStatus: -1}
 	defer func() { o.Duration = time.Since(start) }()
 	if ctx.Err() != nil {
 		o.Err = fmt.Errorf("not started: %w", context.Cause(ctx))
@@ -148,9 +159,9 @@ func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stde
 	}
 	defer s.Close()
 	stdout := &limitedBuffer{max: maxStdout}
-	lines := &prefixWriter{out: stderr, prefix: host + ": "}
+	lines := &prefixWriter{out: stderr, prefix: host + ": ", marker: pgidMarker}
 	s.Stdin, s.Stdout, s.Stderr = in, stdout, lines
-	if err := s.Start(f.Command); err != nil {
+	if err := s.Start("echo " + pgidMarker + "$$ >&2; " + f.sudo() + f.Command); err != nil {
 		o.Err = connError(conn, fmt.Errorf("start the command: %w", err))
 		fmt.Fprintf(stderr, "%s: %v\n", host, o.Err)
 		return o
@@ -160,9 +171,11 @@ func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stde
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		// The signal ends a command that does not read its input; closing
-		// the session ends one that does.
+		// The signal request is the standard way; sshd may refuse it, so
+		// the command's process group is killed too. Closing the session
+		// then ends what still reads its input or writes its output.
 		_ = s.Signal(ssh.SIGTERM)
+		f.kill(conn, lines.Marked())
 		s.Close()
 		select {
 		case <-done:
@@ -194,6 +207,36 @@ func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stde
 		fmt.Fprintf(stderr, "%s: %v\n", host, o.Err)
 	}
 	return o
+}
+
+// sudo returns the prefix that runs a command with sudo, if asked for.
+func (f *Fleet) sudo() string {
+	if f.Sudo {
+		return "sudo -n "
+	}
+	return ""
+}
+
+// kill sends SIGTERM to the remote process group pgid through a new session
+// on conn, waiting at most cancelGrace.
+func (f *Fleet) kill(conn *Conn, pgid string) {
+	if n, err := strconv.Atoi(pgid); err != nil || n <= 1 {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s, err := conn.NewSession()
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		_ = s.Run(f.sudo() + "kill -TERM -" + pgid)
+	}()
+	select {
+	case <-done:
+	case <-time.After(cancelGrace):
+	}
 }
 
 // connError prefers the reason the keepalive gave up on conn, if it did.

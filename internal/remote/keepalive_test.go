@@ -30,14 +30,14 @@ func (f *fakeConn) SendRequest(name string, wantReply bool, payload []byte) (boo
 }
 
 func TestKeepalive(t *testing.T) {
-	const every = 10 * time.Millisecond
+	const every = 40 * time.Millisecond
 	tests := []struct {
 		name string
 		conn *fakeConn
 		dead string // substring of the reason; empty when it must stay alive
 	}{
 		{name: "answers", conn: &fakeConn{}},
-		{name: "answers slowly but within the count", conn: &fakeConn{delay: 2 * every}},
+		{name: "answers slowly but within the count", conn: &fakeConn{delay: every * 3 / 2}},
 		{name: "never answers", conn: &fakeConn{delay: -1}, dead: "no answer to 3 keepalives"},
 		{name: "send fails", conn: &fakeConn{err: errors.New("EOF")}, dead: "connection lost: EOF"},
 	}
@@ -56,12 +56,12 @@ func TestKeepalive(t *testing.T) {
 				if tt.dead == "" || !strings.Contains(err.Error(), tt.dead) {
 					t.Fatalf("gave up: %v; want %q", err, tt.dead)
 				}
-			case <-time.After(30 * every):
+			case <-time.After(20 * every):
 				if tt.dead != "" {
-					t.Fatalf("still alive after %v; want it to give up", 30*every)
+					t.Fatalf("still alive after %v; want it to give up", 20*every)
 				}
-				if tt.conn.sent.Load() < 5 {
-					t.Fatalf("sent %d keepalives in %v", tt.conn.sent.Load(), 30*every)
+				if tt.conn.sent.Load() < 4 {
+					t.Fatalf("sent %d keepalives in %v", tt.conn.sent.Load(), 20*every)
 				}
 			}
 			cancel()

@@ -24,14 +24,18 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 const maxLine = 64 << 10
 
 // prefixWriter writes each line to out with prefix before it, in one Write,
-// as soon as the line is complete. It remembers the last non-empty line.
+// as soon as the line is complete. It remembers the last non-empty line. A
+// first line that starts with marker is kept rather than written.
 type prefixWriter struct {
 	out    io.Writer
 	prefix string
+	marker string
 
-	mu   sync.Mutex
-	buf  []byte
-	last string
+	mu     sync.Mutex
+	buf    []byte
+	last   string
+	lines  int
+	marked string // the rest of the marker line
 }
 
 func (p *prefixWriter) Write(b []byte) (int, error) {
@@ -70,8 +74,21 @@ func (p *prefixWriter) Last() string {
 	return p.last
 }
 
+// Marked returns what followed the marker on the first line, if it had one.
+func (p *prefixWriter) Marked() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.marked
+}
+
 func (p *prefixWriter) emit() {
 	line := bytes.TrimRight(p.buf, "\r")
+	p.lines++
+	if p.lines == 1 && p.marker != "" && bytes.HasPrefix(line, []byte(p.marker)) {
+		p.marked = string(line[len(p.marker):])
+		p.buf = p.buf[:0]
+		return
+	}
 	if len(bytes.TrimSpace(line)) > 0 {
 		p.last = string(line)
 	}
