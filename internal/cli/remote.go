@@ -1,0 +1,340 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
+	"github.com/prepull/prepull/internal/remote"
+)
+
+// remoteFlags are the flags of prepull remote.
+type remoteFlags struct {
+	hosts          []string
+	hostsFile      string
+	identities     []string
+	knownHosts     []string
+	sshConfig      string
+	acceptNew      bool
+	parallel       int
+	connectTimeout time.Duration
+	remoteCommand  string
+	sudo           bool
+
+	// Passed on to the one-shot on each proxy.
+	force           bool
+	dryRun          bool
+	timeout         time.Duration
+	defaultRegistry string
+}
+
+// remoteRow is one line of prepull remote's results: one pak on one host.
+// Its JSON form is stable.
+type remoteRow struct {
+	Host       string      `json:"host"`
+	File       string      `json:"file"`
+	Reference  string      `json:"reference"`
+	Status     pull.Status `json:"status"`
+	DurationMS int64       `json:"duration_ms"`
+	ExitCode   ExitCode    `json:"exit_code"`
+	Error      string      `json:"error,omitempty"`
+}
+
+func newRemoteCommand(g *globals) *cobra.Command {
+	f := &remoteFlags{}
+	cmd := &cobra.Command{
+		Use:   "remote [flags] PAK...",
+		Short: "Pre-pull on one Cloud Proxy or a fleet, over SSH, from a workstation",
+		Long: `prepull remote runs prepull on each Cloud Proxy named with -H or --hosts-file,
+over SSH, with the pak streamed to it: each proxy pulls with its own
+configuration and credentials, so no registry secret leaves the proxies.
+For one proxy and one pak it does what plain OpenSSH does with
+
+    ssh proxy prepull - < foo.pak
+
+Every pak is checked here first: a bad pak exits 3 before any connection.
+Each host gets one SSH connection and, for each pak, runs
+
+    [sudo -n] <remote-command> --json [--quiet] [--force] [--dry-run]
+        [--timeout D] [--default-registry HOST] -
+
+The remote standard error is shown live, each line prefixed by the host. At
+the end comes a table (or, with --json, an array) with one row per host and
+pak. --config and --docker-host do not apply here: the proxy's own
+configuration decides, or put --config in --remote-command.
+
+DEST is [user@]host[:port] or an alias of ~/.ssh/config (HostName, User,
+Port, IdentityFile, ProxyJump, ServerAliveInterval, ServerAliveCountMax are
+honoured). Host keys are checked strictly against known_hosts: an unknown
+host is refused unless --accept-new, a changed key always. Keys come from
+the ssh-agent ($SSH_AUTH_SOCK) and from identity files; prepull never
+prompts for a passphrase.
+
+Exit status: 0 when every pak succeeded on every host; otherwise the highest
+code of any row, where a host that cannot be reached, authenticated or
+trusted counts 1.
+
+` + exitCodesHelp,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRemote(cmd.Context(), g, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&f.hosts, "host", "H", nil, "proxy to pre-pull on, [user@]host[:port] or an ssh_config alias (repeatable)")
+	fl.StringVar(&f.hostsFile, "hosts-file", "", "file with one DEST a line (# starts a comment)")
+	fl.StringArrayVarP(&f.identities, "identity", "i", nil, "private key file to log in with (repeatable), besides the ssh-agent's keys")
+	fl.StringArrayVar(&f.knownHosts, "known-hosts", nil, "known_hosts file (repeatable; --accept-new writes to the first) (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
+	fl.StringVar(&f.sshConfig, "ssh-config", "", "ssh_config file, instead of ~/.ssh/config and /etc/ssh/ssh_config")
+	fl.BoolVar(&f.acceptNew, "accept-new", false, "trust the key of a host known_hosts does not list, and record it (never a changed key)")
+	fl.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
+	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "give up on connecting to and logging in to a host after this long")
+	fl.StringVar(&f.remoteCommand, "remote-command", "prepull", "command line run on each proxy, as shell text, before the arguments prepull appends (e.g. 'prepull --config /etc/prepull/fleet.yaml')")
+	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n")
+	fl.BoolVar(&f.force, "force", false, "passed on: pull even when the image is present")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check presence and credentials; pull nothing")
+	fl.DurationVar(&f.timeout, "timeout", 0, "passed on: give up on a pak after this long (default the proxy's timeout)")
+	fl.StringVar(&f.defaultRegistry, "default-registry", "", "passed on: registry for paks built without REGISTRY (default the proxy's default_registry)")
+	return cmd
+}
+
+func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) error {
+	if err := checkPakArgs(args); err != nil {
+		return err
+	}
+	for _, a := range args {
+		if a == "-" {
+			return usageErrorf("prepull remote sends pak files; standard input (-) cannot be sent to several hosts")
+		}
+	}
+	dests, err := f.destinations()
+	if err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	// Every pak is checked before any connection. The registry is left to
+	// each proxy's configuration.
+	images := make([]pak.Image, len(args))
+	worst := ExitOK
+	for i, a := range args {
+		img, err := readPak(a, nil)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "prepull: %v\n", err)
+			worst = max(worst, CodeFor(err))
+			continue
+		}
+		images[i] = img
+	}
+	if worst != ExitOK {
+		return &exitError{code: worst}
+	}
+
+	home, _ := os.UserHomeDir()
+	sshConfigs := []string{f.sshConfig}
+	if f.sshConfig == "" {
+		sshConfigs = []string{filepath.Join(home, ".ssh", "config"), "/etc/ssh/ssh_config"}
+	}
+	sshConfig, err := remote.LoadSSHConfig(sshConfigs...)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	knownHostsFiles := f.knownHosts
+	if len(knownHostsFiles) == 0 {
+		knownHostsFiles = []string{filepath.Join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"}
+	}
+	knownHosts, err := remote.LoadKnownHosts(knownHostsFiles, f.acceptNew)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	auth := remote.NewAuth(os.Getenv("SSH_AUTH_SOCK"), f.identities, home)
+	defer auth.Close()
+
+	hosts := make([]remote.Host, len(dests))
+	for i, d := range dests {
+		hosts[i].Name = d.Raw
+		hosts[i].Route, hosts[i].Err = sshConfig.Route(d)
+	}
+	fleet := &remote.Fleet{
+		Dialer:   &remote.Dialer{KnownHosts: knownHosts, Auth: auth, Timeout: f.connectTimeout},
+		Command:  f.commandLine(g),
+		Sudo:     f.sudo,
+		Parallel: f.parallel,
+		Stderr:   g.stderr,
+	}
+	outputs := fleet.Run(ctx, hosts, args)
+
+	var rows []remoteRow
+	for _, host := range outputs {
+		for i, o := range host {
+			r := rowFor(o, images[i])
+			worst = max(worst, r.ExitCode)
+			rows = append(rows, r)
+		}
+	}
+	if err := printRemoteRows(g, rows); err != nil {
+		return err
+	}
+	if worst != ExitOK {
+		return &exitError{code: worst}
+	}
+	return nil
+}
+
+// destinations returns the hosts of -H and --hosts-file, each once, in order.
+func (f *remoteFlags) destinations() ([]remote.Dest, error) {
+	var dests []remote.Dest
+	for _, h := range f.hosts {
+		d, err := remote.ParseDest(h)
+		if err != nil {
+			return nil, usageErrorf("-H: %v", err)
+		}
+		dests = append(dests, d)
+	}
+	if f.hostsFile != "" {
+		file, err := os.Open(f.hostsFile)
+		if err != nil {
+			return nil, usageErrorf("--hosts-file: %v", err)
+		}
+		defer file.Close()
+		more, err := remote.ReadHostsFile(file, f.hostsFile)
+		if err != nil {
+			return nil, usageErrorf("--hosts-file: %v", err)
+		}
+		dests = append(dests, more...)
+	}
+	if len(dests) == 0 {
+		return nil, usageErrorf("no host given: use -H DEST or --hosts-file FILE (see 'prepull remote --help')")
+	}
+	seen := map[string]bool{}
+	unique := dests[:0]
+	for _, d := range dests {
+		if !seen[d.Raw] {
+			seen[d.Raw] = true
+			unique = append(unique, d)
+		}
+	}
+	return unique, nil
+}
+
+// check rejects flag values that cannot work, before anything is read.
+func (f *remoteFlags) check() error {
+	switch {
+	case f.parallel < 1:
+		return usageErrorf("--parallel must be at least 1")
+	case f.connectTimeout <= 0:
+		return usageErrorf("--connect-timeout must be positive")
+	case strings.TrimSpace(f.remoteCommand) == "":
+		return usageErrorf("--remote-command is empty")
+	case f.timeout < 0:
+		return usageErrorf("--timeout must not be negative")
+	}
+	for _, id := range f.identities {
+		if _, err := os.Stat(id); err != nil {
+			return usageErrorf("-i: %v", err)
+		}
+	}
+	if f.sshConfig != "" {
+		if _, err := os.Stat(f.sshConfig); err != nil {
+			return usageErrorf("--ssh-config: %v", err)
+		}
+	}
+	return nil
+}
+
+// commandLine is the shell command line run on each proxy: the user's
+// --remote-command as given, then the one-shot's arguments, each quoted.
+func (f *remoteFlags) commandLine(g *globals) string {
+	args := []string{"--json"}
+	if g.quiet {
+		args = append(args, "--quiet")
+	}
+	if f.force {
+		args = append(args, "--force")
+	}
+	if f.dryRun {
+		args = append(args, "--dry-run")
+	}
+	if f.timeout > 0 {
+		args = append(args, "--timeout", f.timeout.String())
+	}
+	if f.defaultRegistry != "" {
+		args = append(args, "--default-registry", f.defaultRegistry)
+	}
+	return remote.CommandLine(f.remoteCommand, append(args, "-")...)
+}
+
+// rowFor turns one remote run into a result row: the one-shot's own JSON
+// result when it printed one, otherwise why there is none.
+func rowFor(o remote.Output, img pak.Image) remoteRow {
+	r := remoteRow{Host: o.Host, File: o.File, Status: pull.Failed, DurationMS: o.Duration.Milliseconds(), ExitCode: ExitFailure}
+	if t, err := img.Resolve(""); err == nil {
+		r.Reference = t.Reference // as the pak states it; the proxy may settle another
+	}
+	if o.Err != nil {
+		r.Error = o.Err.Error()
+		return r
+	}
+	var results []pakResult
+	if err := json.Unmarshal(o.Stdout, &results); err == nil && len(results) == 1 {
+		res := results[0]
+		if res.Reference != "" {
+			r.Reference = res.Reference
+		}
+		r.Status, r.ExitCode, r.Error = res.Status, res.ExitCode, res.Error
+		if r.ExitCode == ExitOK && o.ExitStatus != 0 {
+			r.Status, r.ExitCode = pull.Failed, ExitFailure
+			r.Error = fmt.Sprintf("the remote command reported success but exited with status %d", o.ExitStatus)
+		}
+		return r
+	}
+	switch {
+	case o.Signal != "":
+		r.Error = fmt.Sprintf("the remote command was killed by signal %s", o.Signal)
+	case o.ExitStatus == 127:
+		r.Error = "the remote command was not found (is prepull installed on the proxy? see --remote-command)"
+	default:
+		r.Error = fmt.Sprintf("the remote command exited with status %d and printed no result", o.ExitStatus)
+	}
+	if o.LastStderr != "" {
+		r.Error += ": " + o.LastStderr
+	}
+	return r
+}
+
+// printRemoteRows prints the results: a table, or a JSON array with --json.
+func printRemoteRows(g *globals, rows []remoteRow) error {
+	if g.json {
+		if rows == nil {
+			rows = []remoteRow{}
+		}
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	w := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "HOST\tPAK\tREFERENCE\tSTATUS\tDURATION\tERROR")
+	for _, r := range rows {
+		ref := r.Reference
+		if ref == "" {
+			ref = "-"
+		}
+		d := (time.Duration(r.DurationMS) * time.Millisecond).Round(100 * time.Millisecond)
+		errText := strings.Join(strings.Fields(r.Error), " ")
+		if errText == "" {
+			errText = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Host, r.File, ref, r.Status, d, errText)
+	}
+	return w.Flush()
+}
