@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/pak"
 )
 
@@ -37,11 +36,8 @@ Docker Engine. Exit code 3 when a pak does not name a pullable image.`,
 			if err != nil {
 				return err
 			}
-			if defaultRegistry != "" {
-				if err := config.CheckHost(defaultRegistry); err != nil {
-					return usageErrorf("--default-registry %q: %v", defaultRegistry, err)
-				}
-				cfg.DefaultRegistry = defaultRegistry
+			if err := setDefaultRegistry(cfg, defaultRegistry); err != nil {
+				return err
 			}
 			return runInspect(g, cfg.DefaultRegistry, args)
 		},

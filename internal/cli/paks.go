@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/pak"
 )
 
@@ -59,4 +60,17 @@ func readTarget(arg string, stdin io.Reader, defaultRegistry string) (pak.Target
 		return pak.Target{}, err
 	}
 	return img.Resolve(defaultRegistry)
+}
+
+// setDefaultRegistry applies --default-registry, when given, over the
+// configuration's default_registry.
+func setDefaultRegistry(cfg *config.Config, flag string) error {
+	if flag == "" {
+		return nil
+	}
+	if err := pak.ValidateRegistry(flag); err != nil {
+		return usageErrorf("--default-registry %v", err)
+	}
+	cfg.DefaultRegistry = flag
+	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/term"
 
-	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pull"
@@ -77,11 +76,8 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 	if err != nil {
 		return err
 	}
-	if f.defaultRegistry != "" {
-		if err := config.CheckHost(f.defaultRegistry); err != nil {
-			return usageErrorf("--default-registry %q: %v", f.defaultRegistry, err)
-		}
-		cfg.DefaultRegistry = f.defaultRegistry
+	if err := setDefaultRegistry(cfg, f.defaultRegistry); err != nil {
+		return err
 	}
 	if f.timeout > 0 {
 		cfg.Timeout = f.timeout

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/prepull/prepull/internal/pak"
 )
 
 // DefaultFile is where prepull looks for its configuration when none is named.
@@ -157,8 +159,8 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s: host is required", where))
 			continue
 		}
-		if err := CheckHost(r.Host); err != nil {
-			errs = append(errs, fmt.Errorf("%s: host %q: %w", where, r.Host, err))
+		if err := pak.ValidateRegistry(r.Host); err != nil {
+			errs = append(errs, fmt.Errorf("%s: host %w", where, err))
 		}
 		key := NormalizeHost(r.Host)
 		if j, dup := seen[key]; dup {
@@ -184,8 +186,8 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.DefaultRegistry != "" {
-		if err := CheckHost(c.DefaultRegistry); err != nil {
-			errs = append(errs, fmt.Errorf("default_registry %q: %w", c.DefaultRegistry, err))
+		if err := pak.ValidateRegistry(c.DefaultRegistry); err != nil {
+			errs = append(errs, fmt.Errorf("default_registry %w", err))
 		}
 	}
 	switch c.LogFormat {
@@ -208,21 +210,6 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("settle %v: must not be negative", c.Settle))
 	}
 	return errors.Join(errs...)
-}
-
-// CheckHost reports whether h is a registry host as references carry it:
-// a host name or IP address with an optional port, no scheme and no path.
-func CheckHost(h string) error {
-	if strings.Contains(h, "://") {
-		return errors.New("give the host without a scheme")
-	}
-	if strings.ContainsAny(h, "/@ \t\r\n") {
-		return errors.New("give only host[:port]")
-	}
-	if h != strings.ToLower(h) {
-		return errors.New("registry host names are lower case")
-	}
-	return nil
 }
 
 // NormalizeHost returns the canonical form of a registry host, so that the

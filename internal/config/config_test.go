@@ -86,8 +86,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad yaml", "registries: [\n", "config.yaml"},
 		{"unknown key", "registry: harbor\n", "registry"},
 		{"host missing", "registries:\n  - username: a\n    password_file: /x\n", "registries[0]: host is required"},
-		{"scheme in host", "registries:\n  - host: https://harbor\n", "without a scheme"},
-		{"path in host", "registries:\n  - host: harbor/proj\n", "host[:port]"},
+		{"scheme in host", "registries:\n  - host: https://harbor\n", "not a URL"},
+		{"path in host", "registries:\n  - host: harbor.example/proj\n", "without a path"},
 		{"duplicate host", "registries:\n  - host: a.example\n  - host: a.example\n", "already listed"},
 		{"user without password", "registries:\n  - host: a.example\n    username: u\n", "none of password_file"},
 		{"two password sources", "registries:\n  - host: a.example\n    username: u\n    password_file: /x\n    password_env: X\n", "only one of"},
@@ -95,7 +95,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad duration", "timeout: soon\n", "timeout"},
 		{"zero concurrency", "concurrency: 0\n", "concurrency"},
 		{"bad log format", "log_format: xml\n", "log_format"},
-		{"upper-case default registry", "default_registry: Harbor.example\n", "lower case"},
+		{"bad default registry", "default_registry: \"harbor.example:99999\"\n", "invalid port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
