@@ -225,9 +225,12 @@ func TestRemoteHostDownOthersSucceed(t *testing.T) {
 		}
 	}()
 	silentDest := "root@" + silent.Addr().String()
+	hostsFile := filepath.Join(t.TempDir(), "hosts")
+	writeTestFile(t, hostsFile, fmt.Sprintf("# the fleet\n%s\n\n%s   # stopped\n%s\n", p.dest(0), p.dest(1), p.dest(2)))
 
 	start := time.Now()
-	args := p.args(t, "--json", "--connect-timeout", "2s", "-H", silentDest, f.pak)
+	args := []string{"remote", "--known-hosts", p.knownHosts, "-i", p.key.Path, "--remote-command", p.remoteCommand(t),
+		"--json", "--connect-timeout", "2s", "--hosts-file", hostsFile, "-H", silentDest, f.pak}
 	r := f.prepull(nil, args...)
 	elapsed := time.Since(start)
 	r.want(t, 1)
@@ -504,24 +507,62 @@ func alive(pid int) bool {
 	return len(fields) > 2 && fields[2] != "Z"
 }
 
-// startRemote starts prepull with args and returns the running command and
-// its output buffers.
-func startRemote(t *testing.T, f *fixture, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+// remoteProc is a prepull process the test controls while it runs.
+type remoteProc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{} // closed when the process has exited
+	code           int           // exit code, once done
+}
+
+// startRemote starts prepull with args in the clean environment of
+// fixture.prepull. A process still running when the test ends is killed.
+func startRemote(t *testing.T, f *fixture, args ...string) *remoteProc {
 	t.Helper()
-	cmd := exec.Command(testenv.Prepull(t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
+	p := &remoteProc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(testenv.Prepull(t), args...)
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+	go func() {
+		err := p.cmd.Wait()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			p.code = exit.ExitCode()
+		} else if err != nil {
+			p.code = -1
 		}
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
 	})
-	return cmd, stdout, stderr
+	return p
+}
+
+// exited reports whether the process has ended.
+func (p *remoteProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits up to d for the process to exit and returns what it printed
+// and its exit code.
+func (p *remoteProc) wait(t *testing.T, d time.Duration) run {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("prepull did not exit within %v\nstdout:\n%s\nstderr:\n%s", d, p.stdout, p.stderr)
+	}
+	return run{stdout: p.stdout.String(), stderr: p.stderr.String(), code: p.code}
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writing while the test
@@ -543,29 +584,6 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// waitExit waits up to d for cmd to exit and returns its exit code.
-func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration, stdout, stderr *syncBuffer) int {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("prepull did not exit within %v\nstdout:\n%s\nstderr:\n%s", d, stdout, stderr)
-		return -1
-	}
-}
-
 func TestRemoteCtrlCEndsRemoteCommands(t *testing.T) {
 	f := newFixture(t, "fleet/cancel")
 	p := newProxyFleet(t, f, f.config, f.config)
@@ -576,15 +594,12 @@ func TestRemoteCtrlCEndsRemoteCommands(t *testing.T) {
 			args[i+1] = sleeper(pidDir)
 		}
 	}
-	cmd, stdout, stderr := startRemote(t, f, args...)
+	proc := startRemote(t, f, args...)
 	pids := waitPids(t, pidDir, 2)
 
-	cmd.Process.Signal(os.Interrupt)
-	code := waitExit(t, cmd, 10*time.Second, stdout, stderr)
-	if code != 1 {
-		t.Errorf("exit code %d after Ctrl-C, want 1", code)
-	}
-	r := run{stdout: stdout.String(), stderr: stderr.String()}
+	proc.cmd.Process.Signal(os.Interrupt)
+	r := proc.wait(t, 10*time.Second)
+	r.want(t, 1)
 	for i := range p.proxies {
 		if row := r.remoteResults(t)[p.dest(i)+" "+f.pak]; row.Status != "failed" || !strings.Contains(row.Error, "canceled") {
 			t.Errorf("%s after Ctrl-C: %+v, want failed, canceled", p.dest(i), row)
@@ -675,7 +690,7 @@ func TestRemoteKeepaliveDetectsDeadConnection(t *testing.T) {
 	writeTestFile(t, sshConfig, fmt.Sprintf("Host flaky\n  HostName 127.0.0.1\n  Port %d\n  User root\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n", port))
 	pidDir := t.TempDir()
 
-	cmd, stdout, stderr := startRemote(t, f, "remote", "--json", "--ssh-config", sshConfig, "--known-hosts", p.knownHosts,
+	proc := startRemote(t, f, "remote", "--json", "--ssh-config", sshConfig, "--known-hosts", p.knownHosts,
 		"-i", p.key.Path, "--remote-command", sleeper(pidDir), "-H", "flaky", f.pak)
 	pids := waitPids(t, pidDir, 1)
 	t.Cleanup(func() {
@@ -684,19 +699,16 @@ func TestRemoteKeepaliveDetectsDeadConnection(t *testing.T) {
 		}
 	})
 	time.Sleep(2500 * time.Millisecond) // keepalives answered meanwhile
-	if cmd.ProcessState != nil {
-		t.Fatalf("prepull ended while the connection was alive\nstderr:\n%s", stderr)
+	if proc.exited() {
+		t.Fatalf("prepull ended while the connection was alive\nstderr:\n%s", proc.stderr)
 	}
 	r.frozen.Store(true)
 	start := time.Now()
-	code := waitExit(t, cmd, 15*time.Second, stdout, stderr)
-	if code != 1 {
-		t.Errorf("exit code %d, want 1", code)
-	}
+	out := proc.wait(t, 15*time.Second)
+	out.want(t, 1)
 	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("the dead connection was noticed after %v, want about 2-3s", d)
 	}
-	out := run{stdout: stdout.String(), stderr: stderr.String()}
 	if row := out.remoteResults(t)["flaky "+f.pak]; !strings.Contains(row.Error, "connection lost: no answer to 2 keepalives") {
 		t.Errorf("row %+v, want a lost connection", row)
 	}
