@@ -106,8 +106,14 @@ type run struct {
 // when the password shows up in its output.
 func (f *fixture) prepull(stdin io.Reader, args ...string) run {
 	f.t.Helper()
+	return f.prepullEnv(nil, stdin, args...)
+}
+
+// prepullEnv is prepull with env added to the clean environment.
+func (f *fixture) prepullEnv(env []string, stdin io.Reader, args ...string) run {
+	f.t.Helper()
 	cmd := exec.Command(testenv.Prepull(f.t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}, env...)
 	cmd.Stdin = stdin
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -444,29 +444,11 @@ func TestRemoteAgentAndPassphraseKey(t *testing.T) {
 	// A real ssh-agent holding it: no -i needed.
 	agent := testenv.StartSSHAgent(t)
 	agent.Add(t, locked, "correct horse")
-	r = runRemoteEnv(t, f, []string{"SSH_AUTH_SOCK=" + agent.Sock},
+	r = f.prepullEnv([]string{"SSH_AUTH_SOCK=" + agent.Sock}, nil,
 		"remote", "--json", "--known-hosts", q.knownHosts, "--remote-command", q.remoteCommand(t), "-H", q.dest(0), f.pak)
 	r.want(t, 0)
 }
 
-// runRemoteEnv runs prepull like fixture.prepull, with env added.
-func runRemoteEnv(t *testing.T, f *fixture, env []string, args ...string) run {
-	t.Helper()
-	cmd := exec.Command(testenv.Prepull(t), args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}, env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	r := run{stdout: out.String(), stderr: errOut.String()}
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("run prepull: %v", err)
-	}
-	return r
-}
 
 // sleeper is a remote command that records its pid in dir and then sleeps
 // without reading its input, as a hung command would.
