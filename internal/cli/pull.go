@@ -119,6 +119,7 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 					Log:         log,
 					Backoff:     retry.Default,
 					Progress:    g.progress(log),
+					CertsDir:    cfg.CertsDir,
 				}
 			}
 		}

@@ -56,6 +56,12 @@ type Puller struct {
 	// returns a sink for its progress events and a function called when the
 	// attempt ends.
 	Progress func(ref string) (sink func(engine.Progress), done func())
+	// CertsDir is the folder Docker Engine reads registry CAs from (the
+	// configuration's certs_dir, /etc/docker/certs.d by default). When set,
+	// the ca_file of a registry's entry in the registries list is installed
+	// there as <CertsDir>/<host[:port]>/ca.crt before the login. Empty
+	// installs nothing.
+	CertsDir string
 }
 
 // Result is the outcome of one Ensure call.
@@ -99,6 +105,17 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		return Present, nil
 	}
 
+	installedCA, err := p.ensureCA(log, t.Registry)
+	if err != nil {
+		return Failed, err
+	}
+	explain := func(err error) error {
+		if errors.Is(err, engine.ErrCertificate) {
+			return explainCertificate(err, t.Registry, p.CertsDir, installedCA)
+		}
+		return err
+	}
+
 	cred, err := p.Credentials.For(t.Registry)
 	if err != nil {
 		return Failed, err
@@ -118,7 +135,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 			IdentityToken: cred.IdentityToken,
 		}
 		if err := p.retry(ctx, log, "login", func(ctx context.Context) error { return p.Engine.Login(ctx, *auth) }); err != nil {
-			return Failed, fmt.Errorf("login to %s as %q (credentials from %s): %w", t.Registry, cred.Username, cred.Source, err)
+			return Failed, fmt.Errorf("login to %s as %q (credentials from %s): %w", t.Registry, cred.Username, cred.Source, explain(err))
 		}
 	}
 	if o.DryRun {
@@ -130,7 +147,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		return p.pullOnce(ctx, t.Reference, auth, o.StallTimeout)
 	})
 	if err != nil {
-		return Failed, fmt.Errorf("pull %s: %w", t.Reference, err)
+		return Failed, fmt.Errorf("pull %s: %w", t.Reference, explain(err))
 	}
 
 	present, err = p.Present(ctx, t.Reference)
@@ -142,6 +159,35 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 	}
 	log.Info("image pulled", zap.Int("attempts", r.Attempts))
 	return Pulled, nil
+}
+
+// ensureCA installs the ca_file of host's registries entry, if any, under
+// CertsDir, and returns the installed file's path; empty when there is no
+// ca_file or the Puller installs no CAs.
+func (p *Puller) ensureCA(log *zap.Logger, host string) (string, error) {
+	if p.Credentials == nil || p.Credentials.Config == nil {
+		return "", nil
+	}
+	entry, ok := p.Credentials.Config.Lookup(host)
+	if !ok || entry.CAFile == "" {
+		return "", nil
+	}
+	if p.CertsDir == "" {
+		log.Warn("ca_file is set but this command does not install CAs; Docker Engine reads the CA from its certs.d folder",
+			zap.String("registry", host), zap.String("ca_file", entry.CAFile))
+		return "", nil
+	}
+	path, changed, err := installCA(p.CertsDir, host, entry.CAFile)
+	if err != nil {
+		return "", err
+	}
+	if changed {
+		log.Info("installed the registry's CA where Docker Engine reads it",
+			zap.String("registry", host), zap.String("ca_file", entry.CAFile), zap.String("path", path))
+	} else {
+		log.Debug("registry CA already installed", zap.String("registry", host), zap.String("path", path))
+	}
+	return path, nil
 }
 
 // retry runs fn with the Puller's backoff while its errors are transient.

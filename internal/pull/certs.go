@@ -1,0 +1,156 @@
+package pull
+
+import (
+	"bytes"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/prepull/prepull/internal/config"
+)
+
+// This file puts a registry's private CA where Docker Engine reads it, and
+// explains an untrusted certificate. Docker Engine reads
+// <certs.d>/<host[:port]>/*.crt as the CAs of a registry on every new
+// connection, so an installed CA takes effect without a restart. The folder
+// name is the registry host exactly as the image reference carries it, port
+// included.
+
+// DefaultCertsDir is where Docker Engine (running as root) reads registry CAs.
+const DefaultCertsDir = "/etc/docker/certs.d"
+
+// maxCAFile bounds a ca_file; a larger one is surely not a CA bundle.
+const maxCAFile = 1 << 20
+
+// CAPath returns where the CA of the registry host goes under certsDir.
+func CAPath(certsDir, host string) string {
+	return filepath.Join(certsDir, host, "ca.crt")
+}
+
+// readCA reads a ca_file and checks that it is PEM with at least one
+// CERTIFICATE block. Its errors wrap config.ErrInvalid: the configuration
+// names a file that cannot serve as a CA.
+func readCA(host, caFile string) ([]byte, error) {
+	where := fmt.Sprintf("registries entry for %s: ca_file %s", host, caFile)
+	f, err := os.Open(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", where, config.ErrInvalid, unwrapPath(err))
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: not a regular file", where, config.ErrInvalid)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w: %v", where, config.ErrInvalid, unwrapPath(err))
+	case len(data) > maxCAFile:
+		return nil, fmt.Errorf("%s: %w: over %d bytes, too large for a CA certificate", where, config.ErrInvalid, maxCAFile)
+	}
+	if !hasCertificate(data) {
+		return nil, fmt.Errorf("%s: %w: no PEM CERTIFICATE block (want the CA certificate, -----BEGIN CERTIFICATE-----)", where, config.ErrInvalid)
+	}
+	return data, nil
+}
+
+// hasCertificate reports whether data holds at least one PEM CERTIFICATE block.
+func hasCertificate(data []byte) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		if b.Type == "CERTIFICATE" {
+			return true
+		}
+	}
+}
+
+// installCA writes the CA in caFile as <certsDir>/<host>/ca.crt, the file
+// Docker Engine reads for that registry. The folder is made with mode 0755,
+// the file is written with mode 0644 through a temporary file and a rename,
+// so that the engine never reads half a file, and it is left alone when it
+// already holds the same bytes. No other file in the folder is touched. It
+// returns the path and whether it wrote it.
+func installCA(certsDir, host, caFile string) (path string, changed bool, err error) {
+	data, err := readCA(host, caFile)
+	if err != nil {
+		return "", false, err
+	}
+	dir := filepath.Join(certsDir, host)
+	path = filepath.Join(dir, "ca.crt")
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return path, false, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return path, false, fmt.Errorf("install the CA of %s: %w", host, err)
+	}
+	// Docker reads *.crt, *.cert and *.key only: the temporary name ends in .tmp.
+	tmp, err := os.CreateTemp(dir, ".ca.crt.*.tmp")
+	if err != nil {
+		return path, false, fmt.Errorf("install the CA of %s: %w", host, err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return path, false, fmt.Errorf("install the CA of %s as %s: %w", host, path, err)
+	}
+	return path, true, nil
+}
+
+// explainCertificate turns an engine error about the registry's TLS
+// certificate into one that says how to fix it. installed is the CA file
+// prepull installed for host, empty when it installed none; certsDir is
+// where prepull installs CAs, empty when it installs none.
+func explainCertificate(err error, host, certsDir, installed string) error {
+	what := "a certificate Docker Engine does not accept"
+	if strings.Contains(strings.ToLower(err.Error()), "unknown authority") {
+		what = "a certificate signed by an unknown authority"
+	}
+	var fix string
+	switch {
+	case installed != "":
+		fix = fmt.Sprintf("the CA installed from ca_file as %s does not verify it: check that ca_file holds the CA that signed the registry's certificate, and that the certificate names %s", installed, hostOnly(host))
+	case certsDir != "":
+		fix = fmt.Sprintf("set ca_file for it in the registries list (prepull installs it as %s), or place the CA there yourself", CAPath(certsDir, host))
+	default:
+		fix = fmt.Sprintf("place the CA that signed it as %s, where Docker Engine reads it", CAPath(DefaultCertsDir, host))
+	}
+	return fmt.Errorf("registry %s presents %s: %s: %w", host, what, fix, err)
+}
+
+// hostOnly drops the port from host[:port].
+func hostOnly(host string) string {
+	if i := strings.LastIndex(host, ":"); i > strings.LastIndex(host, "]") {
+		return host[:i]
+	}
+	return host
+}
+
+// unwrapPath drops the path from a *fs.PathError, which the caller already
+// prints.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
