@@ -403,3 +403,17 @@ func TestNotifiesSystemd(t *testing.T) {
 	h.stop()
 	wait("STOPPING=1")
 }
+
+func TestBadConfigOnReloadKeepsRunning(t *testing.T) {
+	h := newHarness(t, "")
+	h.start()
+	if err := os.WriteFile(h.cfgFile, []byte("concurrency: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.agent.Reload()
+	h.eventually("the failed reload is logged", func() bool { return strings.Contains(h.logText(), "reload failed") })
+	h.drop("after.pak", "proj/after", "after")
+	h.eventually("after.pak is done with the running configuration", func() bool {
+		return exists(filepath.Join(h.inbox(), DoneDir, "after.pak"))
+	})
+}
