@@ -251,6 +251,33 @@ func TestVerifyPullsVanishedImageAgain(t *testing.T) {
 	}
 }
 
+func TestDeletedFromDoneIsNoLongerKept(t *testing.T) {
+	h := newHarness(t, "verify_interval: 50ms\n")
+	h.start()
+	keep := h.drop("keep.pak", "proj/keep", "k")
+	gone := h.drop("gone.pak", "proj/gone", "g")
+	h.eventually("both paks are done", func() bool {
+		return exists(filepath.Join(h.inbox(), DoneDir, "keep.pak")) && exists(filepath.Join(h.inbox(), DoneDir, "gone.pak"))
+	})
+	if err := os.Remove(filepath.Join(h.inbox(), DoneDir, "gone.pak")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the deleted pak's image is let go", func() bool { return len(h.state().Images) == 1 })
+	h.eng.Remove(nil, gone)
+	h.eng.Remove(nil, keep)
+	h.eventually("the kept image is pulled again", func() bool { return h.eng.pullCount(keep) == 2 })
+	time.Sleep(200 * time.Millisecond) // several verify rounds
+	if n := h.eng.pullCount(gone); n != 1 {
+		t.Fatalf("the image of the deleted pak was pulled %d times, want 1", n)
+	}
+	if st := h.state(); len(st.Paks) != 1 || st.Paks[0].Name != "keep.pak" {
+		t.Fatalf("state still lists %+v", st.Paks)
+	}
+	if !strings.Contains(h.logText(), "no longer keeping its image present") {
+		t.Errorf("no log line tells that the image was let go:\n%s", h.logText())
+	}
+}
+
 func TestEngineDownThenBack(t *testing.T) {
 	h := newHarness(t, "")
 	h.eng.setDown(true)

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -345,10 +347,11 @@ func (a *Agent) moveDone(im *image) {
 }
 
 // scheduleVerify has every present image checked, and pulled again if it
-// vanished.
+// vanished. Images whose paks were all deleted from done/ are let go first.
 func (a *Agent) scheduleVerify() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.forgetDeleted()
 	now := time.Now()
 	for _, im := range a.images {
 		if im.Status == StatusPresent && !im.inflight && im.due.IsZero() {
@@ -420,4 +423,29 @@ func (a *Agent) pullStarting(ref string) {
 	a.setStatus(im, StatusPulling, time.Now().UTC())
 	a.saveNow() // a crash from here on finds the attempt recorded
 	a.log.Info("pulling image", zap.String("pak", a.pakNameOf(im)), zap.String("reference", ref), zap.Int("attempt", im.Attempts))
+}
+
+// forgetDeleted lets go of the paks an administrator deleted from done/, and
+// of the images no remaining pak names: the agent stops keeping those
+// present. It never removes an image from the engine. Call with a.mu held.
+func (a *Agent) forgetDeleted() {
+	for sha, p := range a.paks {
+		if filepath.Dir(p.File) != a.doneDir {
+			continue
+		}
+		if _, err := os.Lstat(p.File); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		delete(a.paks, sha)
+		a.dirty = true
+		im := a.images[p.Reference]
+		if im == nil {
+			continue
+		}
+		delete(im.paks, sha)
+		if len(im.paks) == 0 && !im.inflight {
+			delete(a.images, p.Reference)
+			a.log.Info("pak deleted from done/, no longer keeping its image present", zap.String("pak", p.Name), zap.String("reference", p.Reference))
+		}
+	}
 }
