@@ -16,8 +16,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -40,6 +42,8 @@ type DockerEngine struct {
 	dockerd   string
 	cli       string
 	argv      []string
+
+	daemonJSON string // the engine's --config-file, rewritten by UseMirror
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
@@ -121,6 +125,7 @@ func newDocker(dir string) (*DockerEngine, error) {
 	if err := os.WriteFile(daemonJSON, []byte("{}\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write daemon.json: %w", err)
 	}
+	d.daemonJSON = daemonJSON
 	ns := "prepull-" + filepath.Base(filepath.Dir(dir))
 	d.argv = []string{dockerd,
 		"--config-file", daemonJSON,
@@ -198,6 +203,13 @@ func (d *DockerEngine) stop() error {
 
 // ping asks the engine's API for GET /_ping over the unix socket.
 func (d *DockerEngine) ping() error {
+	_, err := d.apiGet("/_ping")
+	return err
+}
+
+// apiGet asks the engine's API for GET path over the unix socket and
+// returns the body of a 200 answer.
+func (d *DockerEngine) apiGet(path string) ([]byte, error) {
 	client := &http.Client{
 		Timeout: 2 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -206,15 +218,77 @@ func (d *DockerEngine) ping() error {
 		}},
 	}
 	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://docker/_ping")
+	resp, err := client.Get("http://docker" + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// mirrorReloadTimeout bounds how long the engine may take to apply a
+// reloaded daemon.json.
+const mirrorReloadTimeout = 10 * time.Second
+
+// UseMirror makes reg the engine's registry mirror, as dockerd
+// --registry-mirror http://ADDR does: the engine sends pulls of docker.io
+// references to reg first. The engine reloads its daemon.json on SIGHUP and
+// keeps running, so nothing else is disturbed; the mirror is removed again
+// when t ends. Only docker.io references use a mirror.
+func (d *DockerEngine) UseMirror(t testing.TB, reg *Registry) {
+	t.Helper()
+	url := reg.scheme + "://" + reg.Addr + "/"
+	if err := d.setMirrors([]string{url}); err != nil {
+		t.Fatalf("testenv: use the registry mirror %s: %v", url, err)
+	}
+	t.Cleanup(func() {
+		if err := d.setMirrors([]string{}); err != nil {
+			t.Errorf("testenv: remove the registry mirror: %v", err)
+		}
+	})
+}
+
+// setMirrors writes registry-mirrors to daemon.json and, when the engine
+// runs, has it reload the file and waits until its /info shows them. An
+// empty list is written out, never left out: a reload keeps the mirrors of
+// a key that is missing.
+func (d *DockerEngine) setMirrors(mirrors []string) error {
+	data, err := json.Marshal(map[string][]string{"registry-mirrors": mirrors})
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /_ping: %s", resp.Status)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := os.WriteFile(d.daemonJSON, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write daemon.json: %w", err)
 	}
-	return nil
+	if d.proc == nil {
+		return nil // the next start reads it
+	}
+	if err := d.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("reload dockerd: %w", err)
+	}
+	deadline := time.Now().Add(mirrorReloadTimeout)
+	for {
+		var info struct {
+			RegistryConfig struct{ Mirrors []string }
+		}
+		body, err := d.apiGet("/info")
+		if err == nil {
+			err = json.Unmarshal(body, &info)
+		}
+		if err == nil && slices.Equal(info.RegistryConfig.Mirrors, mirrors) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dockerd shows mirrors %q after %v, want %q (%v); last lines of %s:\n%s",
+				info.RegistryConfig.Mirrors, mirrorReloadTimeout, mirrors, err, d.logPath, logTail(d.logPath, 10))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // cliEnv is the environment of the docker CLI: this engine, the given

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,13 +25,25 @@ type RegistryOptions struct {
 	// Storage is the registry's storage directory; a new temporary one when
 	// empty. Pass the Storage of an earlier registry to serve its content.
 	Storage string
+	// TokenAuth makes the registry require Bearer tokens from a token server
+	// of its own (see TokenServer) that grants pull and push to User with
+	// Password, instead of an htpasswd login.
+	TokenAuth bool
+	// TLSCert and TLSKey, when set, are PEM files of the certificate and key
+	// the registry serves HTTPS with, instead of plain HTTP.
+	TLSCert string
+	TLSKey  string
+	// Netns, when set, runs the registry inside that network namespace, on
+	// its address, instead of on 127.0.0.1. Docker Engine verifies TLS
+	// there; it does not on 127.0.0.0/8.
+	Netns *Netns
 }
 
-// Registry is a docker-registry process serving plain HTTP on a port of
-// 127.0.0.1, stopped when its test ends.
+// Registry is a docker-registry process serving plain HTTP (or HTTPS) on a
+// port of 127.0.0.1 (or of a Netns), stopped when its test ends.
 type Registry struct {
-	// Addr is "127.0.0.1:PORT", the registry's host for image references.
-	// It stays the same across Stop and Start.
+	// Addr is "127.0.0.1:PORT" (or "NETNS-ADDRESS:PORT"), the registry's host
+	// for image references. It stays the same across Stop and Start.
 	Addr string
 	// User and Password are the login the registry requires; empty when it
 	// requires none.
@@ -38,10 +51,18 @@ type Registry struct {
 	Password string
 	// Storage is the directory that holds the registry's content.
 	Storage string
+	// Token is the registry's token server when it was started with
+	// TokenAuth, nil otherwise.
+	Token *TokenServer
 
 	dir     string
 	logPath string
 	bin     string
+	argv    []string // docker-registry serve CONFIG, inside the netns if any
+	scheme  string   // "http" or "https"
+	tlsCert string
+	tlsKey  string
+	netns   *Netns
 
 	mu      sync.Mutex
 	proc    *process // nil while stopped
@@ -49,9 +70,10 @@ type Registry struct {
 	pending sync.WaitGroup // StartAfter goroutines
 }
 
-// StartRegistry starts a registry on a free port of 127.0.0.1 and waits until
-// it answers GET /v2/. It calls Require; the registry is stopped when t ends,
-// and the tail of its log is logged if t failed.
+// StartRegistry starts a registry on a free port of 127.0.0.1 (or of
+// opts.Netns) and waits until it answers GET /v2/. It calls Require; the
+// registry is stopped when t ends, and the tail of its log is logged if t
+// failed.
 func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	t.Helper()
 	Require(t)
@@ -62,6 +84,20 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		dir:      t.TempDir(),
 		bin:      partRegistry.mustPath(t),
 		closing:  make(chan struct{}),
+		scheme:   "http",
+		tlsCert:  opts.TLSCert,
+		tlsKey:   opts.TLSKey,
+		netns:    opts.Netns,
+	}
+	if (opts.TLSCert == "") != (opts.TLSKey == "") {
+		t.Fatal("testenv: RegistryOptions: set both TLSCert and TLSKey, or neither")
+	}
+	if opts.TLSCert != "" {
+		r.scheme = "https"
+	}
+	r.argv = []string{r.bin, "serve", filepath.Join(r.dir, "config.yml")}
+	if r.netns != nil {
+		r.argv = r.netns.Exec(t, r.argv...)
 	}
 	r.logPath = filepath.Join(r.dir, "registry.log")
 	if r.Storage == "" {
@@ -70,7 +106,12 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	if err := os.MkdirAll(r.Storage, 0o700); err != nil {
 		t.Fatalf("testenv: registry storage: %v", err)
 	}
-	if r.User != "" {
+	switch {
+	case opts.TokenAuth && r.User == "":
+		t.Fatal("testenv: RegistryOptions: TokenAuth needs a User and Password")
+	case opts.TokenAuth:
+		r.Token = StartTokenServer(t, r.dir, r.User, r.Password)
+	case r.User != "":
 		r.writeHtpasswd(t)
 	}
 	t.Cleanup(func() {
@@ -91,7 +132,11 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		if port, err = freePort(); err != nil {
 			break
 		}
-		r.Addr = "127.0.0.1:" + strconv.Itoa(port)
+		host := "127.0.0.1"
+		if r.netns != nil {
+			host = r.netns.Addr
+		}
+		r.Addr = host + ":" + strconv.Itoa(port)
 		if err = r.writeConfig(); err != nil {
 			break
 		}
@@ -126,7 +171,14 @@ func (r *Registry) writeConfig() error {
 	fmt.Fprintf(&b, "log:\n  level: info\n")
 	fmt.Fprintf(&b, "storage:\n  filesystem:\n    rootdirectory: %q\n  delete:\n    enabled: true\n", r.Storage)
 	fmt.Fprintf(&b, "http:\n  addr: %q\n", r.Addr)
-	if r.User != "" {
+	if r.tlsCert != "" {
+		fmt.Fprintf(&b, "  tls:\n    certificate: %q\n    key: %q\n", r.tlsCert, r.tlsKey)
+	}
+	switch {
+	case r.Token != nil:
+		fmt.Fprintf(&b, "auth:\n  token:\n    realm: %q\n    service: %q\n    issuer: %q\n    rootcertbundle: %q\n",
+			r.Token.Realm, r.Token.Service, r.Token.Issuer, r.Token.CertBundle)
+	case r.User != "":
 		fmt.Fprintf(&b, "auth:\n  htpasswd:\n    realm: basic-realm\n    path: %q\n", filepath.Join(r.dir, "htpasswd"))
 	}
 	if err := os.WriteFile(filepath.Join(r.dir, "config.yml"), []byte(b.String()), 0o600); err != nil {
@@ -186,7 +238,7 @@ func (r *Registry) start() error {
 	}
 	// REGISTRY_* variables would override the config file.
 	env := cleanEnv([]string{"REGISTRY_", "OTEL_"})
-	p, err := startProcess("docker-registry", r.logPath, env, r.bin, "serve", filepath.Join(r.dir, "config.yml"))
+	p, err := startProcess("docker-registry", r.logPath, env, r.argv...)
 	if err != nil {
 		return err
 	}
@@ -213,10 +265,15 @@ func (r *Registry) stop() error {
 }
 
 // probe checks that GET /v2/ answers 200 (open) or 401 (login required).
+// Over HTTPS it does not verify the certificate: it asks whether the
+// registry is up, not whether clients trust it.
 func (r *Registry) probe() error {
 	client := &http.Client{Timeout: 2 * time.Second}
+	if r.scheme == "https" {
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
 	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://" + r.Addr + "/v2/")
+	resp, err := client.Get(r.scheme + "://" + r.Addr + "/v2/")
 	if err != nil {
 		return err
 	}
