@@ -142,11 +142,21 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		return WouldPull, nil
 	}
 
+	var last error // what the last attempt that ended before the timeout met
 	err = p.retry(ctx, log, "pull", func(ctx context.Context) error {
 		r.Attempts++
-		return p.pullOnce(ctx, t.Reference, auth, o.StallTimeout)
+		err := p.pullOnce(ctx, t.Reference, auth, o.StallTimeout)
+		if err != nil && ctx.Err() == nil {
+			last = err
+		}
+		return err
 	})
 	if err != nil {
+		if last != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
+			// The timeout cut the last attempt short, which tells nothing;
+			// the attempt before says what went wrong (a stall, say).
+			err = fmt.Errorf("timed out after %d attempts; attempt %d: %w", r.Attempts, r.Attempts-1, last)
+		}
 		return Failed, fmt.Errorf("pull %s: %w", t.Reference, explain(err))
 	}
 

@@ -125,6 +125,9 @@ func TestEnsure(t *testing.T) {
 		{name: "dry run checks the login and pulls nothing", engine: &fakeEngine{}, cfg: withLogin, opts: Options{DryRun: true}, want: WouldPull, logins: 1},
 		{name: "timeout ends the retries", engine: &fakeEngine{pulls: failing(1000, errRefused)},
 			opts: Options{Timeout: 40 * time.Millisecond}, want: Failed, wantErrText: "gave up after"},
+		{name: "a timeout that cuts a stalled attempt short says it stalled", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
+			opts: Options{Timeout: 75 * time.Millisecond, StallTimeout: 30 * time.Millisecond}, want: Failed,
+			wantErr: ErrStalled, wantErrText: "timed out after 3 attempts; attempt 2: pull stalled: no progress for 30ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
