@@ -1,0 +1,447 @@
+package e2e
+
+// The registries prepull is tested against, one test per row of
+// docs/compatibility.md. Plain HTTP on loopback with a login is
+// TestOneShotPullsThenPresent in oneshot_test.go.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/pull"
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+// dockerCertsDir is where Docker Engine 20.10, running as root, reads the CAs
+// of registries; it has no option to read them elsewhere. It is also the
+// default certs_dir.
+const dockerCertsDir = pull.DefaultCertsDir
+
+// newRegistryFixture is newFixture for a registry the test started itself:
+// it pushes a fresh image to reg as repo, and writes a pak naming it and a
+// configuration whose registries list is registries, YAML such as
+// "registries: []\n".
+func newRegistryFixture(t *testing.T, reg *testenv.Registry, repo, registries string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, dir: t.TempDir(), password: reg.Password, repo: repo, reg: reg}
+	if f.password == "" {
+		f.password = "unused-" + randomWord(t) // still checked for in the output
+	}
+	f.docker = testenv.Docker(t)
+	f.digest = f.docker.PushImage(t, reg, repo, testenv.ImageOptions{})
+	f.ref = reg.Addr + "/" + repo + "@" + f.digest
+	f.pak = paktest.Pak{Kind: "MyAdapter", Version: "1.0.0", Registry: reg.Addr, Repository: "/" + repo, Digest: f.digest}.WriteFile(t, f.dir)
+	f.dockerConfigDir = filepath.Join(f.dir, "docker")
+	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f.writePasswordFile(f.password)
+	f.config = f.writeConfig(registries)
+	t.Cleanup(func() { f.checkSecretsUnwritten() })
+	return f
+}
+
+// pulledOnce runs prepull on the fixture's pak and checks that it pulled
+// the fixture's reference, with credentials from source (a prefix).
+func (f *fixture) pulledOnce(config, source string) {
+	f.t.Helper()
+	r := f.prepull(nil, "--config", config, "--json", f.pak)
+	r.want(f.t, 0)
+	rs := r.results(f.t)
+	if len(rs) != 1 || rs[0].Status != "pulled" || rs[0].Reference != f.ref {
+		f.t.Fatalf("results = %+v, want one pulled %s", rs, f.ref)
+	}
+	if !strings.HasPrefix(rs[0].CredentialSource, source) {
+		f.t.Errorf("credential_source = %q, want %s", rs[0].CredentialSource, source)
+	}
+	if !f.docker.HasImage(f.t, f.ref) {
+		f.t.Fatalf("engine does not hold %s after the pull", f.ref)
+	}
+}
+
+func TestRegistryAnonymousPublic(t *testing.T) {
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	f := newRegistryFixture(t, reg, "public/adapter", "registries: []\n")
+	f.pulledOnce(f.config, "anonymous")
+}
+
+func TestRegistryNestedPathWithPort(t *testing.T) {
+	f := newFixture(t, "proj/team/sub/adapter")
+	if _, port, err := net.SplitHostPort(f.reg.Addr); err != nil || port == "" {
+		t.Fatalf("registry %s has no port", f.reg.Addr)
+	}
+	if want := f.reg.Addr + "/proj/team/sub/adapter@" + f.digest; f.ref != want {
+		t.Fatalf("reference %s, want %s", f.ref, want)
+	}
+	f.pulledOnce(f.config, "password_file")
+
+	var inspected []map[string]any
+	out := f.prepull(nil, "inspect", "--json", "--config", f.config, f.pak)
+	out.want(t, 0)
+	if err := json.Unmarshal([]byte(out.stdout), &inspected); err != nil {
+		t.Fatal(err)
+	}
+	if inspected[0]["registry"] != f.reg.Addr || inspected[0]["repository"] != "proj/team/sub/adapter" {
+		t.Fatalf("inspect = %v, want registry %s and repository proj/team/sub/adapter", inspected[0], f.reg.Addr)
+	}
+}
+
+func TestRegistryTokenAuthRobotUser(t *testing.T) {
+	const robot = "robot$proj+pull"
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: robot, Password: "Robot-" + randomWord(t), TokenAuth: true})
+	entry := func(pwFile string) string {
+		return fmt.Sprintf("registries:\n  - host: %s\n    username: %s\n    password_file: %s\n", reg.Addr, robot, pwFile)
+	}
+	f := newRegistryFixture(t, reg, "proj/tok/adapter", "registries: []\n")
+	cfg := f.writeConfig(entry(f.passwordFile()))
+
+	// The registry wants a Bearer token: anonymous requests get a challenge.
+	resp, err := http.Get("http://" + reg.Addr + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(ch, `Bearer realm="`+reg.Token.Realm+`"`) {
+		t.Fatalf("GET /v2/: %s, WWW-Authenticate %q; want 401 with a Bearer challenge", resp.Status, ch)
+	}
+
+	before := len(reg.Token.Grants())
+	f.pulledOnce(cfg, "password_file")
+	var pulled bool
+	for _, g := range reg.Token.Grants()[before:] {
+		if g.Account == robot && slices.Contains(g.Scopes, "repository:proj/tok/adapter:pull") {
+			pulled = true
+		}
+	}
+	if !pulled {
+		t.Fatalf("the token server issued no pull token for proj/tok/adapter to %s: %+v", robot, reg.Token.Grants())
+	}
+
+	wrong := filepath.Join(f.dir, "wrong.password")
+	if err := os.WriteFile(wrong, []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.docker.RemoveImage(t, f.ref)
+	r := f.prepull(nil, "--config", f.writeConfig(entry(wrong)), "--json", f.pak)
+	r.want(t, 4)
+	rs := r.results(t)
+	if !strings.Contains(rs[0].Error, `"`+robot+`"`) {
+		t.Errorf("error %q should name the user %s", rs[0].Error, robot)
+	}
+	t.Logf("rejected login: %s", rs[0].Error)
+}
+
+// tlsFiles are a private CA and a server certificate it signed, as PEM files.
+type tlsFiles struct {
+	caPEM     []byte
+	ca        string // the CA certificate
+	cert, key string // the server's certificate and key
+}
+
+// newTLSFiles makes a CA and, signed by it, a certificate for the IP
+// address ip, in a temporary folder of t.
+func newTLSFiles(t *testing.T, ip string) tlsFiles {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "prepull e2e private CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: ip},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP(ip)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := tlsFiles{
+		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		ca:    filepath.Join(dir, "registry-ca.pem"),
+		cert:  filepath.Join(dir, "server.crt"),
+		key:   filepath.Join(dir, "server.key"),
+	}
+	for path, data := range map[string][]byte{
+		tf.ca:   tf.caPEM,
+		tf.cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		tf.key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tf
+}
+
+// engineCADir returns the folder where Docker Engine reads host's CAs and
+// removes it, and /etc/docker/certs.d if this test made it, when t ends.
+// The host's address and port are the test's own, so no one else uses it.
+func engineCADir(t *testing.T, host string) string {
+	t.Helper()
+	dir := filepath.Join(dockerCertsDir, host)
+	_, err := os.Stat(dockerCertsDir)
+	madeCertsDir := errors.Is(err, fs.ErrNotExist)
+	if err := os.RemoveAll(dir); err != nil { // a leftover of a killed run
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
+		if madeCertsDir {
+			_ = os.Remove(dockerCertsDir) // only when empty
+		}
+	})
+	return dir
+}
+
+func TestRegistryTLSPrivateCA(t *testing.T) {
+	ns := testenv.NewNetns(t)
+	tf := newTLSFiles(t, ns.Addr)
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{
+		User: "alice", Password: "pw-" + randomWord(t), TLSCert: tf.cert, TLSKey: tf.key, Netns: ns,
+	})
+	caDir := engineCADir(t, reg.Addr)
+	installed := filepath.Join(caDir, "ca.crt")
+
+	// The harness pushes through the same engine, so it trusts the CA for
+	// the push only.
+	if err := os.MkdirAll(caDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(installed, tf.caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := newRegistryFixture(t, reg, "proj/tls/adapter", "registries: []\n")
+	if err := os.RemoveAll(caDir); err != nil {
+		t.Fatal(err)
+	}
+	entry := fmt.Sprintf("registries:\n  - host: %s\n    username: alice\n    password_file: %s\n", reg.Addr, f.passwordFile())
+
+	t.Run("without ca_file the error names the fix", func(t *testing.T) {
+		r := f.prepull(nil, "--config", f.writeConfig(entry), "--json", f.pak)
+		r.want(t, 1)
+		want := fmt.Sprintf("registry %s presents a certificate signed by an unknown authority: "+
+			"set ca_file for it in the registries list (prepull installs it as %s), or place the CA there yourself",
+			reg.Addr, installed)
+		rs := r.results(t)
+		if !strings.Contains(rs[0].Error, want) || !strings.Contains(rs[0].Error, "x509:") {
+			t.Fatalf("error:\n\t%s\nwant it to contain\n\t%s\nand the engine's x509 message", rs[0].Error, want)
+		}
+		t.Logf("error: %s", rs[0].Error)
+		if _, err := os.Stat(installed); err == nil {
+			t.Fatal("a CA was installed without ca_file")
+		}
+	})
+
+	t.Run("a ca_file that is no certificate is a configuration error", func(t *testing.T) {
+		bad := filepath.Join(f.dir, "not-a-ca.pem")
+		if err := os.WriteFile(bad, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := f.prepull(nil, "--config", f.writeConfig(entry+"    ca_file: "+bad+"\n"), f.pak)
+		r.want(t, 2)
+		if !strings.Contains(r.stdout+r.stderr, bad) {
+			t.Fatalf("output should name %s:\n%s%s", bad, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("with ca_file prepull installs the CA and pulls", func(t *testing.T) {
+		cfg := f.writeConfig(entry + "    ca_file: " + tf.ca + "\n")
+		f.pulledOnce(cfg, "password_file")
+		got, err := os.ReadFile(installed)
+		if err != nil || string(got) != string(tf.caPEM) {
+			t.Fatalf("%s = %q, %v; want the CA", installed, got, err)
+		}
+		st, err := os.Stat(installed)
+		if err != nil || st.Mode().Perm() != 0o644 {
+			t.Fatalf("%s: %v, %v; want mode 0644", installed, st, err)
+		}
+		// Again, forced: the same CA is left alone.
+		r := f.prepull(nil, "--config", cfg, "--force", f.pak)
+		r.want(t, 0)
+		if st2, err := os.Stat(installed); err != nil || !st2.ModTime().Equal(st.ModTime()) {
+			t.Fatalf("an identical ca.crt was rewritten: %v", err)
+		}
+	})
+}
+
+func TestRegistryDockerHubViaMirror(t *testing.T) {
+	// No internet here: a docker.io pull can only succeed through the mirror.
+	mirror := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	d := testenv.Docker(t)
+	digest := d.PushImage(t, mirror, "myorg/adapter", testenv.ImageOptions{})
+	d.UseMirror(t, mirror)
+
+	f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t), docker: d, reg: mirror, digest: digest}
+	f.dockerConfigDir = filepath.Join(f.dir, "docker")
+	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f.pak = paktest.Pak{Kind: "HubAdapter", Version: "1.0.0", Registry: "docker.io", Repository: "/myorg/adapter", Digest: digest}.WriteFile(t, f.dir)
+	f.ref = "docker.io/myorg/adapter@" + digest
+	t.Cleanup(func() { d.RemoveImage(t, f.ref) })
+
+	f.pulledOnce(f.writeConfig("registries: []\n"), "anonymous")
+}
+
+// apiRecorder is a proxy in front of the engine's API socket that announces
+// an older API version in /_ping, as an older engine would, and records the
+// paths it forwards.
+type apiRecorder struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+// start serves a proxy to the engine at host (unix://PATH) on a unix socket
+// of its own that announces API version announce, and returns its address
+// for --docker-host. It stops when t ends.
+func (rec *apiRecorder) start(t *testing.T, host, announce string) string {
+	t.Helper()
+	sock := strings.TrimPrefix(host, "unix://")
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(&url.URL{Scheme: "http", Host: "docker"})
+			rec.mu.Lock()
+			rec.paths = append(rec.paths, pr.In.URL.Path)
+			rec.mu.Unlock()
+		},
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+		ModifyResponse: func(resp *http.Response) error {
+			if strings.HasSuffix(resp.Request.URL.Path, "/_ping") {
+				resp.Header.Set("Api-Version", announce)
+			}
+			return nil
+		},
+		FlushInterval: -1, // pull progress streams
+	}
+	dir, err := os.MkdirTemp("/tmp", "pp-api-") // unix socket paths must stay short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l, err := net.Listen("unix", filepath.Join(dir, "docker.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	return "unix://" + l.Addr().String()
+}
+
+// versions returns the API versions of the recorded paths ("" for
+// unversioned ones such as /_ping).
+func (rec *apiRecorder) versions() map[string]int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	seen := map[string]int{}
+	for _, p := range rec.paths {
+		v := ""
+		if rest, ok := strings.CutPrefix(p, "/v"); ok {
+			v, _, _ = strings.Cut(rest, "/")
+		}
+		seen[v]++
+	}
+	return seen
+}
+
+func TestRegistryEngineAPINegotiation(t *testing.T) {
+	f := newFixture(t, "proj/apiversion")
+	server := f.docker.Run(t, "version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Version}}")
+	t.Logf("Docker Engine under test: API %s", server)
+	serverAPI := strings.Fields(server)[0]
+
+	eng, err := engine.NewDocker(f.docker.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	negotiated, err := eng.Ping(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("negotiated API version: %s", negotiated)
+	if negotiated != serverAPI {
+		t.Fatalf("negotiated API %s with an engine of API %s, want the engine's", negotiated, serverAPI)
+	}
+
+	// The client's floor: an engine that announces 1.24 (the version the
+	// client assumes when an engine announces none) is spoken to in 1.24,
+	// and a whole pull works in it.
+	const oldest = "1.24"
+	var rec apiRecorder
+	proxied := rec.start(t, f.docker.Host, oldest)
+	r := f.prepull(nil, "--config", f.config, "--docker-host", proxied, "--json", f.pak)
+	r.want(t, 0)
+	if rs := r.results(t); rs[0].Status != "pulled" {
+		t.Fatalf("results = %+v, want pulled through API %s", rs, oldest)
+	}
+	seen := rec.versions()
+	t.Logf("requests by API version through an engine announcing %s: %v", oldest, seen)
+	for v := range seen {
+		if v != "" && v != oldest {
+			t.Errorf("prepull used API %s with an engine that announced %s: %v", v, oldest, seen)
+		}
+	}
+	if seen[oldest] == 0 {
+		t.Fatalf("no request used API %s: %v", oldest, seen)
+	}
+}
