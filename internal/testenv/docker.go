@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,8 @@ type DockerEngine struct {
 	Host string
 	// Dir holds the engine's data root, exec root, socket and log.
 	Dir string
+
+	dataRoot string // Dir/data, or a small disk's (StartDocker)
 
 	sock      string
 	logPath   string
@@ -63,7 +66,7 @@ func Docker(t testing.TB) *DockerEngine {
 	Require(t)
 	dir := workDir(t)
 	dockerOnce.Do(func() {
-		d, err := newDocker(filepath.Join(dir, "docker"))
+		d, err := newDocker(filepath.Join(dir, "docker"), "")
 		if err == nil {
 			err = d.start()
 		}
@@ -91,8 +94,9 @@ func startedDocker() *DockerEngine {
 	return dockerEng
 }
 
-// newDocker prepares the engine's directory and command line.
-func newDocker(dir string) (*DockerEngine, error) {
+// newDocker prepares the engine's directory and command line. The data root
+// is dataRoot, or dir/data when dataRoot is empty.
+func newDocker(dir, dataRoot string) (*DockerEngine, error) {
 	dockerd, err := partDockerd.path()
 	if err != nil {
 		return nil, err
@@ -103,6 +107,7 @@ func newDocker(dir string) (*DockerEngine, error) {
 	}
 	d := &DockerEngine{
 		Dir:       dir,
+		dataRoot:  dataRoot,
 		sock:      filepath.Join(dir, "docker.sock"),
 		logPath:   filepath.Join(dir, "dockerd.log"),
 		cliConfig: filepath.Join(dir, "cli"),
@@ -110,13 +115,16 @@ func newDocker(dir string) (*DockerEngine, error) {
 		cli:       cli,
 	}
 	d.Host = "unix://" + d.sock
+	if d.dataRoot == "" {
+		d.dataRoot = filepath.Join(dir, "data")
+	}
 	execRoot := filepath.Join(dir, "exec")
 	// containerd's sockets are the longest paths under the exec root.
 	if n := len(filepath.Join(execRoot, "containerd", "containerd.sock.ttrpc")); n >= 108 {
 		return nil, fmt.Errorf("socket paths under %s would be %d bytes, over the 107 a unix socket allows", dir, n)
 	}
-	for _, sub := range []string{"data", "exec", "cli"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+	for _, sub := range []string{d.dataRoot, execRoot, d.cliConfig} {
+		if err := os.MkdirAll(sub, 0o700); err != nil {
 			return nil, fmt.Errorf("make engine directory: %w", err)
 		}
 	}
@@ -129,7 +137,7 @@ func newDocker(dir string) (*DockerEngine, error) {
 	ns := "prepull-" + filepath.Base(filepath.Dir(dir))
 	d.argv = []string{dockerd,
 		"--config-file", daemonJSON,
-		"--data-root", filepath.Join(dir, "data"),
+		"--data-root", d.dataRoot,
 		"--exec-root", execRoot,
 		"--pidfile", filepath.Join(dir, "dockerd.pid"),
 		"-H", d.Host,
@@ -140,6 +148,53 @@ func newDocker(dir string) (*DockerEngine, error) {
 		"--containerd-plugins-namespace", ns + "-plugins",
 	}
 	return d, nil
+}
+
+// DockerOptions configure StartDocker.
+type DockerOptions struct {
+	// DiskSize, when positive, puts the engine's data root on a tmpfs of
+	// that many bytes, so that a test can fill its disk.
+	DiskSize int64
+}
+
+// extraEngines numbers the engines StartDocker made.
+var extraEngines atomic.Int32
+
+// StartDocker starts a Docker Engine of the test's own, apart from the one
+// Docker shares, and stops it, unmounts its disk and removes its files when
+// t ends. It calls Require.
+func StartDocker(t testing.TB, opts DockerOptions) *DockerEngine {
+	t.Helper()
+	Require(t)
+	dir := filepath.Join(workDir(t), fmt.Sprintf("docker-%d", extraEngines.Add(1)))
+	var dataRoot string
+	if opts.DiskSize > 0 {
+		disk := filepath.Join(dir, "disk")
+		if err := mountTmpfs(disk, opts.DiskSize); err != nil {
+			t.Fatalf("testenv: the engine's small disk: %v", err)
+		}
+		dataRoot = filepath.Join(disk, "data")
+	}
+	t.Cleanup(func() {
+		unmountUnder(dir)
+		_ = os.RemoveAll(dir)
+	})
+	d, err := newDocker(dir, dataRoot)
+	if err == nil {
+		err = d.start()
+	}
+	if err != nil {
+		t.Fatalf("testenv: start a Docker Engine: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testenv: last lines of %s:\n%s", d.logPath, logTail(d.logPath, 30))
+		}
+		if err := d.stop(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
+	return d
 }
 
 // Start starts the engine on its existing data root and waits until it
@@ -174,7 +229,7 @@ func (d *DockerEngine) start() error {
 		return fmt.Errorf("dockerd is running already")
 	}
 	// A killed dockerd leaves its socket and its data-root mount behind.
-	unmountUnder(filepath.Join(d.Dir, "data"))
+	unmountUnder(d.dataRoot)
 	_ = os.Remove(d.sock)
 	env := cleanEnv([]string{"DOCKER_", "CONTAINERD_"})
 	p, err := startProcess("dockerd", d.logPath, env, d.argv...)
@@ -197,7 +252,7 @@ func (d *DockerEngine) stop() error {
 	}
 	err := d.proc.stop(30 * time.Second)
 	d.proc = nil
-	unmountUnder(filepath.Join(d.Dir, "data"))
+	unmountUnder(d.dataRoot)
 	return err
 }
 

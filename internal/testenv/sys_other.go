@@ -3,6 +3,7 @@
 package testenv
 
 import (
+	"errors"
 	"os/exec"
 	"syscall"
 )
@@ -17,3 +18,6 @@ func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
 
 // unmountUnder does nothing where dockerd does not bind-mount its data root.
 func unmountUnder(string) {}
+
+// mountTmpfs fails: only Linux tests get a small disk.
+func mountTmpfs(string, int64) error { return errors.New("a tmpfs disk needs Linux") }
