@@ -71,6 +71,7 @@ func TestClassifyText(t *testing.T) {
 		{"seen: pull stream, 502 from a proxy", `error pulling image configuration: download failed after attempts=6: received unexpected HTTP status: 502 Bad Gateway`, true, nil, true},
 		{"seen: login, 429", `Error response from daemon: login attempt to http://127.0.0.1:5872/v2/ failed with status: 429 Too Many Requests`, false, nil, true},
 		{"seen: pull POST, 429", `Error response from daemon: toomanyrequests: You have reached your pull rate limit.`, true, nil, true},
+		{"seen: pull stream, 429 on blobs", `error pulling image configuration: download failed after attempts=1: toomanyrequests: too many requests: slow down`, true, nil, true},
 		{"seen: pull stream, connection cut mid-blob", `error pulling image configuration: download failed after attempts=6: unexpected EOF`, true, nil, true},
 		{"known: EOF", `EOF`, true, nil, true},
 		{"known: EOF at the end", `Error response from daemon: Get "https://r.example/v2/": EOF`, true, nil, true},
@@ -88,6 +89,8 @@ func TestClassifyText(t *testing.T) {
 		{"known: unknown authority", `Error response from daemon: Get "https://r.example:5000/v2/": x509: certificate signed by unknown authority`, true, ErrCertificate, false},
 		{"known: Go 1.20+ wording", `Error response from daemon: Get "https://r.example:5000/v2/": tls: failed to verify certificate: x509: certificate is valid for a.example, not r.example`, true, ErrCertificate, false},
 		{"known: no space", `failed to register layer: write /var/lib/docker/vfs/dir/0123/blob: no space left on device`, true, ErrNoSpace, false},
+		{"seen: pull stream, disk full while downloading", `write /var/lib/docker/tmp/GetImageBlob2188886028: no space left on device`, true, ErrNoSpace, false},
+		{"seen: pull stream, disk full while extracting", `failed to register layer: ApplyLayer exit status 1 stdout:  stderr: write /layer1: no space left on device`, true, ErrNoSpace, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
