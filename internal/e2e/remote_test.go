@@ -449,7 +449,6 @@ func TestRemoteAgentAndPassphraseKey(t *testing.T) {
 	r.want(t, 0)
 }
 
-
 // sleeper is a remote command that records its pid in dir and then sleeps
 // without reading its input, as a hung command would.
 func sleeper(dir string) string {
