@@ -83,6 +83,7 @@ bindir="$DESTDIR/usr/local/bin"
 unitdir="$DESTDIR/etc/systemd/system"
 confdir="$DESTDIR/etc/prepull"
 statedir="$DESTDIR/var/lib/prepull"
+certsdir="$DESTDIR/etc/docker/certs.d"
 
 # use_systemctl tells whether to manage the service: systemd runs and the
 # install is for this machine, not into DESTDIR.
@@ -181,6 +182,13 @@ fi
 # its credentials, so it is root's alone (the agent refuses anything looser).
 make_dir 0700 "$statedir"
 make_dir 0700 "$statedir/inbox"
+
+# Where Docker Engine reads registry CAs: the agent installs a registry's
+# ca_file there, and its unit may write only to folders that exist at start.
+if [ ! -d "$certsdir" ]; then
+	make_dir 0755 "$certsdir"
+	say "created $certsdir (registry CAs from ca_file go here)"
+fi
 
 if use_systemctl; then
 	systemctl daemon-reload

@@ -229,6 +229,7 @@ func (a *Agent) start(ctx context.Context, im *image) {
 		Log:         a.log,
 		Backoff:     a.pullBackoff,
 		Progress:    a.progress,
+		CertsDir:    a.cfg.CertsDir,
 	}
 	opts := pull.Options{Timeout: a.cfg.PullTimeout, StallTimeout: a.cfg.StallTimeout}
 	a.workers.Add(1)

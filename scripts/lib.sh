@@ -30,6 +30,7 @@ missing_packages() {
     "sshd openssh-server"
     "unzip unzip"
     "systemd-analyze systemd"
+    "ip iproute2"
   )
   local part
   for part in "${parts[@]}"; do
