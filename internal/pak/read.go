@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // The input formats, as Image.Format reports them.
@@ -24,9 +25,11 @@ const manifestName = "manifest.txt"
 
 // Open reads the file at path, which may be a .pak, an adapter.zip or a .conf
 // file, told apart by content rather than by name. Every error is an *Error
-// naming path, and wraps ErrInvalid.
+// naming path, and wraps ErrInvalid. A path that names a FIFO or a device is
+// refused without blocking: the file is opened non-blocking, so that opening
+// a FIFO no writer holds returns at once instead of hanging.
 func Open(path string) (Image, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
