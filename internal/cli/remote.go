@@ -305,6 +305,11 @@ func rowFor(o remote.Output, img pak.Image) remoteRow {
 		r.Error = "the remote command was not found (is prepull installed on the proxy? see --remote-command)"
 	default:
 		r.Error = fmt.Sprintf("the remote command exited with status %d and printed no result", o.ExitStatus)
+		// prepull's own documented codes keep their meaning, e.g. 2 for a
+		// broken configuration on the proxy.
+		if c := ExitCode(o.ExitStatus); c >= ExitUsage && c <= ExitEngine {
+			r.ExitCode = c
+		}
 	}
 	if o.LastStderr != "" {
 		r.Error += ": " + o.LastStderr
