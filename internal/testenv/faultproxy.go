@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -97,9 +98,8 @@ type FaultProxy struct {
 	failure  *Failure
 	failLeft int       // requests left to fail when failure.Count > 0
 	failEnd  time.Time // end of the failure when failure.For > 0
-	stallOn  bool
-	stall    int64 // bytes of a blob to send before stalling, or BeforeHeaders
-	stallN   int   // blob responses left to stall; 0 means all
+	stall    *Stall    // nil when off
+	stallN   int       // downloads left to stall when stall.Count > 0
 	release  chan struct{}
 	drop     int64 // bytes of a blob to send before cutting the connection; -1 when off
 	dropN    int   // blob responses left to cut; 0 means all
@@ -126,6 +126,7 @@ func StartFaultProxy(t testing.TB, upstream string) *FaultProxy {
 			r.SetURL(target)
 			r.Out.Host = r.In.Host // so that the registry's Location headers name the proxy
 		},
+		Transport:      upstreamTransport(),
 		FlushInterval:  -1, // pass each chunk on at once, so that a stall stalls where it says
 		ModifyResponse: p.modifyResponse,
 		ErrorLog:       log.New(io.Discard, "", 0),
@@ -139,6 +140,30 @@ func StartFaultProxy(t testing.TB, upstream string) *FaultProxy {
 	return p
 }
 
+// upstreamRcvBuf is the receive buffer of the proxy's connections to the
+// registry. Small, so that a throttled download holds the registry back
+// instead of letting it write the whole blob into loopback's buffers at
+// once: then stopping the registry cuts the download, as on a real network.
+const upstreamRcvBuf = 64 << 10
+
+// upstreamTransport is the transport to the registry, with small receive
+// buffers.
+func upstreamTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	dialer := &net.Dialer{
+		Timeout: 5 * time.Second,
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, upstreamRcvBuf)
+			})
+			return errors.Join(err, serr)
+		},
+	}
+	tr.DialContext = dialer.DialContext
+	return tr
+}
+
 // Fail makes the proxy answer f.Status to the requests f selects, in place
 // of any earlier Failure.
 func (p *FaultProxy) Fail(f Failure) {
@@ -150,26 +175,39 @@ func (p *FaultProxy) Fail(f Failure) {
 	}
 }
 
-// BeforeHeaders, as the after of StallBlobs, stalls blob downloads before
-// their response headers, as a registry that took the request and never
-// answers.
+// BeforeHeaders, as a Stall's After, stalls blob downloads before their
+// response headers, as a registry that took the request and never answers.
 const BeforeHeaders int64 = -1
 
-// StallBlobs makes the next n blob downloads that reach byte after (every
-// one when n is 0) send their headers and the first after bytes, then
-// nothing, without closing the connection, until Release or Heal, or until
-// the client closes it.
-func (p *FaultProxy) StallBlobs(after int64, n int) {
+// Stall says which blob downloads stop sending, and where. A stalled
+// download sends nothing more, without closing the connection, until
+// Release or Heal, or until the client closes it.
+type Stall struct {
+	// After is how many bytes of the blob are sent, after the headers,
+	// before the stall; BeforeHeaders sends not even the headers.
+	After int64
+	// Count, when positive, stalls only the next Count downloads that
+	// reach After; otherwise every one until Release.
+	Count int
+	// MinSize, when positive, stalls only blobs of at least this many
+	// bytes: an image's layers, say, not its small config.
+	MinSize int64
+}
+
+// StallBlobs makes blob downloads stall as s says, in place of any earlier
+// Stall.
+func (p *FaultProxy) StallBlobs(s Stall) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.stallOn, p.stall, p.stallN = true, max(after, BeforeHeaders), n
+	s.After = max(s.After, BeforeHeaders)
+	p.stall, p.stallN = &s, s.Count
 }
 
 // Release ends the stall fault and lets every stalled response go on.
 func (p *FaultProxy) Release() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.stallOn = false
+	p.stall = nil
 	close(p.release)
 	p.release = make(chan struct{})
 }
@@ -265,18 +303,6 @@ func (p *FaultProxy) handler(rp *httputil.ReverseProxy) http.Handler {
 			writeFailure(w, *f)
 			return
 		}
-		if kind == KindBlob && r.Method == http.MethodGet {
-			p.mu.Lock()
-			var release <-chan struct{}
-			ok := p.stallOn && p.stall == BeforeHeaders
-			if ok {
-				release, ok = p.takeStall(i)
-			}
-			p.mu.Unlock()
-			if ok && p.waitStall(r.Context(), release) != nil {
-				return // the client gave up
-			}
-		}
 		rec := &statusRecorder{ResponseWriter: w}
 		rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, i)))
 		p.mu.Lock()
@@ -325,26 +351,37 @@ func (p *FaultProxy) modifyResponse(resp *http.Response) error {
 	if kindOf(resp.Request) != KindBlob || resp.Request.Method != http.MethodGet || resp.StatusCode/100 != 2 {
 		return nil
 	}
-	i, _ := resp.Request.Context().Value(ctxKey{}).(int)
+	ctx := resp.Request.Context()
+	i, _ := ctx.Value(ctxKey{}).(int)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := &faultyBody{ReadCloser: resp.Body, ctx: resp.Request.Context(), p: p, i: i, stallAt: -1, dropAt: p.drop}
-	if p.stallOn && p.stall >= 0 {
-		b.stallAt = p.stall
+	b := &faultyBody{ReadCloser: resp.Body, ctx: ctx, p: p, i: i, stallAt: -1, dropAt: p.drop}
+	var release <-chan struct{}
+	stallHeaders := false
+	if s := p.stall; s != nil && (s.MinSize <= 0 || resp.ContentLength >= s.MinSize) {
+		if s.After >= 0 {
+			b.stallAt = s.After
+		} else {
+			release, stallHeaders = p.takeStall(i)
+		}
 	}
+	p.mu.Unlock()
 	resp.Body = b
+	if stallHeaders {
+		// The reverse proxy sends the headers once this returns.
+		return p.waitStall(ctx, release)
+	}
 	return nil
 }
 
 // takeStall reports whether the stall fault is still on for request i, which
 // reached its stall offset, and counts it. Call with p.mu held.
 func (p *FaultProxy) takeStall(i int) (release <-chan struct{}, ok bool) {
-	if !p.stallOn {
+	if p.stall == nil {
 		return nil, false
 	}
-	if p.stallN > 0 {
-		if p.stallN--; p.stallN == 0 {
-			p.stallOn = false
+	if p.stall.Count > 0 {
+		if p.stallN--; p.stallN <= 0 {
+			p.stall = nil
 		}
 	}
 	p.requests[i].Fault = "stall"

@@ -18,12 +18,15 @@ import (
 const blobSize = 64 << 10
 
 // startUpstream serves a registry-shaped fake: a blob of blobSize bytes under
-// /v2/*/blobs/, a small manifest under /v2/*/manifests/, and 200 elsewhere.
+// /v2/*/blobs/ (of 16 bytes when the path ends in "small"), a small manifest
+// under /v2/*/manifests/, and 200 elsewhere.
 func startUpstream(t *testing.T) (addr string, blob []byte) {
 	t.Helper()
 	blob = bytes.Repeat([]byte("0123456789abcdef"), blobSize/16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.Contains(r.URL.Path, "/blobs/") && strings.HasSuffix(r.URL.Path, "small"):
+			_, _ = w.Write(blob[:16])
 		case strings.Contains(r.URL.Path, "/blobs/"):
 			w.Header().Set("Content-Length", "65536")
 			_, _ = w.Write(blob)
@@ -54,8 +57,9 @@ func get(ctx context.Context, p *testenv.FaultProxy, path string) (int, string, 
 }
 
 const (
-	blobPath     = "/v2/proj/x/blobs/sha256:aa"
-	manifestPath = "/v2/proj/x/manifests/sha256:bb"
+	blobPath      = "/v2/proj/x/blobs/sha256:aa"
+	smallBlobPath = "/v2/proj/x/blobs/sha256:small"
+	manifestPath  = "/v2/proj/x/manifests/sha256:bb"
 )
 
 func TestFaultProxyPassesAndCounts(t *testing.T) {
@@ -127,7 +131,7 @@ func TestFaultProxyFailures(t *testing.T) {
 func TestFaultProxyStallUntilClientCloses(t *testing.T) {
 	up, _ := startUpstream(t)
 	p := testenv.StartFaultProxy(t, up)
-	p.StallBlobs(1000, 1)
+	p.StallBlobs(testenv.Stall{After: 1000, Count: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -151,7 +155,7 @@ func TestFaultProxyStallUntilClientCloses(t *testing.T) {
 func TestFaultProxyStallBeforeHeaders(t *testing.T) {
 	up, blob := startUpstream(t)
 	p := testenv.StartFaultProxy(t, up)
-	p.StallBlobs(testenv.BeforeHeaders, 0)
+	p.StallBlobs(testenv.Stall{After: testenv.BeforeHeaders})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if status, _, _, err := get(ctx, p, blobPath); status != 0 || !errors.Is(err, context.DeadlineExceeded) {
@@ -173,10 +177,28 @@ func TestFaultProxyStallBeforeHeaders(t *testing.T) {
 	}
 }
 
+func TestFaultProxyStallOnlyBigBlobs(t *testing.T) {
+	up, blob := startUpstream(t)
+	p := testenv.StartFaultProxy(t, up)
+	p.StallBlobs(testenv.Stall{After: testenv.BeforeHeaders, Count: 1, MinSize: 1000})
+	if _, _, body, err := get(context.Background(), p, smallBlobPath); err != nil || len(body) != 16 {
+		t.Fatalf("small blob: %d bytes, %v; want it whole, not stalled", len(body), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, _, _, err := get(ctx, p, blobPath); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("big blob: %v, want it stalled until the client's deadline", err)
+	}
+	if _, _, body, err := get(context.Background(), p, blobPath); err != nil || !bytes.Equal(body, blob) {
+		t.Errorf("next big blob: %d bytes, %v; want it whole (Count was 1)", len(body), err)
+	}
+	waitFor(t, func() bool { return p.Stalls() == testenv.StallCounts{Started: 1, ClosedByClient: 1} })
+}
+
 func TestFaultProxyStallUntilReleased(t *testing.T) {
 	up, blob := startUpstream(t)
 	p := testenv.StartFaultProxy(t, up)
-	p.StallBlobs(0, 0)
+	p.StallBlobs(testenv.Stall{})
 	done := make(chan []byte, 2)
 	for range 2 {
 		go func() {
