@@ -23,6 +23,11 @@ const (
 	MaxInnerSize = 256 << 20
 	// MaxInnerEntries is the most members read from an inner adapter archive.
 	MaxInnerEntries = 100_000
+	// MaxDirectorySize is the largest ZIP central directory read, in bytes:
+	// room for some 80,000 members with names of 50 bytes, where real paks
+	// hold a few thousand. It bounds the memory an archive of millions of
+	// tiny members takes.
+	MaxDirectorySize = 8 << 20
 	// MaxNameLength is the longest archive member name accepted, in bytes.
 	MaxNameLength = 4 << 10
 	// maxKindLength is the longest adapter kind accepted, in bytes.

@@ -120,8 +120,11 @@ func imageOf(file, format, confPath, kind string, c Conf) Image {
 
 // readZip reads a ZIP that is either a pak or an adapter archive.
 func readZip(name string, r io.ReaderAt, size int64) (Image, error) {
-	zr, err := zip.NewReader(r, size)
-	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // nothing is extracted
+	zr, err := openZip(r, size)
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return Image{}, &Error{File: name, Err: err}
+	case err != nil:
 		return Image{}, invalid(name, nil, "not a readable ZIP archive (truncated or damaged?): %w", err)
 	}
 	mf, err := member(zr.File, manifestName)
@@ -147,6 +150,48 @@ func readZip(name string, r io.ReaderAt, size int64) (Image, error) {
 		return Image{}, &Error{File: name, Err: classicError(jar)}
 	}
 	return Image{}, invalid(name, nil, "a ZIP archive, but neither a pak (no manifest.txt) nor an adapter archive (no .conf at its root)")
+}
+
+// openZip opens a ZIP archive reading at most MaxDirectorySize bytes of
+// central directory, so that an archive of millions of tiny entries is
+// refused before archive/zip holds them all in memory. An insecure member
+// path is no error: nothing is extracted.
+func openZip(r io.ReaderAt, size int64) (*zip.Reader, error) {
+	br := &budgetReaderAt{r: r, left: MaxDirectorySize + maxEndSearch}
+	zr, err := zip.NewReader(br, size)
+	br.off = true // reads of members later are bounded elsewhere
+	switch {
+	case errors.Is(err, errTooLarge):
+		return nil, invalidf("central directory larger than %s: more entries than a pak holds", limit(MaxDirectorySize))
+	case errors.Is(err, zip.ErrInsecurePath):
+		return zr, nil
+	}
+	return zr, err
+}
+
+// maxEndSearch is what archive/zip may read, beyond the central directory,
+// to find the end of central directory record: a comment of up to 64 KiB and
+// the zip64 records.
+const maxEndSearch = 68 << 10
+
+// budgetReaderAt fails with errTooLarge once more than left bytes were read,
+// until off is set.
+type budgetReaderAt struct {
+	r    io.ReaderAt
+	left int64
+	off  bool
+}
+
+func (b *budgetReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if b.off {
+		return b.r.ReadAt(p, off)
+	}
+	if int64(len(p)) > b.left {
+		return 0, errTooLarge
+	}
+	n, err := b.r.ReadAt(p, off)
+	b.left -= int64(n)
+	return n, err
 }
 
 // readPak reads a management pack: its manifest, then the .conf inside the
@@ -224,8 +269,11 @@ func lookupStored(r io.ReaderAt, af *zip.File, kind string) (conf, error) {
 		return conf{}, invalidf("cannot read: %w", err)
 	}
 	sr := io.NewSectionReader(r, off, int64(af.CompressedSize64))
-	zr, err := zip.NewReader(sr, sr.Size())
-	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+	zr, err := openZip(sr, sr.Size())
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return conf{}, err
+	case err != nil:
 		return conf{}, invalidf("not a readable ZIP archive: %w", err)
 	}
 	return lookupZip(zr, kind)
