@@ -14,7 +14,7 @@ import (
 
 // inspectRuns is how many times each of prepull and the unzip pipeline reads
 // each pak, alternated, in BenchmarkInspect.
-const inspectRuns = 15
+const inspectRuns = 21
 
 // BenchmarkInspect runs `prepull inspect` on paks whose content/ makes them
 // 10 MiB, 100 MiB and 1 GiB, alternated with the shell pipeline that reads
