@@ -141,6 +141,7 @@ type result struct {
 	Status           string `json:"status"`
 	DurationMS       int64  `json:"duration_ms"`
 	CredentialSource string `json:"credential_source"`
+	Attempts         int    `json:"attempts"`
 	ExitCode         int    `json:"exit_code"`
 	Error            string `json:"error"`
 }
@@ -176,4 +177,24 @@ func randomWord(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", b)
+}
+
+// loginFor returns a registries line, YAML in flow style, that gives each
+// host the fixture's login: hosts are proxies in front of the fixture's
+// registry, or the registry itself.
+func (f *fixture) loginFor(hosts ...string) string {
+	var entries []string
+	for _, h := range hosts {
+		entries = append(entries, fmt.Sprintf("{host: %q, username: alice, password_file: %q}", h, f.passwordFile()))
+	}
+	return "registries: [" + strings.Join(entries, ", ") + "]\n"
+}
+
+// pakVia writes a pak naming the image repo@digest of the fixture's
+// registry through host, a proxy in front of it, and returns the pak's path
+// and the reference it names.
+func (f *fixture) pakVia(host, repo, digest string) (pak, ref string) {
+	f.t.Helper()
+	pak = paktest.Pak{Kind: "ViaProxy", Version: "1.0.0", Registry: host, Repository: "/" + repo, Digest: digest}.WriteFile(f.t, f.t.TempDir())
+	return pak, host + "/" + repo + "@" + digest
 }

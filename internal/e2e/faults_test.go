@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+// The fault tests of issue 5: each fault against the real Docker Engine and
+// registry, through testenv's FaultProxy where the fault is on the wire,
+// running the real prepull binary. docs/reliability.md records what each
+// one showed. None runs in parallel (no e2e test does):
+// TestFaultEngineRestartedUnderAgent restarts the shared engine.
+//
+//	PREPULL_E2E=1 go test -race -count=1 ./internal/e2e -run 'Fault' -v
+
+// faultImage is the image most fault tests pull: 3 MiB in 3 layers, so that
+// a throttled pull has a middle and the vfs driver has little to copy.
+var faultImage = testenv.ImageOptions{Size: 3 << 20, Layers: 3}
+
+// prepullAsync runs prepull with args in the background; the channel yields
+// its run, or is closed without one when the run failed the test.
+func (f *fixture) prepullAsync(args ...string) <-chan run {
+	ch := make(chan run, 1)
+	go func() {
+		defer close(ch)
+		ch <- f.prepull(nil, args...)
+	}()
+	return ch
+}
+
+// oneResult returns the one result of a --json run.
+func oneResult(t *testing.T, r run) result {
+	t.Helper()
+	rs := r.results(t)
+	if len(rs) != 1 {
+		t.Fatalf("%d results, want 1\nstderr:\n%s", len(rs), r.stderr)
+	}
+	return rs[0]
+}
+
+// logRequests logs every request the proxy saw and their summary: the
+// record of what the engine did under the fault.
+func logRequests(t *testing.T, p *testenv.FaultProxy) {
+	t.Helper()
+	var b strings.Builder
+	for _, r := range p.Requests() {
+		path := r.Path
+		if i := strings.LastIndex(path, "/sha256:"); i >= 0 && len(path) > i+20 {
+			path = path[:i+20] + "…"
+		}
+		fault := ""
+		if r.Fault != "" {
+			fault = "  fault " + r.Fault
+		}
+		fmt.Fprintf(&b, "\t%7.3fs %s %-8s %s %d%s\n", r.At.Seconds(), r.Method, r.Kind, path, r.Status, fault)
+	}
+	t.Logf("proxy: %s; stalls %+v\n%s", p.Summary(), p.Stalls(), b.String())
+}
+
+// countFaulted counts the requests the proxy answered with a fault.
+func countFaulted(p *testenv.FaultProxy) int {
+	n := 0
+	for _, r := range p.Requests() {
+		if r.Fault != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFaultRegistryStoppedMidPull stops the registry while the engine is
+// downloading the layers (slowed down by the proxy so that the pull has a
+// middle) and starts it again 3 s later: the pull ends with the image.
+//
+// The layers are 8 MiB: loopback lets the registry write up to about 4 MiB
+// ahead of a slow reader into its socket buffer, which a stop does not cut.
+func TestFaultRegistryStoppedMidPull(t *testing.T) {
+	f := newFixture(t, "proj/fault-stopped")
+	digest := f.docker.PushImage(t, f.reg, "proj/fault-stopped-big", testenv.ImageOptions{Size: 16 << 20, Layers: 2})
+	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	p.Throttle(2 << 20) // 4 s for each layer
+	pak, ref := f.pakVia(p.Addr, "proj/fault-stopped-big", digest)
+	cfg := f.writeConfig(f.loginFor(p.Addr))
+
+	start := time.Now()
+	done := f.prepullAsync("--config", cfg, "--json", "--timeout", "60s", pak)
+	waitUntil(t, 30*time.Second, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 3 })
+	time.Sleep(time.Second)
+	f.reg.Stop(t)
+	stopped := time.Since(start)
+	f.reg.StartAfter(t, 3*time.Second)
+	r, ok := <-done
+	if !ok {
+		t.FailNow()
+	}
+	logRequests(t, p)
+	t.Logf("registry stopped %.1fs after the start, for 3 s; prepull took %v\nstderr:\n%s", stopped.Seconds(), time.Since(start), r.stderr)
+	r.want(t, 0)
+	if res := oneResult(t, r); res.Status != "pulled" {
+		t.Fatalf("result %+v, want pulled", res)
+	}
+	if !f.docker.HasImage(t, ref) {
+		t.Fatalf("%s is not in the engine", ref)
+	}
+	// The engine fetches each blob again (from where it was cut, or anew).
+	if n := p.Count(testenv.KindBlob); n <= 3 {
+		t.Errorf("%d blob requests: the interrupted downloads were not tried again", n)
+	}
+}
+
+// TestFaultRegistryAnswers429And503 has the registry answer 429 (with
+// Retry-After) or 503 for a few seconds: the pull succeeds after the window,
+// with a modest number of requests meanwhile (backoff with jitter, no
+// hammering). Engine 20.10 does not pass Retry-After on, so prepull's own
+// backoff spaces its tries.
+func TestFaultRegistryAnswers429And503(t *testing.T) {
+	f := newFixture(t, "proj/fault-status")
+	digest := f.docker.PushImage(t, f.reg, "proj/fault-status-big", faultImage)
+	tests := []struct {
+		name    string
+		failure testenv.Failure
+		// maxFaulted bounds the requests answered with the fault in the
+		// window: a retry storm would make hundreds.
+		maxFaulted int
+		// attempts is how many pulls prepull makes, 0 meaning two or more.
+		attempts int
+		// retried tells whether prepull says it will retry. The 429 fails
+		// the login, which prepull retries before its one pull; on a 503
+		// for blobs the engine retries by itself, longer than the window.
+		retried bool
+	}{
+		{"429 with Retry-After on every request", testenv.Failure{Status: 429, RetryAfter: 2 * time.Second, For: 4 * time.Second}, 10, 1, true},
+		{"503 on manifests", testenv.Failure{Status: 503, For: 4 * time.Second, Kind: testenv.KindManifest}, 5, 0, true},
+		{"503 on blobs", testenv.Failure{Status: 503, For: 3 * time.Second, Kind: testenv.KindBlob}, 16, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := testenv.StartFaultProxy(t, f.reg.Addr)
+			pak, ref := f.pakVia(p.Addr, "proj/fault-status-big", digest)
+			cfg := f.writeConfig(f.loginFor(p.Addr))
+			start := time.Now()
+			p.Fail(tt.failure)
+			r := f.prepull(nil, "--config", cfg, "--json", pak)
+			took := time.Since(start)
+			logRequests(t, p)
+			t.Logf("prepull took %v\nstderr:\n%s", took, r.stderr)
+			r.want(t, 0)
+			res := oneResult(t, r)
+			if res.Status != "pulled" || !f.docker.HasImage(t, ref) {
+				t.Fatalf("result %+v; want pulled and the image in the engine", res)
+			}
+			faulted := countFaulted(p)
+			if faulted == 0 || faulted > tt.maxFaulted {
+				t.Errorf("%d requests answered %d, want 1 to %d", faulted, tt.failure.Status, tt.maxFaulted)
+			}
+			if took < tt.failure.For-time.Second {
+				t.Errorf("pulled after %v, before the %v fault window ended", took, tt.failure.For)
+			}
+			if (tt.attempts == 0 && res.Attempts < 2) || (tt.attempts > 0 && res.Attempts != tt.attempts) {
+				t.Errorf("%d pull attempts, want %d (0: two or more)", res.Attempts, tt.attempts)
+			}
+			if retried := strings.Contains(r.stderr, "will retry"); retried != tt.retried {
+				t.Errorf("prepull said it will retry: %v, want %v", retried, tt.retried)
+			}
+			f.docker.RemoveImage(t, ref)
+		})
+	}
+}
+
+// TestFaultStalledBlobIsRetried stalls one layer download mid-body without
+// closing the connection: the stall watchdog (stall_timeout 3s) cancels the
+// pull, says so, and the next attempt downloads the layer anew.
+func TestFaultStalledBlobIsRetried(t *testing.T) {
+	f := newFixture(t, "proj/fault-stall")
+	digest := f.docker.PushImage(t, f.reg, "proj/fault-stall-big", faultImage)
+	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	p.StallBlobs(testenv.Stall{After: 256 << 10, Count: 1})
+	pak, ref := f.pakVia(p.Addr, "proj/fault-stall-big", digest)
+	cfg := f.writeConfig(f.loginFor(p.Addr) + "stall_timeout: 3s\n")
+
+	start := time.Now()
+	r := f.prepull(nil, "--config", cfg, "--json", "--timeout", "60s", pak)
+	took := time.Since(start)
+	logRequests(t, p)
+	t.Logf("prepull took %v\nstderr:\n%s", took, r.stderr)
+	r.want(t, 0)
+	res := oneResult(t, r)
+	if res.Status != "pulled" || res.Attempts != 2 || !f.docker.HasImage(t, ref) {
+		t.Fatalf("result %+v; want pulled in 2 attempts and the image in the engine", res)
+	}
+	if !strings.Contains(r.stderr, "pull stalled: no progress for 3s") {
+		t.Error("stderr does not say the pull stalled")
+	}
+	if s := p.Stalls(); s.Started != 1 {
+		t.Errorf("stalls %+v, want 1 started", s)
+	}
+	if took > 20*time.Second {
+		t.Errorf("took %v, want about stall_timeout and a second attempt", took)
+	}
+}
+
+// TestFaultStalledBeforeHeadersEndsAtTimeout stalls one layer download
+// before the registry's answer. Engine 20.10 cannot cancel that request:
+// every new pull of the image joins the stuck download. The watchdog fires
+// on each attempt, and the run ends at --timeout with an error that says
+// the pull stalled. Once the registry's connection moves again, a new run
+// pulls the image. (A stall of the image's config instead is cancelled
+// with the pull, and the next attempt succeeds, as for a layer that stalls
+// mid-body.)
+func TestFaultStalledBeforeHeadersEndsAtTimeout(t *testing.T) {
+	f := newFixture(t, "proj/fault-hang")
+	digest := f.docker.PushImage(t, f.reg, "proj/fault-hang-big", faultImage)
+	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	p.StallBlobs(testenv.Stall{After: testenv.BeforeHeaders, Count: 1, MinSize: 64 << 10}) // a layer, not the config
+	pak, ref := f.pakVia(p.Addr, "proj/fault-hang-big", digest)
+	cfg := f.writeConfig(f.loginFor(p.Addr) + "stall_timeout: 3s\n")
+
+	start := time.Now()
+	r := f.prepull(nil, "--config", cfg, "--json", "--timeout", "10s", pak)
+	took := time.Since(start)
+	logRequests(t, p)
+	t.Logf("prepull took %v\nstderr:\n%s", took, r.stderr)
+	r.want(t, 1)
+	res := oneResult(t, r)
+	if res.Status != "failed" || res.Attempts < 2 || !strings.Contains(res.Error, "pull stalled: no progress for 3s") {
+		t.Errorf("result %+v; want failed after 2 or more attempts, saying the pull stalled", res)
+	}
+	if n := strings.Count(r.stderr, "pull stalled"); n < 2 {
+		t.Errorf("stderr says %d times that the pull stalled, want every attempt", n)
+	}
+	if took < 9*time.Second || took > 15*time.Second {
+		t.Errorf("took %v, want about the 10s timeout", took)
+	}
+	if s := p.Stalls(); s.Started != 1 || s.Waiting != 1 || s.ClosedByClient != 0 {
+		t.Errorf("stalls %+v: want the one stalled request still open, as Engine 20.10 never gives it up", s)
+	}
+	// The later attempts joined the stuck download instead of asking again.
+	var stalled string
+	asked := map[string]int{}
+	for _, r := range p.Requests() {
+		asked[r.Path]++
+		if r.Fault == "stall" {
+			stalled = r.Path
+		}
+	}
+	if asked[stalled] != 1 {
+		t.Errorf("the stalled blob was asked for %d times, want once: the engine joins its stuck download", asked[stalled])
+	}
+	if n := p.Count(testenv.KindBlob); n > 4+3*res.Attempts {
+		t.Errorf("%d blob requests in %d attempts: more than the image's 4 blobs once, then a few per attempt", n, res.Attempts)
+	}
+
+	p.Release()
+	again := f.prepull(nil, "--config", cfg, "--json", "--timeout", "30s", pak)
+	t.Logf("after the release:\n%s", again.stderr)
+	again.want(t, 0)
+	if res := oneResult(t, again); res.Status != "pulled" || !f.docker.HasImage(t, ref) {
+		t.Fatalf("after the release: %+v; want pulled and the image in the engine", res)
+	}
+}
+
+// TestFaultEngineRestartedUnderAgent restarts the Docker Engine while the
+// agent pulls (slowed down by the proxy): the agent survives, says the
+// engine went away and came back, finishes that pull and the next pak's.
+func TestFaultEngineRestartedUnderAgent(t *testing.T) {
+	f := newFixture(t, "proj/fault-restart-small")
+	digest := f.docker.PushImage(t, f.reg, "proj/fault-restart", faultImage)
+	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	p.Throttle(512 << 10)
+	bigPak, bigRef := f.pakVia(p.Addr, "proj/fault-restart", digest)
+	// The agent pings the engine every rescan_interval.
+	config, inbox, state := f.agentConfig(f.loginFor(p.Addr, f.reg.Addr) + "rescan_interval: 300ms\n")
+	a := f.startAgent(config, inbox, state)
+
+	a.drop(bigPak, "big.pak")
+	a.eventually(30*time.Second, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 4 })
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	f.docker.Restart(t)
+	t.Logf("engine restarted in %v", time.Since(start))
+	a.eventually(60*time.Second, "big.pak is in done/ after the restart", func() bool { return a.inDone("big.pak") })
+	t.Logf("big.pak done %v after the restart began", time.Since(start))
+
+	a.drop(f.pak, "small.pak")
+	a.eventually(30*time.Second, "small.pak is in done/", func() bool { return a.inDone("small.pak") })
+	logRequests(t, p)
+	t.Logf("agent log:\n%s", a.logText())
+	for _, ref := range []string{bigRef, f.ref} {
+		if !f.docker.HasImage(t, ref) {
+			t.Errorf("%s is not in the engine", ref)
+		}
+	}
+	if a.countLogs("docker engine unreachable, will keep trying", nil) == 0 {
+		t.Error("the agent's log does not say the engine was unreachable")
+	}
+	if a.countLogs("docker engine reachable again", nil) == 0 {
+		t.Error("the agent's log does not say the engine came back")
+	}
+	code, took := a.terminate()
+	if code != 0 {
+		t.Errorf("SIGTERM: exit code %d after %v, want 0", code, took)
+	}
+}
+
+// TestFaultDiskFull pulls an image of 24 MiB into an engine whose data root
+// is a tmpfs of 16 MiB: a clear error that says the disk is full, within
+// seconds, and no retry (the registry sees the manifest fetched once).
+func TestFaultDiskFull(t *testing.T) {
+	f := newFixture(t, "proj/fault-disk")
+	digest := f.docker.PushImage(t, f.reg, "proj/fault-disk-big", testenv.ImageOptions{Size: 24 << 20, Layers: 2})
+	small := testenv.StartDocker(t, testenv.DockerOptions{DiskSize: 16 << 20})
+	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	pak, ref := f.pakVia(p.Addr, "proj/fault-disk-big", digest)
+	cfg := f.writeConfig(f.loginFor(p.Addr))
+
+	start := time.Now()
+	r := f.prepull(nil, "--config", cfg, "--docker-host", small.Host, "--json", pak)
+	took := time.Since(start)
+	logRequests(t, p)
+	t.Logf("prepull took %v\nstderr:\n%s", took, r.stderr)
+	r.want(t, 1)
+	res := oneResult(t, r)
+	if res.Status != "failed" || res.Attempts != 1 || !strings.Contains(res.Error, "no space left") {
+		t.Errorf("result %+v; want failed after 1 attempt, saying there is no space left", res)
+	}
+	if strings.Contains(r.stderr, "will retry") {
+		t.Error("prepull retried a full disk")
+	}
+	if n := p.Count(testenv.KindManifest); n != 1 {
+		t.Errorf("the manifest was fetched %d times, want once", n)
+	}
+	if took > 15*time.Second {
+		t.Errorf("took %v, want a few seconds", took)
+	}
+	if small.HasImage(t, ref) {
+		t.Errorf("%s is in the engine with the full disk", ref)
+	}
+}
+
+// waitUntil polls cond every 50 ms for up to limit, failing t with what.
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
