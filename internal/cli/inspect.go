@@ -72,7 +72,7 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 		fmt.Fprintln(tw, "FILE\tADAPTER KIND\tREFERENCE\tREGISTRY FROM")
 		for _, r := range results {
 			if r.Target != nil {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.File, r.AdapterKind, r.Reference, r.RegistrySource)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", pak.Display(r.File), r.AdapterKind, r.Reference, r.RegistrySource)
 			}
 		}
 		tw.Flush()

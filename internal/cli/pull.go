@@ -16,6 +16,7 @@ import (
 
 	"github.com/prepull/prepull/internal/credentials"
 	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pull"
 	"github.com/prepull/prepull/internal/retry"
 )
@@ -240,7 +241,7 @@ func (p *resultPrinter) add(r pakResult) {
 	if ref == "" {
 		ref = "-"
 	}
-	line := fmt.Sprintf("%-10s %s  %s", r.Status, r.File, ref)
+	line := fmt.Sprintf("%-10s %s  %s", r.Status, pak.Display(r.File), ref)
 	if r.Error != "" {
 		line += "  error: " + r.Error
 	} else if r.Status == pull.Pulled {

@@ -339,7 +339,7 @@ func printRemoteRows(g *globals, rows []remoteRow) error {
 		if errText == "" {
 			errText = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Host, r.File, ref, r.Status, d, errText)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Host, pak.Display(r.File), ref, r.Status, d, errText)
 	}
 	return w.Flush()
 }

@@ -10,7 +10,10 @@ package pak
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrInvalid is wrapped by every error that means the input does not name a
@@ -35,10 +38,10 @@ type Error struct {
 }
 
 // Error returns the file, the member names and the problem, joined by ": ".
-// Member names that are not plain printable text are quoted.
+// A file name or member name that is not plain printable text is quoted.
 func (e *Error) Error() string {
 	parts := make([]string, 0, len(e.Members)+2)
-	parts = append(parts, e.File)
+	parts = append(parts, Display(e.File))
 	for _, m := range e.Members {
 		parts = append(parts, display(m))
 	}
@@ -47,6 +50,18 @@ func (e *Error) Error() string {
 		msg = e.Err.Error()
 	}
 	return strings.Join(append(parts, msg), ": ")
+}
+
+// Display returns a file name or path as safe to print on a terminal or in
+// a log line: as it is when it is valid UTF-8 of printable characters,
+// otherwise quoted with Go escapes, so that a name holding a newline or a
+// terminal escape sequence cannot forge a line or drive the terminal. It
+// never shortens the name.
+func Display(name string) string {
+	if utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return name
+	}
+	return strconv.Quote(name)
 }
 
 // Unwrap returns the problem, so that errors.Is finds ErrInvalid and the
