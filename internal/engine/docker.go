@@ -74,10 +74,13 @@ func (d *docker) Login(ctx context.Context, auth Auth) error {
 // fails the pull. When ctx ends, the stream is closed and Pull returns an
 // error wrapping ctx.Err().
 //
-// Engine 20.10 does not stop a stalled layer download when the client goes
-// away, and a later pull of the same image joins that download: retrying
-// after a stall waits on the same stall until the engine's own connection to
-// the registry fails (seen against a registry that stopped sending a blob).
+// When the client goes away, Engine 20.10 cancels a layer download that
+// stalled mid-body, and a retry fetches the blobs again on new connections.
+// A blob request that never got response headers is not cancellable inside
+// the engine, though: later pulls of the image join it, and it ends only when
+// the registry (or a load balancer) answers or closes the connection, or the
+// engine restarts (seen with internal/testenv's fault proxy; see
+// docs/reliability.md).
 func (d *docker) Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) error {
 	var opts image.PullOptions
 	if auth != nil {

@@ -155,9 +155,10 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		if last != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
 			// The timeout cut the last attempt short, which tells nothing;
 			// the attempt before says what went wrong (a stall, say).
-			err = fmt.Errorf("timed out after %d attempts; attempt %d: %w", r.Attempts, r.Attempts-1, last)
+			err = fmt.Errorf("%w; then timed out after %d attempts", last, r.Attempts)
 		}
-		return Failed, fmt.Errorf("pull %s: %w", t.Reference, explain(err))
+		// The engine's errors name the operation and the reference already.
+		return Failed, explain(err)
 	}
 
 	present, err = p.Present(ctx, t.Reference)
@@ -233,7 +234,7 @@ func (p *Puller) pullOnce(ctx context.Context, ref string, auth *engine.Auth, st
 		}
 	})
 	if err != nil && errors.Is(context.Cause(ctx), ErrStalled) {
-		return fmt.Errorf("%w: no progress for %v", ErrStalled, stall)
+		return fmt.Errorf("pull %s: %w: no progress for %v", ref, ErrStalled, stall)
 	}
 	return err
 }

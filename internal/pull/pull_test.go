@@ -127,7 +127,7 @@ func TestEnsure(t *testing.T) {
 			opts: Options{Timeout: 40 * time.Millisecond}, want: Failed, wantErrText: "gave up after"},
 		{name: "a timeout that cuts a stalled attempt short says it stalled", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
 			opts: Options{Timeout: 75 * time.Millisecond, StallTimeout: 30 * time.Millisecond}, want: Failed,
-			wantErr: ErrStalled, wantErrText: "timed out after 3 attempts; attempt 2: pull stalled: no progress for 30ms"},
+			wantErr: ErrStalled, wantErrText: "pull stalled: no progress for 30ms; then timed out after 3 attempts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +153,9 @@ func TestEnsure(t *testing.T) {
 			}
 			if tt.wantErr == nil && tt.wantErrText == "" && r.Err != nil {
 				t.Errorf("unexpected error %v", r.Err)
+			}
+			if r.Err != nil && strings.Count(r.Err.Error(), target.Reference) > 1 {
+				t.Errorf("error names the reference more than once: %v", r.Err)
 			}
 			if r.Err != nil && strings.Contains(r.Err.Error(), testPassword) {
 				t.Fatalf("error reveals the password: %v", r.Err)
