@@ -42,7 +42,13 @@ func (m *Meter) Update(p Progress) {
 	l := m.layers[p.Layer]
 	switch p.Status {
 	case "Downloading":
-		l = layerBytes{current: p.Current, total: p.Total}
+		if p.Total > 0 && p.Total < l.total {
+			// The engine resumed the layer with a Range request: it counts
+			// the rest only. Keep the layer's size and what came before.
+			l.current = l.total - p.Total + p.Current
+		} else {
+			l = layerBytes{current: p.Current, total: p.Total}
+		}
 	case "Verifying Checksum", "Download complete", "Extracting", "Pull complete":
 		// The download is over; Extracting's counts are of another kind.
 		if l.total > 0 {

@@ -38,6 +38,21 @@ func TestMeter(t *testing.T) {
 			},
 		},
 		{
+			name: "a layer resumed with a Range request keeps its size",
+			events: []Progress{
+				{Layer: "a", Status: "Downloading", Current: 6 * mib, Total: 16 * mib},
+				{Layer: "a", Status: "Retrying in 5 seconds"},
+				{Layer: "a", Status: "Downloading", Current: 1 * mib, Total: 10 * mib},
+				{Layer: "a", Status: "Download complete"},
+			},
+			every: time.Second,
+			want: []string{
+				ref + ": 6.0 MiB / 16.0 MiB",
+				ref + ": 7.0 MiB / 16.0 MiB",
+				ref + ": 16.0 MiB / 16.0 MiB",
+			},
+		},
+		{
 			name: "nothing new, nothing emitted twice",
 			events: []Progress{
 				{Layer: "a", Status: "Already exists"},
