@@ -1,0 +1,543 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+// secretForms returns the password as it would show if it leaked: as is, in
+// hex, and base64 in both alphabets at the three alignments a longer
+// encoded text can put it in ("user:password" in Docker's config.json, a
+// JSON login in an X-Registry-Auth header), cut to the characters that
+// depend on the password alone.
+func secretForms(pw string) []string {
+	forms := []string{pw, hex.EncodeToString([]byte(pw))}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		for pad := range 3 {
+			e := enc.EncodeToString(append(make([]byte, pad), pw...))
+			start, end := (pad*8+5)/6, (pad+len(pw))*8/6
+			forms = append(forms, e[start:end])
+		}
+	}
+	return forms
+}
+
+// leakFinder tells where the password shows.
+type leakFinder struct {
+	forms []string
+
+	mu    sync.Mutex
+	leaks []string // each once, in the order found
+}
+
+// check records a leak when data holds a form of the password; where says
+// what data is.
+func (l *leakFinder) check(where string, data []byte) {
+	for _, form := range l.forms {
+		if bytes.Contains(data, []byte(form)) {
+			leak := fmt.Sprintf("%s holds the password (as %q)", where, form)
+			l.mu.Lock()
+			if !slices.Contains(l.leaks, leak) {
+				l.leaks = append(l.leaks, leak)
+			}
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (l *leakFinder) found() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.leaks)
+}
+
+// procSampler reads the command line and environment of every process on
+// the machine, every interval, and records those that hold the password,
+// and every command line of a prepull process it saw.
+type procSampler struct {
+	leaks   *leakFinder
+	prepull string // the binary's path
+
+	mu       sync.Mutex
+	seen     map[string]bool // prepull command lines, NUL turned to space
+	envReads int             // environments of prepull processes read
+	samples  int
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startProcSampler(t *testing.T, leaks *leakFinder, every time.Duration) *procSampler {
+	s := &procSampler{leaks: leaks, prepull: testenv.Prepull(t), seen: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			s.scanAll()
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+// close stops the sampler after a last round; it is idempotent.
+func (s *procSampler) close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+}
+
+func (s *procSampler) scanAll() {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			s.scan(pid)
+		}
+	}
+	s.mu.Lock()
+	s.samples++
+	s.mu.Unlock()
+}
+
+// scan reads one process's command line and environment. A process that
+// ended meanwhile is skipped.
+func (s *procSampler) scan(pid int) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	cmdline, err := os.ReadFile(dir + "/cmdline")
+	if err != nil || len(cmdline) == 0 {
+		return
+	}
+	comm, _ := os.ReadFile(dir + "/comm")
+	who := fmt.Sprintf("process %d (%s)", pid, strings.TrimSpace(string(comm)))
+	s.leaks.check(who+" command line", cmdline)
+	// Kernel threads and the machine's init may refuse; every process of
+	// the test's user may not, which envReads checks for prepull's.
+	env, envErr := os.ReadFile(dir + "/environ")
+	if envErr == nil {
+		s.leaks.check(who+" environment", env)
+	}
+	if exe, err := os.Readlink(dir + "/exe"); err == nil && exe == s.prepull {
+		s.mu.Lock()
+		s.seen[string(bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte(" ")))] = true
+		if envErr == nil {
+			s.envReads++
+		}
+		s.mu.Unlock()
+	}
+}
+
+// sawPrepull reports whether a prepull process ran whose command line,
+// its arguments joined by spaces, satisfies match.
+func (s *procSampler) sawPrepull(match func(cmd string) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cmd := range s.seen {
+		if match(cmd) {
+			return true
+		}
+	}
+	return false
+}
+
+// secretRun is one prepull run of the secrets test.
+type secretRun struct {
+	t       *testing.T
+	f       *fixture
+	sampler *procSampler
+	leaks   *leakFinder
+	outputs int
+}
+
+// prepull runs the real prepull with stdin and args in the clean environment
+// of fixture.prepull; its process is sampled as soon as it started, and its
+// output checked for the password.
+func (s *secretRun) prepull(stdin io.Reader, args ...string) run {
+	s.t.Helper()
+	cmd := exec.Command(testenv.Prepull(s.t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.f.dir, "TMPDIR=" + s.f.dir}
+	cmd.Stdin = stdin
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.sampler.scan(cmd.Process.Pid)
+	err := cmd.Wait()
+	r := run{stdout: out.String(), stderr: errOut.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		s.t.Fatalf("run prepull: %v", err)
+	}
+	s.check("prepull "+strings.Join(args, " "), r)
+	return r
+}
+
+// check looks for the password in what a run printed.
+func (s *secretRun) check(what string, r run) {
+	s.outputs++
+	s.leaks.check("stdout of "+what, []byte(r.stdout))
+	s.leaks.check("stderr of "+what, []byte(r.stderr))
+}
+
+// fileState is what a file was before the test: absent, or its content and
+// modification time.
+type fileState struct {
+	exists  bool
+	content []byte
+	mtime   time.Time
+}
+
+func statFile(t *testing.T, path string) fileState {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fileState{}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fileState{exists: true, content: data, mtime: st.ModTime()}
+}
+
+// TestSecretNeverLeaks runs the whole flow with a known password: the
+// one-shot (password file, world-readable password file, --password-stdin,
+// credentials the registry rejects, the password file given as a pak), the
+// agent (a pull, a rejected login, the password file dropped as a pak) and
+// remote through real sshd proxies. Meanwhile every process's command line
+// and environment is sampled; afterwards every output, log, state and error
+// file, HOME and TMPDIR, and dockerd's log are searched. The password must
+// show nowhere, and no Docker config.json may be written.
+func TestSecretNeverLeaks(t *testing.T) {
+	f := newFixture(t, "secret/first")
+	pw := f.password
+	leaks := &leakFinder{forms: secretForms(pw)}
+	// A second registry that knows alice by another password: logging in
+	// there with the known password is the rejected-credentials path.
+	reg2 := testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: "other-" + randomWord(t)})
+	digest2 := f.docker.PushImage(t, reg2, "secret/second", testenv.ImageOptions{})
+	ref2 := reg2.Addr + "/secret/second@" + digest2
+	pak2 := paktest.Pak{Kind: "Rejected", Registry: reg2.Addr, Repository: "/secret/second", Digest: digest2}.WriteFile(t, f.dir)
+
+	openPW := filepath.Join(f.dir, "registry-0644.password")
+	writeTestFile(t, openPW, pw+"\n")
+	if err := os.Chmod(openPW, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	groupPW := filepath.Join(f.dir, "registry-0640.password")
+	writeTestFile(t, groupPW, pw+"\n")
+	if err := os.Chmod(groupPW, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(host, file string) string {
+		return fmt.Sprintf("  - host: %s\n    username: alice\n    password_file: %s\n", host, file)
+	}
+	cfgOpen := f.writeConfig("registries:\n" + entry(f.reg.Addr, openPW))
+	cfgGroup := f.writeConfig("registries:\n" + entry(f.reg.Addr, groupPW))
+	cfgBoth := f.writeConfig("registries:\n" + entry(f.reg.Addr, f.passwordFile()) + entry(reg2.Addr, openPW))
+	cfgNone := f.writeConfig("registries: []\n")
+
+	// The proxies run prepull as the user the test runs as, root, in the
+	// HOME that sshd gives it.
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootDockerConfig := filepath.Join(me.HomeDir, ".docker", "config.json")
+	rootBefore := statFile(t, rootDockerConfig)
+
+	sampler := startProcSampler(t, leaks, 20*time.Millisecond)
+	s := &secretRun{t: t, f: f, sampler: sampler, leaks: leaks}
+
+	// The one-shot.
+	{
+		r := s.prepull(nil, "--config", f.config, "--json", f.pak)
+		r.want(t, 0)
+		if rs := r.results(t); rs[0].Status != "pulled" {
+			t.Fatalf("results %+v, want pulled", rs)
+		}
+		if strings.Contains(r.stderr, "accessible by group or others") {
+			t.Errorf("a warning for a 0600 password file:\n%s", r.stderr)
+		}
+		for _, c := range []struct{ cfg, file, mode string }{{cfgOpen, openPW, "0644"}, {cfgGroup, groupPW, "0640"}} {
+			r = s.prepull(nil, "--config", c.cfg, "--force", f.pak)
+			r.want(t, 0)
+			want := fmt.Sprintf("password file %s is accessible by group or others (mode %s); chmod 600 it", c.file, c.mode)
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("no warning for the %s password file; want %q in stderr:\n%s", c.mode, want, r.stderr)
+			}
+		}
+		r = s.prepull(strings.NewReader(pw+"\n"), "--config", cfgNone, "--username", "alice", "--password-stdin", "--force", "--json", f.pak)
+		r.want(t, 0)
+		if rs := r.results(t); rs[0].Status != "pulled" || !strings.HasPrefix(rs[0].CredentialSource, "command line") {
+			t.Fatalf("--password-stdin: results %+v, want pulled with the command line's login", rs)
+		}
+		r = s.prepull(nil, "--config", cfgBoth, pak2)
+		r.want(t, 4)
+		for _, want := range []string{reg2.Addr, `"alice"`, "password_file " + openPW} {
+			if !strings.Contains(r.stdout+r.stderr, want) {
+				t.Errorf("the rejection does not name %s:\nstdout:\n%s\nstderr:\n%s", want, r.stdout, r.stderr)
+			}
+		}
+		// The password file given by mistake as a pak: refused, never echoed.
+		s.prepull(nil, "--config", f.config, f.passwordFile()).want(t, 3)
+		s.prepull(nil, "inspect", "--config", f.config, f.passwordFile()).want(t, 3)
+	}
+
+	// The agent: the image is removed first, so that it logs in and pulls.
+	{
+		f.docker.RemoveImage(t, f.ref)
+		_, inbox, state := f.agentConfig("")
+		cfg := f.writeConfig(strings.Join([]string{
+			"watch_dir: " + inbox, "state_dir: " + state, "log_format: json", "concurrency: 2",
+			"rescan_interval: 1s", "settle: 200ms", "verify_interval: 1h", "stall_timeout: 5s", "pull_timeout: 5m",
+			"registries:\n" + entry(f.reg.Addr, f.passwordFile()) + entry(reg2.Addr, openPW),
+		}, "\n"))
+		a := f.startAgent(cfg, inbox, state)
+		a.drop(f.pak, "good.pak")
+		a.drop(pak2, "rejected.pak")
+		a.drop(f.passwordFile(), "oops.pak")
+		a.eventually(30*time.Second, "good.pak is in done/", func() bool { return a.inDone("good.pak") })
+		a.eventually(30*time.Second, "oops.pak.error is in failed/", func() bool {
+			_, err := os.Stat(filepath.Join(inbox, "failed", "oops.pak.error"))
+			return err == nil
+		})
+		a.eventually(30*time.Second, "the rejected login is in the state", func() bool {
+			for _, im := range a.readState().Images {
+				if im.Reference == ref2 && im.Status == "failed" && im.LastError != "" {
+					return true
+				}
+			}
+			return false
+		})
+		if !f.docker.HasImage(t, f.ref) {
+			t.Errorf("the agent did not pull %s", f.ref)
+		}
+		if want := "password file " + openPW + " is accessible by group or others"; !strings.Contains(a.logText(), want) {
+			t.Errorf("the agent's log does not warn %q", want)
+		}
+		s.prepull(nil, "status", "--config", cfg).want(t, 0)
+		s.prepull(nil, "status", "--json", "--config", cfg).want(t, 0)
+		if !sampler.sawPrepull(func(cmd string) bool { return strings.HasSuffix(cmd, " agent --config "+cfg) }) {
+			t.Error("the sampler never saw the agent's process")
+		}
+		code, _ := a.terminate()
+		if code != 0 {
+			t.Errorf("the agent exited %d on SIGTERM, want 0", code)
+		}
+		leaks.check("the agent's log", []byte(a.logText()))
+	}
+
+	// Remote: proxy 0 has the password file, proxy 1 also sends the password
+	// where it is rejected.
+	{
+		fleet := newProxyFleet(t, f, f.config, cfgBoth)
+		proc := startRemote(t, f, fleet.args(t, "--json", "--force", f.pak, pak2)...)
+		sampler.scan(proc.cmd.Process.Pid)
+		r := proc.wait(t, 60*time.Second)
+		s.check("prepull remote", r)
+		r.want(t, 4)
+		results := r.remoteResults(t)
+		if row := results[fleet.dest(0)+" "+f.pak]; row.Status != "pulled" {
+			t.Errorf("proxy 0, %s: %+v, want pulled", f.pak, row)
+		}
+		if row := results[fleet.dest(1)+" "+pak2]; row.ExitCode != 4 || !strings.Contains(row.Error, "password_file "+openPW) {
+			t.Errorf("proxy 1, %s: %+v, want exit code 4 naming the password file", pak2, row)
+		}
+		onProxy := func(cmd string) bool {
+			return strings.HasSuffix(cmd, " --json --force -") && !strings.Contains(cmd, " remote ")
+		}
+		if !sampler.sawPrepull(onProxy) {
+			t.Error("the sampler never saw a proxy's prepull process")
+		}
+		if !sampler.sawPrepull(func(cmd string) bool { return strings.Contains(cmd, " remote --known-hosts ") }) {
+			t.Error("the sampler never saw the workstation's prepull remote")
+		}
+	}
+
+	sampler.close()
+	if !sampler.sawPrepull(func(cmd string) bool { return strings.Contains(cmd, " --password-stdin ") }) {
+		t.Error("the sampler never saw the --password-stdin run")
+	}
+	if sampler.envReads == 0 {
+		t.Error("the sampler could not read the environment of any prepull process")
+	}
+
+	// Files: HOME and TMPDIR of every local run, with the inbox, done/,
+	// failed/, the .error files and the state; Docker's configurations;
+	// dockerd's log. The password files themselves, and the one dropped into
+	// the inbox by mistake, are the only files that may hold it.
+	own := map[string]bool{
+		f.passwordFile(): true, openPW: true, groupPW: true,
+		filepath.Join(f.dir, "inbox", "failed", "oops.pak"): true,
+	}
+	scanned := 0
+	err = filepath.WalkDir(f.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		leaks.check("the name of "+path, []byte(path))
+		if d.Type().IsRegular() && !own[path] {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			leaks.check(path, data)
+			scanned++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"state/state.json", "inbox/failed/oops.pak.error", "inbox/done/good.pak"} {
+		if _, err := os.Stat(filepath.Join(f.dir, want)); err != nil {
+			t.Errorf("%s was not there to be searched: %v", want, err)
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(f.docker.Dir, "*.log"))
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaks.check(l, data)
+	}
+	if spools, _ := filepath.Glob("/tmp/prepull-stdin-*"); len(spools) > 0 {
+		t.Errorf("spooled standard input left behind: %v", spools)
+	}
+	for _, dir := range []string{f.dockerConfigDir, filepath.Join(f.dir, ".docker")} {
+		if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+			t.Errorf("%s/config.json was written", dir)
+		}
+	}
+	if rootAfter := statFile(t, rootDockerConfig); rootAfter.exists != rootBefore.exists ||
+		!bytes.Equal(rootAfter.content, rootBefore.content) || !rootAfter.mtime.Equal(rootBefore.mtime) {
+		t.Errorf("%s changed during the test", rootDockerConfig)
+	}
+
+	for _, leak := range leaks.found() {
+		t.Error(leak)
+	}
+	seen := slices.Sorted(maps.Keys(sampler.seen))
+	for _, cmd := range seen {
+		t.Logf("sampled: %s", cmd)
+	}
+	t.Logf("searched %d outputs, %d files and %d rounds over every process's command line and environment; %d prepull command lines seen, %d prepull environments read",
+		s.outputs, scanned, sampler.samples, len(sampler.seen), sampler.envReads)
+}
+
+// TestSecretAgentRefusesUnsafeFolders starts the agent on drop folders and
+// state folders that others could write to or that are not plain folders:
+// it must refuse to start (exit 2), say which folder and how to fix it, and
+// create nothing.
+func TestSecretAgentRefusesUnsafeFolders(t *testing.T) {
+	testenv.Require(t)
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, inbox, state string)
+		want    []string
+	}{
+		{"world-writable watch_dir", func(t *testing.T, inbox, _ string) { chmod(t, inbox, 0o777) },
+			[]string{"watch_dir", "mode 0777 lets others drop files into it", "chmod go-w"}},
+		{"group-writable watch_dir", func(t *testing.T, inbox, _ string) { chmod(t, inbox, 0o770) },
+			[]string{"watch_dir", "mode 0770", "chmod go-w"}},
+		{"world-writable watch_dir with the sticky bit", func(t *testing.T, inbox, _ string) { chmod(t, inbox, 0o777|fs.ModeSticky) },
+			[]string{"watch_dir", "mode 0777", "chmod go-w"}},
+		{"world-writable state_dir", func(t *testing.T, _, state string) { chmod(t, state, 0o777) },
+			[]string{"state_dir", "mode 0777", "chmod go-w"}},
+		{"watch_dir of another user", func(t *testing.T, inbox, _ string) { chown(t, inbox, 65534) },
+			[]string{"watch_dir", "owned by uid 65534", "chown"}},
+		{"watch_dir is a file", func(t *testing.T, inbox, _ string) {
+			if err := os.Remove(inbox); err != nil {
+				t.Fatal(err)
+			}
+			writeTestFile(t, inbox, "")
+		}, []string{"watch_dir", "not a directory"}},
+		{"done/ is a symlink", func(t *testing.T, inbox, _ string) { symlink(t, t.TempDir(), filepath.Join(inbox, "done")) },
+			[]string{"done", "must be a directory, not a symlink"}},
+		{"failed/ is a symlink", func(t *testing.T, inbox, _ string) { symlink(t, "/etc", filepath.Join(inbox, "failed")) },
+			[]string{"failed", "must be a directory, not a symlink"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t)}
+			inbox, state := filepath.Join(f.dir, "inbox"), filepath.Join(f.dir, "state")
+			for _, d := range []string{inbox, state} {
+				mkdirAll(t, d)
+			}
+			tt.prepare(t, inbox, state)
+			config := filepath.Join(f.dir, "config.yaml")
+			writeTestFile(t, config, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\ndocker_host: unix://%s\n", inbox, state, filepath.Join(f.dir, "none.sock")))
+			start := time.Now()
+			r := f.prepull(nil, "agent", "--config", config)
+			r.want(t, 2)
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the refusal took %v", d)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(r.stderr, want) {
+					t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(state, "state.json")); err == nil {
+				t.Error("the agent wrote state.json before refusing")
+			}
+		})
+	}
+}
+
+func chmod(t *testing.T, path string, mode fs.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chown(t *testing.T, path string, uid int) {
+	t.Helper()
+	if err := os.Chown(path, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
