@@ -1,0 +1,114 @@
+package pak_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
+)
+
+// writeCorpusEnv, set to 1, makes TestWriteFuzzCorpus write the seed corpus.
+const writeCorpusEnv = "PREPULL_WRITE_FUZZ_CORPUS"
+
+// maxCorpusSize bounds the committed corpus, all files together.
+const maxCorpusSize = 200 << 10
+
+// corpusEntry is one named input of a committed seed corpus.
+type corpusEntry struct {
+	name string
+	data []byte
+}
+
+// readCorpus returns the seed corpus of FuzzRead: paks, adapter archives and
+// .conf files of every SDK era made with paktest, the real pak in testdata,
+// and broken ones that reach the reader's limits and refusals.
+func readCorpus(t *testing.T) []corpusEntry {
+	t.Helper()
+	real, err := os.ReadFile(filepath.Join("testdata", "PyAdapter_2.1.0.pak"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := paktest.Pak{Registry: paktest.Registry}
+	adapter3 := paktest.Pak{Registry: "harbor.example.com:8443", Adapter3: true, CRLF: true, HTTP: true}
+	good := current.Bytes()
+	return []corpusEntry{
+		{"pak-current", good},
+		{"pak-no-registry", paktest.Pak{}.Bytes()},
+		{"pak-adapter3-crlf-port", adapter3.Bytes()},
+		{"pak-stored-adapter-zip", paktest.Pak{Registry: paktest.Registry, StoreAdapterZip: true}.Bytes()},
+		{"pak-data-descriptors", paktest.Pak{Registry: paktest.Registry,
+			Inner: []paktest.Member{{Name: "a.bin", Data: []byte("aaaaaaaaaa"), Descriptor: true}, {Name: "b/", Store: true}}}.Bytes()},
+		{"pak-classic", paktest.Pak{Classic: true}.Bytes()},
+		{"pak-real-PyAdapter", real},
+		{"pak-claims-4GiB", paktest.Pak{Registry: paktest.Registry, ClaimAdapterZipSize: 4 << 30}.Bytes()},
+		{"pak-bad-digest", paktest.Pak{Registry: paktest.Registry, Digest: "sha256:not-a-digest"}.Bytes()},
+		{"pak-truncated", good[:len(good)/2]},
+		{"adapter-zip-current", current.AdapterZip()},
+		{"adapter-zip-adapter3", adapter3.AdapterZip()},
+		{"conf-current", current.Conf()},
+		{"conf-adapter3-crlf-port", adapter3.Conf()},
+		{"zip-signature-only", []byte("PK\x03\x04")},
+		{"zip-empty", []byte("PK\x05\x06" + strings.Repeat("\x00", 18))},
+	}
+}
+
+// confCorpus returns the seed corpus of FuzzParseConf: .conf files as the
+// SDK writes them, as people edit them, and as they go wrong.
+func confCorpus() []corpusEntry {
+	conf := func(p paktest.Pak) []byte { return p.Conf() }
+	digest := paktest.Digest
+	return []corpusEntry{
+		{"current", conf(paktest.Pak{Registry: paktest.Registry})},
+		{"no-registry", conf(paktest.Pak{})},
+		{"crlf-http", conf(paktest.Pak{CRLF: true, HTTP: true})},
+		{"adapter3-port", conf(paktest.Pak{Registry: "harbor.example.com:8443", Adapter3: true})},
+		{"docker-hub", conf(paktest.Pak{Registry: "docker.io", Repository: "/myorg/a"})},
+		{"localhost-nested-path", conf(paktest.Pak{Registry: "localhost:5000", Repository: "/a/b_c/d-e.f"})},
+		{"ipv6", []byte("REGISTRY=[::1]:5000\nREPOSITORY=/a\nDIGEST=" + digest + "\r\n")},
+		{"hand-edited", []byte("\ufeff# edited by hand\r\n\r\n  KINDKEY = MyAdapter\r\n  REGISTRY = harbor.example.com  \r\n" +
+			"REPOSITORY=/my-project/myadapter\r\n# DIGEST=sha256:old\r\nDIGEST = " + digest + "\r\n")},
+		{"repeated-key", []byte("REPOSITORY=a\nREPOSITORY=b\nDIGEST=" + digest + "\n")},
+		{"injection", []byte("REGISTRY=harbor.example.com;id\nREPOSITORY=/a/$(id)/../b@x\nDIGEST=" + digest + " x\n")},
+		{"upper-case", []byte("REPOSITORY=/My/Adapter\nDIGEST=SHA256:" + strings.ToUpper(digest[7:]) + "\n")},
+		{"nul-byte", []byte("REPOSITORY=/a\x00\nDIGEST=" + digest + "\n")},
+		{"invalid-utf8", []byte("REPOSITORY=/a\xff\xfe\nDIGEST=" + digest + "\n")},
+		{"long-line", []byte("# " + strings.Repeat("x", 4200) + "\nREPOSITORY=/a\nDIGEST=" + digest + "\n")},
+		{"not-key-value", []byte("the-robot-password\n")},
+	}
+}
+
+// TestWriteFuzzCorpus writes the committed seed corpora of FuzzRead and
+// FuzzParseConf to testdata/fuzz, in Go's corpus file format, from
+// readCorpus and confCorpus. go test runs every file there as a seed, with
+// or without -fuzz. It writes only when PREPULL_WRITE_FUZZ_CORPUS=1:
+//
+//	PREPULL_WRITE_FUZZ_CORPUS=1 go test -run TestWriteFuzzCorpus ./internal/pak
+//
+// Files it did not write, such as failing inputs the fuzzer saved, are left
+// alone.
+func TestWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv(writeCorpusEnv) != "1" {
+		t.Skipf("set %s=1 to write the seed corpus under testdata/fuzz", writeCorpusEnv)
+	}
+	total := 0
+	for target, entries := range map[string][]corpusEntry{"FuzzRead": readCorpus(t), "FuzzParseConf": confCorpus()} {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			data := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", e.data)
+			if err := os.WriteFile(filepath.Join(dir, e.name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			total += len(data)
+		}
+	}
+	if total > maxCorpusSize {
+		t.Errorf("the corpus takes %d bytes, over the %d allowed: keep it small", total, maxCorpusSize)
+	}
+	t.Logf("wrote %d bytes of seed corpus", total)
+}
