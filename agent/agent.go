@@ -83,6 +83,11 @@ type Agent struct {
 	engineDown bool
 	dirty      bool
 	stopping   bool
+	// statusStale says the status line may have changed since it was last
+	// sent: a save was attempted (every change of a pak or image status is
+	// saved) or the engine went down or came back. An idle agent then does
+	// not rebuild the line, a walk over every pak, five times a second.
+	statusStale bool
 }
 
 // New checks that the folders are safe, reads the state and returns an
@@ -203,8 +208,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-save.C:
 			a.mu.Lock()
 			a.saveIfDirty()
+			stale := a.statusStale
+			a.statusStale = false
 			a.mu.Unlock()
-			a.notify.status(a.statusLine())
+			if stale {
+				a.notify.status(a.statusLine())
+			}
 		case <-watchdog:
 			a.notify.watchdog()
 		}
@@ -329,6 +338,9 @@ func (a *Agent) setEngine(err error) {
 		}
 		a.wake()
 	}
+	if down != a.engineDown {
+		a.statusStale = true
+	}
 	a.engineDown = down
 }
 
@@ -373,6 +385,7 @@ func (a *Agent) snapshot() *State {
 // saveNow writes the state file. Call with a.mu held. A failure is logged:
 // the agent keeps its state in memory and tries again with the next change.
 func (a *Agent) saveNow() error {
+	a.statusStale = true
 	if err := writeState(a.stateDir, a.snapshot()); err != nil {
 		a.dirty = true
 		a.log.Error("cannot save state", zap.String("state_dir", a.stateDir), zap.Error(err))

@@ -424,6 +424,12 @@ func TestNotifiesSystemd(t *testing.T) {
 	}
 	h.drop("n.pak", "proj/n", "n")
 	wait("1 present")
+	// The status line follows the engine too, though no state changes.
+	h.eng.setDown(true)
+	wait("docker unreachable")
+	h.eng.setDown(false)
+	for m := wait("STATUS="); strings.Contains(m, "unreachable"); m = wait("STATUS=") {
+	}
 	h.agent.Reload()
 	wait("RELOADING=1")
 	wait("READY=1")
