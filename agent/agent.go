@@ -36,6 +36,9 @@ const shutdownWait = 5 * time.Second
 // state file. Changes that a move depends on are written at once.
 const saveEvery = 200 * time.Millisecond
 
+// saveRetry is how soon a failed save of the state file is tried again.
+const saveRetry = 5 * time.Second
+
 // engineCheckTimeout bounds one ping of the Docker Engine.
 const engineCheckTimeout = 5 * time.Second
 
@@ -71,6 +74,7 @@ type Agent struct {
 
 	reloadCh chan struct{}
 	wakeCh   chan struct{}
+	saveCh   chan struct{} // the state or the status line changed
 	workers  sync.WaitGroup
 	notify   *notifier
 
@@ -121,6 +125,7 @@ func New(o Options) (*Agent, error) {
 		slowBackoff:  retry.Backoff{Base: time.Minute, Max: 5 * time.Minute},
 		reloadCh:     make(chan struct{}, 1),
 		wakeCh:       make(chan struct{}, 1),
+		saveCh:       make(chan struct{}, 1),
 		notify:       newNotifier(o.Log),
 		cfg:          &cfg,
 		creds:        credentials.NewResolver(&cfg, nil),
@@ -182,8 +187,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer verify.Stop()
 	engineCheck := time.NewTicker(cfg.RescanInterval)
 	defer engineCheck.Stop()
-	save := time.NewTicker(saveEvery)
+	// The save timer runs only after a change: an idle agent wakes for
+	// nothing but its intervals.
+	save := time.NewTimer(saveEvery)
+	save.Stop()
 	defer save.Stop()
+	var saveDue <-chan time.Time
 	var watchdog <-chan time.Time
 	if every := a.notify.watchdogEvery(); every > 0 {
 		t := time.NewTicker(every)
@@ -205,11 +214,27 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.scheduleVerify()
 		case <-engineCheck.C:
 			go a.checkEngine(workCtx)
-		case <-save.C:
+		case <-a.saveCh:
+			if saveDue == nil {
+				save.Reset(saveEvery)
+				saveDue = save.C
+			}
+		case <-saveDue:
+			saveDue = nil
 			a.mu.Lock()
 			a.saveIfDirty()
 			stale := a.statusStale
 			a.statusStale = false
+			// Every change signals with a.mu held, so what is pending now
+			// was handled by this save.
+			select {
+			case <-a.saveCh:
+			default:
+			}
+			if a.dirty { // the save failed and was logged: try again later
+				save.Reset(saveRetry)
+				saveDue = save.C
+			}
 			a.mu.Unlock()
 			if stale {
 				a.notify.status(a.statusLine())
@@ -340,6 +365,7 @@ func (a *Agent) setEngine(err error) {
 	}
 	if down != a.engineDown {
 		a.statusStale = true
+		a.changed()
 	}
 	a.engineDown = down
 }
@@ -386,8 +412,9 @@ func (a *Agent) snapshot() *State {
 // the agent keeps its state in memory and tries again with the next change.
 func (a *Agent) saveNow() error {
 	a.statusStale = true
+	a.changed()
 	if err := writeState(a.stateDir, a.snapshot()); err != nil {
-		a.dirty = true
+		a.markDirty()
 		a.log.Error("cannot save state", zap.String("state_dir", a.stateDir), zap.Error(err))
 		return err
 	}
@@ -399,5 +426,21 @@ func (a *Agent) saveNow() error {
 func (a *Agent) saveIfDirty() {
 	if a.dirty {
 		a.saveNow()
+	}
+}
+
+// markDirty records that the state changed; the main loop saves it within
+// saveEvery. Call with a.mu held.
+func (a *Agent) markDirty() {
+	a.dirty = true
+	a.changed()
+}
+
+// changed wakes the main loop to save the state if it is dirty and to
+// refresh the status line if it is stale.
+func (a *Agent) changed() {
+	select {
+	case a.saveCh <- struct{}{}:
+	default:
 	}
 }

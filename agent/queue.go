@@ -58,7 +58,7 @@ func (a *Agent) offer(f found) {
 			// The configuration is at fault (default_registry), not the
 			// pak: it stays in the inbox and is read again on reload.
 			p.Status, p.LastError = StatusFailed, err.Error()
-			a.dirty = true
+			a.markDirty()
 			a.log.Error("cannot resolve the pak's image, fix the configuration and reload", zap.String("pak", name), zap.Error(err))
 			return
 		}
@@ -86,7 +86,7 @@ func (a *Agent) offer(f found) {
 	}
 	im.paks[p.SHA256] = true
 	mirror(p, im)
-	a.dirty = true
+	a.markDirty()
 	a.log.Info("pak taken", zap.String("pak", name), zap.String("reference", t.Reference), zap.String("sha256", f.sha), zap.String("image_status", im.Status))
 	a.wake()
 }
@@ -102,7 +102,7 @@ func (a *Agent) reject(p *PakState, perr error, now time.Time) {
 	p.Status, p.LastError, p.Attempts, p.Updated = StatusInvalid, perr.Error(), 0, now
 	dst := freeName(a.failedDir, filepath.Base(src))
 	if err := writeErrorFile(dst, p.SHA256, perr, now); err != nil {
-		a.dirty = true
+		a.markDirty()
 		a.log.Error("cannot write the error file, leaving the pak in the inbox", zap.String("pak", p.Name), zap.Error(err))
 		return
 	}
@@ -123,7 +123,7 @@ func (a *Agent) move(p *PakState, src, dst string) {
 		p.File = got
 	}
 	if p.File != dst {
-		a.dirty = true
+		a.markDirty()
 	}
 }
 
@@ -143,7 +143,7 @@ func (a *Agent) setStatus(im *image, status string, now time.Time) {
 			mirror(p, im)
 		}
 	}
-	a.dirty = true
+	a.markDirty()
 }
 
 // wake tells the dispatcher to look for work.
@@ -438,7 +438,7 @@ func (a *Agent) forgetDeleted() {
 			continue
 		}
 		delete(a.paks, sha)
-		a.dirty = true
+		a.markDirty()
 		im := a.images[p.Reference]
 		if im == nil {
 			continue

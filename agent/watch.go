@@ -93,9 +93,19 @@ func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
 
 	rescan := time.NewTicker(w.timing.rescan)
 	defer rescan.Stop()
-	check := time.NewTicker(checkEvery(w.timing.settle))
-	defer check.Stop()
+	// One timer, armed for the moment the earliest candidate will have
+	// settled: a pak is taken right then, and with nothing to settle the
+	// watcher does not wake at all.
+	settled := time.NewTimer(time.Hour)
+	defer settled.Stop()
 	for {
+		var settledC <-chan time.Time
+		if next, ok := w.nextCheck(); ok {
+			settled.Reset(next.Sub(w.now()))
+			settledC = settled.C
+		} else {
+			settled.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -115,21 +125,26 @@ func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
 		case t := <-w.reconf:
 			w.timing = t
 			rescan.Reset(t.rescan)
-			check.Reset(checkEvery(t.settle))
 			clear(w.taken)
 			w.scan()
 		case <-rescan.C:
 			w.scan()
-		case <-check.C:
+		case <-settledC:
 			w.checkSettled()
 		}
 	}
 }
 
-// checkEvery is how often candidates are looked at: often enough that a file
-// is taken soon after it settled.
-func checkEvery(settle time.Duration) time.Duration {
-	return min(max(settle/4, 10*time.Millisecond), 500*time.Millisecond)
+// nextCheck returns when the earliest candidate will have gone unchanged for
+// the settle time, and false when there is no candidate.
+func (w *watcher) nextCheck() (time.Time, bool) {
+	var next time.Time
+	for _, c := range w.cands {
+		if at := c.changed.Add(w.timing.settle); next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next, !next.IsZero()
 }
 
 // event handles one inotify event for a name in the folder.

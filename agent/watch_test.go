@@ -108,3 +108,20 @@ func TestEligibleName(t *testing.T) {
 		}
 	}
 }
+
+func TestNextCheckIsTheEarliestSettleDeadline(t *testing.T) {
+	cw := newClockWatcher(t, 2*time.Second)
+	if _, ok := cw.nextCheck(); ok {
+		t.Fatal("no candidate, yet a check is due: an idle watcher must not wake")
+	}
+	cw.write("a.pak", []byte("first"))
+	cw.consider("a.pak", true)
+	start := cw.clock
+	cw.clock = cw.clock.Add(time.Second)
+	cw.write("b.pak", []byte("second"))
+	cw.consider("b.pak", true)
+	next, ok := cw.nextCheck()
+	if !ok || !next.Equal(start.Add(2*time.Second)) {
+		t.Fatalf("nextCheck = %v, %v; want a.pak's deadline %v", next, ok, start.Add(2*time.Second))
+	}
+}
