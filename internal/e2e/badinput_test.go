@@ -27,8 +27,8 @@ import (
 )
 
 // The resource bounds every bad input must stay within, per prepull run.
-// They are bounds, not benchmarks: a run takes tens of milliseconds and
-// some 20 MiB.
+// They are bounds, not benchmarks: a run takes milliseconds to a fraction
+// of a second, and 11 to 55 MiB.
 const (
 	badInputMaxWall = 5 * time.Second
 	badInputMaxRSS  = 100 << 20

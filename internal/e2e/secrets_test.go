@@ -218,6 +218,7 @@ type fileState struct {
 	mtime   time.Time
 }
 
+// statFile returns what the file at path is now.
 func statFile(t *testing.T, path string) fileState {
 	t.Helper()
 	data, err := os.ReadFile(path)
