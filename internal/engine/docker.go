@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
@@ -108,6 +109,11 @@ func (d *docker) Pull(ctx context.Context, ref string, auth *Auth, progress func
 			}
 			if errors.Is(err, io.EOF) {
 				return nil
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+				// Registry errors come inside the stream; a stream cut off
+				// is the engine itself going away (a restart, a crash).
+				return fmt.Errorf("pull %s: %w: read progress: %w", ref, ErrUnreachable, err)
 			}
 			return fmt.Errorf("pull %s: read progress: %w", ref, err)
 		}

@@ -149,7 +149,7 @@ func TestFakePullStream(t *testing.T) {
 		{
 			name:   "stream cut short",
 			engine: &fakeEngine{lines: []string{pullLines[0], `{"status":"Pulling fs layer",`}, abort: true},
-			auth:   good, wantErr: true, transient: true, events: pullProgress[:1],
+			auth:   good, want: ErrUnreachable, wantErr: true, transient: true, events: pullProgress[:1],
 		},
 		{
 			name:   "404 before the stream",
