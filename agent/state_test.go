@@ -60,6 +60,7 @@ func TestWriteStatus(t *testing.T) {
 		Paks: []PakState{
 			{Name: "a.pak", File: "/in/done/a.pak", Reference: "r/x@sha256:bb", Status: StatusPresent, Attempts: 1, Updated: now},
 			{Name: "b.pak", File: "/in/failed/b.pak", Status: StatusInvalid, LastError: "b.pak: adapter.zip: DIGEST is missing\n", Updated: now},
+			{Name: "x\nforged row.pak", File: "/in/x\nforged row.pak", Status: StatusWaiting, Updated: now},
 		},
 		Images: []ImageState{{Reference: "r/x@sha256:bb", Digest: "sha256:bb", Status: StatusPresent, Attempts: 1, Pulls: 1, LastPulled: now}},
 	}
@@ -72,12 +73,17 @@ func TestWriteStatus(t *testing.T) {
 			t.Errorf("status table lacks %q:\n%s", want, out.String())
 		}
 	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "forged row") {
+			t.Errorf("a file name with a newline forged a row:\n%s", out.String())
+		}
+	}
 	out.Reset()
 	if err := WriteStatus(&out, s, true); err != nil {
 		t.Fatal(err)
 	}
 	var back State
-	if err := json.Unmarshal(out.Bytes(), &back); err != nil || len(back.Paks) != 2 || back.Images[0].Digest != "sha256:bb" {
+	if err := json.Unmarshal(out.Bytes(), &back); err != nil || len(back.Paks) != 3 || back.Images[0].Digest != "sha256:bb" {
 		t.Errorf("status --json: %v\n%s", err, out.String())
 	}
 	out.Reset()

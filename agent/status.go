@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/prepull/prepull/internal/pak"
 )
 
 // maxErrorWidth bounds the LAST ERROR column; --json has the whole text.
@@ -53,7 +55,8 @@ func pakColumn(p PakState) string {
 	case DoneDir, FailedDir:
 		name = filepath.Base(filepath.Dir(p.File)) + "/" + name
 	}
-	return name
+	// A dropped file's name may hold newlines or escapes: never print it raw.
+	return pak.Display(name)
 }
 
 func errorColumn(e string) string {
