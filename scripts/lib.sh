@@ -3,6 +3,16 @@
 # run it. It is the one place that knows which Debian packages prepull's
 # tests and demo need.
 
+# Go from the official tarball lives in /usr/local/go, which a non-login
+# shell's PATH may lack.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  PATH="/usr/local/go/bin:$PATH"
+fi
+if ! command -v go >/dev/null 2>&1; then
+  printf 'error: %s\n' "Go is not installed: install Go 1.26 or later (in /usr/local/go or on PATH)" >&2
+  exit 1
+fi
+
 # section prints a header that stands out in long output.
 section() {
   printf '\n==> %s\n' "$*"
