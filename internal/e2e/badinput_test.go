@@ -10,13 +10,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -147,29 +145,14 @@ func TestBadInputExit3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var accepted atomic.Int32
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	addr, accepted := countConnections(t)
 	modes := []struct {
 		name string
 		args []string
 	}{
 		{"inspect", []string{"inspect", "--config", f.config}},
 		{"one-shot", []string{"--config", f.config}},
-		{"remote", []string{"remote", "-H", "root@" + l.Addr().String(), "--connect-timeout", "2s"}},
+		{"remote", []string{"remote", "-H", "root@" + addr, "--connect-timeout", "2s"}},
 	}
 
 	wrap := buildRSSWrap(t)

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +35,9 @@ type fixture struct {
 	pak             string // path of the pak file
 	config          string // path of the prepull configuration
 	dockerConfigDir string
+	// onStart, when set, is called with the pid of every prepull the
+	// fixture runs, as soon as it started.
+	onStart func(pid int)
 }
 
 // newFixture starts a registry with a login, pushes a fresh image as repo
@@ -117,7 +122,13 @@ func (f *fixture) prepullEnv(env []string, stdin io.Reader, args ...string) run 
 	cmd.Stdin = stdin
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		f.t.Fatalf("run prepull: %v", err)
+	}
+	if f.onStart != nil {
+		f.onStart(cmd.Process.Pid)
+	}
+	err := cmd.Wait()
 	r := run{stdout: out.String(), stderr: errOut.String()}
 	var exit *exec.ExitError
 	switch {
@@ -197,4 +208,28 @@ func (f *fixture) pakVia(host, repo, digest string) (pak, ref string) {
 	f.t.Helper()
 	pak = paktest.Pak{Kind: "ViaProxy", Version: "1.0.0", Registry: host, Repository: "/" + repo, Digest: digest}.WriteFile(f.t, f.t.TempDir())
 	return pak, host + "/" + repo + "@" + digest
+}
+
+// countConnections listens on a free port of 127.0.0.1 and counts the
+// connections it accepts (closing each at once), to prove that a command
+// connected nowhere. It returns the address and the count.
+func countConnections(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
+	var accepted atomic.Int32
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	return l.Addr().String(), &accepted
 }

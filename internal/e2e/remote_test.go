@@ -349,27 +349,12 @@ func TestRemoteRejectedCredentialsInThatHostsRow(t *testing.T) {
 
 func TestRemoteBadPakFailsBeforeAnyConnection(t *testing.T) {
 	f := newFixture(t, "fleet/badpak")
-	var accepted atomic.Int32
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	addr, accepted := countConnections(t)
 	bad := filepath.Join(f.dir, "Broken_1.0.0.pak")
 	writeTestFile(t, bad, "PK\x03\x04 this is no zip")
 	noDigest := paktest.Pak{Kind: "NoDigest", Registry: f.reg.Addr, ExtraConf: map[string]string{"DIGEST": ""}}.WriteFile(t, f.dir)
 
-	r := f.prepull(nil, "remote", "-H", "root@"+l.Addr().String(), "-i", testenv.NewSSHKey(t, "").Path, f.pak, bad, noDigest)
+	r := f.prepull(nil, "remote", "-H", "root@"+addr, "-i", testenv.NewSSHKey(t, "").Path, f.pak, bad, noDigest)
 	r.want(t, 3)
 	for _, name := range []string{bad, noDigest} {
 		if !strings.Contains(r.stderr, name) {

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -181,24 +180,7 @@ type secretRun struct {
 // output checked for the password.
 func (s *secretRun) prepull(stdin io.Reader, args ...string) run {
 	s.t.Helper()
-	cmd := exec.Command(testenv.Prepull(s.t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.f.dir, "TMPDIR=" + s.f.dir}
-	cmd.Stdin = stdin
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.sampler.scan(cmd.Process.Pid)
-	err := cmd.Wait()
-	r := run{stdout: out.String(), stderr: errOut.String()}
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		s.t.Fatalf("run prepull: %v", err)
-	}
+	r := s.f.prepull(stdin, args...)
 	s.check("prepull "+strings.Join(args, " "), r)
 	return r
 }
@@ -283,6 +265,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 
 	sampler := startProcSampler(t, leaks, 20*time.Millisecond)
 	s := &secretRun{t: t, f: f, sampler: sampler, leaks: leaks}
+	f.onStart = sampler.scan
 
 	// The one-shot.
 	{
