@@ -40,16 +40,13 @@ type DockerEngine struct {
 	dataRoot string // Dir/data, or a small disk's (StartDocker)
 
 	sock      string
-	logPath   string
 	cliConfig string // DOCKER_CONFIG of Run: the harness's own, never ~/.docker
 	dockerd   string
 	cli       string
-	argv      []string
 
 	daemonJSON string // the engine's --config-file, rewritten by UseMirror
 
-	mu   sync.Mutex
-	proc *process // nil while stopped
+	service
 }
 
 var (
@@ -78,10 +75,7 @@ func Docker(t testing.TB) *DockerEngine {
 		t.Fatalf("testenv: start the Docker Engine: %v", dockerErr)
 	}
 	d := dockerEng
-	d.mu.Lock()
-	stopped := d.proc == nil
-	d.mu.Unlock()
-	if stopped {
+	if !d.running() {
 		d.Start(t)
 	}
 	return d
@@ -109,12 +103,25 @@ func newDocker(dir, dataRoot string) (*DockerEngine, error) {
 		Dir:       dir,
 		dataRoot:  dataRoot,
 		sock:      filepath.Join(dir, "docker.sock"),
-		logPath:   filepath.Join(dir, "dockerd.log"),
 		cliConfig: filepath.Join(dir, "cli"),
 		dockerd:   dockerd,
 		cli:       cli,
 	}
 	d.Host = "unix://" + d.sock
+	d.service = service{
+		name:    "dockerd",
+		logPath: filepath.Join(dir, "dockerd.log"),
+		env:     cleanEnv([]string{"DOCKER_", "CONTAINERD_"}),
+		ready:   dockerStartTimeout,
+		probe:   d.ping,
+		grace:   30 * time.Second,
+		// A killed dockerd leaves its socket and its data-root mount behind.
+		before: func() {
+			unmountUnder(d.dataRoot)
+			_ = os.Remove(d.sock)
+		},
+		after: func() { unmountUnder(d.dataRoot) },
+	}
 	if d.dataRoot == "" {
 		d.dataRoot = filepath.Join(dir, "data")
 	}
@@ -220,40 +227,6 @@ func (d *DockerEngine) Restart(t testing.TB) {
 	t.Helper()
 	d.Stop(t)
 	d.Start(t)
-}
-
-func (d *DockerEngine) start() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.proc != nil {
-		return fmt.Errorf("dockerd is running already")
-	}
-	// A killed dockerd leaves its socket and its data-root mount behind.
-	unmountUnder(d.dataRoot)
-	_ = os.Remove(d.sock)
-	env := cleanEnv([]string{"DOCKER_", "CONTAINERD_"})
-	p, err := startProcess("dockerd", d.logPath, env, d.argv...)
-	if err != nil {
-		return err
-	}
-	if err := p.waitReady(dockerStartTimeout, d.ping); err != nil {
-		_ = p.stop(time.Second)
-		return err
-	}
-	d.proc = p
-	return nil
-}
-
-func (d *DockerEngine) stop() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.proc == nil {
-		return nil
-	}
-	err := d.proc.stop(30 * time.Second)
-	d.proc = nil
-	unmountUnder(d.dataRoot)
-	return err
 }
 
 // ping asks the engine's API for GET /_ping over the unix socket.

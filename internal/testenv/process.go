@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,71 @@ type process struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed once the process has been waited for
 	waitErr error         // set before done is closed
+}
+
+// service is a long-running helper that a test may stop and start again with
+// the same command line, log, port or socket: dockerd, docker-registry,
+// sshd. Its owner fills in the fields before the first start.
+type service struct {
+	name    string        // the program, for messages
+	logPath string        // where its output is appended
+	env     []string      // its environment
+	argv    []string      // its command line
+	ready   time.Duration // how long it may take to answer probe
+	probe   func() error  // nil once it answers
+	grace   time.Duration // how long stop waits after SIGTERM
+	before  func()        // if set, runs before each start (leftovers of a killed run)
+	after   func()        // if set, runs after each stop
+
+	mu   sync.Mutex
+	proc *process // nil while stopped
+}
+
+// start starts the service and waits until it answers.
+func (s *service) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		return fmt.Errorf("%s is running already", s.name)
+	}
+	if s.before != nil {
+		s.before()
+	}
+	p, err := startProcess(s.name, s.logPath, s.env, s.argv...)
+	if err != nil {
+		return err
+	}
+	if err := p.waitReady(s.ready, s.probe); err != nil {
+		_ = p.stop(time.Second)
+		return err
+	}
+	s.proc = p
+	return nil
+}
+
+// stop stops the service; a stopped one is left as it is.
+func (s *service) stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return nil
+	}
+	err := s.proc.stop(s.grace)
+	s.proc = nil
+	if s.after != nil {
+		s.after()
+	}
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// running reports whether the service runs.
+func (s *service) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil
 }
 
 // startProcess starts argv with env, appending its output to logPath. The

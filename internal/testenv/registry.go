@@ -56,16 +56,13 @@ type Registry struct {
 	Token *TokenServer
 
 	dir     string
-	logPath string
 	bin     string
-	argv    []string // docker-registry serve CONFIG, inside the netns if any
-	scheme  string   // "http" or "https"
+	scheme  string // "http" or "https"
 	tlsCert string
 	tlsKey  string
 	netns   *Netns
 
-	mu      sync.Mutex
-	proc    *process // nil while stopped
+	service // docker-registry serve CONFIG, inside the netns if any
 	closing chan struct{}
 	pending sync.WaitGroup // StartAfter goroutines
 }
@@ -95,11 +92,18 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	if opts.TLSCert != "" {
 		r.scheme = "https"
 	}
-	r.argv = []string{r.bin, "serve", filepath.Join(r.dir, "config.yml")}
+	r.service = service{
+		name:    "docker-registry",
+		logPath: filepath.Join(r.dir, "registry.log"),
+		env:     cleanEnv([]string{"REGISTRY_", "OTEL_"}), // REGISTRY_* would override the config file
+		argv:    []string{r.bin, "serve", filepath.Join(r.dir, "config.yml")},
+		ready:   registryStartTimeout,
+		probe:   r.probe,
+		grace:   5 * time.Second,
+	}
 	if r.netns != nil {
 		r.argv = r.netns.Exec(t, r.argv...)
 	}
-	r.logPath = filepath.Join(r.dir, "registry.log")
 	if r.Storage == "" {
 		r.Storage = filepath.Join(r.dir, "storage")
 	}
@@ -210,10 +214,7 @@ func (r *Registry) Stop(t testing.TB) {
 // start later is reported with t.Error; a test that ends first cancels it.
 func (r *Registry) StartAfter(t testing.TB, d time.Duration) {
 	t.Helper()
-	r.mu.Lock()
-	running := r.proc != nil
-	r.mu.Unlock()
-	if running {
+	if r.running() {
 		t.Fatal("testenv: StartAfter needs a stopped registry: call Stop first")
 	}
 	r.pending.Add(1)
@@ -228,40 +229,6 @@ func (r *Registry) StartAfter(t testing.TB, d time.Duration) {
 			t.Errorf("testenv: start the registry after %v: %v", d, err)
 		}
 	}()
-}
-
-func (r *Registry) start() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.proc != nil {
-		return fmt.Errorf("registry %s is running already", r.Addr)
-	}
-	// REGISTRY_* variables would override the config file.
-	env := cleanEnv([]string{"REGISTRY_", "OTEL_"})
-	p, err := startProcess("docker-registry", r.logPath, env, r.argv...)
-	if err != nil {
-		return err
-	}
-	if err := p.waitReady(registryStartTimeout, r.probe); err != nil {
-		_ = p.stop(time.Second)
-		return err
-	}
-	r.proc = p
-	return nil
-}
-
-func (r *Registry) stop() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.proc == nil {
-		return nil
-	}
-	err := r.proc.stop(5 * time.Second)
-	r.proc = nil
-	if err != nil {
-		return fmt.Errorf("stop the registry: %w", err)
-	}
-	return nil
 }
 
 // probe checks that GET /v2/ answers 200 (open) or 401 (login required).

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -76,14 +75,12 @@ type SSHD struct {
 	dir     string
 	config  string
 	hostKey string
-	logPath string
 	bin     string
 	keygen  string
-	env     []string
+	setEnv  []string // sshd_config SetEnv
 	port    int
 
-	mu   sync.Mutex
-	proc *process // nil while stopped
+	service
 }
 
 // StartSSHD generates a host key, starts sshd on a free port of 127.0.0.1
@@ -92,8 +89,8 @@ type SSHD struct {
 func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	t.Helper()
 	Require(t)
-	s := &SSHD{dir: t.TempDir(), bin: partSSHD.mustPath(t), keygen: partSSHKeygen.mustPath(t), env: opts.Env}
-	for _, kv := range s.env {
+	s := &SSHD{dir: t.TempDir(), bin: partSSHD.mustPath(t), keygen: partSSHKeygen.mustPath(t), setEnv: opts.Env}
+	for _, kv := range s.setEnv {
 		if !strings.Contains(kv, "=") || strings.ContainsAny(kv, " \t\n\"") {
 			t.Fatalf("testenv: SSHDOptions.Env %q is not NAME=VALUE without spaces", kv)
 		}
@@ -103,7 +100,15 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	}
 	s.config = filepath.Join(s.dir, "sshd_config")
 	s.hostKey = filepath.Join(s.dir, "ssh_host_ed25519_key")
-	s.logPath = filepath.Join(s.dir, "sshd.log")
+	s.service = service{
+		name:    "sshd",
+		logPath: filepath.Join(s.dir, "sshd.log"),
+		env:     cleanEnv([]string{"SSH_"}),
+		argv:    []string{s.bin, "-D", "-e", "-f", s.config},
+		ready:   sshdStartTimeout,
+		probe:   s.probe,
+		grace:   5 * time.Second,
+	}
 	// sshd's privilege separation directory.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -164,8 +169,8 @@ MaxStartups 100
 MaxSessions 100
 LogLevel VERBOSE
 `, s.port, s.hostKey, filepath.Join(s.dir, "sshd.pid"), filepath.Join(s.dir, "authorized_keys"))
-	if len(s.env) > 0 {
-		config += "SetEnv " + strings.Join(s.env, " ") + "\n"
+	if len(s.setEnv) > 0 {
+		config += "SetEnv " + strings.Join(s.setEnv, " ") + "\n"
 	}
 	if err := os.WriteFile(s.config, []byte(config), 0o600); err != nil {
 		return fmt.Errorf("write sshd_config: %w", err)
@@ -221,38 +226,6 @@ func (s *SSHD) Stop(t testing.TB) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-}
-
-func (s *SSHD) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc != nil {
-		return fmt.Errorf("sshd %s is running already", s.Addr())
-	}
-	p, err := startProcess("sshd", s.logPath, cleanEnv([]string{"SSH_"}), s.bin, "-D", "-e", "-f", s.config)
-	if err != nil {
-		return err
-	}
-	if err := p.waitReady(sshdStartTimeout, s.probe); err != nil {
-		_ = p.stop(time.Second)
-		return err
-	}
-	s.proc = p
-	return nil
-}
-
-func (s *SSHD) stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return nil
-	}
-	err := s.proc.stop(5 * time.Second)
-	s.proc = nil
-	if err != nil {
-		return fmt.Errorf("stop sshd: %w", err)
-	}
-	return nil
 }
 
 // probe checks that the server sends an SSH-2.0 banner.
