@@ -109,12 +109,6 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 	if err != nil {
 		return Failed, err
 	}
-	explain := func(err error) error {
-		if errors.Is(err, engine.ErrCertificate) {
-			return explainCertificate(err, t.Registry, p.CertsDir, installedCA)
-		}
-		return err
-	}
 
 	cred, err := p.Credentials.For(t.Registry)
 	if err != nil {
@@ -125,6 +119,15 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		log.Warn(w)
 	}
 	log.Info("using registry credentials", zap.String("registry", t.Registry), zap.String("source", cred.Source))
+	explain := func(err error) error {
+		switch {
+		case errors.Is(err, engine.ErrCertificate):
+			return explainCertificate(err, t.Registry, p.CertsDir, installedCA)
+		case errors.Is(err, engine.ErrUnauthorized) && cred.Anonymous():
+			return fmt.Errorf("%w (prepull has no login for %s: add it to registries in the configuration, or pass --username with --password-stdin)", err, t.Registry)
+		}
+		return err
+	}
 
 	var auth *engine.Auth
 	if !cred.Anonymous() {

@@ -119,6 +119,8 @@ func TestEnsure(t *testing.T) {
 		{name: "rejected login is not retried and pulls nothing", engine: &fakeEngine{loginErr: errDenied}, cfg: withLogin, want: Failed,
 			wantErr: engine.ErrUnauthorized, wantErrText: `login to harbor.example:8443 as "robot$pull" (credentials from password_env PW)`, logins: 1},
 		{name: "transient faults are retried", engine: &fakeEngine{verifies: true, pulls: failing(2, errRefused)}, want: Pulled, pulls: 3},
+		{name: "an anonymous pull the registry refuses says which login is missing", engine: &fakeEngine{pulls: failing(1, errDenied)}, want: Failed,
+			wantErr: engine.ErrUnauthorized, wantErrText: "prepull has no login for harbor.example:8443: add it to registries", pulls: 1},
 		{name: "not found is not retried", engine: &fakeEngine{pulls: failing(1, errNotFound)}, want: Failed, wantErr: engine.ErrNotFound, pulls: 1},
 		{name: "a stalled pull is cancelled and retried", engine: &fakeEngine{verifies: true, pulls: []attempt{stall}}, opts: Options{StallTimeout: 50 * time.Millisecond}, want: Pulled, pulls: 2},
 		{name: "a pull the engine cannot verify fails", engine: &fakeEngine{verifies: false}, want: Failed, wantErr: ErrNotVerified, pulls: 1},
