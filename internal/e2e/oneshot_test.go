@@ -219,3 +219,17 @@ func TestOneShotUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestOneShotNoLoginConfiguredExits4WithTheFix(t *testing.T) {
+	f := newFixture(t, "proj/nologin")
+	cfg := f.writeConfig("registries: []\n")
+	r := f.prepull(nil, "--config", cfg, "--json", f.pak)
+	r.want(t, 4)
+	rs := r.results(t)
+	if len(rs) != 1 || rs[0].CredentialSource != "anonymous" || !strings.Contains(rs[0].Error, "prepull has no login for "+f.reg.Addr) {
+		t.Fatalf("results = %+v, want an anonymous failure that says which login is missing", rs)
+	}
+	if f.docker.HasImage(t, f.ref) {
+		t.Fatal("an image was pulled without a login")
+	}
+}
