@@ -91,10 +91,21 @@ use_systemctl() {
 	[ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1
 }
 
+# same_content tells whether two files hold the same bytes: with cmp where
+# diffutils is installed, with sha256sum (coreutils) where it is not, as on
+# a minimal Photon OS.
+same_content() {
+	if command -v cmp >/dev/null 2>&1; then
+		cmp -s "$1" "$2"
+	else
+		[ "$(sha256sum <"$1")" = "$(sha256sum <"$2")" ]
+	fi
+}
+
 # install_file MODE SRC DST installs SRC as DST unless DST has the same
 # content already, and sets the mode either way.
 install_file() {
-	if [ -f "$3" ] && cmp -s "$2" "$3"; then
+	if [ -f "$3" ] && same_content "$2" "$3"; then
 		chmod "$1" "$3"
 		say "unchanged $3"
 		return 0
@@ -171,7 +182,7 @@ make_dir 0700 "$confdir"
 if [ ! -e "$confdir/config.yaml" ]; then
 	install -m 0600 "$src/configs/prepull.yaml" "$confdir/config.yaml"
 	say "installed $confdir/config.yaml (edit it: registries and their password files)"
-elif cmp -s "$src/configs/prepull.yaml" "$confdir/config.yaml"; then
+elif same_content "$src/configs/prepull.yaml" "$confdir/config.yaml"; then
 	say "unchanged $confdir/config.yaml"
 else
 	install_file 0600 "$src/configs/prepull.yaml" "$confdir/config.yaml.example"
