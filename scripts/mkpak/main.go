@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -29,28 +28,8 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := write(*out, p); err != nil {
+	if err := p.Save(*out); err != nil {
 		fmt.Fprintf(os.Stderr, "mkpak: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-// write writes the pak p to the file at path.
-func write(path string, p paktest.Pak) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("create pak: %w", err)
-	}
-	bw := bufio.NewWriter(f)
-	err = p.Write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

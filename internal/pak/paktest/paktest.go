@@ -391,9 +391,18 @@ func (p Pak) Bytes() []byte {
 func (p Pak) WriteFile(t testing.TB, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, p.FileName())
+	if err := p.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Save writes the pak to the file at path, streamed, so that paks with a
+// large ContentBytes never sit in memory.
+func (p Pak) Save(path string) error {
 	f, err := os.Create(path)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	err = p.Write(bw)
@@ -404,9 +413,9 @@ func (p Pak) WriteFile(t testing.TB, dir string) string {
 		err = cerr
 	}
 	if err != nil {
-		t.Fatalf("write %s: %v", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return path
+	return nil
 }
 
 // zipWriter writes members the way Python's zipfile does to a file: sizes and
