@@ -8,9 +8,47 @@
 if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   PATH="/usr/local/go/bin:$PATH"
 fi
+
+# install_go puts the Go toolchain that go.mod names into /usr/local/go. It
+# comes from the Go module proxy as the module golang.org/toolchain, fetched
+# by Debian's older Go (which only downloads it), so that a fresh machine
+# needs nothing but apt-get and the module proxy.
+install_go() {
+  local version dir
+  version="$(sed -n 's/^go \([0-9][0-9.]*\)$/\1/p' go.mod)"
+  [[ -n "$version" ]] || { printf 'error: no go line in go.mod\n' >&2; return 1; }
+  echo "installing Go $version into /usr/local/go (from the Go module proxy)"
+  if [[ ! -x /usr/lib/go-1.19/bin/go ]]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends golang-1.19-go ca-certificates
+  fi
+  local tmp
+  tmp="$(mktemp -d)"
+  dir="$(cd "$tmp" && env GOPATH="$tmp/gopath" GOMODCACHE="$tmp/mod" GOFLAGS=-modcacherw GOTOOLCHAIN=local \
+    /usr/lib/go-1.19/bin/go mod download -json "golang.org/toolchain@v0.0.1-go${version}.linux-$(dpkg --print-architecture)" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  if [[ -z "$dir" || ! -f "$dir/bin/go" ]]; then
+    rm -rf "$tmp"
+    printf 'error: could not download Go %s from the Go module proxy\n' "$version" >&2
+    return 1
+  fi
+  rm -rf /usr/local/go.new
+  cp -a "$dir" /usr/local/go.new
+  # Module zips carry no executable bits.
+  chmod -R u+w /usr/local/go.new
+  chmod 755 /usr/local/go.new/bin/* /usr/local/go.new/pkg/tool/*/*
+  rm -rf /usr/local/go "$tmp"
+  mv /usr/local/go.new /usr/local/go
+  PATH="/usr/local/go/bin:$PATH"
+  go version
+}
+
 if ! command -v go >/dev/null 2>&1; then
-  printf 'error: %s\n' "Go is not installed: install Go 1.26 or later (in /usr/local/go or on PATH)" >&2
-  exit 1
+  if [[ "$(id -u)" -ne 0 ]]; then
+    printf 'error: %s\n' "Go is not installed: install Go 1.26 or later (in /usr/local/go or on PATH), or run this as root, which installs it" >&2
+    exit 1
+  fi
+  install_go || exit 1
 fi
 
 # section prints a header that stands out in long output.
