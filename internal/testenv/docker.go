@@ -41,6 +41,7 @@ type DockerEngine struct {
 
 	sock      string
 	cliConfig string // DOCKER_CONFIG of Run: the harness's own, never ~/.docker
+	cliPath   string // PATH of the CLI: an empty directory, so no credential helper is found
 	dockerd   string
 	cli       string
 
@@ -130,7 +131,8 @@ func newDocker(dir, dataRoot string) (*DockerEngine, error) {
 	if n := len(filepath.Join(execRoot, "containerd", "containerd.sock.ttrpc")); n >= 108 {
 		return nil, fmt.Errorf("socket paths under %s would be %d bytes, over the 107 a unix socket allows", dir, n)
 	}
-	for _, sub := range []string{d.dataRoot, execRoot, d.cliConfig} {
+	d.cliPath = filepath.Join(dir, "cli-path")
+	for _, sub := range []string{d.dataRoot, execRoot, d.cliConfig, d.cliPath} {
 		if err := os.MkdirAll(sub, 0o700); err != nil {
 			return nil, fmt.Errorf("make engine directory: %w", err)
 		}
@@ -321,8 +323,12 @@ func (d *DockerEngine) setMirrors(mirrors []string) error {
 
 // cliEnv is the environment of the docker CLI: this engine, the given
 // DOCKER_CONFIG, the classic builder, and no DOCKER_ variable of the caller.
+// PATH names an empty directory: where docker-credential-pass is installed,
+// the CLI would otherwise store every login in pass (its default store on
+// Linux) instead of the config.json that the tests read.
 func (d *DockerEngine) cliEnv(config string) []string {
-	return cleanEnv([]string{"DOCKER_"},
+	return cleanEnv([]string{"DOCKER_", "PATH="},
+		"PATH="+d.cliPath,
 		"DOCKER_HOST="+d.Host,
 		"DOCKER_CONFIG="+config,
 		"DOCKER_BUILDKIT=0",
