@@ -33,6 +33,7 @@ type pullFlags struct {
 	dryRun          bool
 	force           bool
 	defaultRegistry string
+	registry        string
 	username        string
 	passwordStdin   bool
 	timeout         time.Duration
@@ -57,7 +58,8 @@ func addPullFlags(root *cobra.Command, g *globals) {
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read, resolve, check presence and credentials; pull nothing")
 	fl.BoolVar(&f.force, "force", false, "pull even when the image is present")
 	fl.StringVar(&f.defaultRegistry, "default-registry", "", "registry for paks built without REGISTRY (overrides default_registry)")
-	fl.StringVar(&f.username, "username", "", "registry user name (with --password-stdin)")
+	fl.StringVar(&f.registry, "registry", "", "the one registry HOST[:PORT] the --username login is for (required with --username); paks naming other registries resolve as usual")
+	fl.StringVar(&f.username, "username", "", "registry user name for --registry (with --password-stdin)")
 	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password from standard input")
 	fl.DurationVar(&f.timeout, "timeout", 0, "give up on a pak after this long, retries included (default timeout in the configuration, 10m)")
 	root.RunE = func(cmd *cobra.Command, args []string) error {
@@ -158,15 +160,24 @@ func failed(file, ref string, start time.Time, err error) pakResult {
 	}
 }
 
-// credential returns the login given with --username and --password-stdin, or nil.
-func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.Credential, error) {
+// credential returns the login given with --registry, --username and
+// --password-stdin, or nil. The login is for that one registry: a pak naming
+// another registry must never receive it.
+func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.FlagLogin, error) {
 	switch {
-	case f.username == "" && !f.passwordStdin:
+	case f.username == "" && !f.passwordStdin && f.registry == "":
 		return nil, nil
+	case f.username == "" && !f.passwordStdin:
+		return nil, usageErrorf("--registry names the registry of a command-line login: give --username and --password-stdin too")
 	case f.username == "":
-		return nil, usageErrorf("--password-stdin needs --username")
+		return nil, usageErrorf("--password-stdin needs --username and --registry")
 	case !f.passwordStdin:
 		return nil, usageErrorf("--username needs --password-stdin (passwords are never taken as arguments)")
+	case f.registry == "":
+		return nil, usageErrorf("--username needs --registry HOST: a command-line login is for one registry only, never for whatever registry a pak names")
+	}
+	if err := pak.ValidateRegistry(f.registry); err != nil {
+		return nil, usageErrorf("--registry %v", err)
 	}
 	for _, a := range args {
 		if a == "-" {
@@ -181,7 +192,7 @@ func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.Cre
 	if pw == "" {
 		return nil, usageErrorf("--password-stdin: standard input held no password")
 	}
-	return &credentials.Credential{Username: f.username, Password: pw}, nil
+	return &credentials.FlagLogin{Host: f.registry, Username: f.username, Password: pw}, nil
 }
 
 // connect opens the engine and waits up to wait for it to answer.

@@ -44,11 +44,19 @@ func (c Credential) Anonymous() bool {
 	return c.Username == "" && c.Password == "" && c.IdentityToken == ""
 }
 
+// FlagLogin is a login given on the command line. It is for the one
+// registry Host, never for another registry a pak may name.
+type FlagLogin struct {
+	Host     string
+	Username string
+	Password string
+}
+
 // Resolver finds credentials. Its zero value resolves everything to anonymous.
 type Resolver struct {
 	// Flag, when set, is the login given on the command line; it applies to
-	// every registry of the run.
-	Flag *Credential
+	// its own registry host only.
+	Flag *FlagLogin
 	// Config supplies the registries list.
 	Config *config.Config
 	// DockerConfigDir is the folder holding Docker's config.json. Empty
@@ -61,7 +69,7 @@ type Resolver struct {
 }
 
 // NewResolver returns a Resolver for cfg that reads the process environment.
-func NewResolver(cfg *config.Config, flag *Credential) *Resolver {
+func NewResolver(cfg *config.Config, flag *FlagLogin) *Resolver {
 	return &Resolver{
 		Flag:            flag,
 		Config:          cfg,
@@ -80,10 +88,12 @@ func (r *Resolver) getenv(k string) string {
 // For returns the credential for a registry host. Files are read on every
 // call, so a corrected password file is picked up without a restart.
 func (r *Resolver) For(host string) (Credential, error) {
-	if r.Flag != nil {
-		c := *r.Flag
-		c.Source = "command line (--username, --password-stdin)"
-		return c, nil
+	if r.Flag != nil && config.NormalizeHost(host) == config.NormalizeHost(r.Flag.Host) {
+		return Credential{
+			Username: r.Flag.Username,
+			Password: r.Flag.Password,
+			Source:   "command line (--registry " + r.Flag.Host + ", --username, --password-stdin)",
+		}, nil
 	}
 	if r.Config != nil {
 		if entry, ok := r.Config.Lookup(host); ok && entry.Username != "" {

@@ -84,11 +84,30 @@ func TestFor(t *testing.T) {
 	}
 }
 
-func TestForFlagWins(t *testing.T) {
-	r := &Resolver{Flag: &Credential{Username: "u", Password: "p"}, Config: &config.Config{Registries: []config.Registry{{Host: "h", Username: "x", PasswordEnv: "X"}}}}
-	c, err := r.For("h")
-	if err != nil || c.Username != "u" || !strings.HasPrefix(c.Source, "command line") {
-		t.Fatalf("For = %+v, %v", c, err)
+func TestForFlagIsForItsRegistryOnly(t *testing.T) {
+	r := &Resolver{
+		Flag:            &FlagLogin{Host: "H:5000", Username: "u", Password: "p"},
+		Config:          &config.Config{Registries: []config.Registry{{Host: "h:5000", Username: "x", PasswordEnv: "X"}, {Host: "other", Username: "y", PasswordEnv: "Y"}}},
+		Getenv:          func(k string) string { return "env-" + k },
+		DockerConfigDir: t.TempDir(),
+	}
+	tests := []struct {
+		host, user, source string
+	}{
+		{"h:5000", "u", "command line (--registry H:5000"}, // the flag wins over the entry of its host
+		{"H:5000", "u", "command line"},
+		{"other", "y", "password_env Y"}, // another registry resolves as usual
+		{"h", "", "anonymous"},           // so does one without a port
+		{"evil.example:5000", "", "anonymous"},
+	}
+	for _, tt := range tests {
+		c, err := r.For(tt.host)
+		if err != nil || c.Username != tt.user || !strings.HasPrefix(c.Source, tt.source) {
+			t.Errorf("For(%s) = %+v, %v; want user %q from %q", tt.host, c, err, tt.user, tt.source)
+		}
+		if tt.user != "u" && c.Password == "p" {
+			t.Errorf("For(%s) gave the command line's password", tt.host)
+		}
 	}
 }
 

@@ -136,7 +136,7 @@ func TestOneShotPakOnStdin(t *testing.T) {
 func TestOneShotPasswordFromStdin(t *testing.T) {
 	f := newFixture(t, "proj/pwstdin")
 	cfg := f.writeConfig("registries: []\n")
-	r := f.prepull(strings.NewReader(f.password+"\n"), "--config", cfg, "--username", "alice", "--password-stdin", "--json", f.pak)
+	r := f.prepull(strings.NewReader(f.password+"\n"), "--config", cfg, "--registry", f.reg.Addr, "--username", "alice", "--password-stdin", "--json", f.pak)
 	r.want(t, 0)
 	if rs := r.results(t); !strings.HasPrefix(rs[0].CredentialSource, "command line") {
 		t.Fatalf("credential_source = %q, want the command line", rs[0].CredentialSource)
@@ -207,7 +207,7 @@ func TestOneShotUsageErrors(t *testing.T) {
 		{"no pak", []string{"--config", f.config}},
 		{"unknown flag", []string{"--bogus", f.pak}},
 		{"missing named config", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml"), f.pak}},
-		{"username without password-stdin", []string{"--config", f.config, "--username", "alice", f.pak}},
+		{"username without password-stdin", []string{"--config", f.config, "--registry", f.reg.Addr, "--username", "alice", f.pak}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -285,7 +285,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 				t.Errorf("no warning for the %s password file; want %q in stderr:\n%s", c.mode, want, r.stderr)
 			}
 		}
-		r = s.prepull(strings.NewReader(pw+"\n"), "--config", cfgNone, "--username", "alice", "--password-stdin", "--force", "--json", f.pak)
+		r = s.prepull(strings.NewReader(pw+"\n"), "--config", cfgNone, "--registry", f.reg.Addr, "--username", "alice", "--password-stdin", "--force", "--json", f.pak)
 		r.want(t, 0)
 		if rs := r.results(t); rs[0].Status != "pulled" || !strings.HasPrefix(rs[0].CredentialSource, "command line") {
 			t.Fatalf("--password-stdin: results %+v, want pulled with the command line's login", rs)

@@ -124,7 +124,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		case errors.Is(err, engine.ErrCertificate):
 			return explainCertificate(err, t.Registry, p.CertsDir, installedCA)
 		case errors.Is(err, engine.ErrUnauthorized) && cred.Anonymous():
-			return fmt.Errorf("%w (prepull has no login for %s: add it to registries in the configuration, or pass --username with --password-stdin)", err, t.Registry)
+			return fmt.Errorf("%w (prepull has no login for %s: add it to registries in the configuration, or pass --registry %s --username U --password-stdin)", err, t.Registry, t.Registry)
 		}
 		return err
 	}

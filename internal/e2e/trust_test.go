@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
+)
+
+// authLogger is a hostile registry: the attacker. It asks every client for
+// a Basic login and records every Authorization header it is sent, decoded
+// where it can be, so that a test can tell whether a secret reached it.
+type authLogger struct {
+	addr string
+
+	mu       sync.Mutex
+	requests int
+	headers  []string // raw Authorization headers, then their decoded Basic forms
+}
+
+func startAuthLogger(t *testing.T) *authLogger {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &authLogger{addr: l.Addr().String()}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		a.requests++
+		if h := r.Header.Get("Authorization"); h != "" {
+			a.headers = append(a.headers, h)
+			if b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, "Basic ")); err == nil {
+				a.headers = append(a.headers, string(b))
+			}
+		}
+		a.mu.Unlock()
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		w.Header().Set("WWW-Authenticate", `Basic realm="attacker"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return a
+}
+
+// seen returns how many requests arrived and every Authorization header.
+func (a *authLogger) seen() (int, []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.requests, append([]string(nil), a.headers...)
+}
+
+// TestFlagLoginGoesToItsRegistryOnly runs the one-shot with a command-line
+// login for the test's registry and a pak naming a hostile registry that
+// logs Authorization headers: the pak for the right registry pulls with the
+// login, the hostile registry is asked anonymously and never receives the
+// password, with or without --dry-run. --username without --registry is a
+// usage error that contacts nothing. A decoy login meant for the hostile
+// registry shows that it does record what it is sent.
+func TestFlagLoginGoesToItsRegistryOnly(t *testing.T) {
+	f := newFixture(t, "proj/flaglogin")
+	cfgNone := f.writeConfig("registries: []\n")
+	evil := startAuthLogger(t)
+	evilPak := paktest.Pak{Kind: "Evil", Registry: evil.addr, Repository: "/proj/evil", Digest: f.digest}.WriteFile(t, t.TempDir())
+	leaks := &leakFinder{forms: secretForms(f.password)}
+	login := func(host string) []string {
+		return []string{"--config", cfgNone, "--registry", host, "--username", "alice", "--password-stdin", "--json"}
+	}
+
+	r := f.prepull(strings.NewReader(f.password+"\n"), append(login(f.reg.Addr), evilPak, f.pak)...)
+	r.want(t, 4)
+	rs := r.results(t)
+	if len(rs) != 2 || rs[0].Status != "failed" || rs[0].CredentialSource != "anonymous" || rs[0].ExitCode != 4 {
+		t.Fatalf("results = %+v, want the hostile registry's pak failed anonymously (4)", rs)
+	}
+	if rs[1].Status != "pulled" || !strings.HasPrefix(rs[1].CredentialSource, "command line (--registry "+f.reg.Addr) {
+		t.Fatalf("results = %+v, want the registry's own pak pulled with the command line's login", rs)
+	}
+
+	r = f.prepull(strings.NewReader(f.password+"\n"), append(login(f.reg.Addr), "--dry-run", "--force", evilPak, f.pak)...)
+	if rs := r.results(t); len(rs) != 2 || rs[0].CredentialSource != "anonymous" {
+		t.Fatalf("--dry-run results = %+v, want the hostile registry's pak anonymous", rs)
+	}
+
+	n, headers := evil.seen()
+	if n == 0 {
+		t.Fatal("the hostile registry was never asked: the test proves nothing")
+	}
+	for _, h := range headers {
+		leaks.check("the hostile registry's Authorization log", []byte(h))
+	}
+	if l := leaks.found(); len(l) > 0 {
+		t.Fatalf("the command line's password reached another registry: %v", l)
+	}
+
+	// Without --registry: refused before anything is contacted.
+	before, _ := evil.seen()
+	r = f.prepull(strings.NewReader(f.password+"\n"), "--config", cfgNone, "--username", "alice", "--password-stdin", evilPak)
+	r.want(t, 2)
+	if !strings.Contains(r.stderr, "--username needs --registry") {
+		t.Errorf("stderr should say --registry is needed:\n%s", r.stderr)
+	}
+	if after, _ := evil.seen(); after != before {
+		t.Errorf("a refused command line still contacted the hostile registry (%d requests)", after-before)
+	}
+
+	// The control: a login meant for the hostile registry does reach it.
+	decoy := "decoy-" + randomWord(t)
+	f.prepull(strings.NewReader(decoy+"\n"), append(login(evil.addr), evilPak)...)
+	_, headers = evil.seen()
+	if !strings.Contains(strings.Join(headers, "\n"), "alice:"+decoy) {
+		t.Fatalf("the hostile registry did not record a login meant for it; it saw %q", headers)
+	}
+}
