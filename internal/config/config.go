@@ -162,9 +162,9 @@ func (c *Config) validate() error {
 		if err := pak.ValidateRegistry(r.Host); err != nil {
 			errs = append(errs, fmt.Errorf("%s: host %w", where, err))
 		}
-		key := NormalizeHost(r.Host)
+		key := pak.CanonicalRegistry(r.Host)
 		if j, dup := seen[key]; dup {
-			errs = append(errs, fmt.Errorf("%s: host %q is already listed at registries[%d]", where, r.Host, j))
+			errs = append(errs, fmt.Errorf("%s: host %q is already listed at registries[%d] as %q (one registry: case and Docker Hub's names do not matter)", where, r.Host, j, c.Registries[j].Host))
 		}
 		seen[key] = i
 		sources := 0
@@ -212,22 +212,12 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// NormalizeHost returns the canonical form of a registry host, so that the
-// several names of Docker Hub compare equal.
-func NormalizeHost(h string) string {
-	h = strings.ToLower(strings.TrimSpace(h))
-	switch h {
-	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
-		return "docker.io"
-	}
-	return h
-}
-
-// Lookup returns the registries entry for host, if any.
+// Lookup returns the registries entry for host, if any. Hosts compare in
+// canonical form (pak.CanonicalRegistry): case does not matter and every
+// name of Docker Hub finds the Docker Hub entry.
 func (c *Config) Lookup(host string) (Registry, bool) {
-	host = NormalizeHost(host)
 	for _, r := range c.Registries {
-		if NormalizeHost(r.Host) == host {
+		if pak.SameRegistry(r.Host, host) {
 			return r, true
 		}
 	}

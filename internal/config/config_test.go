@@ -71,8 +71,13 @@ registries:
 	if !ok || r.Username != "robot$proj+pull" || r.PasswordFile != "/etc/prepull/harbor.pw" {
 		t.Fatalf("Lookup(harbor) = %+v, %v", r, ok)
 	}
-	if r, ok := c.Lookup("index.docker.io"); !ok || r.Username != "bob" {
-		t.Fatalf("Docker Hub aliases must find the docker.io entry, got %+v, %v", r, ok)
+	for _, alias := range []string{"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com", "Docker.IO"} {
+		if r, ok := c.Lookup(alias); !ok || r.Username != "bob" {
+			t.Fatalf("Lookup(%q): Docker Hub aliases must find the docker.io entry, got %+v, %v", alias, r, ok)
+		}
+	}
+	if r, ok := c.Lookup("Harbor.Example.com:8443"); !ok || r.Username != "robot$proj+pull" {
+		t.Fatalf("host names are case-insensitive: Lookup(Harbor.Example.com:8443) = %+v, %v", r, ok)
 	}
 	if _, ok := c.Lookup("harbor.example.com"); ok {
 		t.Fatal("a host without the port must not match an entry with one")
@@ -89,6 +94,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"scheme in host", "registries:\n  - host: https://harbor\n", "not a URL"},
 		{"path in host", "registries:\n  - host: harbor.example/proj\n", "without a path"},
 		{"duplicate host", "registries:\n  - host: a.example\n  - host: a.example\n", "already listed"},
+		{"duplicate host in another case", "registries:\n  - host: a.example\n  - host: A.Example\n", "already listed"},
+		{"Docker Hub under two names", "registries:\n  - host: docker.io\n  - host: registry.hub.docker.com\n", "already listed"},
 		{"user without password", "registries:\n  - host: a.example\n    username: u\n", "none of password_file"},
 		{"two password sources", "registries:\n  - host: a.example\n    username: u\n    password_file: /x\n    password_env: X\n", "only one of"},
 		{"credential path", "registries:\n  - host: a.example\n    username: u\n    credential: ../etc/shadow\n", "plain name"},

@@ -17,6 +17,7 @@ import (
 	dockerconfig "github.com/docker/cli/cli/config"
 
 	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/pak"
 )
 
 // ErrUnavailable is wrapped when a configured credential cannot be read:
@@ -88,7 +89,7 @@ func (r *Resolver) getenv(k string) string {
 // For returns the credential for a registry host. Files are read on every
 // call, so a corrected password file is picked up without a restart.
 func (r *Resolver) For(host string) (Credential, error) {
-	if r.Flag != nil && config.NormalizeHost(host) == config.NormalizeHost(r.Flag.Host) {
+	if r.Flag != nil && pak.SameRegistry(host, r.Flag.Host) {
 		return Credential{
 			Username: r.Flag.Username,
 			Password: r.Flag.Password,
@@ -214,10 +215,10 @@ func readSecretFile(path string) (secret, warning string, err error) {
 }
 
 // ServerAddress returns the address Docker uses for a registry host in
-// config.json and in logins: the historical v1 index URL for Docker Hub, the
-// host itself for every other registry.
+// config.json and in logins: the historical v1 index URL for every name of
+// Docker Hub (pak.IsDockerHub), the host itself for every other registry.
 func ServerAddress(host string) string {
-	if config.NormalizeHost(host) == "docker.io" {
+	if pak.IsDockerHub(host) {
 		return dockerHubAuthKey
 	}
 	return host

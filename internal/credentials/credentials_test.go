@@ -53,6 +53,11 @@ func TestFor(t *testing.T) {
 		{host: "missing.example", err: "registries entry for missing.example: password_file"},
 		{host: "fromconfig.example", user: "carol", password: "frompw", source: "docker config"},
 		{host: "docker.io", user: "carol", password: "frompw", source: "docker config"},
+		// Every name of Docker Hub finds config.json's Docker Hub key.
+		{host: "index.docker.io", user: "carol", password: "frompw", source: "docker config"},
+		{host: "registry-1.docker.io", user: "carol", password: "frompw", source: "docker config"},
+		{host: "registry.hub.docker.com", user: "carol", password: "frompw", source: "docker config"},
+		{host: "Harbor.Example", user: "alice", password: "s3cret", source: "password_file"},
 		{host: "other.example", source: "anonymous"},
 	}
 	for _, tt := range tests {
@@ -121,7 +126,11 @@ func TestForBrokenDockerConfig(t *testing.T) {
 }
 
 func TestServerAddress(t *testing.T) {
-	for host, want := range map[string]string{"docker.io": dockerHubAuthKey, "index.docker.io": dockerHubAuthKey, "h:5000": "h:5000"} {
+	for host, want := range map[string]string{
+		"docker.io": dockerHubAuthKey, "index.docker.io": dockerHubAuthKey, "registry-1.docker.io": dockerHubAuthKey,
+		"registry.hub.docker.com": dockerHubAuthKey, "Registry.Hub.Docker.com": dockerHubAuthKey,
+		"h:5000": "h:5000", "hub.docker.com": "hub.docker.com",
+	} {
 		if got := ServerAddress(host); got != want {
 			t.Errorf("ServerAddress(%q) = %q, want %q", host, got, want)
 		}

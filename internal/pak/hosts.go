@@ -1,0 +1,41 @@
+package pak
+
+import "strings"
+
+// This file is the one place that decides which registry a host name means.
+// The configuration's registries list, the credential lookup and the
+// certs.d folder all ask here; the image reference never changes: it stays
+// exactly what the pack says, since that is what the proxy looks up.
+
+// DockerHub is Docker Hub's canonical name, the one Docker Engine uses for
+// it (index.docker.io becomes docker.io in its references) and the certs.d
+// folder Docker Engine's containerd image store reads for it.
+const DockerHub = "docker.io"
+
+// dockerHubAliases are the other names a pack or a configuration may give
+// Docker Hub: its legacy index, its API host, and the host SDK 1.x writes as
+// REGISTRY for every Docker Hub repository.
+var dockerHubAliases = []string{"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+// CanonicalRegistry returns the canonical form of a registry host[:port]:
+// lower case (host names are case-insensitive), and DockerHub for every name
+// of Docker Hub. Two hosts mean the same registry when their canonical forms
+// are equal.
+func CanonicalRegistry(host string) string {
+	h := strings.ToLower(strings.TrimSpace(host))
+	if h == DockerHub {
+		return h
+	}
+	for _, alias := range dockerHubAliases {
+		if h == alias {
+			return DockerHub
+		}
+	}
+	return h
+}
+
+// IsDockerHub reports whether host is one of Docker Hub's names.
+func IsDockerHub(host string) bool { return CanonicalRegistry(host) == DockerHub }
+
+// SameRegistry reports whether hosts a and b name the same registry.
+func SameRegistry(a, b string) bool { return CanonicalRegistry(a) == CanonicalRegistry(b) }
