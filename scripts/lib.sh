@@ -79,6 +79,8 @@ missing_packages() {
     "unzip unzip"
     "systemd-analyze systemd"
     "ip iproute2"
+    "debootstrap debootstrap"
+    "systemd-nspawn systemd-container"
   )
   local part
   for part in "${parts[@]}"; do
