@@ -99,7 +99,7 @@ trusted counts 1.
 	fl.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "give up on connecting to and logging in to a host after this long")
 	fl.StringVar(&f.remoteCommand, "remote-command", "prepull", "command line run on each proxy, as shell text, before the arguments prepull appends (e.g. 'prepull --config /etc/prepull/fleet.yaml')")
-	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n")
+	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n; the proxy user must then be allowed prepull as root, which lets it obtain the registry secret (see README, Security)")
 	fl.BoolVar(&f.force, "force", false, "passed on: pull even when the image is present")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check presence and credentials; pull nothing")
 	fl.DurationVar(&f.timeout, "timeout", 0, "passed on: give up on a pak after this long (default the proxy's timeout)")

@@ -163,6 +163,9 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
 	}
 	key := ServerAddress(host)
+	if err := checkHelpers(cf.CredentialsStore, cf.CredentialHelpers[key]); err != nil {
+		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
+	}
 	ac, err := cf.GetAuthConfig(key)
 	if err != nil {
 		return Credential{}, false, fmt.Errorf("%s: credentials for %s: %w: %v", path, host, ErrUnavailable, err)
@@ -177,6 +180,35 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 		source += " (credsStore docker-credential-" + cf.CredentialsStore + ")"
 	}
 	return Credential{Username: ac.Username, Password: ac.Password, IdentityToken: ac.IdentityToken, Source: source}, true, nil
+}
+
+// checkHelpers refuses the credential helper that would run for a host when
+// its name is not a plain helper name. Docker runs docker-credential-NAME,
+// found on PATH; a name such as x/../evil would run ./evil instead, as
+// whoever runs prepull, root included.
+func checkHelpers(store, helper string) error {
+	key, name := "credsStore", store
+	if helper != "" {
+		key, name = "credHelpers", helper
+	}
+	if name == "" || plainHelperName(name) {
+		return nil
+	}
+	return fmt.Errorf("%s %q is not a plain credential helper name (letters, digits, '.', '_', '-'; no '/' and no '..'): refusing to run it", key, name)
+}
+
+// plainHelperName tells whether name is a helper name Docker's helpers use,
+// such as pass, secretservice, ecr-login or desktop.
+func plainHelperName(name string) bool {
+	if len(name) > 64 || strings.Contains(name, "..") || name[0] == '.' || name[0] == '-' {
+		return false
+	}
+	for _, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // maxSecretSize bounds a password file; a larger one is surely not a password.
