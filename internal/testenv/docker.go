@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -410,16 +411,25 @@ func (d *DockerEngine) PushImage(t testing.TB, reg *Registry, repo string, opts 
 	if err := writeImageArchive(&archive, ref, opts); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	// A config of this push only, so that no test sees its login.
-	env := d.cliEnv(t.TempDir())
+	// A config of this push only, so that no test sees its login. The
+	// login is written into it rather than made with docker login: with no
+	// login in config.json the docker CLI picks a credential store of its
+	// own (pass, when docker-credential-pass is installed) and fails where
+	// that store is not set up.
+	config := t.TempDir()
+	if reg.User != "" {
+		auth := base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))
+		cfg, err := json.Marshal(map[string]any{"auths": map[string]any{reg.Addr: map[string]string{"auth": auth}}})
+		if err == nil {
+			err = os.WriteFile(filepath.Join(config, "config.json"), cfg, 0o600)
+		}
+		if err != nil {
+			t.Fatalf("testenv: the push's docker config: %v", err)
+		}
+	}
+	env := d.cliEnv(config)
 	if _, err := runCmd(env, &archive, d.cli, "load", "--quiet"); err != nil {
 		t.Fatalf("testenv: load the image: %v", err)
-	}
-	if reg.User != "" {
-		_, err := runCmd(env, strings.NewReader(reg.Password), d.cli, "login", "--username", reg.User, "--password-stdin", reg.Addr)
-		if err != nil {
-			t.Fatalf("testenv: log in to %s: %v", reg.Addr, err)
-		}
 	}
 	out, err := runCmd(env, nil, d.cli, "push", ref)
 	if err != nil {
@@ -454,24 +464,14 @@ func writeImageArchive(w io.Writer, ref string, opts ImageOptions) error {
 		if i == opts.Layers {
 			size += opts.Size % opts.Layers
 		}
-		content := make([]byte, size)
-		_, _ = rand.Read(content)
-		var layer bytes.Buffer
-		lw := tar.NewWriter(&layer)
 		name := fmt.Sprintf("layer%d", i)
-		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(size), ModTime: created, Typeflag: tar.TypeReg}
-		if err := lw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("image layer: %w", err)
+		layer, err := layerTar(name, size, created)
+		if err != nil {
+			return err
 		}
-		if _, err := lw.Write(content); err != nil {
-			return fmt.Errorf("image layer: %w", err)
-		}
-		if err := lw.Close(); err != nil {
-			return fmt.Errorf("image layer: %w", err)
-		}
-		sum := sha256.Sum256(layer.Bytes())
+		sum := sha256.Sum256(layer)
 		path := hex.EncodeToString(sum[:]) + "/layer.tar"
-		if err := add(path, layer.Bytes()); err != nil {
+		if err := add(path, layer); err != nil {
 			return fmt.Errorf("image archive: %w", err)
 		}
 		layerPaths = append(layerPaths, path)
@@ -506,4 +506,24 @@ func writeImageArchive(w io.Writer, ref string, opts ImageOptions) error {
 		return fmt.Errorf("image archive: %w", err)
 	}
 	return nil
+}
+
+// layerTar returns an uncompressed layer: one file called name of size
+// random bytes, so that every layer and the image it is in are new.
+func layerTar(name string, size int, created time.Time) ([]byte, error) {
+	content := make([]byte, size)
+	_, _ = rand.Read(content)
+	var layer bytes.Buffer
+	lw := tar.NewWriter(&layer)
+	hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(size), ModTime: created, Typeflag: tar.TypeReg}
+	if err := lw.WriteHeader(hdr); err != nil {
+		return nil, fmt.Errorf("image layer: %w", err)
+	}
+	if _, err := lw.Write(content); err != nil {
+		return nil, fmt.Errorf("image layer: %w", err)
+	}
+	if err := lw.Close(); err != nil {
+		return nil, fmt.Errorf("image layer: %w", err)
+	}
+	return layer.Bytes(), nil
 }
