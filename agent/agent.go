@@ -346,9 +346,9 @@ func (a *Agent) checkEngine(ctx context.Context) {
 // setEngine records the outcome of talking to the engine, logging changes.
 // When the engine answers again, images waiting for it are tried at once.
 func (a *Agent) setEngine(err error) {
-	down := err != nil && (errors.Is(err, engine.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded))
+	down := errors.Is(err, engine.ErrUnreachable)
 	if err != nil && !down {
-		return // the engine answered, with an error about something else
+		return // not the engine's answer: a timeout of the caller's, say
 	}
 	switch {
 	case down && !a.engineDown:
@@ -357,7 +357,8 @@ func (a *Agent) setEngine(err error) {
 		a.log.Info("docker engine reachable again")
 		now := time.Now()
 		for _, im := range a.images {
-			if !im.inflight && im.Status == StatusWaiting {
+			// Only what waits for the engine; other retries keep their backoff.
+			if !im.inflight && im.Status == StatusWaiting && im.engineWait {
 				im.due = now
 			}
 		}

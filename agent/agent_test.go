@@ -335,7 +335,7 @@ func TestRestartFinishesMoveAfterCrash(t *testing.T) {
 	now := time.Now().UTC()
 	crashed := &State{Version: 1,
 		Paks:   []PakState{{SHA256: sha, File: filepath.Join(h.inbox(), DoneDir, "m.pak"), Name: "m.pak", Reference: ref, Status: StatusPresent, FirstSeen: now, Updated: now}},
-		Images: []ImageState{{Reference: ref, Registry: registry, Digest: paktest.DigestOf("m"), Status: StatusPresent, Pulls: 1, Updated: now}},
+		Images: []ImageState{{Reference: ref, Digest: paktest.DigestOf("m"), Status: StatusPresent, Pulls: 1, Updated: now}},
 	}
 	if err := writeState(stateDir, crashed); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"go.uber.org/zap"
 
 	"github.com/prepull/prepull/internal/engine"
@@ -28,6 +29,9 @@ type image struct {
 	inflight  bool            // an Ensure call runs for it
 	verifying bool            // the call checks a present image
 	failures  int             // Ensure calls in a row that failed
+	// engineWait says the last Ensure call failed because the engine could
+	// not be reached: the image is tried again as soon as it answers.
+	engineWait bool
 }
 
 // offer takes a pak the watcher found. The same bytes are one pak however
@@ -75,7 +79,7 @@ func (a *Agent) offer(f found) {
 	im := a.images[t.Reference]
 	if im == nil {
 		im = &image{
-			ImageState: ImageState{Reference: t.Reference, Registry: t.Registry, Digest: t.Digest, Status: StatusWaiting, Updated: now},
+			ImageState: ImageState{Reference: t.Reference, Digest: t.Digest, Status: StatusWaiting, Updated: now},
 			paks:       map[string]bool{},
 			due:        now,
 		}
@@ -220,18 +224,19 @@ func (a *Agent) start(ctx context.Context, im *image) {
 	}
 	target := pak.Target{
 		Image:     pak.Image{File: a.pakNameOf(im), Repository: im.Reference, Digest: im.Digest},
-		Registry:  im.Registry,
+		Registry:  registryOf(im.Reference),
 		Reference: im.Reference,
 	}
 	p := &pull.Puller{
-		Engine:      &observed{Engine: a.eng, a: a, ref: im.Reference},
+		Engine:      a.eng,
 		Credentials: a.creds,
 		Log:         a.log,
 		Backoff:     a.pullBackoff,
 		Progress:    a.progress,
 		CertsDir:    a.cfg.CertsDir,
 	}
-	opts := pull.Options{Timeout: a.cfg.PullTimeout, StallTimeout: a.cfg.StallTimeout}
+	opts := pull.Options{Timeout: a.cfg.PullTimeout, StallTimeout: a.cfg.StallTimeout,
+		Observer: imageObserver{a: a, im: im}, LoginHint: loginHint}
 	a.workers.Add(1)
 	go func() {
 		defer a.workers.Done()
@@ -239,6 +244,25 @@ func (a *Agent) start(ctx context.Context, im *image) {
 		a.finish(ctx, im, res)
 		a.wake()
 	}()
+}
+
+// loginHint is how an administrator adds the login a registry asked for.
+const loginHint = "add it to registries in the configuration, then reload (systemctl reload prepull)"
+
+// registryOf returns the registry host of ref, a reference as pak.Resolve
+// builds it (host/repository@digest): the host the agent logs in to comes
+// from the reference it pulls, whatever else the state file says. An
+// unparsable ref gives "", which the pull then fails on.
+func registryOf(ref string) string {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ""
+	}
+	host, _, _ := strings.Cut(ref, "/")
+	if d := reference.Domain(named); d != host && !(d == "docker.io" && host == "index.docker.io") {
+		return d
+	}
+	return host
 }
 
 // pakNameOf names one pak of im, for log lines. Call with a.mu held.
@@ -276,8 +300,8 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	im.verifying = false
 	now := time.Now().UTC()
 	fields := func() *zap.Logger {
-		return a.log.With(zap.String("pak", res.Target.File), zap.String("reference", im.Reference),
-			zap.Int("attempt", im.Attempts), zap.Duration("duration", res.Duration))
+		return a.log.With(zap.String("pak", a.pakNameOf(im)), zap.String("reference", im.Reference),
+			zap.Int("attempts", res.Attempts), zap.Int("attempts_total", im.Attempts), zap.Duration("duration", res.Duration))
 	}
 
 	if ctx.Err() != nil {
@@ -308,6 +332,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	}
 	im.failures++
 	im.LastError = res.Err.Error()
+	im.engineWait = errors.Is(res.Err, engine.ErrUnreachable)
 	log := fields()
 	if pull.Transient(res.Err) {
 		im.due = time.Now().Add(a.retryBackoff.Delay(im.failures))
@@ -362,68 +387,33 @@ func (a *Agent) scheduleVerify() {
 	a.wake()
 }
 
-// observed is the engine as one Ensure call sees it: every call is passed
-// on, and what it tells (a pull starting, an error, the engine answering or
-// not) is recorded for the image.
-type observed struct {
-	engine.Engine
-	a   *Agent
-	ref string
+// imageObserver hears what one Ensure call for an image does: its pull
+// attempts, and whether the engine answered.
+type imageObserver struct {
+	a  *Agent
+	im *image
 }
 
-func (o *observed) Login(ctx context.Context, auth engine.Auth) error {
-	err := o.Engine.Login(ctx, auth)
-	o.a.observe(o.ref, err)
-	return err
+func (o imageObserver) PullAttempt(n int) { o.a.pullStarting(o.im, n) }
+func (o imageObserver) Engine(err error) {
+	o.a.mu.Lock()
+	defer o.a.mu.Unlock()
+	o.a.setEngine(err)
 }
 
-func (o *observed) Pull(ctx context.Context, ref string, auth *engine.Auth, progress func(engine.Progress)) error {
-	o.a.pullStarting(o.ref)
-	err := o.Engine.Pull(ctx, ref, auth, progress)
-	o.a.observe(o.ref, err)
-	return err
-}
-
-func (o *observed) RepoDigests(ctx context.Context, ref string) ([]string, error) {
-	ds, err := o.Engine.RepoDigests(ctx, ref)
-	if errors.Is(err, engine.ErrNotPresent) {
-		o.a.observe(o.ref, nil)
-	} else {
-		o.a.observe(o.ref, err)
-	}
-	return ds, err
-}
-
-// observe records what one engine call of an Ensure call returned.
-func (a *Agent) observe(ref string, err error) {
-	if errors.Is(err, context.Canceled) {
-		return
-	}
+// pullStarting records that pull attempt n of an Ensure call for im starts.
+func (a *Agent) pullStarting(im *image, n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.setEngine(err)
-	if im := a.images[ref]; im != nil && err != nil {
-		im.LastError = err.Error()
-		a.setStatus(im, im.Status, time.Now().UTC())
-	}
-}
-
-// pullStarting records that a pull attempt of ref starts.
-func (a *Agent) pullStarting(ref string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	im := a.images[ref]
-	if im == nil {
-		return
-	}
-	if im.Status == StatusPresent {
+	if n == 1 && im.Status == StatusPresent {
 		im.Attempts = 0
-		a.log.Warn("image vanished from the engine, pulling it again", zap.String("pak", a.pakNameOf(im)), zap.String("reference", ref))
+		a.log.Warn("image vanished from the engine, pulling it again", zap.String("pak", a.pakNameOf(im)), zap.String("reference", im.Reference))
 	}
 	im.Attempts++
 	a.setStatus(im, StatusPulling, time.Now().UTC())
 	a.saveNow() // a crash from here on finds the attempt recorded
-	a.log.Info("pulling image", zap.String("pak", a.pakNameOf(im)), zap.String("reference", ref), zap.Int("attempt", im.Attempts))
+	a.log.Info("pulling image", zap.String("pak", a.pakNameOf(im)), zap.String("reference", im.Reference),
+		zap.Int("attempt", n), zap.Int("attempts_total", im.Attempts))
 }
 
 // forgetDeleted lets go of the paks an administrator deleted from done/, and

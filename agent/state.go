@@ -56,8 +56,7 @@ type PakState struct {
 
 // ImageState is one image reference, pulled once however many paks name it.
 type ImageState struct {
-	Reference    string    `json:"reference"`
-	Registry     string    `json:"registry"`
+	Reference    string    `json:"reference"` // the registry to log in to is its host, never stored apart
 	Digest       string    `json:"digest"`
 	Status       string    `json:"status"`
 	Attempts     int       `json:"attempts"` // tries since the image was last found missing

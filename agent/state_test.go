@@ -19,7 +19,7 @@ func TestStateRoundTrip(t *testing.T) {
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	want := &State{Version: stateVersion,
 		Paks:   []PakState{{SHA256: "sha256:aa", File: "/in/done/a.pak", Name: "a.pak", Reference: "r/x@sha256:bb", Digest: "sha256:bb", Status: StatusPresent, Attempts: 1, FirstSeen: now, Updated: now}},
-		Images: []ImageState{{Reference: "r/x@sha256:bb", Registry: "r", Digest: "sha256:bb", Status: StatusPresent, Attempts: 1, Pulls: 1, LastPulled: now, Updated: now}},
+		Images: []ImageState{{Reference: "r/x@sha256:bb", Digest: "sha256:bb", Status: StatusPresent, Attempts: 1, Pulls: 1, LastPulled: now, Updated: now}},
 	}
 	if err := writeState(dir, want); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/distribution/reference"
@@ -38,12 +39,50 @@ var ErrStalled = errors.New("pull stalled")
 // does not hold the reference afterwards.
 var ErrNotVerified = errors.New("image not found in the engine after the pull")
 
+// ErrTimedOut is wrapped when an Ensure call ended because its Timeout (or
+// its context's deadline) passed: the call ran out of time, which says
+// nothing about whether the engine answers.
+var ErrTimedOut = errors.New("timed out")
+
 // Options tune one Ensure call.
 type Options struct {
 	Force        bool          // pull even when the image is present
 	DryRun       bool          // check presence and credentials, pull nothing
 	Timeout      time.Duration // bounds the whole call, retries included; 0 means only ctx does
 	StallTimeout time.Duration // cancel and retry a pull without progress for this long; 0 disables
+	// LoginHint says how to add a login, for the error of an anonymous pull
+	// that the registry refused; empty means the one-shot's hint.
+	LoginHint string
+	// Observer, when set, is told about the call as it goes: each pull
+	// attempt, and whether the engine answered each request.
+	Observer Observer
+}
+
+// Observer is told what one Ensure call does while it runs, so that a caller
+// keeping state (the agent) need not wrap the engine to learn it. Its
+// methods are called from the goroutine running Ensure and must not block.
+type Observer interface {
+	// PullAttempt is called before each pull attempt; n counts from 1.
+	PullAttempt(n int)
+	// Engine is called after each request to the engine: with nil when the
+	// engine answered (whatever it said about the image or the registry),
+	// with the error when it could not be reached (engine.ErrUnreachable).
+	// A request cut short by the call's own context is not reported.
+	Engine(err error)
+}
+
+// reportEngine tells o's Observer how the engine met one request.
+func (o Options) reportEngine(err error) {
+	switch {
+	case o.Observer == nil:
+	case err == nil:
+		o.Observer.Engine(nil)
+	case errors.Is(err, engine.ErrUnreachable):
+		o.Observer.Engine(err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	default:
+		o.Observer.Engine(nil)
+	}
 }
 
 // Puller ensures images are present in one engine.
@@ -89,14 +128,48 @@ func (p *Puller) Ensure(ctx context.Context, t pak.Target, o Options) Result {
 	}
 	r := Result{Target: t}
 	r.Status, r.Err = p.ensure(ctx, t, o, &r)
+	if r.Err != nil && !errors.Is(r.Err, ErrTimedOut) && ranOutOfTime(ctx, r.Err) {
+		r.Err = fmt.Errorf("%w: %w", ErrTimedOut, r.Err)
+	}
 	r.Duration = time.Since(start)
 	return r
+}
+
+// anonymousRefused is the error of a pull without a login that the registry
+// refused: it matches engine.ErrUnauthorized (for the exit code), but says
+// what is missing rather than that credentials were rejected.
+type anonymousRefused struct {
+	msg string
+	err error
+}
+
+func (e *anonymousRefused) Error() string { return e.msg }
+func (e *anonymousRefused) Unwrap() error { return e.err }
+
+// noLogin turns err, a refusal of an anonymous pull from registry, into an
+// error naming the missing login and how to add it.
+func noLogin(err error, registry, hint string) error {
+	if hint == "" {
+		hint = "add it to registries in the configuration, or pass --registry " + registry + " --username U --password-stdin"
+	}
+	msg := strings.Replace(err.Error(), engine.ErrUnauthorized.Error(), "the registry refused a pull without a login", 1)
+	return &anonymousRefused{msg: fmt.Sprintf("%s (prepull has no login for %s: %s)", msg, registry, hint), err: err}
+}
+
+// ranOutOfTime tells whether err ended a call because ctx's deadline passed
+// or was too near for another try: the retries stop early, before the
+// deadline, rather than start a try that cannot finish.
+func ranOutOfTime(ctx context.Context, err error) bool {
+	if _, ok := ctx.Deadline(); !ok || errors.Is(ctx.Err(), context.Canceled) {
+		return false
+	}
+	return errors.Is(ctx.Err(), context.DeadlineExceeded) || Transient(err)
 }
 
 func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result) (Status, error) {
 	log := p.Log.With(zap.String("pak", t.File), zap.String("reference", t.Reference))
 
-	present, err := p.Present(ctx, t.Reference)
+	present, err := p.present(ctx, t.Reference, o)
 	if err != nil {
 		return Failed, err
 	}
@@ -124,7 +197,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		case errors.Is(err, engine.ErrCertificate):
 			return explainCertificate(err, t.Registry, p.CertsDir, installedCA)
 		case errors.Is(err, engine.ErrUnauthorized) && cred.Anonymous():
-			return fmt.Errorf("%w (prepull has no login for %s: add it to registries in the configuration, or pass --registry %s --username U --password-stdin)", err, t.Registry, t.Registry)
+			return noLogin(err, t.Registry, o.LoginHint)
 		}
 		return err
 	}
@@ -137,7 +210,11 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 			Password:      cred.Password,
 			IdentityToken: cred.IdentityToken,
 		}
-		if err := p.retry(ctx, log, "login", func(ctx context.Context) error { return p.Engine.Login(ctx, *auth) }); err != nil {
+		if err := p.retry(ctx, log, "login", func(ctx context.Context) error {
+			err := p.Engine.Login(ctx, *auth)
+			o.reportEngine(err)
+			return err
+		}); err != nil {
 			return Failed, fmt.Errorf("login to %s as %q (credentials from %s): %w", t.Registry, cred.Username, cred.Source, explain(err))
 		}
 	}
@@ -148,7 +225,11 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 	var last error // what the last attempt that ended before the timeout met
 	err = p.retry(ctx, log, "pull", func(ctx context.Context) error {
 		r.Attempts++
+		if o.Observer != nil {
+			o.Observer.PullAttempt(r.Attempts)
+		}
 		err := p.pullOnce(ctx, t.Reference, auth, o.StallTimeout)
+		o.reportEngine(err)
 		if err != nil && ctx.Err() == nil {
 			last = err
 		}
@@ -158,13 +239,13 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		if last != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
 			// The timeout cut the last attempt short, which tells nothing;
 			// the attempt before says what went wrong (a stall, say).
-			err = fmt.Errorf("%w; then timed out after %d attempts", last, r.Attempts)
+			err = fmt.Errorf("%w; then %w after %d attempts", last, ErrTimedOut, r.Attempts)
 		}
 		// The engine's errors name the operation and the reference already.
 		return Failed, explain(err)
 	}
 
-	present, err = p.Present(ctx, t.Reference)
+	present, err = p.present(ctx, t.Reference, o)
 	if err != nil {
 		return Failed, err
 	}
@@ -246,12 +327,18 @@ func (p *Puller) pullOnce(ctx context.Context, ref string, auth *engine.Auth, st
 // reference, with that digest among the image's repo digests. An engine that
 // is briefly unreachable is retried until ctx ends.
 func (p *Puller) Present(ctx context.Context, ref string) (bool, error) {
+	return p.present(ctx, ref, Options{})
+}
+
+// present is Present, reporting each request to o's Observer.
+func (p *Puller) present(ctx context.Context, ref string, o Options) (bool, error) {
 	var digests []string
 	err := retry.Do(ctx, p.Backoff, engine.Transient, func(attempt int, err error, delay time.Duration) {
 		p.Log.Warn("docker engine not answering, will retry", zap.Int("attempt", attempt), zap.Duration("delay", delay), zap.Error(err))
 	}, func(ctx context.Context) error {
 		var err error
 		digests, err = p.Engine.RepoDigests(ctx, ref)
+		o.reportEngine(err)
 		return err
 	})
 	switch {

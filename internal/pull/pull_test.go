@@ -121,15 +121,19 @@ func TestEnsure(t *testing.T) {
 		{name: "transient faults are retried", engine: &fakeEngine{verifies: true, pulls: failing(2, errRefused)}, want: Pulled, pulls: 3},
 		{name: "an anonymous pull the registry refuses says which login is missing", engine: &fakeEngine{pulls: failing(1, errDenied)}, want: Failed,
 			wantErr: engine.ErrUnauthorized, wantErrText: "prepull has no login for harbor.example:8443: add it to registries", pulls: 1},
+		{name: "an anonymous refusal does not speak of rejected credentials", engine: &fakeEngine{pulls: failing(1, errDenied)}, opts: Options{LoginHint: "add it, then reload"}, want: Failed,
+			wantErr: engine.ErrUnauthorized, wantErrText: "login: the registry refused a pull without a login: 401 Unauthorized (prepull has no login for harbor.example:8443: add it, then reload)", pulls: 1},
 		{name: "not found is not retried", engine: &fakeEngine{pulls: failing(1, errNotFound)}, want: Failed, wantErr: engine.ErrNotFound, pulls: 1},
 		{name: "a stalled pull is cancelled and retried", engine: &fakeEngine{verifies: true, pulls: []attempt{stall}}, opts: Options{StallTimeout: 50 * time.Millisecond}, want: Pulled, pulls: 2},
 		{name: "a pull the engine cannot verify fails", engine: &fakeEngine{verifies: false}, want: Failed, wantErr: ErrNotVerified, pulls: 1},
 		{name: "dry run checks the login and pulls nothing", engine: &fakeEngine{}, cfg: withLogin, opts: Options{DryRun: true}, want: WouldPull, logins: 1},
 		{name: "timeout ends the retries", engine: &fakeEngine{pulls: failing(1000, errRefused)},
-			opts: Options{Timeout: 40 * time.Millisecond}, want: Failed, wantErrText: "gave up after"},
+			opts: Options{Timeout: 40 * time.Millisecond}, want: Failed, wantErr: ErrTimedOut, wantErrText: "gave up after"},
 		{name: "a timeout that cuts a stalled attempt short says it stalled", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
 			opts: Options{Timeout: 75 * time.Millisecond, StallTimeout: 30 * time.Millisecond}, want: Failed,
 			wantErr: ErrStalled, wantErrText: "pull stalled: no progress for 30ms; then timed out after 3 attempts"},
+		{name: "a stalled attempt cut short by the timeout is a timeout", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
+			opts: Options{Timeout: 75 * time.Millisecond, StallTimeout: 30 * time.Millisecond}, want: Failed, wantErr: ErrTimedOut},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +176,78 @@ func TestEnsure(t *testing.T) {
 				if (a != nil) != (tt.logins > 0) {
 					t.Errorf("pull auth = %v, want auth only when logged in", a)
 				}
+			}
+		})
+	}
+}
+
+// recorder is an Observer that writes down what it is told.
+type recorder struct {
+	mu       sync.Mutex
+	attempts []int
+	engine   []error
+}
+
+func (r *recorder) PullAttempt(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts = append(r.attempts, n)
+}
+
+func (r *recorder) Engine(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.engine = append(r.engine, err)
+}
+
+func TestObserver(t *testing.T) {
+	errGone := fmt.Errorf("pull: %w: read progress: unexpected EOF", engine.ErrUnreachable)
+	tests := []struct {
+		name        string
+		engine      *fakeEngine
+		opts        Options
+		attempts    []int
+		unreachable int // engine reports that say it could not be reached
+		answered    int // engine reports that say it answered
+		timedOut    bool
+	}{
+		{name: "present: one answer, no attempt", engine: &fakeEngine{present: true}, answered: 1},
+		{name: "registry faults are attempts, and the engine answered each", engine: &fakeEngine{verifies: true, pulls: failing(2, errRefused)},
+			attempts: []int{1, 2, 3}, answered: 5},
+		{name: "an engine going away is reported as unreachable", engine: &fakeEngine{verifies: true, pulls: failing(1, errGone)},
+			attempts: []int{1, 2}, unreachable: 1, answered: 3},
+		{name: "the call's own timeout is a timeout, not an unreachable engine", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
+			opts: Options{Timeout: 50 * time.Millisecond}, attempts: []int{1}, answered: 1, timedOut: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			tt.opts.Observer = rec
+			p := &Puller{
+				Engine:      tt.engine,
+				Credentials: &credentials.Resolver{Config: &config.Config{}, DockerConfigDir: t.TempDir()},
+				Log:         zap.NewNop(),
+				Backoff:     fastBackoff,
+			}
+			r := p.Ensure(context.Background(), target, tt.opts)
+			if got := errors.Is(r.Err, ErrTimedOut); got != tt.timedOut {
+				t.Errorf("timed out = %v (err %v), want %v", got, r.Err, tt.timedOut)
+			}
+			if fmt.Sprint(rec.attempts) != fmt.Sprint(tt.attempts) || r.Attempts != len(tt.attempts) {
+				t.Errorf("attempts reported %v, result says %d, want %v", rec.attempts, r.Attempts, tt.attempts)
+			}
+			unreachable, answered := 0, 0
+			for _, err := range rec.engine {
+				if err == nil {
+					answered++
+				} else if errors.Is(err, engine.ErrUnreachable) {
+					unreachable++
+				} else {
+					t.Errorf("engine reported with %v, want nil or an unreachable engine", err)
+				}
+			}
+			if unreachable != tt.unreachable || answered != tt.answered {
+				t.Errorf("engine reports: %d unreachable, %d answered; want %d, %d", unreachable, answered, tt.unreachable, tt.answered)
 			}
 		})
 	}
