@@ -401,6 +401,15 @@ func (o imageObserver) Engine(err error) {
 	o.a.setEngine(err)
 }
 
+// Retrying shows in the state why a try inside the call failed, while the
+// call goes on.
+func (o imageObserver) Retrying(_ string, err error) {
+	o.a.mu.Lock()
+	defer o.a.mu.Unlock()
+	o.im.LastError = err.Error()
+	o.a.setStatus(o.im, o.im.Status, time.Now().UTC())
+}
+
 // pullStarting records that pull attempt n of an Ensure call for im starts.
 func (a *Agent) pullStarting(im *image, n int) {
 	a.mu.Lock()

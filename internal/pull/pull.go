@@ -69,6 +69,9 @@ type Observer interface {
 	// with the error when it could not be reached (engine.ErrUnreachable).
 	// A request cut short by the call's own context is not reported.
 	Engine(err error)
+	// Retrying is called when a try (what is "login" or "pull") failed
+	// with err and will be made again after a wait.
+	Retrying(what string, err error)
 }
 
 // reportEngine tells o's Observer how the engine met one request.
@@ -210,7 +213,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 			Password:      cred.Password,
 			IdentityToken: cred.IdentityToken,
 		}
-		if err := p.retry(ctx, log, "login", func(ctx context.Context) error {
+		if err := p.retry(ctx, log, o, "login", func(ctx context.Context) error {
 			err := p.Engine.Login(ctx, *auth)
 			o.reportEngine(err)
 			return err
@@ -223,7 +226,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 	}
 
 	var last error // what the last attempt that ended before the timeout met
-	err = p.retry(ctx, log, "pull", func(ctx context.Context) error {
+	err = p.retry(ctx, log, o, "pull", func(ctx context.Context) error {
 		r.Attempts++
 		if o.Observer != nil {
 			o.Observer.PullAttempt(r.Attempts)
@@ -286,9 +289,12 @@ func (p *Puller) ensureCA(log *zap.Logger, host string) (string, error) {
 }
 
 // retry runs fn with the Puller's backoff while its errors are transient.
-func (p *Puller) retry(ctx context.Context, log *zap.Logger, what string, fn func(context.Context) error) error {
+func (p *Puller) retry(ctx context.Context, log *zap.Logger, o Options, what string, fn func(context.Context) error) error {
 	return retry.Do(ctx, p.Backoff, Transient, func(attempt int, err error, delay time.Duration) {
 		log.Warn(what+" failed, will retry", zap.Int("attempt", attempt), zap.Duration("delay", delay), zap.Error(err))
+		if o.Observer != nil {
+			o.Observer.Retrying(what, err)
+		}
 	}, fn)
 }
 

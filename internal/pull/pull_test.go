@@ -186,6 +186,13 @@ type recorder struct {
 	mu       sync.Mutex
 	attempts []int
 	engine   []error
+	retries  int
+}
+
+func (r *recorder) Retrying(string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.retries++
 }
 
 func (r *recorder) PullAttempt(n int) {
