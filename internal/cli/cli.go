@@ -174,7 +174,7 @@ for standard input.
 
 	addPullFlags(root, g)
 	root.AddCommand(newInspectCommand(g))
-	root.AddCommand(newRemoteCommand(g))
+	root.AddCommand(newRemoteCommand(g), newMirrorCommand(g))
 	root.AddCommand(newAgentCommand(g), newStatusCommand(g))
 	return root
 }

@@ -154,3 +154,7 @@ func unwrapPath(err error) error {
 	}
 	return err
 }
+
+// ReadCA reads and checks a registry's ca_file as a pull does, for the other
+// registry clients (mirror).
+func ReadCA(host, caFile string) ([]byte, error) { return readCA(host, caFile) }

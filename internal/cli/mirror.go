@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/mirror"
+	"github.com/prepull/prepull/internal/pak"
+)
+
+// mirrorResult is one entry of `prepull mirror --json`. Its JSON form is stable.
+type mirrorResult struct {
+	File        string   `json:"file"`
+	AdapterKind string   `json:"adapter_kind,omitempty"`
+	Source      string   `json:"source,omitempty"`    // the reference the pak names
+	Reference   string   `json:"reference,omitempty"` // the copy's reference
+	Status      string   `json:"status"`              // mirrored, present or failed
+	Manifests   int      `json:"manifests,omitempty"` // manifests written: 1, or 1 + an index's
+	Out         string   `json:"out,omitempty"`       // the rewritten pak, with --out
+	DurationMS  int64    `json:"duration_ms"`
+	ExitCode    ExitCode `json:"exit_code"`
+	Error       string   `json:"error,omitempty"`
+}
+
+func newMirrorCommand(g *globals) *cobra.Command {
+	var to, out, defaultRegistry string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "mirror --to REGISTRY[/PATH] [--out DIR] PAK...",
+		Short: "Copy each pak's image into another registry, digest unchanged, for dark sites",
+		Long: `mirror copies the image each pak names into the registry --to names, byte
+for byte: the same manifest (an index with every manifest it lists,
+attestations included) and the same blobs, so the digest the pak names stays
+true. The copy is REGISTRY/PATH/<the pak's repository>@<digest>. Blobs the
+destination has already are not sent again, and a copy already there is
+reported as present. The copy is verified by digest before it is reported.
+
+Logins for both registries come from the same places as for a pull: the
+registries list of the configuration, then Docker's config.json (auths,
+credsStore, credHelpers). A registry's ca_file is trusted for TLS; plain
+HTTP is used for loopback registries only.
+
+With --out DIR, a copy of each pak is written to DIR under the same file
+name, its adapter .conf naming the mirror (REGISTRY and REPOSITORY), every
+other member byte-identical. Only unsigned packs built by the Integration SDK
+can be rewritten: a signed pack is refused.
+
+` + exitCodesHelp,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPakArgs(args); err != nil {
+				return err
+			}
+			if to == "" {
+				return usageErrorf("mirror needs --to REGISTRY[/PATH]")
+			}
+			if _, _, err := mirror.ParseTo(to); err != nil {
+				return usageErrorf("%v", err)
+			}
+			if out != "" {
+				if st, err := os.Stat(out); err != nil || !st.IsDir() {
+					return usageErrorf("--out %s: not a folder", pak.Display(out))
+				}
+			}
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if err := setDefaultRegistry(cfg, defaultRegistry); err != nil {
+				return err
+			}
+			if timeout > 0 {
+				cfg.Timeout = timeout
+			}
+			log := g.logger(cfg)
+			defer log.Sync()
+			c := &mirror.Copier{Credentials: credentials.NewResolver(cfg, nil), Config: cfg}
+			return runMirror(cmd.Context(), g, c, log, mirrorRun{to: to, out: out, defaultRegistry: cfg.DefaultRegistry, timeout: cfg.Timeout}, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&to, "to", "", "registry (and path) to copy into, e.g. harbor.example.com/mirror")
+	fl.StringVar(&out, "out", "", "folder to write each pak rewritten to name the mirror")
+	fl.StringVar(&defaultRegistry, "default-registry", "", "registry for paks built without REGISTRY (overrides default_registry)")
+	fl.DurationVar(&timeout, "timeout", 0, "give up on a pak after this long (default timeout in the configuration, 10m)")
+	return cmd
+}
+
+// mirrorRun is what one mirror command was asked to do.
+type mirrorRun struct {
+	to, out, defaultRegistry string
+	timeout                  time.Duration
+}
+
+func runMirror(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logger, run mirrorRun, args []string) error {
+	results := make([]mirrorResult, 0, len(args))
+	worst := ExitOK
+	for _, arg := range args {
+		r := mirrorOne(ctx, g, c, log, run, arg)
+		worst = max(worst, r.ExitCode)
+		results = append(results, r)
+		if !g.json {
+			printMirrorLine(g, r)
+		}
+	}
+	if g.json {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return err
+		}
+	}
+	if worst != ExitOK {
+		return &exitError{code: worst}
+	}
+	return nil
+}
+
+// mirrorOne copies one pak's image and, with --out, writes the pak rewritten.
+func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logger, run mirrorRun, arg string) mirrorResult {
+	start := time.Now()
+	r := mirrorResult{File: arg, Status: string(mirror.Failed)}
+	fail := func(err error) mirrorResult {
+		r.ExitCode, r.Error, r.DurationMS = CodeFor(err), err.Error(), time.Since(start).Milliseconds()
+		log.Error("mirror failed", zap.String("pak", pak.Display(arg)), zap.String("reference", r.Source), zap.Error(err))
+		return r
+	}
+	img, err := readPak(arg, g.stdin)
+	if err != nil {
+		return fail(err)
+	}
+	r.AdapterKind = img.AdapterKind
+	t, err := img.Resolve(run.defaultRegistry)
+	if err != nil {
+		return fail(err)
+	}
+	r.Source = t.Reference
+	dst, err := mirror.Destination(run.to, t)
+	if err != nil {
+		return fail(usageErrorf("%v", err))
+	}
+	r.Reference = dst.Reference
+	if run.out != "" && arg == "-" {
+		return fail(usageErrorf("--out needs a pak file, not standard input"))
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, run.timeout)
+	defer cancel()
+	log.Info("mirroring", zap.String("pak", pak.Display(arg)), zap.String("source", t.Reference), zap.String("reference", dst.Reference))
+	dst, err = c.Copy(cctx, t, dst)
+	if err != nil {
+		return fail(err)
+	}
+	r.Status, r.Manifests = string(dst.Status), dst.Manifests
+
+	if run.out != "" {
+		path := filepath.Join(run.out, filepath.Base(arg))
+		if err := pak.Rewrite(img, path, dst.Registry, dst.Repository); err != nil {
+			r.Status = string(mirror.Failed)
+			return fail(fmt.Errorf("--out: %w", err))
+		}
+		r.Out = path
+	}
+	r.DurationMS = time.Since(start).Milliseconds()
+	return r
+}
+
+// printMirrorLine prints one result line: status, pak, copy, and the
+// rewritten pak or the error.
+func printMirrorLine(g *globals, r mirrorResult) {
+	ref := r.Reference
+	if ref == "" {
+		ref = "-"
+	}
+	line := fmt.Sprintf("%-10s %s  %s", r.Status, pak.Display(r.File), pak.Display(ref))
+	switch {
+	case r.Error != "":
+		line += "  error: " + pak.Display(r.Error)
+	case r.Out != "":
+		line += "  -> " + pak.Display(r.Out)
+	}
+	fmt.Fprintln(g.stdout, line)
+}

@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+// mirrorResult is one entry of `prepull mirror --json`.
+type mirrorResult struct {
+	File      string `json:"file"`
+	Source    string `json:"source"`
+	Reference string `json:"reference"`
+	Status    string `json:"status"`
+	Manifests int    `json:"manifests"`
+	Out       string `json:"out"`
+	ExitCode  int    `json:"exit_code"`
+	Error     string `json:"error"`
+}
+
+func (r run) mirrorResults(t *testing.T) []mirrorResult {
+	t.Helper()
+	var rs []mirrorResult
+	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
+		t.Fatalf("stdout is not the JSON result array: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout, r.stderr)
+	}
+	return rs
+}
+
+// pushIndex pushes to reg, as repo, an index of a linux/amd64 and a
+// linux/arm64 image with an attestation manifest for each, as buildx pushes
+// them, and returns the index digest and its children's digests.
+func pushIndex(t *testing.T, reg *testenv.Registry, repo string) (string, []string) {
+	t.Helper()
+	idx := mutate.IndexMediaType(empty.Index, types.DockerManifestList)
+	var children []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(512, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		att, err := random.Image(128, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ad, err := att.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx,
+			mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}},
+			mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{
+				Platform:    &v1.Platform{OS: "unknown", Architecture: "unknown"},
+				Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": d.String()},
+			}},
+		)
+		children = append(children, d.String(), ad.String())
+	}
+	ref, err := name.ParseReference(reg.Addr + "/" + repo + ":latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx, remote.WithAuth(&authn.Basic{Username: reg.User, Password: reg.Password})); err != nil {
+		t.Fatalf("push the index: %v", err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String(), children
+}
+
+// uploads counts the blob and manifest writes a fault proxy saw.
+func uploads(p *testenv.FaultProxy) (blobs, manifests int) {
+	for _, r := range p.Requests() {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			continue
+		}
+		switch r.Kind {
+		case testenv.KindBlob:
+			blobs++
+		case testenv.KindManifest:
+			manifests++
+		}
+	}
+	return blobs, manifests
+}
+
+func TestMirrorIndexBetweenTwoRegistriesThenPullFromTheMirror(t *testing.T) {
+	f := newFixture(t, "vendor/adapter")
+	// The source holds a two-platform index with attestations.
+	srcDigest, children := pushIndex(t, f.reg, "vendor/adapter")
+	srcPak := paktest.Pak{Kind: "Dark", Version: "2.0.0", Registry: f.reg.Addr, Repository: "/vendor/adapter", Digest: srcDigest}.WriteFile(t, t.TempDir())
+
+	// The mirror has a login of its own, and a proxy in front that counts writes.
+	mirrorPW := "mirror-" + randomWord(t)
+	mreg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "bob", Password: mirrorPW})
+	proxy := testenv.StartFaultProxy(t, mreg.Addr)
+	mirrorPWFile := filepath.Join(f.dir, "mirror.password")
+	if err := os.WriteFile(mirrorPWFile, []byte(mirrorPW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.writeConfig(fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n  - {host: %q, username: bob, password_file: %q}\n",
+		f.reg.Addr, f.passwordFile(), proxy.Addr, mirrorPWFile))
+	out := t.TempDir()
+	wantRef := proxy.Addr + "/dc1/vendor/adapter@" + srcDigest
+
+	first := f.prepull(nil, "--config", cfg, "--json", "mirror", "--to", proxy.Addr+"/dc1", "--out", out, srcPak)
+	first.want(t, 0)
+	rs := first.mirrorResults(t)
+	if len(rs) != 1 || rs[0].Status != "mirrored" || rs[0].Reference != wantRef || rs[0].Manifests != 5 {
+		t.Fatalf("results = %+v, want one mirrored %s with 5 manifests", rs, wantRef)
+	}
+	if strings.Contains(first.stdout+first.stderr, mirrorPW) {
+		t.Fatal("the mirror's password appears in the output")
+	}
+
+	// The copy is the same index, and every child is there by digest.
+	auth := remote.WithAuth(&authn.Basic{Username: "bob", Password: mirrorPW})
+	for _, d := range append([]string{srcDigest}, children...) {
+		ref, err := name.NewDigest(mreg.Addr + "/dc1/vendor/adapter@" + d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := remote.Head(ref, auth)
+		if err != nil {
+			t.Fatalf("the mirror lacks %s: %v", d, err)
+		}
+		if got.Digest.String() != d {
+			t.Fatalf("the mirror serves %s for %s", got.Digest, d)
+		}
+	}
+
+	// Again: nothing is sent.
+	blobsBefore, manifestsBefore := uploads(proxy)
+	second := f.prepull(nil, "--config", cfg, "--json", "mirror", "--to", proxy.Addr+"/dc1", srcPak)
+	second.want(t, 0)
+	if rs := second.mirrorResults(t); len(rs) != 1 || rs[0].Status != "present" {
+		t.Fatalf("second run results = %+v, want present", rs)
+	}
+	if b, m := uploads(proxy); b != blobsBefore || m != manifestsBefore {
+		t.Fatalf("the second run wrote %d blobs and %d manifests, want none", b-blobsBefore, m-manifestsBefore)
+	}
+
+	// The rewritten pak names the mirror; everything else is byte-identical.
+	rewritten := filepath.Join(out, filepath.Base(srcPak))
+	checkSameMembersButConf(t, srcPak, rewritten)
+	ins := f.prepull(nil, "inspect", "--json", rewritten)
+	ins.want(t, 0)
+	if !strings.Contains(ins.stdout, `"reference": "`+wantRef+`"`) {
+		t.Fatalf("inspect of the rewritten pak:\n%s", ins.stdout)
+	}
+
+	// The proxy pulls it from the mirror, with the mirror's login only.
+	pullCfg := f.writeConfig(fmt.Sprintf("registries:\n  - {host: %q, username: bob, password_file: %q}\n", proxy.Addr, mirrorPWFile))
+	p := f.prepull(nil, "--config", pullCfg, "--json", rewritten)
+	p.want(t, 0)
+	if prs := p.results(t); len(prs) != 1 || prs[0].Status != "pulled" || prs[0].Reference != wantRef {
+		t.Fatalf("pull from the mirror = %+v", prs)
+	}
+	if !f.docker.HasImage(t, wantRef) {
+		t.Fatalf("the engine does not hold %s", wantRef)
+	}
+}
+
+func TestMirrorErrorsExitAsAPullDoes(t *testing.T) {
+	f := newFixture(t, "vendor/single")
+	mreg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "bob", Password: "right"})
+	wrong := filepath.Join(f.dir, "wrong.password")
+	if err := os.WriteFile(wrong, []byte("wrong\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logins := fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n  - {host: %q, username: bob, password_file: %q}\n",
+		f.reg.Addr, f.passwordFile(), mreg.Addr, wrong)
+	cfg := f.writeConfig(logins)
+	missing := paktest.Pak{Kind: "Gone", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/vendor/single", Digest: "sha256:" + strings.Repeat("cd", 32)}.WriteFile(t, t.TempDir())
+	signedDir := t.TempDir()
+	signed := filepath.Join(signedDir, "Signed_1.0.0.pak")
+	addMember(t, f.pak, signed, "signature.jws")
+	open := f.writeConfig(fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n", f.reg.Addr, f.passwordFile()))
+	openMirror := testenv.StartRegistry(t, testenv.RegistryOptions{})
+
+	tests := []struct {
+		name   string
+		config string
+		args   []string
+		code   int
+		say    string
+	}{
+		{"the mirror rejects the login", cfg, []string{"--to", mreg.Addr, f.pak}, 4, mreg.Addr},
+		{"the source lacks the digest", open, []string{"--to", openMirror.Addr, missing}, 5, "vendor/single"},
+		{"not a pak", open, []string{"--to", openMirror.Addr, f.config}, 3, f.config},
+		{"no --to", open, []string{f.pak}, 2, "--to"},
+		{"--to is a URL", open, []string{"--to", "https://" + openMirror.Addr, f.pak}, 2, "URL"},
+		{"a signed pak cannot be rewritten", open, []string{"--to", openMirror.Addr, "--out", t.TempDir(), signed}, 1, "signature.jws"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.prepull(nil, append([]string{"--config", tt.config, "mirror"}, tt.args...)...)
+			r.want(t, tt.code)
+			if !strings.Contains(r.stdout+r.stderr, tt.say) {
+				t.Errorf("output does not say %q:\nstdout:\n%s\nstderr:\n%s", tt.say, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// addMember writes the pak at src to dst with one more, empty member.
+func addMember(t *testing.T, src, dst, name string) {
+	t.Helper()
+	zr, err := zip.OpenReader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if err := zw.Copy(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := zw.Create(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkSameMembersButConf fails t unless the two paks hold the same members
+// in the same order with the same raw bytes, but for the adapter archive.
+func checkSameMembersButConf(t *testing.T, a, b string) {
+	t.Helper()
+	za, err := zip.OpenReader(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer za.Close()
+	zb, err := zip.OpenReader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zb.Close()
+	if len(za.File) != len(zb.File) {
+		t.Fatalf("%d members, then %d", len(za.File), len(zb.File))
+	}
+	for i, fa := range za.File {
+		fb := zb.File[i]
+		if fa.Name != fb.Name {
+			t.Fatalf("member %d: %s, then %s", i, fa.Name, fb.Name)
+		}
+		if fa.Name == "adapter.zip" {
+			continue
+		}
+		if !bytes.Equal(rawBytes(t, fa), rawBytes(t, fb)) {
+			t.Errorf("member %s changed", fa.Name)
+		}
+	}
+}
+
+func rawBytes(t *testing.T, f *zip.File) []byte {
+	t.Helper()
+	rc, err := f.OpenRaw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}

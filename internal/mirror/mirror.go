@@ -1,0 +1,286 @@
+// Package mirror copies the image a management pack names into another
+// registry byte for byte: the same manifest (an index with every manifest it
+// lists, attestations included) and the same blobs, so that the digest the
+// pack names stays true. Dark sites use it to move a pack's image into a
+// registry their Cloud Proxies can reach.
+//
+// Registry work goes through go-containerregistry; logins come from the same
+// resolver as a pull.
+package mirror
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
+)
+
+// Status says what a copy did.
+type Status string
+
+// The statuses of a copy.
+const (
+	Copied  Status = "mirrored" // the manifest was written to the destination
+	Present Status = "present"  // the destination had the digest already
+	Failed  Status = "failed"
+)
+
+// Result is what Copy did for one pack.
+type Result struct {
+	Status Status
+	// Reference is the copy's reference, DEST/REPOSITORY@DIGEST.
+	Reference string
+	// Registry and Repository are what the rewritten .conf says: the
+	// destination host, and the repository with a leading slash.
+	Registry, Repository string
+	// Manifests counts the manifests the copy holds: 1 for an image, 1 plus
+	// its children for an index.
+	Manifests int
+}
+
+// Credentials finds the login for a registry host.
+type Credentials interface {
+	For(host string) (credentials.Credential, error)
+}
+
+// Copier copies images between registries.
+type Copier struct {
+	Credentials Credentials
+	// Config supplies each registry's ca_file; nil means none.
+	Config *config.Config
+	// Jobs is how many blobs move at once; 0 means go-containerregistry's default.
+	Jobs int
+}
+
+// Destination returns the copy's reference for target t under to
+// ("REGISTRY[/PATH]"): REGISTRY/PATH/<the pack's repository>@<digest>.
+func Destination(to string, t pak.Target) (Result, error) {
+	host, path, err := ParseTo(to)
+	if err != nil {
+		return Result{}, err
+	}
+	src, err := reference.ParseNormalizedNamed(t.Reference)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", t.Reference, err)
+	}
+	repo := reference.Path(src)
+	if path != "" {
+		repo = path + "/" + repo
+	}
+	ref := host + "/" + repo + "@" + t.Digest
+	if _, err := name.NewDigest(ref, name.StrictValidation); err != nil {
+		return Result{}, fmt.Errorf("--to %s gives the reference %s, which is not valid: %w", pak.Display(to), pak.Display(ref), err)
+	}
+	return Result{Reference: ref, Registry: host, Repository: "/" + repo}, nil
+}
+
+// ParseTo splits a destination "REGISTRY[/PATH]" into its registry host and
+// path, and checks both.
+func ParseTo(to string) (host, path string, err error) {
+	if strings.Contains(to, "://") {
+		return "", "", fmt.Errorf("--to %s must be a registry host with an optional path, not a URL", pak.Display(to))
+	}
+	host, path, _ = strings.Cut(strings.TrimSuffix(to, "/"), "/")
+	if err := pak.ValidateRegistry(host); err != nil {
+		return "", "", fmt.Errorf("--to registry %w", err)
+	}
+	if path != "" {
+		if _, err := name.NewRepository(host+"/"+path, name.StrictValidation); err != nil || strings.ToLower(path) != path {
+			return "", "", fmt.Errorf("--to path %s is not a valid repository path (lower-case letters, digits, separators)", pak.Display(path))
+		}
+	}
+	return host, path, nil
+}
+
+// Copy copies the image t names to dst (from Destination), unless dst has it
+// already, and checks that dst then serves the pack's digest.
+func (c *Copier) Copy(ctx context.Context, t pak.Target, dst Result) (Result, error) {
+	srcRef, err := name.NewDigest(t.Reference, name.StrictValidation)
+	if err != nil {
+		return dst, fmt.Errorf("%s: %w", t.Reference, err)
+	}
+	dstRef, err := name.NewDigest(dst.Reference, name.StrictValidation)
+	if err != nil {
+		return dst, fmt.Errorf("%s: %w", dst.Reference, err)
+	}
+	opts, err := c.options(ctx, srcRef.Context().RegistryStr(), dstRef.Context().RegistryStr())
+	if err != nil {
+		return dst, err
+	}
+
+	// A copy that is there already is not sent again.
+	if d, err := remote.Head(dstRef, opts...); err == nil && d.Digest.String() == t.Digest {
+		dst.Status, dst.Manifests = Present, 0
+		return dst, nil
+	} else if err != nil && !isNotFound(err) {
+		return dst, classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+	}
+
+	desc, err := remote.Get(srcRef, opts...)
+	if err != nil {
+		return dst, classify(err, srcRef.Context().RegistryStr(), t.Reference)
+	}
+	if got := desc.Digest.String(); got != t.Digest {
+		return dst, fmt.Errorf("%s: the registry served digest %s", t.Reference, got)
+	}
+	dst.Manifests = 1
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return dst, classify(err, srcRef.Context().RegistryStr(), t.Reference)
+		}
+		if im, err := idx.IndexManifest(); err == nil {
+			dst.Manifests += len(im.Manifests)
+		}
+		err = remote.WriteIndex(dstRef, idx, opts...)
+		if err != nil {
+			return dst, classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+		}
+	} else {
+		img, err := desc.Image()
+		if err != nil {
+			return dst, classify(err, srcRef.Context().RegistryStr(), t.Reference)
+		}
+		if err := remote.Write(dstRef, img, opts...); err != nil {
+			return dst, classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+		}
+	}
+
+	// Verified by digest before it is reported.
+	d, err := remote.Head(dstRef, opts...)
+	if err != nil {
+		return dst, fmt.Errorf("verify the copy: %w", classify(err, dstRef.Context().RegistryStr(), dst.Reference))
+	}
+	if d.Digest.String() != t.Digest {
+		return dst, fmt.Errorf("verify the copy: %s serves digest %s, not %s", dst.Reference, d.Digest, t.Digest)
+	}
+	dst.Status = Copied
+	return dst, nil
+}
+
+// options are the go-containerregistry options for a copy between the two
+// registry hosts: the logins, the CAs, and plain HTTP on loopback only.
+func (c *Copier) options(ctx context.Context, hosts ...string) ([]remote.Option, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	pool, err := c.rootCAs(hosts)
+	if err != nil {
+		return nil, err
+	}
+	if pool != nil {
+		base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(keychain{c.Credentials}),
+		remote.WithTransport(loopbackOnlyHTTP{base}),
+		remote.WithUserAgent("prepull"),
+	}
+	if c.Jobs > 0 {
+		opts = append(opts, remote.WithJobs(c.Jobs))
+	}
+	return opts, nil
+}
+
+// rootCAs returns the system roots plus the ca_file of every host that has
+// one configured, or nil when none has.
+func (c *Copier) rootCAs(hosts []string) (*x509.CertPool, error) {
+	if c.Config == nil {
+		return nil, nil
+	}
+	var pool *x509.CertPool
+	for _, h := range hosts {
+		e, ok := c.Config.Lookup(h)
+		if !ok || e.CAFile == "" {
+			continue
+		}
+		pem, err := pull.ReadCA(e.Host, e.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		if pool == nil {
+			if pool, err = x509.SystemCertPool(); err != nil {
+				pool = x509.NewCertPool()
+			}
+		}
+		pool.AppendCertsFromPEM(pem)
+	}
+	return pool, nil
+}
+
+// loopbackOnlyHTTP refuses plain HTTP to anything but loopback, as Docker
+// Engine does: go-containerregistry would otherwise fall back to HTTP for
+// private-range addresses, sending logins in clear text.
+type loopbackOnlyHTTP struct{ next http.RoundTripper }
+
+func (l loopbackOnlyHTTP) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" && !isLoopback(r.URL.Hostname()) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: only loopback registries may be used without TLS", r.URL.Host)
+	}
+	return l.next.RoundTrip(r)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// keychain gives go-containerregistry the logins of prepull's resolver.
+type keychain struct{ c Credentials }
+
+func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if k.c == nil {
+		return authn.Anonymous, nil
+	}
+	cred, err := k.c.For(r.RegistryStr())
+	if err != nil {
+		return nil, err
+	}
+	if cred.Anonymous() {
+		return authn.Anonymous, nil
+	}
+	return authn.FromConfig(authn.AuthConfig{Username: cred.Username, Password: cred.Password, IdentityToken: cred.IdentityToken}), nil
+}
+
+// classify wraps a registry error so that the exit codes mean what they mean
+// for a pull: a refused login, a missing repository or digest.
+func classify(err error, host, ref string) error {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%s: %w: %s", ref, engine.ErrUnauthorized, oneLine(te.Error()))
+		case http.StatusNotFound:
+			return fmt.Errorf("%s: %w: %s", ref, engine.ErrNotFound, oneLine(te.Error()))
+		}
+	}
+	return fmt.Errorf("%s: %w", host, err)
+}
+
+func isNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// oneLine keeps a registry's message on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
