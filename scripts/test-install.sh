@@ -37,7 +37,7 @@ export PATH="$work/bin:$PATH"
 go build -o "$work/prepull" ./cmd/prepull
 
 echo "--- --help"
-./install.sh --help | grep -q -- '--uninstall' || fail "--help does not describe --uninstall"
+./install.sh --help | grep -- '--uninstall' >/dev/null || fail "--help does not describe --uninstall"
 rc=0
 ./install.sh --bogus >/dev/null 2>&1 || rc=$?
 [[ "$rc" == 2 ]] || fail "an unknown option exits $rc, want 2"
@@ -52,7 +52,7 @@ want_mode "$dest/var/lib/prepull" 700
 want_mode "$dest/var/lib/prepull/inbox" 700
 cmp -s "$work/prepull" "$dest/usr/local/bin/prepull" || fail "the binary differs from --binary"
 cmp -s systemd/prepull.service "$dest/etc/systemd/system/prepull.service" || fail "the unit differs from systemd/prepull.service"
-"$dest/usr/local/bin/prepull" agent --help | grep -q watch_dir || fail "the installed binary has no agent command"
+"$dest/usr/local/bin/prepull" agent --help | grep watch_dir >/dev/null || fail "the installed binary has no agent command"
 
 echo "--- the installed unit passes systemd-analyze verify"
 sed "s|/usr/local/bin/prepull|$dest/usr/local/bin/prepull|" "$dest/etc/systemd/system/prepull.service" >"$work/prepull.service"
