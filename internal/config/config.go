@@ -38,9 +38,16 @@ type Registry struct {
 	PasswordEnv string `mapstructure:"password_env"`
 	// Credential names a systemd credential in $CREDENTIALS_DIRECTORY holding the password.
 	Credential string `mapstructure:"credential"`
+	// PasswordCommand is a command, as an argument list run without a
+	// shell, whose standard output (one line) is the password. It runs for
+	// every login, so a short-lived token (AWS ECR's) is always fresh.
+	PasswordCommand []string `mapstructure:"password_command"`
 	// CAFile is a PEM file with the CA that signed the registry's certificate.
 	CAFile string `mapstructure:"ca_file"`
 }
+
+// passwordSources lists the keys of a registries entry that give the password.
+const passwordSources = "password_file, password_env, credential, password_command"
 
 // Config is prepull's whole configuration.
 type Config struct {
@@ -168,7 +175,7 @@ func (c *Config) validate() error {
 		}
 		seen[key] = i
 		sources := 0
-		for _, s := range []string{r.PasswordFile, r.PasswordEnv, r.Credential} {
+		for _, s := range []string{r.PasswordFile, r.PasswordEnv, r.Credential, strings.Join(r.PasswordCommand, "")} {
 			if s != "" {
 				sources++
 			}
@@ -177,9 +184,16 @@ func (c *Config) validate() error {
 		case r.Username == "" && sources > 0:
 			errs = append(errs, fmt.Errorf("%s (%s): a password is set but username is empty", where, r.Host))
 		case r.Username != "" && sources == 0:
-			errs = append(errs, fmt.Errorf("%s (%s): username is set but none of password_file, password_env, credential", where, r.Host))
+			errs = append(errs, fmt.Errorf("%s (%s): username is set but none of %s", where, r.Host, passwordSources))
 		case sources > 1:
-			errs = append(errs, fmt.Errorf("%s (%s): set only one of password_file, password_env, credential", where, r.Host))
+			errs = append(errs, fmt.Errorf("%s (%s): set only one of %s", where, r.Host, passwordSources))
+		}
+		switch pc := r.PasswordCommand; {
+		case len(pc) > 0 && strings.TrimSpace(pc[0]) == "":
+			errs = append(errs, fmt.Errorf("%s (%s): password_command: the first element, the program, is empty", where, r.Host))
+		case len(pc) == 1 && strings.ContainsAny(pc[0], " \t"):
+			// A YAML string where a list was meant: no shell splits it.
+			errs = append(errs, fmt.Errorf("%s (%s): password_command %q: write it as a list of arguments, e.g. [aws, ecr, get-login-password, --region, eu-west-1]; it runs without a shell", where, r.Host, pc[0]))
 		}
 		if strings.ContainsAny(r.Credential, "/\\") || r.Credential == "." || r.Credential == ".." {
 			errs = append(errs, fmt.Errorf("%s (%s): credential %q must be a plain name", where, r.Host, r.Credential))

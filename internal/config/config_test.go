@@ -57,6 +57,9 @@ registries:
   - host: docker.io
     username: bob
     password_env: HUB_PW
+  - host: 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+    username: AWS
+    password_command: [aws, ecr, get-login-password, --region, eu-west-1]
 `)
 	t.Setenv("PREPULL_CONCURRENCY", "5")
 	t.Setenv("PREPULL_DOCKER_HOST", "unix:///run/x.sock")
@@ -79,6 +82,9 @@ registries:
 	if r, ok := c.Lookup("Harbor.Example.com:8443"); !ok || r.Username != "robot$proj+pull" {
 		t.Fatalf("host names are case-insensitive: Lookup(Harbor.Example.com:8443) = %+v, %v", r, ok)
 	}
+	if r, _ := c.Lookup("123456789012.dkr.ecr.eu-west-1.amazonaws.com"); strings.Join(r.PasswordCommand, " ") != "aws ecr get-login-password --region eu-west-1" {
+		t.Fatalf("password_command = %q", r.PasswordCommand)
+	}
 	if _, ok := c.Lookup("harbor.example.com"); ok {
 		t.Fatal("a host without the port must not match an entry with one")
 	}
@@ -98,6 +104,10 @@ func TestLoadInvalid(t *testing.T) {
 		{"Docker Hub under two names", "registries:\n  - host: docker.io\n  - host: registry.hub.docker.com\n", "already listed"},
 		{"user without password", "registries:\n  - host: a.example\n    username: u\n", "none of password_file"},
 		{"two password sources", "registries:\n  - host: a.example\n    username: u\n    password_file: /x\n    password_env: X\n", "only one of"},
+		{"file and command", "registries:\n  - host: a.example\n    username: u\n    password_file: /x\n    password_command: [cat, /x]\n", "only one of"},
+		{"command without user", "registries:\n  - host: a.example\n    password_command: [cat, /x]\n", "username is empty"},
+		{"command empty program", "registries:\n  - host: a.example\n    username: u\n    password_command: ['', x]\n", "the program, is empty"},
+		{"command as a string", "registries:\n  - host: a.example\n    username: u\n    password_command: aws ecr get-login-password\n", "list of arguments"},
 		{"credential path", "registries:\n  - host: a.example\n    username: u\n    credential: ../etc/shadow\n", "plain name"},
 		{"bad duration", "timeout: soon\n", "timeout"},
 		{"zero concurrency", "concurrency: 0\n", "concurrency"},

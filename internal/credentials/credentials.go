@@ -35,6 +35,10 @@ type Credential struct {
 	IdentityToken string
 	// Source is a human description such as "password_file /etc/prepull/harbor.pw".
 	Source string
+	// Renewable says that asking again may give another password: it came
+	// from a password_command or a credential helper, which run for every
+	// login. A registry that rejects it may accept a fresh one.
+	Renewable bool
 	// Warnings are things an administrator should fix, such as a password
 	// file readable by others. They never contain the secret.
 	Warnings []string
@@ -140,6 +144,14 @@ func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
 			return Credential{}, fmt.Errorf("%s: credential %q: %w", where, e.Credential, err)
 		}
 		c.Password = pw
+	case len(e.PasswordCommand) > 0:
+		c.Source = "password_command " + e.PasswordCommand[0]
+		c.Renewable = true
+		pw, err := fromCommand(r.Config, e.PasswordCommand)
+		if err != nil {
+			return Credential{}, fmt.Errorf("%s: password_command %s: %w", where, pak.Display(e.PasswordCommand[0]), err)
+		}
+		c.Password = pw
 	}
 	return c, nil
 }
@@ -166,18 +178,27 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 	if err := checkHelpers(cf.CredentialsStore, cf.CredentialHelpers[key]); err != nil {
 		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
 	}
+	source := "docker config " + path
+	if helper, kind := configuredHelper(cf.CredentialHelpers, cf.CredentialsStore, key); helper != "" {
+		// Docker runs helpers with its whole environment; prepull runs
+		// them itself, with a minimal one and a timeout.
+		source += " (" + kind + " docker-credential-" + helper + ")"
+		c, err := fromHelper(r.Config, helper, key)
+		switch {
+		case errors.Is(err, errNoLogin):
+			return Credential{Source: fmt.Sprintf("anonymous (docker-credential-%s, the %s of %s, holds no login for %s)", helper, kind, path, host)}, true, nil
+		case err != nil:
+			return Credential{}, false, fmt.Errorf("%s: %s docker-credential-%s for %s: %w: %v", path, kind, helper, host, ErrUnavailable, err)
+		}
+		c.Source, c.Renewable = source, true
+		return c, true, nil
+	}
 	ac, err := cf.GetAuthConfig(key)
 	if err != nil {
 		return Credential{}, false, fmt.Errorf("%s: credentials for %s: %w: %v", path, host, ErrUnavailable, err)
 	}
 	if ac.Username == "" && ac.Password == "" && ac.IdentityToken == "" {
 		return Credential{}, false, nil
-	}
-	source := "docker config " + path
-	if h := cf.CredentialHelpers[key]; h != "" {
-		source += " (credHelper docker-credential-" + h + ")"
-	} else if cf.CredentialsStore != "" {
-		source += " (credsStore docker-credential-" + cf.CredentialsStore + ")"
 	}
 	return Credential{Username: ac.Username, Password: ac.Password, IdentityToken: ac.IdentityToken, Source: source}, true, nil
 }
@@ -209,6 +230,19 @@ func plainHelperName(name string) bool {
 		}
 	}
 	return true
+}
+
+// configuredHelper returns the credential helper config.json names for key,
+// as Docker chooses it: a credHelpers entry wins over credsStore (an empty
+// one means the auths of config.json). kind says which of the two it is.
+func configuredHelper(helpers map[string]string, store, key string) (name, kind string) {
+	if h, ok := helpers[key]; ok {
+		return h, "credHelpers"
+	}
+	if store != "" {
+		return store, "credsStore"
+	}
+	return "", ""
 }
 
 // maxSecretSize bounds a password file; a larger one is surely not a password.

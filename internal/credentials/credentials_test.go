@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prepull/prepull/internal/config"
 )
@@ -64,9 +65,7 @@ func TestFor(t *testing.T) {
 		t.Run(tt.host, func(t *testing.T) {
 			c, err := r.For(tt.host)
 			if tt.err != "" {
-				if err == nil || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("For(%s) error = %v, want ErrUnavailable with %q", tt.host, err, tt.err)
-				}
+				wantUnavailable(t, tt.host, err, tt.err)
 				return
 			}
 			if err != nil {
@@ -113,6 +112,15 @@ func TestForFlagIsForItsRegistryOnly(t *testing.T) {
 		if tt.user != "u" && c.Password == "p" {
 			t.Errorf("For(%s) gave the command line's password", tt.host)
 		}
+	}
+}
+
+// wantUnavailable fails t unless err, from For(host), wraps ErrUnavailable
+// and says want.
+func wantUnavailable(t *testing.T, host string, err error, want string) {
+	t.Helper()
+	if err == nil || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("For(%s) error = %v, want ErrUnavailable with %q", host, err, want)
 	}
 }
 
@@ -178,6 +186,179 @@ func TestForRefusesHelperPath(t *testing.T) {
 		}
 		if _, err := os.Stat(mark); err == nil {
 			t.Fatalf("%s: ./evil ran", cfg)
+		}
+	}
+}
+
+// script writes an executable shell script named name into dir.
+func script(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	write(t, path, "#!/bin/sh\n"+body, 0o700)
+	return path
+}
+
+// helperPATH puts a folder of fake credential helpers first on PATH.
+func helperPATH(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return bin
+}
+
+func TestForCredentialHelpers(t *testing.T) {
+	bin := helperPATH(t)
+	// Each fake helper answers "get" for the host on its standard input.
+	script(t, bin, "docker-credential-store", `read host; printf '{"ServerURL":"%s","Username":"store-user","Secret":"store-pw"}' "$host"`)
+	script(t, bin, "docker-credential-one", `read host; printf '{"ServerURL":"%s","Username":"one-user","Secret":"one-pw"}' "$host"`)
+	script(t, bin, "docker-credential-token", `read host; printf '{"ServerURL":"%s","Username":"<token>","Secret":"id-token"}' "$host"`)
+	script(t, bin, "docker-credential-fails", `echo "the keyring is locked"; echo "gpg: decryption failed" >&2; exit 1`)
+	script(t, bin, "docker-credential-garbage", `echo "garbage, not json"`)
+	script(t, bin, "docker-credential-notfound", `echo "credentials not found in native keychain"; exit 1`)
+	script(t, bin, "docker-credential-empty", `read host; printf '{"ServerURL":"%s","Username":"","Secret":""}' "$host"`)
+	script(t, bin, "docker-credential-nosecret", `printf '{"Username":"u","Secret":""}'`)
+
+	dir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("carol:frompw"))
+	write(t, filepath.Join(dir, "config.json"), `{
+		"auths": {"auths.example": {"auth": "`+auth+`"}},
+		"credsStore": "store",
+		"credHelpers": {
+			"one.example": "one", "token.example": "token", "fails.example": "fails",
+			"garbage.example": "garbage", "missing.example": "missing", "notfound.example": "notfound",
+			"empty.example": "empty", "nosecret.example": "nosecret", "auths.example": ""
+		}}`, 0o600)
+	r := &Resolver{DockerConfigDir: dir}
+
+	tests := []struct {
+		host, user, password, token, source, err string
+	}{
+		{host: "any.example", user: "store-user", password: "store-pw", source: "(credsStore docker-credential-store)"},
+		{host: "one.example", user: "one-user", password: "one-pw", source: "(credHelpers docker-credential-one)"},
+		{host: "token.example", token: "id-token", source: "(credHelpers docker-credential-token)"},
+		{host: "auths.example", user: "carol", password: "frompw", source: "docker config"},
+		{host: "notfound.example", source: "anonymous (docker-credential-notfound, the credHelpers of"},
+		{host: "empty.example", source: "anonymous (docker-credential-empty"},
+		{host: "missing.example", err: "credHelpers docker-credential-missing for missing.example: credential unavailable: docker-credential-missing is not installed"},
+		{host: "fails.example", err: "credHelpers docker-credential-fails for fails.example: credential unavailable: error getting credentials - err: exit status 1; its stderr: gpg: decryption failed, out: `the keyring is locked`"},
+		{host: "garbage.example", err: "docker-credential-garbage for garbage.example: credential unavailable: docker-credential-garbage answered something other than a login"},
+		{host: "nosecret.example", err: "docker-credential-nosecret answered user u without a secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			c, err := r.For(tt.host)
+			if tt.err != "" {
+				wantUnavailable(t, tt.host, err, tt.err)
+				if !strings.Contains(err.Error(), filepath.Join(dir, "config.json")) {
+					t.Errorf("error %q does not name config.json", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Username != tt.user || c.Password != tt.password || c.IdentityToken != tt.token || !strings.Contains(c.Source, tt.source) {
+				t.Fatalf("For(%s) = %+v, want %q/%q/%q from %q", tt.host, c, tt.user, tt.password, tt.token, tt.source)
+			}
+			if want := !c.Anonymous() && strings.Contains(tt.source, "docker-credential-"); c.Renewable != want {
+				t.Errorf("Renewable = %v for a login from %s", c.Renewable, c.Source)
+			}
+		})
+	}
+}
+
+func TestRunCommandTimeout(t *testing.T) {
+	start := time.Now()
+	_, err := runCommand(nil, 200*time.Millisecond, []string{"sh", "-c", "echo partial; echo waiting >&2; sleep 30"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "timed out after 200ms") || !strings.Contains(err.Error(), "waiting") {
+		t.Fatalf("error = %v, want a timeout with the stderr", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the timeout took %v", took)
+	}
+}
+
+// TestCommandEnvironment: helpers and password commands get PATH, HOME and
+// their own documented variables, never another entry's password_env.
+func TestCommandEnvironment(t *testing.T) {
+	bin := helperPATH(t)
+	dump := filepath.Join(t.TempDir(), "env")
+	script(t, bin, "docker-credential-dump", `env > '`+dump+`'; read host; printf '{"Username":"u","Secret":"s"}'`)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "config.json"), `{"credsStore": "dump"}`, 0o600)
+	t.Setenv("HOME", "/home/proxy")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("PASSWORD_STORE_DIR", "/var/lib/pass")
+	t.Setenv("GNUPGHOME", "/var/lib/gnupg")
+	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
+	t.Setenv("AWS_SECRET_FOR_HARBOR", "topsecret-aws-named")
+	t.Setenv("HARBOR_PW", "topsecret-harbor")
+	t.Setenv("UNRELATED_TOKEN", "topsecret-unrelated")
+	cfg := &config.Config{Registries: []config.Registry{
+		{Host: "harbor.example", Username: "u", PasswordEnv: "HARBOR_PW"},
+		{Host: "aws-named.example", Username: "u", PasswordEnv: "AWS_SECRET_FOR_HARBOR"},
+		{Host: "cmd.example", Username: "u", PasswordCommand: []string{"sh", "-c", "env > '" + dump + ".cmd'; echo pw"}},
+	}}
+	r := &Resolver{Config: cfg, DockerConfigDir: dir}
+	if _, err := r.For("helper.example"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.For("cmd.example"); err != nil || c.Password != "pw" {
+		t.Fatalf("For(cmd.example) = %+v, %v", c, err)
+	}
+	for _, file := range []string{dump, dump + ".cmd"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := string(data)
+		for _, want := range []string{"PATH=" + bin, "HOME=/home/proxy", "AWS_REGION=eu-west-1", "PASSWORD_STORE_DIR=/var/lib/pass", "GNUPGHOME=/var/lib/gnupg", "HTTPS_PROXY=http://proxy.example:3128"} {
+			if !strings.Contains(env, want) {
+				t.Errorf("%s: the environment lacks %s:\n%s", filepath.Base(file), want, env)
+			}
+		}
+		if strings.Contains(env, "topsecret") {
+			t.Errorf("%s: a secret reached the command:\n%s", filepath.Base(file), env)
+		}
+	}
+}
+
+func TestForPasswordCommand(t *testing.T) {
+	dir := t.TempDir()
+	counter := filepath.Join(dir, "n")
+	// Each run prints a new token, as a token service would.
+	token := script(t, dir, "token", `n=$(cat '`+counter+`' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '`+counter+`'; echo "token-$n"`)
+	cfg := &config.Config{Registries: []config.Registry{
+		{Host: "token.example", Username: "AWS", PasswordCommand: []string{token}},
+		{Host: "fails.example", Username: "u", PasswordCommand: []string{"sh", "-c", "echo the-secret-so-far; echo 'Unable to locate credentials' >&2; exit 255"}},
+		{Host: "lines.example", Username: "u", PasswordCommand: []string{"printf", "a\\nb\\n"}},
+		{Host: "silent.example", Username: "u", PasswordCommand: []string{"true"}},
+		{Host: "missing.example", Username: "u", PasswordCommand: []string{"no-such-program-prepull"}},
+		{Host: "crlf.example", Username: "u", PasswordCommand: []string{"printf", "tok\\r\\n"}},
+	}}
+	r := &Resolver{Config: cfg, DockerConfigDir: dir}
+	for i, want := range []string{"token-1", "token-2"} {
+		c, err := r.For("token.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Username != "AWS" || c.Password != want || c.Source != "password_command "+token || !c.Renewable {
+			t.Fatalf("login %d = %+v, want AWS/%s from password_command, renewable (never cached)", i+1, c, want)
+		}
+	}
+	if c, err := r.For("crlf.example"); err != nil || c.Password != "tok" {
+		t.Fatalf("For(crlf.example) = %+v, %v", c, err)
+	}
+	for host, want := range map[string]string{
+		"fails.example":   "registries entry for fails.example: password_command sh: credential unavailable: exit status 255; its stderr: Unable to locate credentials",
+		"lines.example":   "printed more than one line",
+		"silent.example":  "printed no password",
+		"missing.example": `password_command no-such-program-prepull: credential unavailable: exec: "no-such-program-prepull": executable file not found`,
+	} {
+		_, err := r.For(host)
+		wantUnavailable(t, host, err, want)
+		if strings.Contains(err.Error(), "the-secret-so-far") {
+			t.Errorf("For(%s) error shows the command's output: %v", host, err)
 		}
 	}
 }

@@ -44,6 +44,10 @@ var ErrNotVerified = errors.New("image not found in the engine after the pull")
 // nothing about whether the engine answers.
 var ErrTimedOut = errors.New("timed out")
 
+// errSameCredential says that a credential source, asked again after the
+// registry rejected its login, gave the same one.
+var errSameCredential = errors.New("same credential again")
+
 // Options tune one Ensure call.
 type Options struct {
 	Force        bool          // pull even when the image is present
@@ -186,15 +190,11 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		return Failed, err
 	}
 
-	cred, err := p.Credentials.For(t.Registry)
-	if err != nil {
-		return Failed, err
-	}
-	r.CredentialSource = cred.Source
-	for _, w := range cred.Warnings {
-		log.Warn(w)
-	}
-	log.Info("using registry credentials", zap.String("registry", t.Registry), zap.String("source", cred.Source))
+	var (
+		cred    credentials.Credential
+		auth    *engine.Auth
+		renewed bool
+	)
 	explain := func(err error) error {
 		switch {
 		case errors.Is(err, engine.ErrCertificate):
@@ -204,9 +204,26 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		}
 		return err
 	}
-
-	var auth *engine.Auth
-	if !cred.Anonymous() {
+	// login finds the registry's credential and logs in with it. After a
+	// rejection, prev is the rejected credential: the same one again is
+	// not tried twice.
+	login := func(prev *credentials.Credential) error {
+		c, err := p.Credentials.For(t.Registry)
+		if err != nil {
+			return err
+		}
+		if prev != nil && c.Password == prev.Password && c.IdentityToken == prev.IdentityToken {
+			return errSameCredential
+		}
+		cred, auth = c, nil
+		r.CredentialSource = cred.Source
+		for _, w := range cred.Warnings {
+			log.Warn(w)
+		}
+		log.Info("using registry credentials", zap.String("registry", t.Registry), zap.String("source", cred.Source))
+		if cred.Anonymous() {
+			return nil
+		}
 		auth = &engine.Auth{
 			ServerAddress: credentials.ServerAddress(t.Registry),
 			Username:      cred.Username,
@@ -218,8 +235,39 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 			o.reportEngine(err)
 			return err
 		}); err != nil {
-			return Failed, fmt.Errorf("login to %s as %q (credentials from %s): %w", t.Registry, cred.Username, cred.Source, explain(err))
+			return fmt.Errorf("login to %s as %q (credentials from %s): %w", t.Registry, cred.Username, cred.Source, explain(err))
 		}
+		return nil
+	}
+	// renew says whether to log in once more after err: when the registry
+	// rejected a credential that may differ when asked again, such as a
+	// password_command's token that expired.
+	renew := func(err error) bool {
+		if renewed || !cred.Renewable || !errors.Is(err, engine.ErrUnauthorized) {
+			return false
+		}
+		renewed = true
+		log.Warn("registry rejected the login, asking its source for a fresh one", zap.String("registry", t.Registry),
+			zap.String("source", cred.Source), zap.Error(err))
+		return true
+	}
+
+	// relogin logs in once more after the rejection rejected.
+	relogin := func(rejected error) error {
+		prev := cred
+		err := login(&prev)
+		if errors.Is(err, errSameCredential) {
+			return fmt.Errorf("%w (asked again, %s gave the same password)", rejected, prev.Source)
+		}
+		return err
+	}
+
+	err = login(nil)
+	if renew(err) {
+		err = relogin(err)
+	}
+	if err != nil {
+		return Failed, err
 	}
 	if o.DryRun {
 		return WouldPull, nil
@@ -233,6 +281,16 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		}
 		err := p.pullOnce(ctx, t.Reference, auth, o.StallTimeout)
 		o.reportEngine(err)
+		if renew(err) {
+			if err = relogin(err); err == nil {
+				r.Attempts++
+				if o.Observer != nil {
+					o.Observer.PullAttempt(r.Attempts)
+				}
+				err = p.pullOnce(ctx, t.Reference, auth, o.StallTimeout)
+				o.reportEngine(err)
+			}
+		}
 		if err != nil && ctx.Err() == nil {
 			last = err
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -277,5 +279,92 @@ func TestHasDigest(t *testing.T) {
 		if got := HasDigest(tt.repoDigests, tt.ref); got != tt.want {
 			t.Errorf("HasDigest(%v, %s) = %v, want %v", tt.repoDigests, tt.ref, got, tt.want)
 		}
+	}
+}
+
+// rotatingEngine is a registry whose accepted password changes: it accepts
+// only accept, at login and at pull, and rotates to next right after a
+// login when next is set (the token expires between login and pull).
+type rotatingEngine struct {
+	fakeEngine
+	accept, next string
+}
+
+func (e *rotatingEngine) Login(ctx context.Context, a engine.Auth) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.logins++
+	if a.Password != e.accept {
+		return errDenied
+	}
+	if e.next != "" {
+		e.accept, e.next = e.next, ""
+	}
+	return nil
+}
+
+func (e *rotatingEngine) Pull(ctx context.Context, ref string, a *engine.Auth, progress func(engine.Progress)) error {
+	e.mu.Lock()
+	ok := a != nil && a.Password == e.accept
+	e.mu.Unlock()
+	if !ok {
+		e.mu.Lock()
+		e.pullCalls++
+		e.mu.Unlock()
+		return fmt.Errorf("pull %s: %w: unauthorized: authentication required", ref, engine.ErrUnauthorized)
+	}
+	return e.fakeEngine.Pull(ctx, ref, a, progress)
+}
+
+// TestEnsureRenewsRejectedToken: a password_command's token that the
+// registry rejects, at login or at pull, is replaced by a fresh one once;
+// a source that gives the same password again is not tried twice.
+func TestEnsureRenewsRejectedToken(t *testing.T) {
+	dir := t.TempDir()
+	counter := filepath.Join(dir, "n")
+	token := filepath.Join(dir, "token")
+	body := "#!/bin/sh\nn=$(cat '" + counter + "' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '" + counter + "'; echo \"token-$n\"\n"
+	if err := os.WriteFile(token, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name           string
+		engine         *rotatingEngine
+		command        []string
+		want           Status
+		logins, pulls  int
+		wantErrText    string
+		wantSourceText string
+	}{
+		{name: "expired at login", engine: &rotatingEngine{fakeEngine: fakeEngine{verifies: true}, accept: "token-2"},
+			command: []string{token}, want: Pulled, logins: 2, pulls: 1},
+		{name: "expired between login and pull", engine: &rotatingEngine{fakeEngine: fakeEngine{verifies: true}, accept: "token-1", next: "token-2"},
+			command: []string{token}, want: Pulled, logins: 2, pulls: 2},
+		{name: "still rejected after renewal", engine: &rotatingEngine{accept: "token-9"},
+			command: []string{token}, want: Failed, logins: 2, wantErrText: `login to harbor.example:8443 as "AWS" (credentials from password_command ` + token},
+		{name: "same token again", engine: &rotatingEngine{accept: "other"},
+			command: []string{"echo", "static"}, want: Failed, logins: 1, wantErrText: "(asked again, password_command echo gave the same password)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(counter)
+			cfg := &config.Config{Registries: []config.Registry{{Host: target.Registry, Username: "AWS", PasswordCommand: tt.command}}}
+			p := &Puller{
+				Engine:      tt.engine,
+				Credentials: &credentials.Resolver{Config: cfg, DockerConfigDir: dir},
+				Log:         zap.NewNop(),
+				Backoff:     fastBackoff,
+			}
+			r := p.Ensure(context.Background(), target, Options{})
+			if r.Status != tt.want {
+				t.Fatalf("status = %s (err %v), want %s", r.Status, r.Err, tt.want)
+			}
+			if tt.want == Failed && (!errors.Is(r.Err, engine.ErrUnauthorized) || !strings.Contains(r.Err.Error(), tt.wantErrText)) {
+				t.Errorf("error %v, want a rejection with %q", r.Err, tt.wantErrText)
+			}
+			if tt.engine.logins != tt.logins || tt.engine.pullCalls != tt.pulls {
+				t.Errorf("logins, pulls = %d, %d; want %d, %d", tt.engine.logins, tt.engine.pullCalls, tt.logins, tt.pulls)
+			}
+		})
 	}
 }

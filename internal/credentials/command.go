@@ -1,0 +1,211 @@
+package credentials
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker-credential-helpers/client"
+	helpercreds "github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/pak"
+)
+
+// CommandTimeout bounds one run of a password_command or a credential
+// helper. The ECR helper and the AWS CLI call AWS; anything slower than this
+// is stuck.
+const CommandTimeout = 30 * time.Second
+
+// maxCommandOutput bounds what is kept of a command's standard output and
+// standard error.
+const maxCommandOutput = 64 << 10
+
+// commandEnvNames are the variables a password_command or a credential
+// helper gets from prepull's environment: what a program needs to run at
+// all, to reach the network through a proxy, and what Docker's helpers
+// document (pass: GNUPGHOME; secretservice: the session bus; gcloud:
+// GOOGLE_APPLICATION_CREDENTIALS). commandEnvPrefixes add whole families:
+// pass's PASSWORD_STORE_*, the AWS SDK's AWS_* (the ECR helper, the aws
+// CLI), the Google and Azure CLIs'. Nothing else passes: a password_env
+// secret meant for another registry must not reach a program that did not
+// ask for it.
+var (
+	commandEnvNames = []string{
+		"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
+		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+		"SSL_CERT_FILE", "SSL_CERT_DIR",
+		"GNUPGHOME", "GPG_AGENT_INFO",
+		"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR",
+		"GOOGLE_APPLICATION_CREDENTIALS",
+		"CREDENTIALS_DIRECTORY",
+	}
+	commandEnvPrefixes = []string{"PASSWORD_STORE_", "AWS_", "CLOUDSDK_", "AZURE_"}
+)
+
+// commandEnv returns the environment a password_command or a credential
+// helper runs with: the variables above, never one that a registries entry
+// names as its password_env, whatever its name.
+func commandEnv(cfg *config.Config) []string {
+	secret := map[string]bool{}
+	if cfg != nil {
+		for _, e := range cfg.Registries {
+			if e.PasswordEnv != "" {
+				secret[e.PasswordEnv] = true
+			}
+		}
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || secret[k] {
+			continue
+		}
+		if slices.Contains(commandEnvNames, k) || slices.ContainsFunc(commandEnvPrefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// runCommand runs argv without a shell, with commandEnv and stdin (nil: no
+// input), for at most timeout. It returns the standard output even on
+// failure, for callers whose protocol puts error text there; the error
+// holds the end of standard error, escaped for a terminal, and never the
+// standard output.
+func runCommand(cfg *config.Config, timeout time.Duration, argv []string, stdin io.Reader) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = commandEnv(cfg)
+	cmd.Stdin = stdin
+	stdout, stderr := &capped{max: maxCommandOutput}, &capped{max: maxCommandOutput}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// A child that keeps the pipes open after the command was killed must
+	// not hold prepull.
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	switch {
+	case ctx.Err() != nil:
+		err = fmt.Errorf("timed out after %v", timeout)
+	case err == nil && stdout.dropped:
+		err = fmt.Errorf("printed more than %d bytes", maxCommandOutput)
+	}
+	if err == nil {
+		return stdout.buf, nil
+	}
+	if msg := strings.TrimSpace(string(stderr.tail())); msg != "" {
+		err = fmt.Errorf("%w; its stderr: %s", err, pak.Display(msg))
+	}
+	return stdout.buf, err
+}
+
+// capped keeps the first max bytes written to it and the last max/4.
+type capped struct {
+	max     int
+	buf     []byte
+	last    []byte
+	dropped bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	if len(c.buf)+len(p) > c.max {
+		c.dropped = true
+	}
+	c.last = append(c.last, p...)
+	if keep := c.max / 4; len(c.last) > keep {
+		c.last = c.last[len(c.last)-keep:]
+	}
+	return len(p), nil
+}
+
+// tail returns the end of what was written, for error messages: the last
+// lines of standard error say what went wrong.
+func (c *capped) tail() []byte {
+	const show = 1024
+	if len(c.last) > show {
+		return c.last[len(c.last)-show:]
+	}
+	return c.last
+}
+
+// fromCommand runs a registries entry's password_command and returns the
+// password it prints: one line, its newline dropped.
+func fromCommand(cfg *config.Config, argv []string) (string, error) {
+	out, err := runCommand(cfg, CommandTimeout, argv, nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(out), "\n"), "\r")
+	switch {
+	case pw == "":
+		return "", fmt.Errorf("%w: it printed no password", ErrUnavailable)
+	case strings.ContainsAny(pw, "\r\n"):
+		return "", fmt.Errorf("%w: it printed more than one line; the password must be its only line", ErrUnavailable)
+	}
+	return pw, nil
+}
+
+// helperProgram runs a Docker credential helper for Docker's own helper
+// client, with commandEnv and a timeout instead of prepull's whole
+// environment.
+type helperProgram struct {
+	cfg   *config.Config
+	argv  []string
+	stdin io.Reader
+}
+
+func (p *helperProgram) Input(in io.Reader) { p.stdin = in }
+
+func (p *helperProgram) Output() ([]byte, error) {
+	return runCommand(p.cfg, CommandTimeout, p.argv, p.stdin)
+}
+
+// tokenUsername is the user name a helper answers for an identity token.
+const tokenUsername = "<token>"
+
+// errNoLogin says that a helper holds no login for the host.
+var errNoLogin = errors.New("no login stored")
+
+// fromHelper asks the credential helper docker-credential-<name> for the
+// login of serverAddress, the way the docker CLI does.
+func fromHelper(cfg *config.Config, name, serverAddress string) (Credential, error) {
+	program := "docker-credential-" + name
+	if _, err := exec.LookPath(program); err != nil {
+		return Credential{}, fmt.Errorf("%s is not installed (not found in PATH)", program)
+	}
+	run := func(args ...string) client.Program {
+		return &helperProgram{cfg: cfg, argv: append([]string{program}, args...)}
+	}
+	got, err := client.Get(run, serverAddress)
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case helpercreds.IsErrCredentialsNotFound(err):
+		return Credential{}, errNoLogin
+	case errors.As(err, &syntax), errors.As(err, &typ):
+		return Credential{}, fmt.Errorf("%s answered something other than a login (JSON with Username and Secret): %v", program, err)
+	case err != nil:
+		// The helper protocol puts error text on standard output, which
+		// the client quotes: escape it all.
+		return Credential{}, errors.New(pak.Display(err.Error()))
+	case got.Username == "" && got.Secret == "":
+		// Older helpers (pass 0.6) answer an empty login for an unknown host.
+		return Credential{}, errNoLogin
+	case got.Secret == "":
+		return Credential{}, fmt.Errorf("%s answered user %s without a secret", program, pak.Display(got.Username))
+	case got.Username == tokenUsername:
+		return Credential{IdentityToken: got.Secret}, nil
+	}
+	return Credential{Username: got.Username, Password: got.Secret}, nil
+}
