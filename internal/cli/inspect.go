@@ -57,6 +57,9 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 			fmt.Fprintf(g.stderr, "prepull: %s\n", err)
 		} else {
 			r.Target = &t
+			for _, w := range t.Warnings {
+				fmt.Fprintf(g.stderr, "prepull: warning: %s: %s\n", pak.Display(arg), w)
+			}
 		}
 		worst = max(worst, r.ExitCode)
 		results = append(results, r)

@@ -57,7 +57,8 @@ const (
 // blank lines and lines starting with # are skipped; a line splits on its
 // first "=". Keys are case-sensitive and unknown keys are ignored, but each
 // known key may appear only once. REPOSITORY and DIGEST are required, REGISTRY
-// and KINDKEY are optional. Every error wraps ErrInvalid.
+// and KINDKEY are optional; REGISTRY is a registry host or, as SDK 0.x
+// writes for Docker Hub, a Docker Hub namespace. Every error wraps ErrInvalid.
 func ParseConf(data []byte) (Conf, error) {
 	var c Conf
 	if len(data) > MaxConfSize {
@@ -125,7 +126,7 @@ func ParseConf(data []byte) (Conf, error) {
 		}
 	}
 	if c.Registry != "" {
-		if err := ValidateRegistry(c.Registry); err != nil {
+		if err := validatePakRegistry(c.Registry); err != nil {
 			return Conf{}, invalidf("REGISTRY %w", err)
 		}
 	}

@@ -102,9 +102,14 @@ type Image struct {
 }
 
 // Target is an Image with its registry settled and its full reference built.
+// For a pack whose REGISTRY is a Docker Hub namespace (SDK 0.x: REGISTRY=user,
+// REPOSITORY=/repo), Registry is DockerHub and Repository user/repo, while
+// the embedded Image keeps the lines as written.
 type Target struct {
 	Image
-	Registry       string `json:"registry"`        // the registry actually used
-	RegistrySource string `json:"registry_source"` // "pak" or "default"
-	Reference      string `json:"reference"`       // registry/repository@digest
+	Registry       string   `json:"registry"`           // the registry the engine pulls from and whose login is used
+	RegistrySource string   `json:"registry_source"`    // "pak" or "default"
+	Repository     string   `json:"repository"`         // the repository on that registry
+	Reference      string   `json:"reference"`          // REGISTRY + REPOSITORY + "@" + DIGEST, as the proxy builds it
+	Warnings       []string `json:"warnings,omitempty"` // what the pack most likely gets wrong, e.g. the SDK 1.x localhost mangling
 }

@@ -11,16 +11,24 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// Resolve settles the registry and builds the full image reference
-// registry/repository@digest.
+// Resolve settles the registry and builds the full image reference, exactly
+// as the proxy does: REGISTRY + REPOSITORY + "@" + DIGEST.
 //
 // The pack's REGISTRY is used when present (RegistrySource "pak"), otherwise
 // defaultRegistry (RegistrySource "default"). When both are empty the error
 // wraps ErrNoRegistry and ErrInvalid and names the .conf. A malformed
 // defaultRegistry gives a plain error that does not wrap ErrInvalid, since the
 // configuration, not the pack, is at fault; ValidateRegistry checks it early.
+//
+// A REGISTRY without a dot or a port that is not localhost is a Docker Hub
+// namespace, as SDK 0.x writes for a Docker Hub repository user/repo
+// (REGISTRY=user, REPOSITORY=/repo): the reference is then user/repo@DIGEST,
+// Registry is DockerHub (whose login applies) and Repository user/repo.
+//
 // The result is checked with github.com/distribution/reference: a host, a
-// lower-case path and a sha256 digest, nothing else.
+// lower-case path and a sha256 digest, nothing else. Target.Warnings says
+// what the pack gets wrong without being unreadable: the SDK 1.x localhost
+// mangling.
 func (img Image) Resolve(defaultRegistry string) (Target, error) {
 	members := img.confMembers()
 	registry, source := img.Registry, "pak"
@@ -32,7 +40,7 @@ func (img Image) Resolve(defaultRegistry string) (Target, error) {
 		if err := ValidateRegistry(registry); err != nil {
 			return Target{}, fmt.Errorf("default_registry %w", err)
 		}
-	} else if err := ValidateRegistry(registry); err != nil {
+	} else if err := validatePakRegistry(registry); err != nil {
 		return Target{}, invalid(img.File, members, "REGISTRY %w", err)
 	}
 	if err := checkRepository(img.Repository); err != nil {
@@ -42,11 +50,55 @@ func (img Image) Resolve(defaultRegistry string) (Target, error) {
 		return Target{}, invalid(img.File, members, "DIGEST %w", err)
 	}
 
-	ref := registry + "/" + img.Repository + "@" + img.Digest
-	if err := checkReference(ref, registry, img.Repository, img.Digest); err != nil {
-		return Target{}, invalid(img.File, members, "image reference %s: %w", quote(ref), err)
+	t := Target{Image: img, Registry: registry, RegistrySource: source, Repository: img.Repository}
+	if IsNamespace(registry) {
+		t.Registry, t.Repository = DockerHub, registry+"/"+img.Repository
 	}
-	return Target{Image: img, Registry: registry, RegistrySource: source, Reference: ref}, nil
+	t.Reference = registry + "/" + img.Repository + "@" + img.Digest
+	if err := checkReference(t.Reference, t.Registry, t.Repository, img.Digest); err != nil {
+		return Target{}, invalid(img.File, members, "image reference %s: %w", quote(t.Reference), err)
+	}
+	if w := mangledLocalhost(registry, img.Repository); w != "" {
+		t.Warnings = append(t.Warnings, w)
+	}
+	return t, nil
+}
+
+// IsNamespace reports whether a pack's REGISTRY is a Docker Hub namespace
+// rather than a registry host: no dot, no port, not localhost, and shaped
+// like a repository path component. Docker reads such a first component as
+// a path on Docker Hub, and so does the proxy, which concatenates REGISTRY
+// and REPOSITORY. SDK 0.x writes one for every Docker Hub repository.
+func IsNamespace(registry string) bool {
+	return registry != "" && !strings.ContainsAny(registry, ".:/") && registry != "localhost" &&
+		checkRepository(registry) == nil
+}
+
+// validatePakRegistry checks a pack's REGISTRY: a registry host, or a Docker
+// Hub namespace.
+func validatePakRegistry(registry string) error {
+	if IsNamespace(registry) {
+		return nil
+	}
+	if registry != "" && !strings.ContainsAny(registry, ".:/") && registry != "localhost" && !hasSpaceOrControl(registry) {
+		return fmt.Errorf("%s is neither a registry host (it needs a dot or a port, or must be localhost) nor a Docker Hub namespace (lower-case letters, digits and separators)", quote(registry))
+	}
+	return ValidateRegistry(registry)
+}
+
+// mangledLocalhost returns a warning when REGISTRY and REPOSITORY look like
+// SDK 1.x's mangling of a registry given as HOST:PORT/path with a host name
+// without a dot (localhost:5000/team/app): it takes HOST for a Docker Hub
+// repository and ":PORT/path" for a tag, and writes
+// REGISTRY=registry.hub.docker.com, REPOSITORY=/HOST. Empty otherwise.
+func mangledLocalhost(registry, repository string) string {
+	if !strings.EqualFold(registry, "registry.hub.docker.com") || strings.Contains(repository, "/") {
+		return ""
+	}
+	return fmt.Sprintf("REGISTRY=%s with the one-component REPOSITORY=/%s is what Integration SDK 1.x writes when the registry was written as %s:PORT/...: "+
+		"it takes %s for a Docker Hub repository and cuts \":PORT/...\" off as a tag, so the pak names the Docker Hub image %s/%s, surely not the adapter's. "+
+		"Rebuild the pak with the registry written as 127.0.0.1:PORT/... or with a host name that has a dot (mp-build -r, or container_repository in the project's config.json)",
+		registry, repository, repository, repository, registry, repository)
 }
 
 // confMembers returns the member names leading to the image's .conf, for
@@ -67,6 +119,8 @@ func (img Image) confMembers() []string {
 
 // checkReference parses the full reference and checks that it says exactly
 // registry, repository and digest, with no tag and no normalisation surprise.
+// registry is the host the engine will contact (DockerHub for a namespace)
+// and repository the path on it.
 func checkReference(ref, registry, repository, dgst string) error {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
@@ -90,7 +144,9 @@ func checkReference(ref, registry, repository, dgst string) error {
 }
 
 // sameDomain tells whether the domain that reference parsing found is the
-// registry as written; Docker Hub's legacy name becomes docker.io.
+// registry as written: github.com/distribution/reference turns Docker Hub's
+// legacy name index.docker.io into docker.io and keeps every other host.
+// Which hosts mean the same registry is CanonicalRegistry's business.
 func sameDomain(parsed, registry string) bool {
 	return parsed == registry || (registry == "index.docker.io" && parsed == "docker.io")
 }

@@ -141,3 +141,60 @@ func TestResolveFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveDockerHub covers how each SDK release writes a Docker Hub
+// repository, and the SDK 1.x localhost mangling: the reference is always
+// REGISTRY + REPOSITORY as the proxy concatenates them, Registry the host
+// whose login applies.
+func TestResolveDockerHub(t *testing.T) {
+	img := func(registry, repository string) pak.Image {
+		return pak.Image{File: "x.pak", Format: pak.FormatPak, AdapterKind: "MyAdapter",
+			ConfPath: "adapter.zip/MyAdapter.conf", Registry: registry, Repository: repository, Digest: digest}
+	}
+	tests := []struct {
+		name               string
+		img                pak.Image
+		ref, registry, rep string
+		warn               string
+	}{
+		{"0.x namespace", img("user", "repo"), "user/repo@" + digest, "docker.io", "user/repo", ""},
+		{"0.x namespace with separators", img("my-team.x", "repo"), "my-team.x/repo@" + digest, "my-team.x", "repo", ""}, // a dot: a host
+		{"0.x namespace, deeper", img("team2", "a/b"), "team2/a/b@" + digest, "docker.io", "team2/a/b", ""},
+		{"0.x library", img("library", "alpine"), "library/alpine@" + digest, "docker.io", "library/alpine", ""},
+		{"1.x Docker Hub", img("registry.hub.docker.com", "user/repo"), "registry.hub.docker.com/user/repo@" + digest, "registry.hub.docker.com", "user/repo", ""},
+		{"1.x localhost mangling", img("registry.hub.docker.com", "localhost"), "registry.hub.docker.com/localhost@" + digest, "registry.hub.docker.com", "localhost",
+			"written as localhost:PORT/..."},
+		{"1.x mangling of a dotless host", img("registry.hub.docker.com", "buildhost"), "registry.hub.docker.com/buildhost@" + digest, "registry.hub.docker.com", "buildhost",
+			"127.0.0.1:PORT/..."},
+		{"docker.io one component: no warning", img("docker.io", "alpine"), "docker.io/alpine@" + digest, "docker.io", "alpine", ""},
+		{"localhost is a host", img("localhost", "repo"), "localhost/repo@" + digest, "localhost", "repo", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.img.Resolve("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Reference != tt.ref || got.Registry != tt.registry || got.Repository != tt.rep || got.RegistrySource != "pak" {
+				t.Errorf("Resolve = %q, registry %q, repository %q, want %q, %q, %q", got.Reference, got.Registry, got.Repository, tt.ref, tt.registry, tt.rep)
+			}
+			if got.Image != tt.img {
+				t.Errorf("Resolve changed the image as written: %+v", got.Image)
+			}
+			switch {
+			case tt.warn == "" && len(got.Warnings) > 0:
+				t.Errorf("unexpected warnings %q", got.Warnings)
+			case tt.warn != "" && (len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], tt.warn) || !strings.Contains(got.Warnings[0], "Rebuild")):
+				t.Errorf("warnings %q, want one saying %q and what to rebuild", got.Warnings, tt.warn)
+			}
+			// The engine lists the pulled image under the same name.
+			named, err := reference.ParseNormalizedNamed(got.Reference)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !pak.SameRegistry(reference.Domain(named), got.Registry) || reference.Path(named) != got.Repository && reference.Path(named) != "library/"+got.Repository {
+				t.Errorf("reference %q parses as %s/%s, not registry %q repository %q", got.Reference, reference.Domain(named), reference.Path(named), got.Registry, got.Repository)
+			}
+		})
+	}
+}

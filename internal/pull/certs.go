@@ -12,14 +12,18 @@ import (
 	"strings"
 
 	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/pak"
 )
 
 // This file puts a registry's private CA where Docker Engine reads it, and
 // explains an untrusted certificate. Docker Engine reads
 // <certs.d>/<host[:port]>/*.crt as the CAs of a registry on every new
-// connection, so an installed CA takes effect without a restart. The folder
-// name is the registry host exactly as the image reference carries it, port
-// included.
+// connection, so an installed CA takes effect without a restart. It names
+// the folder after the host exactly as the image reference spells it, port
+// included, with docker.io for Docker Hub (its containerd image store reads
+// certs.d/docker.io; the classic store trusts the system's CAs for Docker
+// Hub). prepull installs a CA under the configured registry's canonical
+// name only (pak.CanonicalRegistry), never under a spelling a pak chose.
 
 // DefaultCertsDir is where Docker Engine (running as root) reads registry CAs.
 const DefaultCertsDir = "/etc/docker/certs.d"
@@ -118,19 +122,27 @@ func installCA(certsDir, host, caFile string) (path string, changed bool, err er
 
 // explainCertificate turns an engine error about the registry's TLS
 // certificate into one that says how to fix it. installed is the CA file
-// prepull installed for host, empty when it installed none; certsDir is
-// where prepull installs CAs, empty when it installs none.
-func explainCertificate(err error, host, certsDir, installed string) error {
+// prepull installed for t's registry, empty when it installed none; certsDir
+// is where prepull installs CAs, empty when it installs none.
+func explainCertificate(err error, t pak.Target, certsDir, installed string) error {
 	what := "a certificate Docker Engine does not accept"
 	if strings.Contains(strings.ToLower(err.Error()), "unknown authority") {
 		what = "a certificate signed by an unknown authority"
 	}
+	host := engineHost(t)
 	var fix string
 	switch {
+	case installed != "" && installed != CAPath(certsDir, host):
+		fix = fmt.Sprintf("Docker Engine reads the CA for %s from %s, not from %s where prepull installed it under the configured registry's canonical name: rebuild the pak with REGISTRY=%s, or place the CA there yourself",
+			host, CAPath(certsDir, host), installed, pak.CanonicalRegistry(t.Registry))
 	case installed != "":
 		fix = fmt.Sprintf("the CA installed from ca_file as %s does not verify it: check that ca_file holds the CA that signed the registry's certificate, and that the certificate names %s", installed, hostOnly(host))
 	case certsDir != "":
-		fix = fmt.Sprintf("set ca_file for it in the registries list (prepull installs it as %s), or place the CA there yourself", CAPath(certsDir, host))
+		fix = fmt.Sprintf("set ca_file for it in the registries list (prepull installs it as %s), or place the CA there yourself", CAPath(certsDir, pak.CanonicalRegistry(host)))
+		if pak.CanonicalRegistry(host) != host {
+			fix = fmt.Sprintf("place the CA as %s, where Docker Engine reads it for the registry as the pak spells it (prepull installs a ca_file only as %s: rebuild the pak with REGISTRY=%s to use it)",
+				CAPath(certsDir, host), CAPath(certsDir, pak.CanonicalRegistry(host)), pak.CanonicalRegistry(host))
+		}
 	default:
 		fix = fmt.Sprintf("place the CA that signed it as %s, where Docker Engine reads it", CAPath(DefaultCertsDir, host))
 	}

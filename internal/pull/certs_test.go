@@ -13,15 +13,18 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
 	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pak"
 )
 
 // testCA returns a new self-signed CA certificate as PEM.
@@ -178,7 +181,8 @@ func TestExplainCertificate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := explainCertificate(raw, "harbor.example.com:8443", tt.certsDir, tt.installed)
+			tgt := pak.Target{Registry: "harbor.example.com:8443", Reference: "harbor.example.com:8443/proj/adapter@" + digest}
+			err := explainCertificate(raw, tgt, tt.certsDir, tt.installed)
 			if !errors.Is(err, engine.ErrCertificate) {
 				t.Errorf("%v does not wrap engine.ErrCertificate", err)
 			}
@@ -246,6 +250,90 @@ func TestEnsureInstallsCABeforeLogin(t *testing.T) {
 				if (err == nil) != tt.wantCA {
 					t.Errorf("ca.crt installed = %v, want %v", err == nil, tt.wantCA)
 				}
+			}
+		})
+	}
+}
+
+// TestExplainCertificateSpelling: when the pak spells the registry otherwise
+// than its canonical form, the fix names the folder Docker Engine reads.
+func TestExplainCertificateSpelling(t *testing.T) {
+	raw := fmt.Errorf("pull: %w: x509: certificate signed by unknown authority", engine.ErrCertificate)
+	tgt := pak.Target{Registry: "LOCALHOST:5088", Reference: "LOCALHOST:5088/proj/adapter@" + digest}
+	for _, tt := range []struct{ name, installed, want string }{
+		{"installed under the canonical name", "/etc/docker/certs.d/localhost:5088/ca.crt",
+			"Docker Engine reads the CA for LOCALHOST:5088 from /etc/docker/certs.d/LOCALHOST:5088/ca.crt, not from /etc/docker/certs.d/localhost:5088/ca.crt"},
+		{"none installed", "", "place the CA as /etc/docker/certs.d/LOCALHOST:5088/ca.crt, where Docker Engine reads it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := explainCertificate(raw, tgt, "/etc/docker/certs.d", tt.installed)
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "REGISTRY=localhost:5088") {
+				t.Errorf("error\n\t%v\nshould contain\n\t%s\nand the REGISTRY to rebuild with", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestEnsureInstallsCAUnderCanonicalHost: a CA is installed under the
+// configured entry's host in canonical form, the folder Docker Engine reads,
+// whatever spelling the pak chose (issue 11.5); a pak spelling that the
+// engine looks up under another folder gets a warning naming both.
+func TestEnsureInstallsCAUnderCanonicalHost(t *testing.T) {
+	tests := []struct {
+		name, entryHost, folder string
+		paks                    map[string]string // REGISTRY -> reference repository part
+		warnFor                 []string          // REGISTRY spellings the engine reads elsewhere
+	}{
+		{"localhost in any case", "localhost:5088", "localhost:5088",
+			map[string]string{"localhost:5088": "proj/a", "LOCALHOST:5088": "proj/a", "LocalHost:5088": "proj/a"},
+			[]string{"LOCALHOST:5088", "LocalHost:5088"}},
+		{"entry written in upper case", "Harbor.Example:8443", "harbor.example:8443",
+			map[string]string{"harbor.example:8443": "proj/a"}, nil},
+		{"Docker Hub under every name", "registry.hub.docker.com", "docker.io",
+			map[string]string{"docker.io": "user/a", "index.docker.io": "user/a", "user": "a", "registry.hub.docker.com": "user/a", "registry-1.docker.io": "user/a"},
+			[]string{"registry.hub.docker.com", "registry-1.docker.io"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			certsDir := filepath.Join(t.TempDir(), "certs.d")
+			entry := config.Registry{Host: tt.entryHost, CAFile: writeFile(t, t.TempDir(), "ca.pem", testCA(t))}
+			for registry, repo := range tt.paks {
+				img := pak.Image{File: "x.pak", Format: pak.FormatConf, AdapterKind: "A", ConfPath: "A.conf", Registry: registry, Repository: repo, Digest: digest}
+				tgt, err := img.Resolve("")
+				if err != nil {
+					t.Fatal(err)
+				}
+				core, logs := observer.New(zap.WarnLevel)
+				p := &Puller{
+					Engine:      &fakeEngine{verifies: true},
+					Credentials: &credentials.Resolver{Config: &config.Config{Registries: []config.Registry{entry}}, DockerConfigDir: t.TempDir()},
+					Log:         zap.New(core),
+					Backoff:     fastBackoff,
+					CertsDir:    certsDir,
+				}
+				if r := p.Ensure(context.Background(), tgt, Options{}); r.Status != Pulled {
+					t.Fatalf("REGISTRY=%s: status %s, err %v", registry, r.Status, r.Err)
+				}
+				warned := false
+				for _, e := range logs.All() {
+					if strings.Contains(e.Message, "Docker Engine reads the CA for it from "+filepath.Join(certsDir, registry)) {
+						warned = true
+					}
+				}
+				if want := slices.Contains(tt.warnFor, registry); warned != want {
+					t.Errorf("REGISTRY=%s: warned about the engine's folder = %v, want %v (logs %v)", registry, warned, want, logs.All())
+				}
+			}
+			entries, err := os.ReadDir(certsDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].Name() != tt.folder {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Fatalf("certs.d holds %q, want only %q", names, tt.folder)
 			}
 		})
 	}

@@ -175,6 +175,9 @@ func ranOutOfTime(ctx context.Context, err error) bool {
 
 func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result) (Status, error) {
 	log := p.Log.With(zap.String("pak", t.File), zap.String("reference", t.Reference))
+	for _, w := range t.Warnings {
+		log.Warn(w)
+	}
 
 	present, err := p.present(ctx, t.Reference, o)
 	if err != nil {
@@ -185,7 +188,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		return Present, nil
 	}
 
-	installedCA, err := p.ensureCA(log, t.Registry)
+	installedCA, err := p.ensureCA(log, t)
 	if err != nil {
 		return Failed, err
 	}
@@ -198,9 +201,13 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 	explain := func(err error) error {
 		switch {
 		case errors.Is(err, engine.ErrCertificate):
-			return explainCertificate(err, t.Registry, p.CertsDir, installedCA)
+			err = explainCertificate(err, t, p.CertsDir, installedCA)
 		case errors.Is(err, engine.ErrUnauthorized) && cred.Anonymous():
-			return noLogin(err, t.Registry, o.LoginHint)
+			err = noLogin(err, t.Registry, o.LoginHint)
+		}
+		for _, w := range t.Warnings {
+			// The pak most likely names the wrong image: say so with the error.
+			err = fmt.Errorf("%w; note: %s", err, w)
 		}
 		return err
 	}
@@ -317,33 +324,53 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 	return Pulled, nil
 }
 
-// ensureCA installs the ca_file of host's registries entry, if any, under
-// CertsDir, and returns the installed file's path; empty when there is no
-// ca_file or the Puller installs no CAs.
-func (p *Puller) ensureCA(log *zap.Logger, host string) (string, error) {
+// ensureCA installs the ca_file of the registries entry for t's registry,
+// if any, under CertsDir, and returns the installed file's path; empty when
+// there is no ca_file or the Puller installs no CAs. The folder is the
+// entry's host in canonical form (pak.CanonicalRegistry), never a spelling
+// the pak chose; when Docker Engine will look the CA up under another name
+// for this pak's reference, a warning says so.
+func (p *Puller) ensureCA(log *zap.Logger, t pak.Target) (string, error) {
 	if p.Credentials == nil || p.Credentials.Config == nil {
 		return "", nil
 	}
-	entry, ok := p.Credentials.Config.Lookup(host)
+	entry, ok := p.Credentials.Config.Lookup(t.Registry)
 	if !ok || entry.CAFile == "" {
 		return "", nil
 	}
 	if p.CertsDir == "" {
 		log.Warn("ca_file is set but this command does not install CAs; Docker Engine reads the CA from its certs.d folder",
-			zap.String("registry", host), zap.String("ca_file", entry.CAFile))
+			zap.String("registry", entry.Host), zap.String("ca_file", entry.CAFile))
 		return "", nil
 	}
-	path, changed, err := installCA(p.CertsDir, host, entry.CAFile)
+	folder := pak.CanonicalRegistry(entry.Host)
+	path, changed, err := installCA(p.CertsDir, folder, entry.CAFile)
 	if err != nil {
 		return "", err
 	}
 	if changed {
 		log.Info("installed the registry's CA where Docker Engine reads it",
-			zap.String("registry", host), zap.String("ca_file", entry.CAFile), zap.String("path", path))
+			zap.String("registry", entry.Host), zap.String("ca_file", entry.CAFile), zap.String("path", path))
 	} else {
-		log.Debug("registry CA already installed", zap.String("registry", host), zap.String("path", path))
+		log.Debug("registry CA already installed", zap.String("registry", entry.Host), zap.String("path", path))
+	}
+	if host := engineHost(t); host != folder {
+		log.Warn(fmt.Sprintf("the pak spells the registry %s and Docker Engine reads the CA for it from %s; prepull installs the CA only under the configured registry's canonical name, as %s: "+
+			"rebuild the pak with REGISTRY=%s, or place the CA there yourself", host, CAPath(p.CertsDir, host), path, folder),
+			zap.String("registry", entry.Host))
 	}
 	return path, nil
+}
+
+// engineHost returns the registry host Docker Engine contacts for t's
+// reference, spelled as the engine names its certs.d folder: the host as the
+// reference writes it, docker.io for Docker Hub's own names (a namespace,
+// docker.io, index.docker.io).
+func engineHost(t pak.Target) string {
+	if named, err := reference.ParseNormalizedNamed(t.Reference); err == nil {
+		return reference.Domain(named)
+	}
+	return t.Registry
 }
 
 // retry runs fn with the Puller's backoff while its errors are transient.
