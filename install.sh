@@ -4,10 +4,14 @@
 # systemd runs, systemctl: nothing else, so it works on Photon OS as on
 # Debian. Safe to run again: it changes only what differs.
 set -eu
+# Our own umask, whatever the caller's: folders this creates as a side
+# effect (DESTDIR/etc, /usr/local/bin, /etc/docker, ...) are never writable by
+# others, and every file gets an explicit mode anyway.
+umask 022
 
 usage() {
 	cat <<'EOF'
-Usage: install.sh [--binary PATH] [--no-start]
+Usage: install.sh [--binary PATH] [--no-start] [--network-logins | --no-network-logins]
        install.sh --uninstall [--purge]
 
 Installs prepull as a systemd service on this Cloud Proxy:
@@ -19,12 +23,21 @@ Installs prepull as a systemd service on this Cloud Proxy:
                                           and the new example is written beside
                                           it as config.yaml.example
   /var/lib/prepull/inbox/                 the drop folder (mode 0700, root)
+  /etc/systemd/system/prepull.service.d/network-logins.conf
+                                          only with --network-logins
 Then, when systemd runs: systemctl daemon-reload and enable --now prepull
 (a running agent is restarted onto the new binary).
 
 Options:
   --binary PATH   install this prepull binary instead of building one
   --no-start      install, but do not enable or start the service
+  --network-logins
+                  let the service reach the network, for a credential
+                  helper or password_command that fetches a token over it
+                  (AWS ECR) or a TCP docker_host; the unit has no network
+                  otherwise. Kept by later runs without the option.
+  --no-network-logins
+                  remove that again
   --uninstall     stop and disable the service, remove the binary and the
                   unit; keep the configuration and the state
   --purge         with --uninstall: also remove /etc/prepull and
@@ -49,6 +62,7 @@ say() {
 
 binary=""
 start=1
+network=""
 uninstall=0
 purge=0
 while [ $# -gt 0 ]; do
@@ -63,6 +77,8 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	--no-start) start=0; shift ;;
+	--network-logins) network=1; shift ;;
+	--no-network-logins) network=0; shift ;;
 	--uninstall) uninstall=1; shift ;;
 	--purge) purge=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -76,11 +92,15 @@ done
 if [ "$purge" = 1 ] && [ "$uninstall" = 0 ]; then
 	die "--purge goes with --uninstall"
 fi
+if [ -n "$network" ] && [ "$uninstall" = 1 ]; then
+	die "--network-logins and --no-network-logins go with an install, not --uninstall"
+fi
 
 src="$(cd "$(dirname "$0")" && pwd)"
 DESTDIR="${DESTDIR:-}"
 bindir="$DESTDIR/usr/local/bin"
 unitdir="$DESTDIR/etc/systemd/system"
+dropin="$unitdir/prepull.service.d/network-logins.conf"
 confdir="$DESTDIR/etc/prepull"
 statedir="$DESTDIR/var/lib/prepull"
 certsdir="$DESTDIR/etc/docker/certs.d"
@@ -127,12 +147,13 @@ if [ "$uninstall" = 1 ]; then
 	if use_systemctl; then
 		systemctl disable --now prepull.service 2>/dev/null || true
 	fi
-	for f in "$bindir/prepull" "$unitdir/prepull.service"; do
+	for f in "$bindir/prepull" "$unitdir/prepull.service" "$dropin"; do
 		if [ -e "$f" ]; then
 			rm -f "$f"
 			say "removed $f"
 		fi
 	done
+	rmdir "${dropin%/*}" 2>/dev/null || true
 	if use_systemctl; then
 		systemctl daemon-reload
 	fi
@@ -177,6 +198,20 @@ make_dir 0755 "$unitdir"
 install_file 0755 "$binary" "$bindir/prepull"
 install_file 0644 "$src/systemd/prepull.service" "$unitdir/prepull.service"
 
+# The network drop-in: installed with --network-logins, removed with
+# --no-network-logins, and otherwise kept (and updated) when it is there.
+if [ "$network" = 0 ]; then
+	if [ -e "$dropin" ]; then
+		rm -f "$dropin"
+		rmdir "${dropin%/*}" 2>/dev/null || true
+		say "removed $dropin: the service has no network again"
+	fi
+elif [ "$network" = 1 ] || [ -e "$dropin" ]; then
+	make_dir 0755 "${dropin%/*}"
+	install_file 0644 "$src/systemd/network-logins.conf" "$dropin"
+	[ "$network" = 1 ] || say "kept $dropin (--no-network-logins removes it)"
+fi
+
 # The configuration folder holds password files: only root may look in.
 make_dir 0700 "$confdir"
 if [ ! -e "$confdir/config.yaml" ]; then
@@ -188,6 +223,25 @@ else
 	install_file 0600 "$src/configs/prepull.yaml" "$confdir/config.yaml.example"
 	say "kept your $confdir/config.yaml"
 fi
+
+# Secrets must be root's alone. The folder is 0700, but a file that is
+# readable by others is one chmod or one copy away from being read, so say so.
+warn_exposed() {
+	[ -f "$1" ] || return 0
+	mode="$(stat -c %a "$1")"
+	if [ $((0$mode & 077)) -ne 0 ]; then
+		printf 'install.sh: warning: %s is readable by group or others (mode %s): chmod 600 %s\n' "$1" "$mode" "$1" >&2
+	fi
+}
+warn_exposed "$confdir/config.yaml"
+# The password files config.yaml names (password_file: PATH, one a line).
+sed -n 's/^[[:space:]-]*password_file:[[:space:]]*//p' "$confdir/config.yaml" |
+	sed 's/[[:space:]]#.*$//; s/[[:space:]]*$//; s/^"\(.*\)"$/\1/; s/^'"'"'\(.*\)'"'"'$/\1/' |
+	while IFS= read -r f; do
+		case "$f" in
+		/*) warn_exposed "$DESTDIR$f" ;;
+		esac
+	done
 
 # The drop folder: anyone who can write to it can make the agent pull with
 # its credentials, so it is root's alone (the agent refuses anything looser).

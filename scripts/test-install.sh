@@ -2,8 +2,9 @@
 # test-install.sh: tests install.sh into a DESTDIR: the files and their
 # modes, an edited configuration kept, a second run changing nothing,
 # --uninstall keeping configuration and state, --purge removing them, --help,
-# and that systemctl is never called under DESTDIR. The installed unit is
-# checked with systemd-analyze verify.
+# its own umask, warnings about secrets readable by others, the network
+# drop-in, and that systemctl is never called under DESTDIR. The installed
+# unit is checked with systemd-analyze verify.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -42,8 +43,12 @@ rc=0
 ./install.sh --bogus >/dev/null 2>&1 || rc=$?
 [[ "$rc" == 2 ]] || fail "an unknown option exits $rc, want 2"
 
-echo "--- install with --binary"
-DESTDIR="$dest" ./install.sh --binary "$work/prepull"
+echo "--- install with --binary, under umask 000"
+(umask 000 && DESTDIR="$dest" ./install.sh --binary "$work/prepull")
+for d in "" etc etc/systemd etc/systemd/system etc/docker etc/docker/certs.d usr usr/local usr/local/bin var var/lib; do
+  want_mode "$dest/$d" 755
+done
+[[ ! -e "$dest/etc/systemd/system/prepull.service.d" ]] || fail "the network drop-in was installed without --network-logins"
 want_mode "$dest/usr/local/bin/prepull" 755
 want_mode "$dest/etc/systemd/system/prepull.service" 644
 want_mode "$dest/etc/prepull" 700
@@ -73,6 +78,38 @@ DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null
 [[ "$(sha256sum <"$dest/etc/prepull/config.yaml")" == "$edited" ]] || fail "install.sh overwrote the edited config.yaml"
 cmp -s configs/prepull.yaml "$dest/etc/prepull/config.yaml.example" || fail "the new example is not beside the edited configuration"
 
+echo "--- secrets readable by others are warned about"
+printf 'registries:\n  - host: a.example\n    username: u\n    password_file: "/etc/prepull/a.password" # quoted\n  - host: b.example\n    username: u\n    password_file: /etc/prepull/b.password\n' >"$dest/etc/prepull/config.yaml"
+printf 'secret\n' >"$dest/etc/prepull/a.password"
+printf 'secret\n' >"$dest/etc/prepull/b.password"
+chmod 644 "$dest/etc/prepull/config.yaml" "$dest/etc/prepull/a.password"
+chmod 600 "$dest/etc/prepull/b.password"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null 2>"$work/warn.err"
+grep -q "warning: $dest/etc/prepull/config.yaml is readable by group or others (mode 644)" "$work/warn.err" || fail "no warning about a config.yaml readable by others: $(cat "$work/warn.err")"
+grep -q "warning: $dest/etc/prepull/a.password is readable by group or others (mode 644): chmod 600" "$work/warn.err" || fail "no warning about a password file readable by others: $(cat "$work/warn.err")"
+! grep -q "b.password" "$work/warn.err" || fail "a warning about a private password file: $(cat "$work/warn.err")"
+want_mode "$dest/etc/prepull/config.yaml" 644 # warned about, never changed
+chmod 600 "$dest/etc/prepull/config.yaml" "$dest/etc/prepull/a.password"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null 2>"$work/warn.err"
+[[ ! -s "$work/warn.err" ]] || fail "warnings with private files: $(cat "$work/warn.err")"
+
+echo "--- --network-logins installs the drop-in; later runs keep it; --no-network-logins removes it"
+dropin="$dest/etc/systemd/system/prepull.service.d/network-logins.conf"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" --network-logins >/dev/null
+want_mode "$dest/etc/systemd/system/prepull.service.d" 755
+want_mode "$dropin" 644
+cmp -s systemd/network-logins.conf "$dropin" || fail "the drop-in differs from systemd/network-logins.conf"
+mkdir -p "$work/verify/prepull.service.d"
+cp "$work/prepull.service" "$work/verify/prepull.service"
+cp "$dropin" "$work/verify/prepull.service.d/"
+out="$(systemd-analyze verify "$work/verify/prepull.service" 2>&1)" || fail "systemd-analyze verify with the drop-in failed: $out"
+[[ -z "$out" ]] || fail "systemd-analyze verify with the drop-in: $out"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null
+[[ -e "$dropin" ]] || fail "a run without --network-logins removed the drop-in"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" --no-network-logins >/dev/null
+[[ ! -e "$dest/etc/systemd/system/prepull.service.d" ]] || fail "--no-network-logins left $(ls -R "$dest/etc/systemd/system/prepull.service.d")"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" --network-logins >/dev/null
+
 echo "--- building without --binary"
 if command -v go >/dev/null; then
   DESTDIR="$work/built" ./install.sh >/dev/null
@@ -84,6 +121,7 @@ touch "$dest/var/lib/prepull/state.json"
 DESTDIR="$dest" ./install.sh --uninstall >/dev/null
 [[ ! -e "$dest/usr/local/bin/prepull" ]] || fail "--uninstall left the binary"
 [[ ! -e "$dest/etc/systemd/system/prepull.service" ]] || fail "--uninstall left the unit"
+[[ ! -e "$dest/etc/systemd/system/prepull.service.d" ]] || fail "--uninstall left the network drop-in"
 [[ -e "$dest/etc/prepull/config.yaml" ]] || fail "--uninstall removed the configuration"
 [[ -e "$dest/var/lib/prepull/state.json" ]] || fail "--uninstall removed the state"
 DESTDIR="$dest" ./install.sh --uninstall >/dev/null || fail "a second --uninstall failed"
