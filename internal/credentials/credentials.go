@@ -195,7 +195,11 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 	}
 	ac, err := cf.GetAuthConfig(key)
 	if err != nil {
-		return Credential{}, false, fmt.Errorf("%s: credentials for %s: %w: %v", path, host, ErrUnavailable, err)
+		err = fmt.Errorf("%s: credentials for %s: %w: %v", path, host, ErrUnavailable, err)
+		if hint := networkHint(); hint != "" {
+			err = fmt.Errorf("%w; %s", err, hint)
+		}
+		return Credential{}, false, err
 	}
 	if ac.Username == "" && ac.Password == "" && ac.IdentityToken == "" {
 		return Credential{}, false, nil
