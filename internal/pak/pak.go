@@ -3,7 +3,7 @@
 // adapter runs.
 //
 // The reader touches only what it needs: the outer central directory, the
-// outer manifest.txt and the inner adapter archive up to its .conf member.
+// outer manifest.txt and the inner adapter archive, which is small.
 // It never extracts to disk and never reads content/.
 package pak
 

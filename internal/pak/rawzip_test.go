@@ -18,14 +18,24 @@ type rawEntry struct {
 	zip64      bool   // a zip64 extra field, and 64-bit descriptor sizes
 	claimSize  int64  // when not 0, the uncompressed size the header claims
 	badCRC     bool   // a wrong CRC in the header (or descriptor)
+
+	// What the central directory says, where it disagrees.
+	cdName   string // when not "", the name the central directory gives
+	cdMethod int    // when not 0, the method it gives, plus one
+	cdSize   int64  // when not 0, the uncompressed size it gives
+	hidden   bool   // no central directory record at all
+	cdTwice  bool   // two central directory records for this entry
 }
 
-// rawZip lays out entries as local headers and data only, then an empty end
-// record: enough for a sequential reader, which stops at the end record.
+// rawZip lays out entries as local headers and data, then a central
+// directory that agrees with them (but where an entry says otherwise) and
+// the end record.
 func rawZip(entries ...rawEntry) []byte {
-	var b bytes.Buffer
+	var b, dir bytes.Buffer
 	le := binary.LittleEndian
+	records := 0
 	for _, e := range entries {
+		offset := b.Len()
 		body := e.data
 		if e.method == 8 {
 			var c bytes.Buffer
@@ -93,8 +103,67 @@ func rawZip(entries ...rawEntry) []byte {
 			}
 			b.Write(d)
 		}
+		if e.hidden {
+			continue
+		}
+		name, method := e.name, e.method
+		if e.cdName != "" {
+			name = e.cdName
+		}
+		if e.cdMethod != 0 {
+			method = uint16(e.cdMethod - 1)
+		}
+		if e.cdSize != 0 {
+			usize = uint64(e.cdSize)
+		}
+		var cextra []byte
+		cc, cu := uint32(csize), uint32(usize)
+		if e.zip64 {
+			cextra = le.AppendUint16(cextra, 0x0001)
+			cextra = le.AppendUint16(cextra, 16)
+			cextra = le.AppendUint64(cextra, usize)
+			cextra = le.AppendUint64(cextra, csize)
+			cc, cu = 0xffffffff, 0xffffffff
+		}
+		c := le.AppendUint32(nil, 0x02014b50)
+		c = le.AppendUint16(c, 20)
+		c = le.AppendUint16(c, 20)
+		c = le.AppendUint16(c, flags)
+		c = le.AppendUint16(c, method)
+		c = le.AppendUint32(c, 0) // time and date
+		c = le.AppendUint32(c, crc)
+		c = le.AppendUint32(c, cc)
+		c = le.AppendUint32(c, cu)
+		c = le.AppendUint16(c, uint16(len(name)))
+		c = le.AppendUint16(c, uint16(len(cextra)))
+		c = le.AppendUint16(c, 0) // comment
+		c = le.AppendUint16(c, 0) // disk
+		c = le.AppendUint16(c, 0) // internal attributes
+		c = le.AppendUint32(c, 0) // external attributes
+		c = le.AppendUint32(c, uint32(offset))
+		c = append(append(c, name...), cextra...)
+		for range 1 + btoi(e.cdTwice) {
+			dir.Write(c)
+			records++
+		}
 	}
-	b.Write(le.AppendUint32(nil, 0x06054b50))
-	b.Write(make([]byte, 18))
+	start := b.Len()
+	b.Write(dir.Bytes())
+	end := le.AppendUint32(nil, 0x06054b50)
+	end = le.AppendUint16(end, 0)
+	end = le.AppendUint16(end, 0)
+	end = le.AppendUint16(end, uint16(records))
+	end = le.AppendUint16(end, uint16(records))
+	end = le.AppendUint32(end, uint32(dir.Len()))
+	end = le.AppendUint32(end, uint32(start))
+	end = le.AppendUint16(end, 0)
+	b.Write(end)
 	return b.Bytes()
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

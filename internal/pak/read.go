@@ -55,7 +55,7 @@ func Open(path string) (Image, error) {
 // name is how errors and Image.File name it ("-" for standard input). A ZIP
 // is told by its signature; anything else is read as a .conf. Only the parts
 // needed are read: the outer central directory, manifest.txt and the inner
-// adapter archive up to its .conf; never content/. Every error is an *Error
+// adapter archive; never content/. Every error is an *Error
 // and wraps ErrInvalid.
 func Read(name string, r io.ReaderAt, size int64) (Image, error) {
 	switch {
@@ -143,7 +143,7 @@ func readZip(name string, r io.ReaderAt, size int64) (Image, error) {
 	roots, jar := rootConfs(zr.File)
 	switch {
 	case len(roots) > 0:
-		return readAdapterZip(name, zr)
+		return readAdapterZip(name, r, size, zr)
 	case mf != nil:
 		return readPak(name, r, zr, mf)
 	case jar != "":
@@ -221,15 +221,10 @@ func readPak(name string, r io.ReaderAt, zr *zip.Reader, mf *zip.File) (Image, e
 		return Image{}, invalid(name, members, "claims %s uncompressed (limit %s)", bytesize(af.UncompressedSize64), limit(MaxInnerSize))
 	}
 
-	var found conf
-	switch af.Method {
-	case zip.Store:
-		found, err = lookupStored(r, af, kind)
-	case zip.Deflate:
-		found, err = lookupDeflated(af, kind)
-	default:
-		err = invalidf("compressed with unsupported method %d", af.Method)
+	if af.Method == zip.Store && af.CompressedSize64 != af.UncompressedSize64 {
+		return Image{}, invalid(name, members, "stored uncompressed, but its sizes differ (%d and %d bytes)", af.CompressedSize64, af.UncompressedSize64)
 	}
+	found, err := readAdapterArchive(af, kind)
 	if err == errNoConf {
 		if found.jar != "" || inner == "adapters.zip" {
 			err = classicError(found.jar)
@@ -258,42 +253,26 @@ func classicError(jar string) error {
 	return invalidf("%w (found %s and no .conf)", ErrClassic, display(jar))
 }
 
-// lookupStored finds the .conf in a stored (uncompressed) adapter archive,
-// which can be read at random like any ZIP.
-func lookupStored(r io.ReaderAt, af *zip.File, kind string) (conf, error) {
-	if af.CompressedSize64 != af.UncompressedSize64 {
-		return conf{}, invalidf("stored uncompressed, but its sizes differ (%d and %d bytes)", af.CompressedSize64, af.UncompressedSize64)
+// readAdapterArchive reads the adapter archive af, stored or deflated, through
+// readInner. archive/zip checks its size and CRC as it is read to the end.
+func readAdapterArchive(af *zip.File, kind string) (conf, error) {
+	switch af.Method {
+	case zip.Store, zip.Deflate:
+	default:
+		return conf{}, invalidf("compressed with unsupported method %d", af.Method)
 	}
-	off, err := af.DataOffset()
-	if err != nil {
-		return conf{}, invalidf("cannot read: %w", err)
-	}
-	sr := io.NewSectionReader(r, off, int64(af.CompressedSize64))
-	zr, err := openZip(sr, sr.Size())
-	switch {
-	case errors.Is(err, ErrInvalid):
-		return conf{}, err
-	case err != nil:
-		return conf{}, invalidf("not a readable ZIP archive: %w", err)
-	}
-	return lookupZip(zr, kind)
-}
-
-// lookupDeflated finds the .conf in a deflated adapter archive by scanning
-// its decompressed stream from the start.
-func lookupDeflated(af *zip.File, kind string) (conf, error) {
 	rc, err := af.Open()
 	if err != nil {
 		return conf{}, invalidf("cannot read: %w", err)
 	}
 	defer rc.Close()
-	return scan(rc, kind)
+	return readInner(rc, kind)
 }
 
 // readAdapterZip reads an adapter archive given on its own. Its kind comes
 // from the manifest.txt copy inside it when that names exactly one kind, else
 // from the .conf's KINDKEY, else from the .conf's name.
-func readAdapterZip(name string, zr *zip.Reader) (Image, error) {
+func readAdapterZip(name string, r io.ReaderAt, size int64, zr *zip.Reader) (Image, error) {
 	var m manifest
 	kind := ""
 	if mf, err := member(zr.File, manifestName); err == nil && mf != nil {
@@ -304,7 +283,7 @@ func readAdapterZip(name string, zr *zip.Reader) (Image, error) {
 			}
 		}
 	}
-	found, err := lookupZip(zr, kind)
+	found, err := readInner(io.NewSectionReader(r, 0, size), kind)
 	if err == errNoConf { // cannot happen: readZip saw a root .conf
 		err = invalidf("no .conf file at its root")
 	}
@@ -338,39 +317,6 @@ type conf struct {
 
 // errNoConf means an adapter archive has no .conf at its root.
 var errNoConf = invalidf("no .conf file")
-
-// lookupZip finds the .conf in an adapter archive read at random.
-func lookupZip(zr *zip.Reader, kind string) (conf, error) {
-	roots, jar := rootConfs(zr.File)
-	name, err := choose(kind, roots, len(roots))
-	if err != nil {
-		return conf{jar: jar}, err
-	}
-	f, err := member(zr.File, name)
-	if err != nil {
-		return conf{}, err
-	}
-	members := []string{name}
-	switch {
-	case f.UncompressedSize64 > MaxConfSize:
-		return conf{}, &Error{Members: members, Err: invalidf("claims %s uncompressed (limit %s)", bytesize(f.UncompressedSize64), limit(MaxConfSize))}
-	case f.Flags&0x1 != 0:
-		return conf{}, &Error{Members: members, Err: invalidf("is encrypted")}
-	}
-	rc, err := f.Open()
-	if err != nil {
-		return conf{}, &Error{Members: members, Err: invalidf("cannot read: %w", err)}
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, MaxConfSize+1))
-	if err != nil {
-		return conf{}, &Error{Members: members, Err: invalidf("cannot read: %w", err)}
-	}
-	if len(data) > MaxConfSize {
-		return conf{}, &Error{Members: members, Err: invalidf("larger than the %s limit", limit(MaxConfSize))}
-	}
-	return conf{name: name, data: data}, nil
-}
 
 // rootConfs lists the .conf members at the root of an archive, and returns
 // the first .jar member, if any.

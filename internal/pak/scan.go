@@ -32,13 +32,15 @@ var maxSkipInflate int64 = 256 << 20
 // errTooLarge is returned by the readers and writers that enforce the limits.
 var errTooLarge = errors.New("limit exceeded")
 
-// scanner reads an adapter archive sequentially by its local file headers,
-// from a stream that cannot seek: the inflated adapter.zip member of a pak.
-// It reads only root .conf members and skips everything else.
+// scanner reads an adapter archive sequentially, from a stream that cannot
+// seek: the adapter.zip member of a pak, or an adapter archive on its own.
+// It reads every local file header and the central directory after them,
+// keeps the root .conf members that may be chosen, and skips the rest.
 type scanner struct {
 	br      *countingReader
-	entries int
-	skipped int64 // bytes inflated only to skip entries
+	entries []entry // in the order of the stream
+	names   int64   // bytes of member names held in entries
+	skipped int64   // bytes inflated only to skip entries
 }
 
 // localHeader is a ZIP local file header.
@@ -52,11 +54,29 @@ type localHeader struct {
 	zip64  bool
 }
 
-// scan finds the .conf in the adapter archive that r streams, in the order
-// of choose, and stops at <kind>.conf, which the SDK writes first.
-func scan(r io.Reader, kind string) (conf, error) {
+// entry is what one member's local header and data said, or what the
+// central directory says of one member.
+type entry struct {
+	offset int64
+	name   string
+	method uint16
+	crc    uint32
+	csize  uint64
+	usize  uint64
+}
+
+// readInner finds the .conf in the adapter archive that r streams, in the
+// order of choose. It is the one reader of adapter archives, stored or
+// deflated, in a pak or on their own, with one set of rules: it reads the
+// whole archive, local headers and central directory, and refuses an
+// archive in which they disagree, a member the central directory does not
+// list, two members of one name, and anything after the end record, so
+// that any other ZIP reader (unzip, VCF Operations) sees the same members
+// and the same .conf.
+func readInner(r io.Reader, kind string) (conf, error) {
 	s := &scanner{br: &countingReader{r: bufio.NewReaderSize(&limitReader{r: r, left: MaxInnerSize}, 64<<10)}}
 	var (
+		chosen   conf     // <kind>.conf
 		adapter3 conf     // <kind>_adapter3.conf
 		first    conf     // the first other root .conf
 		names    []string // other root .conf names, for messages
@@ -64,51 +84,48 @@ func scan(r io.Reader, kind string) (conf, error) {
 		jar      string
 	)
 	for {
-		h, more, err := s.next()
+		h, sig, err := s.next()
 		if err != nil {
 			return conf{}, err
 		}
-		if !more {
+		if sig != sigLocal {
+			if err := s.directory(sig); err != nil {
+				return conf{}, err
+			}
 			break
 		}
 		jar = preferJar(jar, h.name)
-		if !isRootConf(h.name) {
-			if _, err := s.body(&h, false); err != nil {
-				return conf{}, err
+		keep := false
+		var slot *conf
+		if isRootConf(h.name) {
+			switch {
+			case kind != "" && h.name == kind+".conf":
+				slot = &chosen
+			case kind != "" && h.name == kind+"_adapter3.conf":
+				slot = &adapter3
+			default:
+				count++
+				if len(names) < 16 {
+					names = append(names, h.name)
+				}
+				slot = &first
 			}
-			continue
+			keep = slot.name == "" // a second of one name is refused below
 		}
-		switch {
-		case kind != "" && h.name == kind+".conf":
-			data, err := s.body(&h, true)
-			if err != nil {
-				return conf{}, err
-			}
-			return conf{name: h.name, data: data}, nil
-		case kind != "" && h.name == kind+"_adapter3.conf":
-			if adapter3.name != "" {
-				return conf{}, invalidf("two members named %s", quote(h.name))
-			}
-			data, err := s.body(&h, true)
-			if err != nil {
-				return conf{}, err
-			}
-			adapter3 = conf{name: h.name, data: data}
-		default:
-			count++
-			if len(names) < 16 {
-				names = append(names, h.name)
-			}
-			data, err := s.body(&h, count == 1)
-			if err != nil {
-				return conf{}, err
-			}
-			if count == 1 {
-				first = conf{name: h.name, data: data}
-			}
+		data, err := s.body(&h, keep)
+		if err != nil {
+			return conf{}, err
+		}
+		e := &s.entries[len(s.entries)-1]
+		e.crc, e.csize, e.usize = h.crc, h.csize, h.usize
+		if keep {
+			*slot = conf{name: h.name, data: data}
 		}
 	}
-	if adapter3.name != "" {
+	switch {
+	case chosen.name != "":
+		return chosen, nil
+	case adapter3.name != "":
 		return adapter3, nil
 	}
 	if _, err := choose(kind, names, count); err != nil {
@@ -117,26 +134,26 @@ func scan(r io.Reader, kind string) (conf, error) {
 	return first, nil
 }
 
-// next reads the next local file header; more is false at the central
-// directory, which ends the entries.
-func (s *scanner) next() (h localHeader, more bool, err error) {
+// next reads the next record's signature and, for a local file header, the
+// header. The offset of every local header is recorded.
+func (s *scanner) next() (h localHeader, sig uint32, err error) {
 	var buf [30]byte
+	off := s.br.n
 	if _, err := io.ReadFull(s.br, buf[:4]); err != nil {
-		return h, false, s.streamError(err, "ends before its central directory")
+		return h, 0, s.streamError(err, "ends before its central directory")
 	}
-	switch binary.LittleEndian.Uint32(buf[:4]) {
+	switch sig = binary.LittleEndian.Uint32(buf[:4]); sig {
 	case sigLocal:
 	case sigCentral, sigEnd, sigEnd64:
-		return h, false, nil
+		return h, sig, nil
 	default:
-		return h, false, invalidf("no ZIP header at offset %d (after %d entries)", s.br.n-4, s.entries)
+		return h, 0, invalidf("no ZIP header at offset %d (after %d entries)", off, len(s.entries))
 	}
-	s.entries++
-	if s.entries > MaxInnerEntries {
-		return h, false, invalidf("more than %d entries", MaxInnerEntries)
+	if len(s.entries) >= MaxInnerEntries {
+		return h, 0, invalidf("more than %d entries", MaxInnerEntries)
 	}
 	if _, err := io.ReadFull(s.br, buf[4:]); err != nil {
-		return h, false, s.streamError(err, "ends inside a ZIP header")
+		return h, 0, s.streamError(err, "ends inside a ZIP header")
 	}
 	le := binary.LittleEndian
 	h.flags = le.Uint16(buf[6:])
@@ -146,41 +163,58 @@ func (s *scanner) next() (h localHeader, more bool, err error) {
 	h.usize = uint64(le.Uint32(buf[22:]))
 	nameLen, extraLen := int(le.Uint16(buf[26:])), int(le.Uint16(buf[28:]))
 	if nameLen > MaxNameLength {
-		return h, false, invalidf("entry %d: name longer than %d bytes", s.entries, MaxNameLength)
+		return h, 0, invalidf("entry %d: name longer than %d bytes", len(s.entries)+1, MaxNameLength)
 	}
 	field := make([]byte, nameLen+extraLen)
 	if _, err := io.ReadFull(s.br, field); err != nil {
-		return h, false, s.streamError(err, "ends inside a ZIP header")
+		return h, 0, s.streamError(err, "ends inside a ZIP header")
 	}
 	h.name = string(field[:nameLen])
 	h.parseExtra(field[nameLen:])
-	return h, true, nil
+	if s.names += int64(nameLen); s.names > MaxDirectorySize {
+		return h, 0, invalidf("member names larger than %s in all: more entries than a pak holds", limit(MaxDirectorySize))
+	}
+	s.entries = append(s.entries, entry{offset: off, name: h.name, method: h.method})
+	return h, sigLocal, nil
 }
 
 // parseExtra reads the sizes from a zip64 extra field, where the 32-bit
 // fields say so, as archive/zip does.
 func (h *localHeader) parseExtra(extra []byte) {
+	field, ok := zip64Extra(extra)
+	if !ok {
+		return
+	}
+	h.zip64 = true
+	field = take64(field, &h.usize)
+	take64(field, &h.csize)
+}
+
+// zip64Extra returns the data of the zip64 field (ID 1) among extra fields.
+func zip64Extra(extra []byte) ([]byte, bool) {
 	le := binary.LittleEndian
 	for len(extra) >= 4 {
 		id, n := le.Uint16(extra), int(le.Uint16(extra[2:]))
 		extra = extra[4:]
 		if n > len(extra) {
-			return
+			break
 		}
-		field := extra[:n]
+		if id == 0x0001 {
+			return extra[:n], true
+		}
 		extra = extra[n:]
-		if id != 0x0001 {
-			continue
-		}
-		h.zip64 = true
-		if h.usize == 0xffffffff && len(field) >= 8 {
-			h.usize = le.Uint64(field)
-			field = field[8:]
-		}
-		if h.csize == 0xffffffff && len(field) >= 8 {
-			h.csize = le.Uint64(field)
-		}
 	}
+	return nil, false
+}
+
+// take64 reads *v from the zip64 field f when its 32-bit field is all ones,
+// as the zip64 field holds only those, and returns the rest of f.
+func take64(f []byte, v *uint64) []byte {
+	if *v == 0xffffffff && len(f) >= 8 {
+		*v = binary.LittleEndian.Uint64(f)
+		return f[8:]
+	}
+	return f
 }
 
 // body reads an entry's data and returns it when keep is set (a .conf,
@@ -219,9 +253,11 @@ func (s *scanner) body(h *localHeader, keep bool) ([]byte, error) {
 		if err != nil {
 			return fail(s.inflateError(err, keep))
 		}
-		if err := s.descriptor(h, out.crc, uint64(s.br.n-start), uint64(out.n)); err != nil {
+		csize := uint64(s.br.n - start)
+		if err := s.descriptor(h, out.crc, csize, uint64(out.n)); err != nil {
 			return fail(err)
 		}
+		h.crc, h.csize, h.usize = out.crc, csize, uint64(out.n) // what the central directory must say
 		return out.buf, nil
 	}
 
