@@ -187,11 +187,9 @@ func rewriteInner(w *zip.Writer, src *os.File, f *zip.File, confName, registry, 
 }
 
 // rewrittenHeader keeps a member's name, method, time, comment and
-// attributes for new content: the sizes, checksum and extra fields (which
-// may carry zip64 sizes) are the writer's to fill in.
+// attributes for new content. The writer computes the sizes and checksum;
+// the extra fields go, since they may carry the old zip64 sizes.
 func rewrittenHeader(h zip.FileHeader) zip.FileHeader {
-	h.CRC32, h.CompressedSize64, h.UncompressedSize64 = 0, 0, 0
-	h.CompressedSize, h.UncompressedSize = 0, 0 //nolint:staticcheck // the deprecated 32-bit fields are cleared too
 	h.Extra = nil
 	return h
 }
