@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
-	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/display"
 )
 
 // maxErrorWidth bounds the LAST ERROR column; --json has the whole text.
@@ -35,17 +35,25 @@ func WriteStatus(w io.Writer, s *State, asJSON bool) error {
 		_, err := fmt.Fprintln(w, "no paks yet: copy a .pak into the agent's watch_dir")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PAK\tREFERENCE\tSTATUS\tATTEMPTS\tLAST ERROR\tUPDATED")
+	// Every cell goes through display.Text: file names, references and
+	// error texts come from paks and registries.
+	var paks, images display.Table
+	paks.Row("PAK", "REFERENCE", "STATUS", "ATTEMPTS", "LAST ERROR", "UPDATED")
 	for _, p := range s.Paks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", pakColumn(p), orDash(p.Reference), p.Status, p.Attempts, errorColumn(p.LastError), when(p.Updated))
+		paks.Row(pakColumn(p), p.Reference, p.Status, strconv.Itoa(p.Attempts), errorColumn(p.LastError), when(p.Updated))
 	}
-	fmt.Fprintln(tw, "")
-	fmt.Fprintln(tw, "IMAGE\tSTATUS\tATTEMPTS\tPULLS\tLAST ERROR\tLAST PULLED\tLAST VERIFIED")
+	images.Row("IMAGE", "STATUS", "ATTEMPTS", "PULLS", "LAST ERROR", "LAST PULLED", "LAST VERIFIED")
 	for _, im := range s.Images {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", im.Reference, im.Status, im.Attempts, strconv.Itoa(im.Pulls), errorColumn(im.LastError), when(im.LastPulled), when(im.LastVerified))
+		images.Row(im.Reference, im.Status, strconv.Itoa(im.Attempts), strconv.Itoa(im.Pulls), errorColumn(im.LastError), when(im.LastPulled), when(im.LastVerified))
 	}
-	return tw.Flush()
+	if _, err := paks.WriteTo(w); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(w); err != nil {
+		return err
+	}
+	_, err := images.WriteTo(w)
+	return err
 }
 
 // pakColumn names a pak by its file name and the folder it is in now.
@@ -55,23 +63,21 @@ func pakColumn(p PakState) string {
 	case DoneDir, FailedDir:
 		name = filepath.Base(filepath.Dir(p.File)) + "/" + name
 	}
-	// A dropped file's name may hold newlines or escapes: never print it raw.
-	return pak.Display(name)
+	return name
 }
 
+// errorColumn shortens an error text for the table, at a character
+// boundary; the table escapes it.
 func errorColumn(e string) string {
-	e = strings.Join(strings.Fields(e), " ")
+	e = strings.TrimSpace(e)
 	if len(e) > maxErrorWidth {
-		e = e[:maxErrorWidth-3] + "..."
+		cut := maxErrorWidth - 3
+		for cut > 0 && !utf8.RuneStart(e[cut]) {
+			cut--
+		}
+		e = e[:cut] + "..."
 	}
-	return orDash(e)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return e
 }
 
 func when(t time.Time) string {

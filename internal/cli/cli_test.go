@@ -133,22 +133,23 @@ func TestHelpDocumentsExitCodes(t *testing.T) {
 }
 
 func TestRowForKeepsRemoteExitCodes(t *testing.T) {
+	ok := `[{"file":"-","reference":"` + testRef + `","status":"present","exit_code":0}]`
 	tests := []struct {
 		name string
 		out  remote.Output
 		want ExitCode
 		text string
 	}{
-		{"json result", remote.Output{Stdout: []byte(`[{"file":"-","reference":"r","status":"present","exit_code":0}]`)}, ExitOK, ""},
-		{"json failure", remote.Output{Stdout: []byte(`[{"file":"-","reference":"r","status":"failed","exit_code":4,"error":"denied"}]`), ExitStatus: 4}, ExitAuth, "denied"},
-		{"success but bad status", remote.Output{Stdout: []byte(`[{"file":"-","status":"pulled","exit_code":0}]`), ExitStatus: 1}, ExitFailure, "exited with status 1"},
+		{"json result", remote.Output{Stdout: []byte(ok)}, ExitOK, ""},
+		{"json failure", remote.Output{Stdout: []byte(`[{"file":"-","reference":"` + testRef + `","status":"failed","exit_code":4,"error":"denied"}]`), ExitStatus: 4}, ExitAuth, "denied"},
+		{"success but bad status", remote.Output{Stdout: []byte(ok), ExitStatus: 1}, ExitFailure, "exited with status 1"},
 		{"config error on the proxy", remote.Output{ExitStatus: 2, LastStderr: "prepull: /etc/prepull/config.yaml: invalid configuration"}, ExitUsage, "config.yaml"},
 		{"not installed", remote.Output{ExitStatus: 127}, ExitFailure, "not found"},
 		{"unreachable", remote.Output{Err: errors.New("connection refused")}, ExitFailure, "connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := rowFor(tt.out, pak.Image{})
+			r := (&remoteFlags{}).rowFor(tt.out, testImage)
 			if r.ExitCode != tt.want || !strings.Contains(r.Error, tt.text) {
 				t.Fatalf("rowFor = %+v, want exit %d and an error with %q", r, tt.want, tt.text)
 			}

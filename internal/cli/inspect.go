@@ -3,10 +3,10 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
 )
 
@@ -58,7 +58,7 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 		} else {
 			r.Target = &t
 			for _, w := range t.Warnings {
-				fmt.Fprintf(g.stderr, "prepull: warning: %s: %s\n", pak.Display(arg), w)
+				fmt.Fprintf(g.stderr, "prepull: warning: %s: %s\n", display.Text(arg), w)
 			}
 		}
 		worst = max(worst, r.ExitCode)
@@ -71,14 +71,16 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 			return err
 		}
 	} else if worst == ExitOK || len(results) > 1 {
-		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "FILE\tADAPTER KIND\tREFERENCE\tREGISTRY FROM")
+		var tab display.Table
+		tab.Row("FILE", "ADAPTER KIND", "REFERENCE", "REGISTRY FROM")
 		for _, r := range results {
 			if r.Target != nil {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", pak.Display(r.File), r.AdapterKind, r.Reference, r.RegistrySource)
+				tab.Row(r.File, r.AdapterKind, r.Reference, r.RegistrySource)
 			}
 		}
-		tw.Flush()
+		if _, err := tab.WriteTo(g.stdout); err != nil {
+			return err
+		}
 	}
 	if worst != ExitOK {
 		return &exitError{code: worst}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/mirror"
 	"github.com/prepull/prepull/internal/pak"
 )
@@ -67,7 +68,7 @@ can be rewritten: a signed pack is refused.
 			}
 			if out != "" {
 				if st, err := os.Stat(out); err != nil || !st.IsDir() {
-					return usageErrorf("--out %s: not a folder", pak.Display(out))
+					return usageErrorf("--out %s: not a folder", display.Text(out))
 				}
 			}
 			cfg, err := g.loadConfig()
@@ -130,7 +131,7 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 	r := mirrorResult{File: arg, Status: string(mirror.Failed)}
 	fail := func(err error) mirrorResult {
 		r.ExitCode, r.Error, r.DurationMS = CodeFor(err), err.Error(), time.Since(start).Milliseconds()
-		log.Error("mirror failed", zap.String("pak", pak.Display(arg)), zap.String("reference", r.Source), zap.Error(err))
+		log.Error("mirror failed", zap.String("pak", display.Text(arg)), zap.String("reference", r.Source), zap.Error(err))
 		return r
 	}
 	img, err := readPak(arg, g.stdin)
@@ -154,7 +155,7 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 
 	cctx, cancel := context.WithTimeout(ctx, run.timeout)
 	defer cancel()
-	log.Info("mirroring", zap.String("pak", pak.Display(arg)), zap.String("source", t.Reference), zap.String("reference", dst.Reference))
+	log.Info("mirroring", zap.String("pak", display.Text(arg)), zap.String("source", t.Reference), zap.String("reference", dst.Reference))
 	dst, err = c.Copy(cctx, t, dst)
 	if err != nil {
 		return fail(err)
@@ -180,12 +181,12 @@ func printMirrorLine(g *globals, r mirrorResult) {
 	if ref == "" {
 		ref = "-"
 	}
-	line := fmt.Sprintf("%-10s %s  %s", r.Status, pak.Display(r.File), pak.Display(ref))
+	line := fmt.Sprintf("%-10s %s  %s", r.Status, display.Text(r.File), display.Text(ref))
 	switch {
 	case r.Error != "":
-		line += "  error: " + pak.Display(r.Error)
+		line += "  error: " + display.Text(r.Error)
 	case r.Out != "":
-		line += "  -> " + pak.Display(r.Out)
+		line += "  -> " + display.Text(r.Out)
 	}
 	fmt.Fprintln(g.stdout, line)
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pull"
@@ -252,9 +253,9 @@ func (p *resultPrinter) add(r pakResult) {
 	if ref == "" {
 		ref = "-"
 	}
-	line := fmt.Sprintf("%-10s %s  %s", r.Status, pak.Display(r.File), ref)
+	line := fmt.Sprintf("%-10s %s  %s", r.Status, display.Text(r.File), display.Text(ref))
 	if r.Error != "" {
-		line += "  error: " + r.Error
+		line += "  error: " + display.Text(r.Error)
 	} else if r.Status == pull.Pulled {
 		line += fmt.Sprintf("  (%s)", time.Duration(r.DurationMS)*time.Millisecond)
 	}

@@ -1,21 +1,27 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pull"
 	"github.com/prepull/prepull/internal/remote"
 )
+
+// remoteGrace is how long past --timeout a proxy has to report its result
+// before its command is ended and its row says it timed out.
+const remoteGrace = 5 * time.Second
 
 // remoteFlags are the flags of prepull remote.
 type remoteFlags struct {
@@ -172,12 +178,15 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 		Parallel: f.parallel,
 		Stderr:   g.stderr,
 	}
+	if f.timeout > 0 {
+		fleet.Timeout = f.timeout + remoteGrace
+	}
 	outputs := fleet.Run(ctx, hosts, args)
 
 	var rows []remoteRow
 	for _, host := range outputs {
 		for i, o := range host {
-			r := rowFor(o, images[i])
+			r := f.rowFor(o, images[i])
 			worst = max(worst, r.ExitCode)
 			rows = append(rows, r)
 		}
@@ -275,34 +284,48 @@ func (f *remoteFlags) commandLine(g *globals) string {
 }
 
 // rowFor turns one remote run into a result row: the one-shot's own JSON
-// result when it printed one, otherwise why there is none.
-func rowFor(o remote.Output, img pak.Image) remoteRow {
+// result when it printed a valid one, otherwise why there is none.
+func (f *remoteFlags) rowFor(o remote.Output, img pak.Image) remoteRow {
 	r := remoteRow{Host: o.Host, File: o.File, Status: pull.Failed, DurationMS: o.Duration.Milliseconds(), ExitCode: ExitFailure}
 	if t, err := img.Resolve(""); err == nil {
 		r.Reference = t.Reference // as the pak states it; the proxy may settle another
 	}
-	if o.Err != nil {
+	switch {
+	case errors.Is(o.Err, remote.ErrTimedOut):
+		r.Error = fmt.Sprintf("timed out: no result within --timeout %v and %v of grace; the remote command was ended", f.timeout, remoteGrace)
+		return r
+	case o.Err != nil:
 		r.Error = o.Err.Error()
 		return r
 	}
-	var results []pakResult
-	if err := json.Unmarshal(o.Stdout, &results); err == nil && len(results) == 1 {
+	if len(bytes.TrimSpace(o.Stdout)) > 0 {
+		var results []pakResult
+		err := json.Unmarshal(o.Stdout, &results)
+		if err != nil {
+			err = fmt.Errorf("not a JSON array of results: %w", err)
+		} else {
+			err = checkRemoteResult(results, o.ExitStatus, img)
+		}
+		if err != nil {
+			r.Error = "the proxy's result is invalid: " + err.Error()
+			return r
+		}
 		res := results[0]
 		if res.Reference != "" {
 			r.Reference = res.Reference
 		}
 		r.Status, r.ExitCode, r.Error = res.Status, res.ExitCode, res.Error
-		if r.ExitCode == ExitOK && o.ExitStatus != 0 {
-			r.Status, r.ExitCode = pull.Failed, ExitFailure
-			r.Error = fmt.Sprintf("the remote command reported success but exited with status %d", o.ExitStatus)
-		}
 		return r
 	}
 	switch {
 	case o.Signal != "":
 		r.Error = fmt.Sprintf("the remote command was killed by signal %s", o.Signal)
+	case o.ExitStatus == 127 && f.sudo && strings.Contains(o.LastStderr, "sudo"):
+		r.Error = "sudo is not installed on the proxy (--sudo runs the remote command with sudo -n)"
 	case o.ExitStatus == 127:
 		r.Error = "the remote command was not found (is prepull installed on the proxy? see --remote-command)"
+	case f.sudo && strings.Contains(o.LastStderr, "sudo: a password is required"):
+		r.Error = "sudo asks for a password on the proxy; --sudo needs the remote command allowed without one (NOPASSWD in sudoers)"
 	default:
 		r.Error = fmt.Sprintf("the remote command exited with status %d and printed no result", o.ExitStatus)
 		// prepull's own documented codes keep their meaning, e.g. 2 for a
@@ -317,6 +340,49 @@ func rowFor(o remote.Output, img pak.Image) remoteRow {
 	return r
 }
 
+// checkRemoteResult checks a proxy's JSON result before anything of it is
+// used: a proxy may be hostile or broken. It must be one result for the one
+// pak sent on standard input, with a known status, an exit code that agrees
+// with the status and with the command's exit status, and the reference of
+// that pak (with the proxy's own registry only when the pak names none).
+func checkRemoteResult(results []pakResult, exitStatus int, img pak.Image) error {
+	if len(results) != 1 {
+		return fmt.Errorf("%d results for the one pak sent", len(results))
+	}
+	res := results[0]
+	if res.File != "-" {
+		return fmt.Errorf("a result for file %s, not for the pak sent on standard input", display.Text(res.File))
+	}
+	switch res.Status {
+	case pull.Pulled, pull.Present, pull.WouldPull:
+		if res.ExitCode != ExitOK {
+			return fmt.Errorf("status %s with exit_code %d", res.Status, res.ExitCode)
+		}
+	case pull.Failed:
+		if res.ExitCode < ExitFailure || res.ExitCode > ExitEngine {
+			return fmt.Errorf("status failed with exit_code %d", res.ExitCode)
+		}
+	default:
+		return fmt.Errorf("status %s is not one of %s, %s, %s or %s", display.Text(string(res.Status)), pull.Pulled, pull.Present, pull.WouldPull, pull.Failed)
+	}
+	if exitStatus != int(res.ExitCode) {
+		return fmt.Errorf("exit_code %d, but the remote command exited with status %d", res.ExitCode, exitStatus)
+	}
+	if res.Reference == "" && res.Status == pull.Failed {
+		return nil // the proxy could not settle one, e.g. no default_registry there
+	}
+	registry, _, _ := strings.Cut(res.Reference, "/")
+	t, err := img.Resolve(registry)
+	if err != nil || t.Reference != res.Reference {
+		want := img.Repository + "@" + img.Digest
+		if img.Registry != "" {
+			want = img.Registry + "/" + want
+		}
+		return fmt.Errorf("reference %s is not the pak's %s", display.Text(res.Reference), want)
+	}
+	return nil
+}
+
 // printRemoteRows prints the results: a table, or a JSON array with --json.
 func printRemoteRows(g *globals, rows []remoteRow) error {
 	if g.json {
@@ -327,19 +393,12 @@ func printRemoteRows(g *globals, rows []remoteRow) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
-	w := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "HOST\tPAK\tREFERENCE\tSTATUS\tDURATION\tERROR")
+	var tab display.Table
+	tab.Row("HOST", "PAK", "REFERENCE", "STATUS", "DURATION", "ERROR")
 	for _, r := range rows {
-		ref := r.Reference
-		if ref == "" {
-			ref = "-"
-		}
 		d := (time.Duration(r.DurationMS) * time.Millisecond).Round(100 * time.Millisecond)
-		errText := strings.Join(strings.Fields(r.Error), " ")
-		if errText == "" {
-			errText = "-"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Host, pak.Display(r.File), ref, r.Status, d, errText)
+		tab.Row(r.Host, r.File, r.Reference, string(r.Status), d.String(), r.Error)
 	}
-	return w.Flush()
+	_, err := tab.WriteTo(g.stdout)
+	return err
 }

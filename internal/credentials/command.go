@@ -16,7 +16,7 @@ import (
 	helpercreds "github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/prepull/prepull/internal/config"
-	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/display"
 )
 
 // CommandTimeout bounds one run of a password_command or a credential
@@ -102,7 +102,7 @@ func runCommand(cfg *config.Config, timeout time.Duration, argv []string, stdin 
 		return stdout.buf, nil
 	}
 	if msg := strings.TrimSpace(string(stderr.tail())); msg != "" {
-		err = fmt.Errorf("%w; its stderr: %s", err, pak.Display(msg))
+		err = fmt.Errorf("%w; its stderr: %s", err, display.Text(msg))
 	}
 	return stdout.buf, err
 }
@@ -198,12 +198,12 @@ func fromHelper(cfg *config.Config, name, serverAddress string) (Credential, err
 	case err != nil:
 		// The helper protocol puts error text on standard output, which
 		// the client quotes: escape it all.
-		return Credential{}, errors.New(pak.Display(err.Error()))
+		return Credential{}, errors.New(display.Text(err.Error()))
 	case got.Username == "" && got.Secret == "":
 		// Older helpers (pass 0.6) answer an empty login for an unknown host.
 		return Credential{}, errNoLogin
 	case got.Secret == "":
-		return Credential{}, fmt.Errorf("%s answered user %s without a secret", program, pak.Display(got.Username))
+		return Credential{}, fmt.Errorf("%s answered user %s without a secret", program, display.Text(got.Username))
 	case got.Username == tokenUsername:
 		return Credential{IdentityToken: got.Secret}, nil
 	}

@@ -17,6 +17,7 @@ import (
 	dockerconfig "github.com/docker/cli/cli/config"
 
 	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
 )
 
@@ -149,7 +150,7 @@ func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
 		c.Renewable = true
 		pw, err := fromCommand(r.Config, e.PasswordCommand)
 		if err != nil {
-			return Credential{}, fmt.Errorf("%s: password_command %s: %w", where, pak.Display(e.PasswordCommand[0]), err)
+			return Credential{}, fmt.Errorf("%s: password_command %s: %w", where, display.Text(e.PasswordCommand[0]), err)
 		}
 		c.Password = pw
 	}

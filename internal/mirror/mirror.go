@@ -26,6 +26,7 @@ import (
 
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pull"
@@ -85,7 +86,7 @@ func Destination(to string, t pak.Target) (Result, error) {
 	}
 	ref := host + "/" + repo + "@" + t.Digest
 	if _, err := name.NewDigest(ref, name.StrictValidation); err != nil {
-		return Result{}, fmt.Errorf("--to %s gives the reference %s, which is not valid: %w", pak.Display(to), pak.Display(ref), err)
+		return Result{}, fmt.Errorf("--to %s gives the reference %s, which is not valid: %w", display.Text(to), display.Text(ref), err)
 	}
 	return Result{Reference: ref, Registry: host, Repository: "/" + repo}, nil
 }
@@ -94,7 +95,7 @@ func Destination(to string, t pak.Target) (Result, error) {
 // path, and checks both.
 func ParseTo(to string) (host, path string, err error) {
 	if strings.Contains(to, "://") {
-		return "", "", fmt.Errorf("--to %s must be a registry host with an optional path, not a URL", pak.Display(to))
+		return "", "", fmt.Errorf("--to %s must be a registry host with an optional path, not a URL", display.Text(to))
 	}
 	host, path, _ = strings.Cut(strings.TrimSuffix(to, "/"), "/")
 	if err := pak.ValidateRegistry(host); err != nil {
@@ -102,7 +103,7 @@ func ParseTo(to string) (host, path string, err error) {
 	}
 	if path != "" {
 		if _, err := name.NewRepository(host+"/"+path, name.StrictValidation); err != nil || strings.ToLower(path) != path {
-			return "", "", fmt.Errorf("--to path %s is not a valid repository path (lower-case letters, digits, separators)", pak.Display(path))
+			return "", "", fmt.Errorf("--to path %s is not a valid repository path (lower-case letters, digits, separators)", display.Text(path))
 		}
 	}
 	return host, path, nil

@@ -10,10 +10,10 @@ package pak
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	// Aliased: display is this package's own quoting of member names.
+	safetext "github.com/prepull/prepull/internal/display"
 )
 
 // ErrInvalid is wrapped by every error that means the input does not name a
@@ -41,7 +41,7 @@ type Error struct {
 // A file name or member name that is not plain printable text is quoted.
 func (e *Error) Error() string {
 	parts := make([]string, 0, len(e.Members)+2)
-	parts = append(parts, Display(e.File))
+	parts = append(parts, safetext.Text(e.File))
 	for _, m := range e.Members {
 		parts = append(parts, display(m))
 	}
@@ -50,18 +50,6 @@ func (e *Error) Error() string {
 		msg = e.Err.Error()
 	}
 	return strings.Join(append(parts, msg), ": ")
-}
-
-// Display returns a file name or path as safe to print on a terminal or in
-// a log line: as it is when it is valid UTF-8 of printable characters,
-// otherwise quoted with Go escapes, so that a name holding a newline or a
-// terminal escape sequence cannot forge a line or drive the terminal. It
-// never shortens the name.
-func Display(name string) string {
-	if utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return name
-	}
-	return strconv.Quote(name)
 }
 
 // Unwrap returns the problem, so that errors.Is finds ErrInvalid and the

@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	safetext "github.com/prepull/prepull/internal/display"
 )
 
 // Rewrite writes to dst a copy of the pack img was read from (img must come
@@ -25,14 +27,14 @@ import (
 // file in its folder, synced, then renamed) and must not be the pack itself.
 func Rewrite(img Image, dst, registry, repository string) error {
 	if img.Format != FormatPak {
-		return fmt.Errorf("%s: only .pak files can be rewritten (this is %s)", Display(img.File), img.Format)
+		return fmt.Errorf("%s: only .pak files can be rewritten (this is %s)", safetext.Text(img.File), img.Format)
 	}
 	inner, confName, ok := strings.Cut(img.ConfPath, "/")
 	if !ok || inner == "" || confName == "" {
-		return fmt.Errorf("%s: no adapter .conf to rewrite", Display(img.File))
+		return fmt.Errorf("%s: no adapter .conf to rewrite", safetext.Text(img.File))
 	}
 	if sameFile(img.File, dst) {
-		return fmt.Errorf("%s: the output would replace the pak itself", Display(dst))
+		return fmt.Errorf("%s: the output would replace the pak itself", safetext.Text(dst))
 	}
 
 	// The errors of os name the file.
@@ -47,10 +49,10 @@ func Rewrite(img Image, dst, registry, repository string) error {
 	}
 	zr, err := openZip(src, st.Size())
 	if err != nil {
-		return fmt.Errorf("%s: %w", Display(img.File), err)
+		return fmt.Errorf("%s: %w", safetext.Text(img.File), err)
 	}
 	if m := signatureMember(zr.File); m != "" {
-		return fmt.Errorf("%s: holds %s, which looks like a signature or certificate: only unsigned packs built by the Integration SDK can be rewritten, since a rewrite would break a signature", Display(img.File), display(m))
+		return fmt.Errorf("%s: holds %s, which looks like a signature or certificate: only unsigned packs built by the Integration SDK can be rewritten, since a rewrite would break a signature", safetext.Text(img.File), display(m))
 	}
 
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.tmp")
@@ -65,23 +67,23 @@ func Rewrite(img Image, dst, registry, repository string) error {
 	for _, f := range zr.File {
 		if f.Name != inner {
 			if err := w.Copy(f); err != nil {
-				return fmt.Errorf("%s: %s: %w", Display(img.File), display(f.Name), err)
+				return fmt.Errorf("%s: %s: %w", safetext.Text(img.File), display(f.Name), err)
 			}
 			continue
 		}
 		found = true
 		if err := rewriteInner(w, src, f, confName, registry, repository); err != nil {
-			return fmt.Errorf("%s: %s: %w", Display(img.File), display(inner), err)
+			return fmt.Errorf("%s: %s: %w", safetext.Text(img.File), display(inner), err)
 		}
 	}
 	if !found {
-		return fmt.Errorf("%s: the pak holds no %s", Display(img.File), display(inner))
+		return fmt.Errorf("%s: the pak holds no %s", safetext.Text(img.File), display(inner))
 	}
 	if err := w.SetComment(zr.Comment); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("%s: %w", Display(dst), err)
+		return fmt.Errorf("%s: %w", safetext.Text(dst), err)
 	}
 	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/prepull/prepull/internal/display"
 )
 
 // maxStdout bounds what is kept of a command's standard output: the
@@ -76,7 +78,14 @@ type Fleet struct {
 	// Stderr receives the prefixed remote standard error and the reason a
 	// host could not be reached.
 	Stderr io.Writer
+	// Timeout, when positive, bounds each run of the command: one still
+	// running after Timeout is ended as on cancel, and its Output.Err wraps
+	// ErrTimedOut. The other runs and hosts go on.
+	Timeout time.Duration
 }
+
+// ErrTimedOut is wrapped by the Err of a command run that Fleet.Timeout ended.
+var ErrTimedOut = errors.New("timed out")
 
 // Run runs the command for each file on each host, and returns the outputs
 // by host, then file, in the order given. A slow or dead host holds up only
@@ -120,12 +129,12 @@ func (f *Fleet) runHost(ctx context.Context, h Host, files []string, stderr io.W
 		return failAll(h, files, 0, fmt.Errorf("not started: %w", context.Cause(ctx)))
 	}
 	if h.Err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", h.Name, h.Err)
+		report(stderr, h.Name, h.Err)
 		return failAll(h, files, 0, h.Err)
 	}
 	conn, err := f.Dialer.Connect(ctx, h.Route)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", h.Name, err)
+		report(stderr, h.Name, err)
 		return failAll(h, files, time.Since(start), err)
 	}
 	defer conn.Close()
@@ -154,16 +163,21 @@ func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stde
 	s, err := conn.NewSession()
 	if err != nil {
 		o.Err = connError(conn, fmt.Errorf("open a session: %w", err))
-		fmt.Fprintf(stderr, "%s: %v\n", host, o.Err)
+		report(stderr, host, o.Err)
 		return o
 	}
 	defer s.Close()
+	if f.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, f.Timeout, fmt.Errorf("%w: no result within %v", ErrTimedOut, f.Timeout))
+		defer cancel()
+	}
 	stdout := &limitedBuffer{max: maxStdout}
-	lines := &prefixWriter{out: stderr, prefix: host + ": ", marker: pgidMarker}
+	lines := &prefixWriter{out: stderr, prefix: display.Text(host) + ": ", marker: pgidMarker}
 	s.Stdin, s.Stdout, s.Stderr = in, stdout, lines
 	if err := s.Start("echo " + pgidMarker + "$$ >&2; " + f.sudo() + f.Command); err != nil {
 		o.Err = connError(conn, fmt.Errorf("start the command: %w", err))
-		fmt.Fprintf(stderr, "%s: %v\n", host, o.Err)
+		report(stderr, host, o.Err)
 		return o
 	}
 	done := make(chan error, 1)
@@ -184,6 +198,10 @@ func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stde
 		lines.Flush()
 		o.LastStderr = lines.Last()
 		o.Err = fmt.Errorf("canceled: %w", context.Cause(ctx))
+		if errors.Is(o.Err, ErrTimedOut) {
+			o.Err = fmt.Errorf("%w; the remote command was ended", context.Cause(ctx))
+			report(stderr, host, o.Err)
+		}
 		return o
 	}
 	lines.Flush()
@@ -204,9 +222,15 @@ func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stde
 		o.Err = connError(conn, err)
 	}
 	if o.Err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", host, o.Err)
+		report(stderr, host, o.Err)
 	}
 	return o
+}
+
+// report writes why host failed to stderr. SSH errors may carry what the
+// server sent (a disconnect message, a version string), so it is escaped.
+func report(stderr io.Writer, host string, err error) {
+	fmt.Fprintf(stderr, "%s: %s\n", display.Text(host), display.Text(err.Error()))
 }
 
 // sudo returns the prefix that runs a command with sudo, if asked for.

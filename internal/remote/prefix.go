@@ -3,7 +3,10 @@ package remote
 import (
 	"bytes"
 	"io"
+	"strings"
 	"sync"
+
+	"github.com/prepull/prepull/internal/display"
 )
 
 // syncWriter serializes writes to w, so that lines of several hosts never
@@ -24,8 +27,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 const maxLine = 64 << 10
 
 // prefixWriter writes each line to out with prefix before it, in one Write,
-// as soon as the line is complete. It remembers the last non-empty line. A
-// first line that starts with marker is kept rather than written.
+// as soon as the line is complete, escaped with display.Text. It remembers
+// the last non-empty line, its whitespace folded. A first line that starts
+// with marker is kept rather than written.
 type prefixWriter struct {
 	out    io.Writer
 	prefix string
@@ -89,11 +93,16 @@ func (p *prefixWriter) emit() {
 		p.buf = p.buf[:0]
 		return
 	}
-	if len(bytes.TrimSpace(line)) > 0 {
-		p.last = string(line)
+	if last := strings.Join(strings.Fields(string(line)), " "); last != "" {
+		p.last = last
 	}
-	out := make([]byte, 0, len(p.prefix)+len(line)+1)
-	out = append(append(append(out, p.prefix...), line...), '\n')
-	p.out.Write(out) // diagnostics: a failed write must not stop the run
+	// The remote side may send anything: each tab-separated field (zap's
+	// console lines) is escaped, so that no cursor move, title, clipboard
+	// write, bidi override or lone CR reaches the terminal.
+	fields := strings.Split(string(line), "\t")
+	for i, f := range fields {
+		fields[i] = display.Text(f)
+	}
+	p.out.Write([]byte(p.prefix + strings.Join(fields, "\t") + "\n")) // diagnostics: a failed write must not stop the run
 	p.buf = p.buf[:0]
 }
