@@ -507,53 +507,6 @@ func TestReadSkipsContent(t *testing.T) {
 	}
 }
 
-// TestPaktestLayout checks that paktest lays paks out as mp_build.py does.
-func TestPaktestLayout(t *testing.T) {
-	p := paktest.Pak{Registry: paktest.Registry, ContentBytes: 1}
-	b := p.Bytes()
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, f := range zr.File {
-		names = append(names, f.Name)
-		isDir := strings.HasSuffix(f.Name, "/")
-		if isDir && f.Method != zip.Store || !isDir && f.Method != zip.Deflate {
-			t.Errorf("%s: method %d", f.Name, f.Method)
-		}
-		if f.Flags&0x8 != 0 {
-			t.Errorf("%s: has a data descriptor", f.Name)
-		}
-	}
-	wantOuter := "manifest.txt icon.png eula.txt resources/ resources/resources.properties content/ content/alertdefs/ " +
-		"content/alertdefs/alertDefinitionSchema.xsd content/traversalspecs/ content/traversalspecs/traversalSpecsSchema.xsd " +
-		"content/files/ content/files/filler-000.bin adapter.zip"
-	if got := strings.Join(names, " "); got != wantOuter {
-		t.Errorf("outer members\n%s, want\n%s", got, wantOuter)
-	}
-	inner := p.AdapterZip()
-	zr, err = zip.NewReader(bytes.NewReader(inner), int64(len(inner)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	names = names[:0]
-	for _, f := range zr.File {
-		names = append(names, f.Name)
-	}
-	if names[0] != "MyAdapter.conf" || names[1] != "manifest.txt" || !strings.Contains(strings.Join(names, " "), "MyAdapter/conf/describe.xml") {
-		t.Errorf("inner members %q", names)
-	}
-	wantConf := "KINDKEY=MyAdapter\nAPI_VERSION=1.0.0\nAPI_PROTOCOL=https\nAPI_PORT=443\nREGISTRY=harbor.example.com\n" +
-		"REPOSITORY=/my-project/myadapter\nDIGEST=" + digest + "\n"
-	if got := string(p.Conf()); got != wantConf {
-		t.Errorf("conf\n%s, want\n%s", got, wantConf)
-	}
-	if got := string(paktest.Pak{HTTP: true, CRLF: true}.Conf()); !strings.Contains(got, "API_PROTOCOL=http\r\nAPI_PORT=8080\r\nREPOSITORY=") {
-		t.Errorf("conf with -i, CRLF and no registry:\n%q", got)
-	}
-}
-
 // TestReadPythonBuiltPak reads a pak written by Python's zipfile with the
 // same calls, in the same order, as the SDK's mp_build.py (a 2 KiB fixture,
 // content/ included), so that the reader is checked against a writer other

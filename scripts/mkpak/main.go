@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
@@ -23,8 +24,11 @@ func main() {
 	flag.StringVar(&p.Registry, "registry", "", "REGISTRY of the .conf; empty leaves the line out")
 	flag.StringVar(&p.Repository, "repository", "", "REPOSITORY of the .conf, e.g. /demo/adapter")
 	flag.StringVar(&p.Digest, "digest", "", "DIGEST of the .conf, sha256:<64 hex> (required)")
+	flag.StringVar(&p.From, "from", "", "the registry string given to mp-build (e.g. user/repo); REGISTRY and REPOSITORY are what -release makes of it")
+	release := flag.String("release", string(paktest.Release131), "the Integration SDK `release` whose layout to imitate: alpha, 0.4.0, 0.5.1, 1.0.1, 1.1.0, 1.2.0 or 1.3.1")
 	flag.Parse()
-	if *out == "" || p.Digest == "" || flag.NArg() > 0 {
+	p.Release = paktest.Release(*release)
+	if *out == "" || p.Digest == "" || flag.NArg() > 0 || !slices.Contains(paktest.Releases, p.Release) {
 		flag.Usage()
 		os.Exit(2)
 	}

@@ -1,12 +1,16 @@
-// Package paktest builds management packs for tests, laid out the way the
-// Integration SDK's mp_build.py lays them out: an outer ZIP holding
-// manifest.txt, icon.png, eula.txt, resources/, content/ and, last,
+// Package paktest builds management packs for tests, laid out the way each
+// Integration SDK release's build tool (tools/build.py of the alpha,
+// mp_build.py from 0.4.0) lays them out: an outer ZIP holding manifest.txt,
+// the scripts, the icon, the EULA, resources/, content/ and, last,
 // adapter.zip, whose first member is the adapter's .conf. Files are deflated,
 // directories are stored, sizes are in the local headers (no data
-// descriptors), as Python's zipfile writes them to a file.
+// descriptors), as Python's zipfile writes them to a file. Every member is
+// built here; nothing is copied from the SDK's templates.
 //
-// The zero Pak is a current-format pack with no REGISTRY line; set Registry
-// (for example to paktest.Registry) for a pack that names its registry.
+// The zero Pak is a pack of the newest release (Release131) with no REGISTRY
+// line; set Registry (for example to paktest.Registry) for a pack that names
+// its registry, or From for the registry string given to mp-build, and
+// Release for another release's layout.
 package paktest
 
 import (
@@ -40,6 +44,65 @@ const (
 	Digest   = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 )
 
+// Release is an Integration SDK release whose pak layout a Pak imitates.
+type Release string
+
+// The releases whose build tool was read. Internal betas write what the
+// alpha writes.
+const (
+	ReleaseAlpha Release = "alpha" // tools/build.py, 2022
+	Release040   Release = "0.4.0"
+	Release051   Release = "0.5.1"
+	Release101   Release = "1.0.1"
+	Release110   Release = "1.1.0"
+	Release120   Release = "1.2.0"
+	Release131   Release = "1.3.1"
+)
+
+// Releases lists every release, oldest first.
+var Releases = []Release{ReleaseAlpha, Release040, Release051, Release101, Release110, Release120, Release131}
+
+// zeroX tells whether r is a 0.x release or the alpha: <kind>_adapter3
+// naming, a manifest name without "iSDK_", REGISTRY split off at the first
+// "/".
+func (r Release) zeroX() bool { return r == ReleaseAlpha || r == Release040 || r == Release051 }
+
+// images tells whether r zips <dir>/conf/images/ (the project template's
+// empty AdapterKind, ResourceKind and TraversalSpec folders).
+func (r Release) images() bool { return r != ReleaseAlpha && r != Release040 && r != Release110 }
+
+// versionTxt tells whether r writes <dir>/conf/version.txt.
+func (r Release) versionTxt() bool { return r == Release120 || r == Release131 }
+
+// SplitRegistry returns the REGISTRY and REPOSITORY (with its leading slash)
+// that release r writes for the registry string s given to it (mp-build -r,
+// or the project's config.json). 0.x and the alpha split s at its first
+// "/", so that a Docker Hub repository user/repo gives REGISTRY=user. 1.x
+// takes a first component without a dot for part of a Docker Hub repository
+// (REGISTRY=registry.hub.docker.com) and cuts anything after a ":" in the
+// repository off as a tag, which mangles localhost:5000/team/app into
+// REPOSITORY=/localhost.
+func SplitRegistry(r Release, s string) (registry, repository string) {
+	if r.zeroX() {
+		host, path, _ := strings.Cut(s, "/")
+		return host, "/" + path
+	}
+	domain, path := "registry.hub.docker.com", s
+	port := ""
+	if first, rest, ok := strings.Cut(s, "/"); ok {
+		domain, path = first, rest
+		if !strings.Contains(domain, ".") {
+			domain, path = "registry.hub.docker.com", first+"/"+rest
+		}
+		domain, port, _ = strings.Cut(domain, ":")
+		path, _, _ = strings.Cut(path, ":")
+	}
+	if port != "" {
+		domain += ":" + port
+	}
+	return domain, "/" + path
+}
+
 // Member is an extra member of an adapter archive.
 type Member struct {
 	Name       string
@@ -51,14 +114,24 @@ type Member struct {
 // Pak describes a management pack to build. Empty fields take the defaults
 // documented on each.
 type Pak struct {
-	Kind       string // adapter kind; "" means Kind
-	Name       string // manifest name; "" means "iSDK_" + the kind
-	Version    string // manifest version; "" means Version
-	Registry   string // REGISTRY; "" leaves the line out, as --use-default-registry does
-	Repository string // REPOSITORY with its leading slash; "" means "/my-project/" + the lower-case kind
-	Digest     string // DIGEST; "" means Digest
+	Release    Release // the SDK release whose layout to build; "" means Release131
+	Kind       string  // adapter kind; "" means Kind
+	Name       string  // manifest name; "" means "iSDK_" + the kind (1.x), the kind (0.x, alpha)
+	Version    string  // manifest version; "" means Version
+	Registry   string  // REGISTRY; "" leaves the line out, as --use-default-registry does
+	Repository string  // REPOSITORY with its leading slash; "" means "/my-project/" + the lower-case kind
+	Digest     string  // DIGEST; "" means Digest
+	// From, when set, is the registry string given to mp-build; REGISTRY
+	// and REPOSITORY are then what the release makes of it (SplitRegistry),
+	// and Registry and Repository are not used.
+	From string
 
-	Adapter3 bool // SDK 0.4 to 0.5.1 naming: <kind>_adapter3.conf and folder <kind>_adapter3/
+	Icon    string // the manifest's pak_icon, the icon's member name; "" means "icon.png"
+	NoIcon  bool   // pak_icon left empty: no icon in the pak
+	NoEULA  bool   // eula_file left empty: no EULA in the pak
+	Scripts bool   // the manifest names a validation, a pre-install and a post-install script
+
+	Adapter3 bool // SDK 0.4 to 0.5.1 naming (implied by those releases): <kind>_adapter3.conf and folder <kind>_adapter3/
 	CRLF     bool // CRLF line endings in the .conf, as built on Windows
 	HTTP     bool // built with -i: API_PROTOCOL=http and API_PORT=8080
 	Classic  bool // a classic Java pack: adapters.zip with a .jar and no .conf
@@ -102,6 +175,13 @@ type Pak struct {
 // modified is the fixed time stamp of every member, for reproducible output.
 var modified = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
+func (p Pak) release() Release {
+	if p.Release == "" {
+		return Release131
+	}
+	return p.Release
+}
+
 func (p Pak) kind() string {
 	if p.Kind == "" {
 		return Kind
@@ -117,13 +197,29 @@ func (p Pak) version() string {
 }
 
 func (p Pak) name() string {
-	if p.Name == "" {
-		return "iSDK_" + p.kind()
+	switch {
+	case p.Name != "":
+		return p.Name
+	case p.release().zeroX():
+		return p.kind()
 	}
-	return p.Name
+	return "iSDK_" + p.kind()
+}
+
+// registry returns REGISTRY, "" for none.
+func (p Pak) registry() string {
+	if p.From != "" {
+		r, _ := SplitRegistry(p.release(), p.From)
+		return r
+	}
+	return p.Registry
 }
 
 func (p Pak) repository() string {
+	if p.From != "" {
+		_, repo := SplitRegistry(p.release(), p.From)
+		return repo
+	}
 	if p.Repository == "" {
 		return "/my-project/" + strings.ToLower(p.kind())
 	}
@@ -156,13 +252,44 @@ func (p Pak) adapterMember() string {
 	return "adapter.zip"
 }
 
-// adapterDir is the adapter's folder in the adapter archive.
+// adapterDir is the adapter's folder in the adapter archive: the alpha
+// names it after the manifest name, 0.x after the kind with "_adapter3", 1.x
+// after the kind.
 func (p Pak) adapterDir() string {
-	if p.Adapter3 || p.Classic {
+	switch {
+	case p.release() == ReleaseAlpha:
+		return p.name() + "_adapter3"
+	case p.Adapter3 || p.Classic || p.release().zeroX():
 		return p.kind() + "_adapter3"
 	}
 	return p.kind()
 }
+
+// icon returns the icon's member name, "" for none.
+func (p Pak) icon() string {
+	switch {
+	case p.NoIcon:
+		return ""
+	case p.Icon != "":
+		return p.Icon
+	}
+	return "icon.png"
+}
+
+// eula returns the EULA's member name, "" for none.
+func (p Pak) eula() string {
+	if p.NoEULA {
+		return ""
+	}
+	return "eula.txt"
+}
+
+// The script names a Pak with Scripts gives its manifest.
+const (
+	validationScript = "validate.py"
+	preScript        = "pre-install.sh"
+	postScript       = "post-install.sh"
+)
 
 // confName returns the .conf's member name in the adapter archive.
 func (p Pak) confName() string {
@@ -172,16 +299,22 @@ func (p Pak) confName() string {
 	return p.adapterDir() + ".conf"
 }
 
-// FileName returns the pak's file name as mp_build.py names it: the manifest
-// name without its "iSDK_" prefix, "_", the version and ".pak".
+// FileName returns the pak's file name as the release's build tool names it:
+// the manifest name ("iSDK_" prefix removed from 1.0 on), "_", the version
+// and ".pak".
 func (p Pak) FileName() string {
-	return strings.TrimPrefix(p.name(), "iSDK_") + "_" + p.version() + ".pak"
+	name := p.name()
+	if !p.release().zeroX() {
+		name = strings.TrimPrefix(name, "iSDK_")
+	}
+	return name + "_" + p.version() + ".pak"
 }
 
-// Reference returns the image reference a reader should find, using
-// defaultRegistry when the pack has no REGISTRY.
+// Reference returns the image reference a reader should find, as the proxy
+// builds it (REGISTRY + REPOSITORY + "@" + DIGEST), using defaultRegistry
+// when the pack has no REGISTRY.
 func (p Pak) Reference(defaultRegistry string) string {
-	registry := p.Registry
+	registry := p.registry()
 	if registry == "" {
 		registry = defaultRegistry
 	}
@@ -204,14 +337,15 @@ func (p Pak) Conf() []byte {
 	if p.HTTP {
 		protocol, port = "http", "8080"
 	}
-	lines := [][2]string{
-		{"KINDKEY", p.kind()},
-		{"API_VERSION", "1.0.0"},
-		{"API_PROTOCOL", protocol},
-		{"API_PORT", port},
+	lines := [][2]string{{"KINDKEY", p.kind()}, {"API_VERSION", "1.0.0"}}
+	if p.release() == ReleaseAlpha {
+		// The alpha keys the conf by the manifest name and writes no API_PROTOCOL, API_PORT.
+		lines[0][1] = p.name()
+	} else {
+		lines = append(lines, [2]string{"API_PROTOCOL", protocol}, [2]string{"API_PORT", port})
 	}
-	if p.Registry != "" {
-		lines = append(lines, [2]string{"REGISTRY", p.Registry})
+	if r := p.registry(); r != "" {
+		lines = append(lines, [2]string{"REGISTRY", r})
 	}
 	lines = append(lines, [2]string{"REPOSITORY", p.repository()}, [2]string{"DIGEST", p.digest()})
 
@@ -249,6 +383,10 @@ func (p Pak) Manifest() []byte {
 	if kinds == nil {
 		kinds = []string{p.kind()}
 	}
+	var validation, pre, post string
+	if p.Scripts {
+		validation, pre, post = validationScript, preScript, postScript
+	}
 	type script struct {
 		Script string `json:"script"`
 	}
@@ -278,10 +416,13 @@ func (p Pak) Manifest() []byte {
 		VcopsMinimumVersion:  "8.10.0",
 		DiskSpaceRequired:    500,
 		RunScriptsOnAllNodes: "true",
-		EulaFile:             "eula.txt",
+		EulaFile:             p.eula(),
 		Platform:             []string{"Linux Non-VA", "Linux VA"},
 		Vendor:               "VENDOR",
-		PakIcon:              "icon.png",
+		PakIcon:              p.icon(),
+		PakValidationScript:  script{validation},
+		AdapterPreScript:     script{pre},
+		AdapterPostScript:    script{post},
 		Adapters:             p.adapters(),
 		AdapterKinds:         kinds,
 	}
@@ -317,19 +458,30 @@ func (p Pak) AdapterZip() []byte {
 	}
 	z.file(p.confName(), p.Conf())
 	z.file("manifest.txt", p.Manifest())
-	z.file("eula.txt", []byte("There is no EULA associated with this Management Pack."))
-	z.file("icon.png", icon)
+	if eula := p.eula(); eula != "" {
+		z.file(eula, eulaText)
+	}
+	if icon := p.icon(); icon != "" {
+		z.file(icon, iconPNG)
+	}
 	z.dir("resources/")
 	z.file("resources/resources.properties", []byte("DISPLAY_NAME=My Adapter\nDESCRIPTION=A test adapter\n"))
+	// The adapter folder as os.walk gives it: a folder, its files, then its
+	// sub-folders.
+	r := p.release()
 	z.dir(dir + "/")
 	z.dir(dir + "/conf/")
 	z.file(dir+"/conf/describe.xml", describe(kind))
 	z.file(dir+"/conf/describeSchema.xsd", []byte(`<?xml version="1.0" encoding="UTF-8"?><xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>`))
-	z.file(dir+"/conf/version.txt", p.versionTxt())
-	z.dir(dir + "/conf/images/")
-	z.dir(dir + "/conf/images/AdapterKind/")
-	z.dir(dir + "/conf/images/ResourceKind/")
-	z.dir(dir + "/conf/images/TraversalSpec/")
+	if r.versionTxt() {
+		z.file(dir+"/conf/version.txt", p.versionTxt())
+	}
+	if r.images() {
+		z.dir(dir + "/conf/images/")
+		z.dir(dir + "/conf/images/AdapterKind/")
+		z.dir(dir + "/conf/images/ResourceKind/")
+		z.dir(dir + "/conf/images/TraversalSpec/")
+	}
 	z.dir(dir + "/conf/resources/")
 	z.file(dir+"/conf/resources/resources.properties", []byte("version=1\n"))
 	z.close()
@@ -348,25 +500,56 @@ func describe(kind string) []byte {
 `, kind)
 }
 
-// icon is a 1x1 PNG.
-var icon = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+// iconPNG is a 1x1 PNG.
+var iconPNG = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
 
-// Write streams the pak to w.
+// eulaText is the EULA the SDK's project template writes.
+var eulaText = []byte("There is no EULA associated with this Management Pack.")
+
+// contentDirs are the content/ folders of the SDK's project template, in the
+// order it makes them; the template puts a .gitkeep in each but files/.
+var contentDirs = []string{
+	"policies", "traversalspecs", "resources", "customgroups", "reports", "recommendations", "dashboards",
+	"files", "files/topowidget", "files/txtwidget", "files/solutionconfig", "files/reskndmetric",
+	"alertdefs", "supermetrics", "symptomdefs",
+}
+
+// Write streams the pak to w: manifest.txt, the scripts (validation,
+// post-install, pre-install, as mp_build.py adds them), the icon, the EULA,
+// resources/, content/ and last the adapter archive.
 func (p Pak) Write(w io.Writer) error {
 	z := newZipWriter(w)
 	z.file("manifest.txt", p.Manifest())
-	z.file("icon.png", icon)
-	z.file("eula.txt", []byte("There is no EULA associated with this Management Pack."))
+	if p.Scripts {
+		z.file(validationScript, []byte("#!/usr/bin/env python3\n"))
+		z.file(postScript, []byte("#!/bin/sh\n"))
+		z.file(preScript, []byte("#!/bin/sh\n"))
+	}
+	if icon := p.icon(); icon != "" {
+		z.file(icon, iconPNG)
+	}
+	if eula := p.eula(); eula != "" {
+		z.file(eula, eulaText)
+	}
 	z.dir("resources/")
 	z.file("resources/resources.properties", []byte("DISPLAY_NAME=My Adapter\nDESCRIPTION=A test adapter\n"))
 	z.dir("content/")
-	z.dir("content/alertdefs/")
-	z.file("content/alertdefs/alertDefinitionSchema.xsd", []byte(`<?xml version="1.0" encoding="UTF-8"?><xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>`))
-	z.dir("content/traversalspecs/")
-	z.file("content/traversalspecs/traversalSpecsSchema.xsd", []byte(`<?xml version="1.0" encoding="UTF-8"?><xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>`))
-	if p.ContentBytes > 0 {
-		z.dir("content/files/")
-		z.filler("content/files/filler", p.ContentBytes)
+	r := p.release()
+	for _, d := range contentDirs {
+		z.dir("content/" + d + "/")
+		// 0.4.0 zips the template's .gitkeep files; later releases skip them.
+		if r == Release040 && d != "files" {
+			z.file("content/"+d+"/.gitkeep", nil)
+		}
+		// The template's schemas for alert definitions and traversal specs.
+		switch {
+		case d == "alertdefs" && r != ReleaseAlpha:
+			z.file("content/alertdefs/alertDefinitionSchema.xsd", []byte(`<?xml version="1.0" encoding="UTF-8"?><xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>`))
+		case d == "traversalspecs" && r != ReleaseAlpha:
+			z.file("content/traversalspecs/traversalSpecsSchema.xsd", []byte(`<?xml version="1.0" encoding="UTF-8"?><xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>`))
+		case d == "files" && p.ContentBytes > 0:
+			z.filler("content/files/filler", p.ContentBytes)
+		}
 	}
 	inner := p.AdapterZip()
 	if p.StoreAdapterZip {
