@@ -26,7 +26,7 @@ again what vanished. State is kept in state_dir/state.json; see prepull status.
 SIGTERM or SIGINT stops it (exit 0); SIGHUP reloads the configuration.
 It refuses to start when watch_dir or state_dir can be written by anyone but
 its own user (exit 2).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {
@@ -70,7 +70,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 its status (waiting, pulling, present, failed, invalid), attempts, last error
 and when. With --json it prints the state itself, digests and references
 included.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {

@@ -17,13 +17,15 @@ import (
 
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/logging"
 	"github.com/prepull/prepull/internal/pak"
 )
 
 // Version is set at build time with -ldflags "-X github.com/prepull/prepull/internal/cli.Version=...".
-var Version = "dev"
+// Empty, the version comes from the build information Go records.
+var Version = ""
 
 // ExitCode is a process exit status with a documented meaning.
 type ExitCode int
@@ -84,6 +86,14 @@ func (e *exitError) Error() string { return e.msg }
 // usageErrorf returns an error that exits with ExitUsage.
 func usageErrorf(format string, args ...any) error {
 	return &exitError{code: ExitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+// noArgs refuses arguments, for commands that take none, with a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("%s takes no arguments, got %s (see '%s --help')", cmd.CommandPath(), display.Text(args[0]), cmd.CommandPath())
+	}
+	return nil
 }
 
 // globals are the flags every command takes.
@@ -160,8 +170,9 @@ for standard input.
 		Args:          cobra.ArbitraryArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
@@ -173,7 +184,7 @@ for standard input.
 	pf.StringVar(&g.dockerHost, "docker-host", "", "Docker Engine address (default $DOCKER_HOST, then docker_host in the configuration)")
 
 	addPullFlags(root, g)
-	root.AddCommand(newInspectCommand(g))
+	root.AddCommand(newInspectCommand(g), newVersionCommand(g))
 	root.AddCommand(newRemoteCommand(g), newMirrorCommand(g))
 	root.AddCommand(newAgentCommand(g), newStatusCommand(g))
 	return root

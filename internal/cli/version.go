@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// versionLine is what `prepull version` and `prepull --version` print: the
+// version set at build time, else the module version Go recorded (a tag, or
+// a pseudo-version from the checkout's commit), else "dev"; then the commit,
+// whether the tree was modified, and the Go release.
+func versionLine() string {
+	info, ok := debug.ReadBuildInfo()
+	v := Version
+	if v == "" && ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	if v == "" {
+		v = "dev"
+	}
+	var extra []string
+	if ok {
+		settings := map[string]string{}
+		for _, s := range info.Settings {
+			settings[s.Key] = s.Value
+		}
+		if rev := settings["vcs.revision"]; rev != "" {
+			extra = append(extra, "commit "+rev[:min(len(rev), 12)])
+		}
+		if settings["vcs.modified"] == "true" {
+			extra = append(extra, "modified")
+		}
+		extra = append(extra, info.GoVersion)
+	}
+	if len(extra) == 0 {
+		return "prepull " + v
+	}
+	return fmt.Sprintf("prepull %s (%s)", v, strings.Join(extra, ", "))
+}
+
+func newVersionCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print prepull's version",
+		Long:  "Print prepull's version, as --version does. (A pak file named version is ./version.)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := fmt.Fprintln(g.stdout, versionLine())
+			return err
+		},
+	}
+}
