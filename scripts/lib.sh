@@ -81,6 +81,9 @@ missing_packages() {
     "ip iproute2"
     "debootstrap debootstrap"
     "systemd-nspawn systemd-container"
+    "gpg gnupg"
+    "pass pass"
+    "docker-credential-pass golang-docker-credential-helpers"
   )
   local part
   for part in "${parts[@]}"; do

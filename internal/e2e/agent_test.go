@@ -80,7 +80,7 @@ func (f *fixture) startAgent(config, inbox, state string) *agentProc {
 	f.t.Helper()
 	p := &agentProc{t: f.t, f: f, config: config, inbox: inbox, state: state, done: make(chan struct{})}
 	p.cmd = exec.Command(testenv.Prepull(f.t), "agent", "--config", config)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}
+	p.cmd.Env = f.cleanEnv()
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		f.t.Fatal(err)

@@ -38,6 +38,9 @@ type fixture struct {
 	// onStart, when set, is called with the pid of every prepull the
 	// fixture runs, as soon as it started.
 	onStart func(pid int)
+	// env is added to the clean environment of every prepull the fixture
+	// runs, one-shot and agent.
+	env []string
 }
 
 // newFixture starts a registry with a login, pushes a fresh image as repo
@@ -118,7 +121,7 @@ func (f *fixture) prepull(stdin io.Reader, args ...string) run {
 func (f *fixture) prepullEnv(env []string, stdin io.Reader, args ...string) run {
 	f.t.Helper()
 	cmd := exec.Command(testenv.Prepull(f.t), args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}, env...)
+	cmd.Env = append(f.cleanEnv(), env...)
 	cmd.Stdin = stdin
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -143,6 +146,12 @@ func (f *fixture) prepullEnv(env []string, stdin io.Reader, args ...string) run 
 		}
 	}
 	return r
+}
+
+// cleanEnv is the environment prepull runs with: PATH, a HOME and TMPDIR
+// of the test's own, and the fixture's env.
+func (f *fixture) cleanEnv() []string {
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}, f.env...)
 }
 
 // result is one entry of the one-shot's --json output.

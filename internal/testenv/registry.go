@@ -155,7 +155,9 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 }
 
 // writeHtpasswd writes the bcrypt htpasswd file, passing the password to
-// htpasswd on its standard input rather than its command line.
+// htpasswd on its standard input rather than its command line. It replaces
+// the file atomically, with a modification time later than the old one's:
+// docker-registry (2.8 too) reads the file again when that time changes.
 func (r *Registry) writeHtpasswd(t testing.TB) {
 	t.Helper()
 	htpasswd := partHtpasswd.mustPath(t)
@@ -163,9 +165,33 @@ func (r *Registry) writeHtpasswd(t testing.TB) {
 	if err != nil {
 		t.Fatalf("testenv: htpasswd: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(r.dir, "htpasswd"), []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
+	path := filepath.Join(r.dir, "htpasswd")
+	mtime := time.Now()
+	if old, err := os.Stat(path); err == nil && !mtime.After(old.ModTime()) {
+		mtime = old.ModTime().Add(time.Second) // the clock's granularity is coarse
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
 		t.Fatalf("testenv: htpasswd: %v", err)
 	}
+	if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+		t.Fatalf("testenv: htpasswd: %v", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatalf("testenv: htpasswd: %v", err)
+	}
+}
+
+// SetPassword makes the running registry accept password, and only it, for
+// its User from its next request on: a rotated login. It needs a registry
+// started with User and Password (htpasswd, not TokenAuth).
+func (r *Registry) SetPassword(t testing.TB, password string) {
+	t.Helper()
+	if r.User == "" || r.Token != nil {
+		t.Fatal("testenv: SetPassword needs a registry with an htpasswd login")
+	}
+	r.Password = password
+	r.writeHtpasswd(t)
 }
 
 // writeConfig writes the registry's config.yml for r.Addr.

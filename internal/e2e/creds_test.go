@@ -1,0 +1,317 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// needPrograms fails t, naming the Debian packages, unless every program is
+// on PATH.
+func needPrograms(t *testing.T, programs map[string]string) {
+	t.Helper()
+	for prog, pkg := range programs {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Fatalf("%s not found: install the Debian package %s (scripts/test.sh as root installs it)", prog, pkg)
+		}
+	}
+}
+
+// passStore is a pass password store of the test's own, encrypted to a GPG
+// key without a passphrase made for the test: what docker-credential-pass
+// reads. env points pass and gpg at it.
+type passStore struct {
+	t   *testing.T
+	env []string
+}
+
+// newPassStore makes the key and the store; the key's gpg-agent is stopped
+// when the test ends.
+func newPassStore(t *testing.T) *passStore {
+	t.Helper()
+	needPrograms(t, map[string]string{"gpg": "gnupg", "gpgconf": "gnupg", "pass": "pass", "docker-credential-pass": "golang-docker-credential-helpers"})
+	dir := t.TempDir()
+	gnupg := filepath.Join(dir, "gnupg")
+	if err := os.Mkdir(gnupg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := &passStore{t: t, env: []string{"GNUPGHOME=" + gnupg, "PASSWORD_STORE_DIR=" + filepath.Join(dir, "store")}}
+	t.Cleanup(func() { _, _ = s.run(nil, "gpgconf", "--kill", "gpg-agent") })
+	const uid = "prepull-test@example.invalid"
+	s.must(nil, "gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "default", "default", "never")
+	s.must(nil, "pass", "init", uid)
+	return s
+}
+
+func (s *passStore) run(stdin *strings.Reader, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.t.TempDir()}, s.env...)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (s *passStore) must(stdin *strings.Reader, name string, args ...string) {
+	s.t.Helper()
+	if out, err := s.run(stdin, name, args...); err != nil {
+		s.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// store saves a login for host through docker-credential-pass itself, as
+// docker login with credsStore pass would.
+func (s *passStore) store(host, user, password string) {
+	s.t.Helper()
+	body, err := json.Marshal(map[string]string{"ServerURL": host, "Username": user, "Secret": password})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.must(strings.NewReader(string(body)), "docker-credential-pass", "store")
+}
+
+// writeDockerConfig writes the fixture's Docker config.json.
+func (f *fixture) writeDockerConfig(body string) {
+	f.t.Helper()
+	for name, data := range map[string]string{"config.json": body, ".written-by-test": ""} {
+		if err := os.WriteFile(filepath.Join(f.dockerConfigDir, name), []byte(data), 0o600); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// helperBin puts a folder first on the PATH of every prepull the fixture
+// runs and returns it, for credential helpers and commands of the test's
+// own.
+func (f *fixture) helperBin() string {
+	f.t.Helper()
+	bin := filepath.Join(f.dir, "bin")
+	if err := os.MkdirAll(bin, 0o700); err != nil {
+		f.t.Fatal(err)
+	}
+	f.env = append(f.env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return bin
+}
+
+// writeScript writes an executable shell script and returns its path.
+func writeScript(t *testing.T, path, body string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// onePull runs the one-shot on the fixture's pak and returns its result.
+func (f *fixture) onePull(config string, code int) result {
+	f.t.Helper()
+	r := f.prepull(nil, "--json", "--config", config, f.pak)
+	r.want(f.t, code)
+	rs := r.results(f.t)
+	if len(rs) != 1 {
+		f.t.Fatalf("%d results, want 1:\n%s", len(rs), r.stdout)
+	}
+	return rs[0]
+}
+
+// TestCredsStorePass pulls with the login Debian's docker-credential-pass
+// holds, from a pass store and GPG key made for the test: the one-shot, then
+// the agent. A credHelpers entry for the host wins over credsStore.
+func TestCredsStorePass(t *testing.T) {
+	f := newFixture(t, "proj/creds-pass")
+	store := newPassStore(t)
+	f.env = append(f.env, store.env...)
+	store.store(f.reg.Addr, "alice", f.password)
+	f.writeDockerConfig(`{"credsStore": "pass"}`)
+	config := f.writeConfig("registries: []\n")
+
+	res := f.onePull(config, 0)
+	if res.Status != "pulled" || res.CredentialSource != "docker config "+filepath.Join(f.dockerConfigDir, "config.json")+" (credsStore docker-credential-pass)" {
+		t.Fatalf("one-shot: %+v, want pulled with the login of credsStore docker-credential-pass", res)
+	}
+
+	// The agent, with the same store.
+	f.docker.RemoveImage(t, f.ref)
+	agentConf, inbox, state := f.agentConfig("registries: []\n")
+	a := f.startAgent(agentConf, inbox, state)
+	a.drop(f.pak, "pass.pak")
+	a.eventually(60*time.Second, "pass.pak is in done/", func() bool { return a.inDone("pass.pak") })
+	if n := a.countLogs("using registry credentials", map[string]string{"source": res.CredentialSource}); n == 0 {
+		t.Errorf("the agent did not log in with credsStore docker-credential-pass")
+	}
+	a.terminate()
+
+	// pass now holds a wrong password for the host; a credHelpers entry
+	// for it names a helper that has the right one, and wins.
+	store.store(f.reg.Addr, "alice", "wrong-"+f.password)
+	bin := f.helperBin()
+	writeScript(t, filepath.Join(bin, "docker-credential-prepull-e2e"),
+		fmt.Sprintf(`read host; printf '{"ServerURL":"%%s","Username":"alice","Secret":"%s"}' "$host"`, f.password))
+	f.writeDockerConfig(fmt.Sprintf(`{"credsStore": "pass", "credHelpers": {%q: "prepull-e2e"}}`, f.reg.Addr))
+	f.docker.RemoveImage(t, f.ref)
+	res = f.onePull(config, 0)
+	if res.Status != "pulled" || !strings.HasSuffix(res.CredentialSource, "(credHelpers docker-credential-prepull-e2e)") {
+		t.Fatalf("with credHelpers: %+v, want pulled with docker-credential-prepull-e2e", res)
+	}
+
+	// Without the credHelpers entry, pass's wrong password is rejected.
+	f.writeDockerConfig(`{"credsStore": "pass"}`)
+	f.docker.RemoveImage(t, f.ref)
+	if res = f.onePull(config, 4); !strings.Contains(res.Error, "credsStore docker-credential-pass") {
+		t.Errorf("a rejected login from pass: %+v, want exit 4 naming credsStore docker-credential-pass", res)
+	}
+}
+
+// TestCredentialHelperFailures: a helper that is missing, fails or
+// answers garbage is exit 2 naming the helper and the host, before any
+// pull; a helper never sees a password_env secret or anything else of
+// prepull's environment it was not meant to have.
+func TestCredentialHelperFailures(t *testing.T) {
+	f := newFixture(t, "proj/creds-helpers")
+	bin := f.helperBin()
+	dump := filepath.Join(f.dir, "helper.env")
+	writeScript(t, filepath.Join(bin, "docker-credential-fails"), `echo "pass store is locked"; echo "gpg: decryption failed: No secret key" >&2; exit 1`)
+	writeScript(t, filepath.Join(bin, "docker-credential-garbage"), `printf 'not a login\n'`)
+	writeScript(t, filepath.Join(bin, "docker-credential-dump"),
+		fmt.Sprintf(`env > %q; read host; printf '{"ServerURL":"%%s","Username":"alice","Secret":"%s"}' "$host"`, dump, f.password))
+	const secret = "other-registry-secret-d41d8cd9"
+	f.env = append(f.env, "OTHER_REGISTRY_PW="+secret, "AWS_REGION=eu-west-1", "PASSWORD_STORE_DIR=/nonexistent/store", "SOME_TOKEN=unrelated-d41d8cd9")
+	config := f.writeConfig("registries: [{host: other.example, username: bob, password_env: OTHER_REGISTRY_PW}]\n")
+	conf := filepath.Join(f.dockerConfigDir, "config.json")
+
+	for _, tt := range []struct{ helper, want string }{
+		{"missing", "docker-credential-missing is not installed (not found in PATH)"},
+		{"fails", "error getting credentials - err: exit status 1; its stderr: gpg: decryption failed: No secret key, out: `pass store is locked`"},
+		{"garbage", "docker-credential-garbage answered something other than a login (JSON with Username and Secret)"},
+	} {
+		t.Run(tt.helper, func(t *testing.T) {
+			f.writeDockerConfig(fmt.Sprintf(`{"credsStore": "pass", "credHelpers": {%q: %q}}`, f.reg.Addr, tt.helper))
+			res := f.onePull(config, 2)
+			want := fmt.Sprintf("%s: credHelpers docker-credential-%s for %s: credential unavailable: %s", conf, tt.helper, f.reg.Addr, tt.want)
+			if res.Status != "failed" || !strings.Contains(res.Error, want) {
+				t.Errorf("result %+v, want failed with %q", res, want)
+			}
+			if f.docker.HasImage(t, f.ref) {
+				t.Errorf("the image was pulled despite the failing helper")
+			}
+		})
+	}
+
+	f.writeDockerConfig(`{"credsStore": "dump"}`)
+	if res := f.onePull(config, 0); res.Status != "pulled" {
+		t.Fatalf("with the dumping helper: %+v", res)
+	}
+	data, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(data)
+	for _, want := range []string{"PATH=" + bin, "HOME=" + f.dir, "AWS_REGION=eu-west-1", "PASSWORD_STORE_DIR=/nonexistent/store"} {
+		if !strings.Contains(env, want+"\n") && !strings.Contains(env, want+string(os.PathListSeparator)) {
+			t.Errorf("the helper's environment lacks %s:\n%s", want, env)
+		}
+	}
+	for _, leak := range []string{secret, "OTHER_REGISTRY_PW", "d41d8cd9"} {
+		if strings.Contains(env, leak) {
+			t.Errorf("the helper saw %s:\n%s", leak, env)
+		}
+	}
+}
+
+// TestPasswordCommandTokenRotation stands in for AWS ECR: the registry's
+// accepted password is rotated while the agent runs, as a 12-hour ECR token
+// expires, and password_command (standing in for aws ecr
+// get-login-password) prints the current token. The one-shot and the agent
+// ask it at every login; a token the registry rejects is replaced by a
+// fresh one at once; the image stays present across the rotations.
+func TestPasswordCommandTokenRotation(t *testing.T) {
+	f := newFixture(t, "proj/creds-rotation")
+	// The command prints the first line of its queue, dropping it while
+	// more follow, and counts its runs.
+	queue := filepath.Join(f.dir, "tokens")
+	runs := filepath.Join(f.dir, "runs")
+	command := writeScript(t, filepath.Join(f.dir, "get-login-password"), fmt.Sprintf(`echo run >> %[2]q
+head -n 1 %[1]q
+if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
+`, queue, runs))
+	setTokens := func(tokens ...string) {
+		t.Helper()
+		if err := os.WriteFile(queue, []byte(strings.Join(tokens, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	countRuns := func() int {
+		data, _ := os.ReadFile(runs)
+		return strings.Count(string(data), "run\n")
+	}
+	token1, token2, token3 := f.password, "token2-"+randomWord(t), "token3-"+randomWord(t)
+	setTokens(token1)
+	login := fmt.Sprintf("registries: [{host: %q, username: alice, password_command: [%q]}]\n", f.reg.Addr, command)
+
+	// A command that fails: exit 2, its stderr shown, never its output.
+	failing := writeScript(t, filepath.Join(f.dir, "failing"), "echo partial-output-d41d8cd9\necho 'Unable to locate credentials. You can configure credentials by running \"aws configure\".' >&2\nexit 253\n")
+	r := f.prepull(nil, "--config", f.writeConfig(fmt.Sprintf("registries: [{host: %q, username: AWS, password_command: [%q]}]\n", f.reg.Addr, failing)), f.pak)
+	r.want(t, 2)
+	want := fmt.Sprintf("registries entry for %s: password_command %s: credential unavailable: exit status 253; its stderr: Unable to locate credentials.", f.reg.Addr, failing)
+	if !strings.Contains(r.stderr+r.stdout, want) || strings.Contains(r.stderr+r.stdout, "partial-output") {
+		t.Errorf("a failing password_command: want %q and not its output:\n%s%s", want, r.stdout, r.stderr)
+	}
+
+	// The one-shot asks the command once per login.
+	res := f.onePull(f.writeConfig(login), 0)
+	if res.Status != "pulled" || res.CredentialSource != "password_command "+command || countRuns() != 1 {
+		t.Fatalf("one-shot: %+v after %d runs, want pulled with password_command after 1 run", res, countRuns())
+	}
+	f.docker.RemoveImage(t, f.ref)
+
+	config, inbox, state := f.agentConfig(login + "verify_interval: 1s\n")
+	a := f.startAgent(config, inbox, state)
+	a.drop(f.pak, "ecr.pak")
+	a.eventually(60*time.Second, "ecr.pak is in done/", func() bool { return a.inDone("ecr.pak") })
+	pulls := func() int {
+		s := a.readState()
+		if len(s.Images) != 1 || s.Images[0].Status != "present" {
+			return 0
+		}
+		return s.Images[0].Pulls
+	}
+
+	// Rotation: the registry accepts only token2, which the command now
+	// prints. The image vanishes; the agent pulls it with the new token.
+	f.reg.SetPassword(t, token2)
+	setTokens(token2)
+	f.docker.RemoveImage(t, f.ref)
+	a.eventually(60*time.Second, "the image is pulled again with token2", func() bool { return pulls() == 2 })
+
+	// The registry moves on to token3 while the command still prints the
+	// expired token2 once: the registry rejects it, and the agent asks
+	// again at once and logs in with token3, within the same try.
+	f.reg.SetPassword(t, token3)
+	setTokens(token2, token3)
+	before := countRuns()
+	f.docker.RemoveImage(t, f.ref)
+	a.eventually(60*time.Second, "the image is pulled again with token3", func() bool { return pulls() == 3 })
+	if n := countRuns() - before; n != 2 {
+		t.Errorf("the command ran %d times for the last pull, want 2 (the rejected token, then the fresh one)", n)
+	}
+	if a.countLogs("registry rejected the login, asking its source for a fresh one", map[string]string{"source": "password_command " + command}) != 1 {
+		t.Errorf("no log line says the rejected token was replaced")
+	}
+	if s := a.readState(); s.Images[0].LastError != "" {
+		t.Errorf("the image keeps the error %q", s.Images[0].LastError)
+	}
+	for _, tok := range []string{token2, token3} {
+		if strings.Contains(a.logText(), tok) {
+			t.Errorf("a token appears in the agent's log")
+		}
+	}
+	if !f.docker.HasImage(t, f.ref) {
+		t.Errorf("%s is not in the engine", f.ref)
+	}
+}
