@@ -144,7 +144,7 @@ func (c *capped) tail() []byte {
 func fromCommand(cfg *config.Config, argv []string) (string, error) {
 	out, err := runCommand(cfg, CommandTimeout, argv, nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", withNetworkHint(fmt.Errorf("%w: %v", ErrUnavailable, err))
 	}
 	pw := strings.TrimSuffix(strings.TrimSuffix(string(out), "\n"), "\r")
 	switch {
@@ -154,6 +154,15 @@ func fromCommand(cfg *config.Config, argv []string) (string, error) {
 		return "", fmt.Errorf("%w: it printed more than one line; the password must be its only line", ErrUnavailable)
 	}
 	return pw, nil
+}
+
+// withNetworkHint adds to the failure of a login program, which may have
+// needed the network, that this process has none, when it has none.
+func withNetworkHint(err error) error {
+	if hint := networkHint(); hint != "" {
+		return fmt.Errorf("%w; %s", err, hint)
+	}
+	return err
 }
 
 // helperProgram runs a Docker credential helper for Docker's own helper
@@ -198,7 +207,7 @@ func fromHelper(cfg *config.Config, name, serverAddress string) (Credential, err
 	case err != nil:
 		// The helper protocol puts error text on standard output, which
 		// the client quotes: escape it all.
-		return Credential{}, errors.New(display.Text(err.Error()))
+		return Credential{}, withNetworkHint(errors.New(display.Text(err.Error())))
 	case got.Username == "" && got.Secret == "":
 		// Older helpers (pass 0.6) answer an empty login for an unknown host.
 		return Credential{}, errNoLogin

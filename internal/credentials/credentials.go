@@ -196,11 +196,7 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 	}
 	ac, err := cf.GetAuthConfig(key)
 	if err != nil {
-		err = fmt.Errorf("%s: credentials for %s: %w: %v", path, host, ErrUnavailable, err)
-		if hint := networkHint(); hint != "" {
-			err = fmt.Errorf("%w; %s", err, hint)
-		}
-		return Credential{}, false, err
+		return Credential{}, false, withNetworkHint(fmt.Errorf("%s: credentials for %s: %w: %v", path, host, ErrUnavailable, err))
 	}
 	if ac.Username == "" && ac.Password == "" && ac.IdentityToken == "" {
 		return Credential{}, false, nil

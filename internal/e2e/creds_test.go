@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prepull/prepull/internal/testenv"
 )
 
 // needPrograms fails t, naming the Debian packages, unless every program is
@@ -202,6 +205,20 @@ func TestCredentialHelperFailures(t *testing.T) {
 			}
 		})
 	}
+
+	// Without a network, as under the hardened unit, the failure says so
+	// and names the drop-in that lifts it.
+	t.Run("no network", func(t *testing.T) {
+		needPrograms(t, map[string]string{"unshare": "util-linux"})
+		f.writeDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "fails"}}`, f.reg.Addr))
+		cmd := exec.Command("unshare", "--net", "--", testenv.Prepull(t), "--config", config, f.pak)
+		cmd.Env = f.cleanEnv()
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "install.sh --network-logins") {
+			t.Errorf("a failing helper without a network: %v, want exit 2 naming install.sh --network-logins:\n%s", err, out)
+		}
+	})
 
 	f.writeDockerConfig(`{"credsStore": "dump"}`)
 	if res := f.onePull(config, 0); res.Status != "pulled" {
