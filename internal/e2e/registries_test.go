@@ -320,23 +320,63 @@ func TestRegistryTLSPrivateCA(t *testing.T) {
 	})
 }
 
+// TestRegistryDockerHubViaMirror pulls from Docker Hub the ways paks name
+// it: docker.io, and the Docker Hub namespace of an SDK 0.x pak
+// (REGISTRY=myteam, REPOSITORY=/legacy), whose reference myteam/legacy@DIGEST
+// is pulled and verified exactly so.
 func TestRegistryDockerHubViaMirror(t *testing.T) {
 	// No internet here: a docker.io pull can only succeed through the mirror.
 	mirror := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	d := testenv.Docker(t)
-	digest := d.PushImage(t, mirror, "myorg/adapter", testenv.ImageOptions{})
+	tests := []struct {
+		name, repo string
+		pak        func(digest string) paktest.Pak
+		ref        string // the reference without "@DIGEST"
+	}{
+		{"docker.io", "myorg/adapter", func(digest string) paktest.Pak {
+			return paktest.Pak{Kind: "HubAdapter", Version: "1.0.0", Registry: "docker.io", Repository: "/myorg/adapter", Digest: digest}
+		}, "docker.io/myorg/adapter"},
+		{"SDK 0.x namespace", "myteam/legacy", func(digest string) paktest.Pak {
+			return paktest.Pak{Release: paktest.Release051, Kind: "LegacyAdapter", Version: "0.5.1", From: "myteam/legacy", Digest: digest}
+		}, "myteam/legacy"},
+	}
+	digests := map[string]string{}
+	for _, tt := range tests {
+		digests[tt.name] = d.PushImage(t, mirror, tt.repo, testenv.ImageOptions{})
+	}
 	d.UseMirror(t, mirror)
 
-	f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t), docker: d, reg: mirror, digest: digest}
-	f.dockerConfigDir = filepath.Join(f.dir, "docker")
-	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	f.pak = paktest.Pak{Kind: "HubAdapter", Version: "1.0.0", Registry: "docker.io", Repository: "/myorg/adapter", Digest: digest}.WriteFile(t, f.dir)
-	f.ref = "docker.io/myorg/adapter@" + digest
-	t.Cleanup(func() { d.RemoveImage(t, f.ref) })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			digest := digests[tt.name]
+			f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t), docker: d, reg: mirror, digest: digest}
+			f.dockerConfigDir = filepath.Join(f.dir, "docker")
+			if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			f.pak = tt.pak(digest).WriteFile(t, f.dir)
+			f.ref = tt.ref + "@" + digest
+			t.Cleanup(func() { d.RemoveImage(t, f.ref) })
 
-	f.pulledOnce(f.writeConfig("registries: []\n"), "anonymous")
+			cfg := f.writeConfig("registries: []\n")
+			r := f.prepull(nil, "--config", cfg, "inspect", "--json", f.pak)
+			r.want(t, 0)
+			var inspected []map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &inspected); err != nil {
+				t.Fatalf("inspect --json: %v\n%s", err, r.stdout)
+			}
+			if len(inspected) != 1 || inspected[0]["reference"] != f.ref || inspected[0]["registry"] != "docker.io" {
+				t.Fatalf("inspect --json = %v, want reference %s from registry docker.io", inspected, f.ref)
+			}
+			f.pulledOnce(cfg, "anonymous")
+			// Present now, under exactly that name.
+			r = f.prepull(nil, "--config", cfg, "--json", f.pak)
+			r.want(t, 0)
+			if rs := r.results(t); len(rs) != 1 || rs[0].Status != "present" {
+				t.Fatalf("second run: %+v, want present", rs)
+			}
+		})
+	}
 }
 
 // apiRecorder is a proxy in front of the engine's API socket that announces
@@ -444,4 +484,44 @@ func TestRegistryEngineAPINegotiation(t *testing.T) {
 	if seen[oldest] == 0 {
 		t.Fatalf("no request used API %s: %v", oldest, seen)
 	}
+}
+
+// TestRegistrySDK1LocalhostMangling: SDK 1.x turns a registry given as
+// localhost:PORT/team/app into REGISTRY=registry.hub.docker.com,
+// REPOSITORY=/localhost. prepull reads it as the proxy would, and both
+// inspect and the failed pull explain it and say what to rebuild.
+func TestRegistrySDK1LocalhostMangling(t *testing.T) {
+	f := newFixture(t, "team/app")
+	_, port, err := net.SplitHostPort(f.reg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := paktest.Pak{Release: paktest.Release131, From: "localhost:" + port + "/team/app", Digest: f.digest}.WriteFile(t, t.TempDir())
+	ref := "registry.hub.docker.com/localhost@" + f.digest
+
+	r := f.prepull(nil, "inspect", "--json", "--config", f.config, p)
+	r.want(t, 0)
+	var inspected []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &inspected); err != nil {
+		t.Fatal(err)
+	}
+	if inspected[0]["reference"] != ref || !strings.Contains(fmt.Sprint(inspected[0]["warnings"]), "127.0.0.1:PORT") {
+		t.Fatalf("inspect = %v, want reference %s with a warning", inspected[0], ref)
+	}
+	if !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "localhost:PORT/...") {
+		t.Fatalf("inspect stderr does not warn:\n%s", r.stderr)
+	}
+
+	// No internet here: the pull of Docker Hub's "localhost" fails, however
+	// it fails, and says why.
+	r = f.prepull(nil, "--config", f.config, "--timeout", "5s", "--json", p)
+	if r.code == 0 {
+		t.Fatalf("a pull of %s succeeded", ref)
+	}
+	rs := r.results(t)
+	if len(rs) != 1 || rs[0].Reference != ref || !strings.Contains(rs[0].Error, "note: REGISTRY=registry.hub.docker.com with the one-component REPOSITORY=/localhost") ||
+		!strings.Contains(rs[0].Error, "Rebuild the pak") {
+		t.Fatalf("results = %+v, want the failed pull of %s to explain the mangling", rs, ref)
+	}
+	t.Logf("exit %d: %s", r.code, rs[0].Error)
 }

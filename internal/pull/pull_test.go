@@ -368,3 +368,37 @@ func TestEnsureRenewsRejectedToken(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureDockerHub: every way a pak names Docker Hub (the SDK 0.x
+// namespace, SDK 1.x's registry.hub.docker.com, docker.io) uses Docker Hub's
+// login, wherever the registries list spells it, and pulls the reference
+// exactly as the pak gives it.
+func TestEnsureDockerHub(t *testing.T) {
+	paks := map[string]struct{ registry, repository, ref string }{
+		"0.x namespace": {"myorg", "adapter", "myorg/adapter@" + digest},
+		"1.x":           {"registry.hub.docker.com", "myorg/adapter", "registry.hub.docker.com/myorg/adapter@" + digest},
+		"docker.io":     {"docker.io", "myorg/adapter", "docker.io/myorg/adapter@" + digest},
+	}
+	for _, entryHost := range []string{"docker.io", "registry.hub.docker.com", "index.docker.io"} {
+		for name, pk := range paks {
+			t.Run(entryHost+" entry, "+name+" pak", func(t *testing.T) {
+				img := pak.Image{File: "x.pak", Format: pak.FormatConf, AdapterKind: "A", ConfPath: "A.conf", Registry: pk.registry, Repository: pk.repository, Digest: digest}
+				tgt, err := img.Resolve("")
+				if err != nil {
+					t.Fatal(err)
+				}
+				eng := &fakeEngine{verifies: true}
+				cfg := &config.Config{Registries: []config.Registry{{Host: entryHost, Username: "hubuser", PasswordEnv: "PW"}}}
+				p := &Puller{Engine: eng, Log: zap.NewNop(), Backoff: fastBackoff,
+					Credentials: &credentials.Resolver{Config: cfg, DockerConfigDir: t.TempDir(), Getenv: func(string) string { return testPassword }}}
+				r := p.Ensure(context.Background(), tgt, Options{})
+				if r.Status != Pulled || r.Target.Reference != pk.ref {
+					t.Fatalf("status %s, reference %q (err %v), want pulled %q", r.Status, r.Target.Reference, r.Err, pk.ref)
+				}
+				if len(eng.auths) != 1 || eng.auths[0] == nil || eng.auths[0].Username != "hubuser" || eng.auths[0].ServerAddress != "https://index.docker.io/v1/" {
+					t.Fatalf("pull auth %+v, want hubuser for https://index.docker.io/v1/", eng.auths)
+				}
+			})
+		}
+	}
+}
