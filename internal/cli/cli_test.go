@@ -84,7 +84,7 @@ func TestInspect(t *testing.T) {
 		{name: "missing named config", args: []string{"inspect", "--config", filepath.Join(dir, "none.yaml"), noReg}, code: ExitUsage, stderr: "none.yaml"},
 		{name: "standard input", stdin: string(pakBytes), args: []string{"inspect", "--json", "--config", cfg, "-"}, reference: "harbor.example.com:8443/proj/sub/adapter@" + paktest.Digest, source: "pak"},
 		{name: "classic pak", args: []string{"inspect", "--json", "--config", cfg, classic}, code: ExitBadPak, stderr: "not a containerized"},
-		{name: "missing file", args: []string{"inspect", "--config", cfg, filepath.Join(dir, "nope.pak")}, code: ExitBadPak, stderr: "nope.pak"},
+		{name: "missing file", args: []string{"inspect", "--config", cfg, filepath.Join(dir, "nope.pak")}, code: ExitUsage, stderr: "nope.pak: no such file"},
 		{name: "stdin twice", args: []string{"inspect", "-", "-"}, code: ExitUsage, stderr: "only once"},
 		{name: "bad default registry flag", args: []string{"inspect", "--config", cfg, "--default-registry", "https://x", good}, code: ExitUsage, stderr: "--default-registry"},
 		{name: "no pak", args: []string{"inspect"}, code: ExitUsage, stderr: "no PAK"},

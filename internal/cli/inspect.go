@@ -29,7 +29,7 @@ repository, digest and the full reference. It needs neither the network nor
 Docker Engine. Exit code 3 when a pak does not name a pullable image.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkPakArgs(args); err != nil {
+			if err := checkPakArgs(args, g.stdin); err != nil {
 				return err
 			}
 			cfg, err := g.loadConfig()

@@ -57,7 +57,7 @@ can be rewritten: a signed pack is refused.
 ` + exitCodesHelp,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkPakArgs(args); err != nil {
+			if err := checkPakArgs(args, g.stdin); err != nil {
 				return err
 			}
 			if to == "" {

@@ -1,33 +1,59 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/term"
 
 	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
 )
 
 // maxStdinPak bounds a pak read from standard input.
 const maxStdinPak = 8 << 30
 
-// checkPakArgs rejects argument lists prepull cannot serve: none at all, or
-// standard input named twice.
-func checkPakArgs(args []string) error {
+// checkPakArgs rejects argument lists prepull cannot serve, before any pak
+// is read: none at all, standard input named twice or while it is a
+// terminal (nobody types a pak), a path that does not exist or a directory.
+// Each is a usage error: nothing is tried.
+func checkPakArgs(args []string, stdin io.Reader) error {
 	if len(args) == 0 {
 		return usageErrorf("no PAK given (see 'prepull --help')")
 	}
-	stdin := 0
+	dash := 0
 	for _, a := range args {
 		if a == "-" {
-			stdin++
+			dash++
+			continue
+		}
+		st, err := os.Stat(a)
+		switch {
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+			return usageErrorf("%s: no such file", display.Text(a))
+		case err == nil && st.IsDir():
+			return usageErrorf("%s is a directory: name the pak files in it (e.g. %s)", display.Text(a), display.Text(filepath.Join(a, "*.pak")))
 		}
 	}
-	if stdin > 1 {
+	switch {
+	case dash > 1:
 		return usageErrorf("standard input (-) can be read only once")
+	case dash == 1 && isTerminal(stdin):
+		return usageErrorf("standard input (-) is a terminal: redirect or pipe a pak into it, e.g. prepull - < MyAdapter_1.0.0.pak")
 	}
 	return nil
+}
+
+// isTerminal tells whether r is a terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // readPak reads one PAK argument: a path, or "-" for standard input.

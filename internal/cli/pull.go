@@ -69,7 +69,7 @@ func addPullFlags(root *cobra.Command, g *globals) {
 }
 
 func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error {
-	if err := checkPakArgs(args); err != nil {
+	if err := checkPakArgs(args, g.stdin); err != nil {
 		return err
 	}
 	flagCred, err := f.credential(g.stdin, args)

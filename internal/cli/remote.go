@@ -114,7 +114,7 @@ trusted counts 1.
 }
 
 func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) error {
-	if err := checkPakArgs(args); err != nil {
+	if err := checkPakArgs(args, nil); err != nil {
 		return err
 	}
 	for _, a := range args {

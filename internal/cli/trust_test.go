@@ -1,8 +1,17 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
 )
 
 // TestSudoHelpWarns checks that --sudo's help says what sudo gives away.
@@ -30,6 +39,68 @@ func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"version", "extra"}, {"status", "x"}, {"agent", "x"}} {
 		if _, errOut, code := runCLI(t, "", args...); code != ExitUsage || !strings.Contains(errOut, "takes no arguments") {
 			t.Errorf("%q: exit %d, %q; want a usage error", args, code, errOut)
+		}
+	}
+}
+
+// openPTY returns the terminal end of a new pseudo-terminal.
+func openPTY(t *testing.T) *os.File {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return tty
+}
+
+// TestPakArgsUsageErrors checks that what cannot be a pak at all is a usage
+// error (2) before anything is read or contacted, in every command that
+// takes paks: a missing path, a directory, a path through a file, and
+// standard input that is a terminal.
+func TestPakArgsUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := paktest.Pak{Registry: paktest.Registry}.WriteFile(t, dir)
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("docker_host: unix:///nonexistent.sock\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tty := openPTY(t)
+	tests := []struct {
+		name   string
+		arg    string
+		stderr string
+	}{
+		{"missing", filepath.Join(dir, "nope.pak"), "nope.pak: no such file"},
+		{"directory", dir, dir + " is a directory: name the pak files in it (e.g. " + dir + "/*.pak)"},
+		{"through a file", filepath.Join(good, "x.pak"), "x.pak: no such file"},
+		{"terminal on stdin", "-", "standard input (-) is a terminal: redirect or pipe a pak into it"},
+	}
+	for _, cmd := range [][]string{{}, {"inspect"}, {"mirror", "--to", "reg.example"}, {"remote", "-H", "proxy.invalid"}} {
+		for _, tt := range tests {
+			if len(cmd) > 0 && cmd[0] == "remote" && tt.arg == "-" {
+				continue // remote refuses - for its own reason
+			}
+			t.Run(strings.Join(append(cmd, tt.name), " "), func(t *testing.T) {
+				var out, errOut bytes.Buffer
+				g := &globals{stdin: tty, stdout: &out, stderr: &errOut, stderrFile: os.Stderr}
+				code := run(context.Background(), g, append(append([]string{"--config", cfg}, cmd...), good, tt.arg))
+				if code != ExitUsage || !strings.Contains(errOut.String(), tt.stderr) || out.Len() != 0 {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want a usage error with %q and nothing tried", code, out.String(), errOut.String(), tt.stderr)
+				}
+			})
 		}
 	}
 }

@@ -207,6 +207,8 @@ func TestOneShotUsageErrors(t *testing.T) {
 		{"no pak", []string{"--config", f.config}},
 		{"unknown flag", []string{"--bogus", f.pak}},
 		{"missing named config", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml"), f.pak}},
+		{"missing pak", []string{"--config", f.config, f.pak, filepath.Join(t.TempDir(), "missing.pak")}},
+		{"a directory as the pak", []string{"--config", f.config, f.pak, t.TempDir()}},
 		{"username without password-stdin", []string{"--config", f.config, "--registry", f.reg.Addr, "--username", "alice", f.pak}},
 	}
 	for _, tt := range tests {
