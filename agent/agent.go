@@ -8,15 +8,20 @@
 // whose image is present moves to watch_dir/done/; one that names no
 // pullable image moves to watch_dir/failed/ with NAME.pak.error beside it.
 // Everything the agent knows is in state_dir/state.json, written atomically
-// before any file moves, so that it survives kill -9 at any moment.
+// before any file moves, so that it survives kill -9 at any moment; the
+// files are the truth about which paks exist, and the state is reconciled
+// with them on start and on every rescan. One agent runs per state_dir: it
+// holds state_dir/agent.lock, where it also keeps its live status.
 package agent
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,7 +42,7 @@ const shutdownWait = 5 * time.Second
 const saveEvery = 200 * time.Millisecond
 
 // saveRetry is how soon a failed save of the state file is tried again.
-const saveRetry = 5 * time.Second
+const saveRetry = time.Second
 
 // engineCheckTimeout bounds one ping of the Docker Engine.
 const engineCheckTimeout = 5 * time.Second
@@ -81,12 +86,26 @@ type Agent struct {
 	mu         sync.Mutex
 	cfg        *config.Config
 	creds      *credentials.Resolver
-	paks       map[string]*PakState // by sha256
+	paks       map[string]*PakState // by the path of the pak's file
 	images     map[string]*image    // by reference
 	inflight   int
 	engineDown bool
 	dirty      bool
 	stopping   bool
+
+	lock  *stateLock
+	since time.Time // when the agent took the lock
+	// saveErr says why the state cannot be saved; empty when it can.
+	// While it is set, no pak moves.
+	saveErr string
+	// recovered says saving works again after saveErr: the main loop then
+	// moves what waited.
+	recovered bool
+	// unsafe says why watch_dir is unsafe now; empty when it is safe.
+	unsafe    string
+	lastSaved time.Time
+	engineAt  time.Time // when the engine was last heard from, or not
+	engineErr string    // why it did not answer, at engineAt
 	// statusStale says the status line may have changed since it was last
 	// sent: a save was attempted (every change of a pak or image status is
 	// saved) or the engine went down or came back. An idle agent then does
@@ -138,12 +157,18 @@ func New(o Options) (*Agent, error) {
 	if a.failedDir, err = makeSubdir(watchDir, FailedDir); err != nil {
 		return nil, err
 	}
+	if a.lock, err = lockStateDir(stateDir); err != nil {
+		return nil, err
+	}
+	a.since = time.Now().UTC()
 	removeStaleTemps(stateDir)
 	s, err := ReadState(stateDir)
 	if err != nil {
+		a.lock.close()
 		return nil, fmt.Errorf("%w (move it aside to start afresh)", err)
 	}
 	a.restore(s)
+	a.writeLive()
 	return a, nil
 }
 
@@ -168,7 +193,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	cfg := a.cfg
 	a.mu.Unlock()
+	defer a.lock.close()
+	a.reconcile()
 	w := newWatcher(a.watchDir, timing{settle: cfg.Settle, rescan: cfg.RescanInterval}, a.log, a.offer)
+	w.checkSafe = func() error { return checkSafe("watch_dir", a.watchDir) }
+	w.onSafety = a.setUnsafe
 	ready := make(chan struct{})
 	watchDone := make(chan struct{})
 	go func() {
@@ -185,8 +214,10 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	verify := time.NewTicker(cfg.VerifyInterval)
 	defer verify.Stop()
-	engineCheck := time.NewTicker(cfg.RescanInterval)
-	defer engineCheck.Stop()
+	// Every rescan interval the state is reconciled with the files and the
+	// engine is checked.
+	rescan := time.NewTicker(cfg.RescanInterval)
+	defer rescan.Stop()
 	// The save timer runs only after a change: an idle agent wakes for
 	// nothing but its intervals.
 	save := time.NewTimer(saveEvery)
@@ -208,11 +239,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-a.reloadCh:
 			if cfg, ok := a.reload(w); ok {
 				verify.Reset(cfg.VerifyInterval)
-				engineCheck.Reset(cfg.RescanInterval)
+				rescan.Reset(cfg.RescanInterval)
 			}
 		case <-verify.C:
 			a.scheduleVerify()
-		case <-engineCheck.C:
+		case <-rescan.C:
+			a.reconcile()
 			go a.checkEngine(workCtx)
 		case <-a.saveCh:
 			if saveDue == nil {
@@ -231,7 +263,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			case <-a.saveCh:
 			default:
 			}
-			if a.dirty { // the save failed and was logged: try again later
+			if a.recovered {
+				a.recovered = false
+				a.moveReady()
+			}
+			if a.dirty { // the save failed and was logged: try again soon
 				save.Reset(saveRetry)
 				saveDue = save.C
 			}
@@ -350,6 +386,10 @@ func (a *Agent) setEngine(err error) {
 	if err != nil && !down {
 		return // not the engine's answer: a timeout of the caller's, say
 	}
+	a.engineAt, a.engineErr = time.Now().UTC(), ""
+	if down {
+		a.engineErr = err.Error()
+	}
 	switch {
 	case down && !a.engineDown:
 		a.log.Warn("docker engine unreachable, will keep trying", zap.Error(err))
@@ -364,15 +404,18 @@ func (a *Agent) setEngine(err error) {
 		}
 		a.wake()
 	}
-	if down != a.engineDown {
+	changed := down != a.engineDown
+	a.engineDown = down
+	if changed {
 		a.statusStale = true
 		a.changed()
 	}
-	a.engineDown = down
+	a.writeLive()
 }
 
 // restore takes over a state read at start: pulls that a crash interrupted
-// are waiting again, and every image is checked at once.
+// are waiting again, and every image is checked at once. Paks are keyed by
+// their file; reconcile then drops those whose file is gone.
 func (a *Agent) restore(s *State) {
 	now := time.Now()
 	for _, is := range s.Images {
@@ -385,20 +428,35 @@ func (a *Agent) restore(s *State) {
 	}
 	for _, ps := range s.Paks {
 		p := ps
-		a.paks[p.SHA256] = &p
-		if im := a.images[p.Reference]; im != nil && p.Status != StatusInvalid {
-			im.paks[p.SHA256] = true
-			mirror(&p, im)
+		if p.File == "" || !filepath.IsAbs(p.File) {
+			continue
+		}
+		p.Name = filepath.Base(p.File)
+		a.paks[p.File] = &p
+		if p.Reference == "" || p.Status == StatusInvalid {
+			continue
+		}
+		im := a.images[p.Reference]
+		if im == nil {
+			im = &image{ImageState: ImageState{Reference: p.Reference, Digest: p.Digest, Status: StatusWaiting, Updated: now}, paks: map[string]bool{}, due: now}
+			a.images[p.Reference] = im
+		}
+		im.paks[p.File] = true
+		mirror(&p, im)
+	}
+	for ref, im := range a.images {
+		if len(im.paks) == 0 {
+			delete(a.images, ref) // no pak names it: nothing to keep
 		}
 	}
 	if len(s.Paks) > 0 || len(s.Images) > 0 {
-		a.log.Info("state restored", zap.Int("paks", len(s.Paks)), zap.Int("images", len(s.Images)))
+		a.log.Info("state restored", zap.Int("paks", len(a.paks)), zap.Int("images", len(a.images)))
 	}
 }
 
 // snapshot returns the state as it is to be saved. Call with a.mu held.
 func (a *Agent) snapshot() *State {
-	s := &State{Version: stateVersion, Paks: make([]PakState, 0, len(a.paks)), Images: make([]ImageState, 0, len(a.images))}
+	s := &State{Version: stateVersion, Saved: time.Now().UTC(), Paks: make([]PakState, 0, len(a.paks)), Images: make([]ImageState, 0, len(a.images))}
 	for _, p := range a.paks {
 		s.Paks = append(s.Paks, *p)
 	}
@@ -409,18 +467,93 @@ func (a *Agent) snapshot() *State {
 	return s
 }
 
-// saveNow writes the state file. Call with a.mu held. A failure is logged:
-// the agent keeps its state in memory and tries again with the next change.
+// saveNow writes the state file. Call with a.mu held. A failure makes the
+// agent degraded (logged once per reason): it keeps its state in memory,
+// moves no pak, and tries again until saving works.
 func (a *Agent) saveNow() error {
 	a.statusStale = true
 	a.changed()
-	if err := writeState(a.stateDir, a.snapshot()); err != nil {
+	s := a.snapshot()
+	if err := writeState(a.stateDir, s); err != nil {
 		a.markDirty()
-		a.log.Error("cannot save state", zap.String("state_dir", a.stateDir), zap.Error(err))
+		why := "cannot save state: " + errnoText(err)
+		if why != a.saveErr {
+			a.saveErr = why
+			a.log.Error("degraded: "+why+"; no pak moves until the state can be saved", zap.String("state_dir", a.stateDir), zap.Error(err))
+			a.writeLive()
+		}
 		return err
 	}
 	a.dirty = false
+	a.lastSaved = s.Saved
+	if a.saveErr != "" {
+		a.saveErr, a.recovered = "", true
+		a.log.Info("state saved again, resuming", zap.String("state_dir", a.stateDir))
+	}
+	a.writeLive()
 	return nil
+}
+
+// errnoText is the system's words for err when it carries an errno (say,
+// "no space left on device"), so that one cause reads the same each time;
+// err's own text otherwise.
+func errnoText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+// writeLive puts the agent's live status into the lock file. Call with
+// a.mu held.
+func (a *Agent) writeLive() {
+	l := Live{PID: os.Getpid(), Since: a.since, Degraded: a.degraded(), LastSaved: a.lastSaved,
+		Engine: "unknown", EngineError: a.engineErr, EngineAt: a.engineAt, Updated: time.Now().UTC()}
+	switch {
+	case a.engineAt.IsZero():
+	case a.engineDown:
+		l.Engine = "unreachable"
+	default:
+		l.Engine = "answered"
+	}
+	if err := a.lock.write(l); err != nil {
+		a.log.Debug("cannot write the live status", zap.Error(err))
+	}
+}
+
+// degraded lists why the agent cannot work normally now. Call with a.mu held.
+func (a *Agent) degraded() []string {
+	var d []string
+	if a.saveErr != "" {
+		d = append(d, a.saveErr)
+	}
+	if a.unsafe != "" {
+		d = append(d, "taking no new pak: "+a.unsafe)
+	}
+	return d
+}
+
+// setUnsafe records whether watch_dir is safe, logging each change.
+func (a *Agent) setUnsafe(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	why := ""
+	if err != nil {
+		why = err.Error()
+	}
+	if why == a.unsafe {
+		return
+	}
+	if why != "" {
+		a.log.Error("degraded: watch_dir is unsafe, taking no new pak until it is safe again", zap.Error(err))
+	} else {
+		a.log.Info("watch_dir is safe again, taking paks")
+	}
+	a.unsafe = why
+	a.statusStale = true
+	a.changed()
+	a.writeLive()
 }
 
 // saveIfDirty writes the state file when something changed. Call with a.mu held.

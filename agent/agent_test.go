@@ -148,7 +148,7 @@ func TestIgnoresDotFilesOtherNamesAndSymlinks(t *testing.T) {
 	}
 }
 
-func TestSamePakTwiceIsOnePak(t *testing.T) {
+func TestSameBytesUnderTwoNamesAreTwoPaks(t *testing.T) {
 	h := newHarness(t, "")
 	h.start()
 	data := paktest.Pak{Registry: registry, Repository: "/proj/same", Digest: paktest.DigestOf("s")}.Bytes()
@@ -160,8 +160,19 @@ func TestSamePakTwiceIsOnePak(t *testing.T) {
 	h.writeFile("first.pak", data)
 	h.eventually("first.pak again is done", func() bool { return exists(filepath.Join(h.inbox(), DoneDir, "first.2.pak")) })
 	s := h.state()
-	if len(s.Paks) != 1 {
-		t.Errorf("state has %d paks, want 1: %+v", len(s.Paks), s.Paks)
+	if len(s.Paks) != 3 || len(s.Images) != 1 {
+		t.Errorf("state has %d paks and %d images, want 3 and 1: %+v", len(s.Paks), len(s.Images), s.Paks)
+	}
+	// Deleting one file lets go of that pak only; the image stays kept.
+	if err := os.Remove(filepath.Join(h.inbox(), DoneDir, "second.pak")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("second.pak is forgotten", func() bool { return len(h.state().Paks) == 2 })
+	if s := h.state(); len(s.Images) != 1 {
+		t.Errorf("the image was let go while first.pak still names it: %+v", s)
+	}
+	if strings.Contains(h.logText(), "no longer keeping") {
+		t.Errorf("an image was let go:\n%s", h.logText())
 	}
 	if n := h.eng.totalPulls(); n != 1 {
 		t.Errorf("%d pulls, want 1", n)
@@ -273,7 +284,7 @@ func TestDeletedFromDoneIsNoLongerKept(t *testing.T) {
 	if st := h.state(); len(st.Paks) != 1 || st.Paks[0].Name != "keep.pak" {
 		t.Fatalf("state still lists %+v", st.Paks)
 	}
-	if !strings.Contains(h.logText(), "no longer keeping its image present") {
+	if !strings.Contains(h.logText(), "no other pak names the image, no longer keeping it present") {
 		t.Errorf("no log line tells that the image was let go:\n%s", h.logText())
 	}
 }

@@ -27,31 +27,56 @@ const (
 // errorSuffix is appended to a failed pak's name for the file that says why.
 const errorSuffix = ".error"
 
-// checkPrivate makes sure dir exists as a folder that only this process's
-// user can write to, creating it (mode 0700) when missing. Anyone who can
-// drop a pak into watch_dir can make the agent pull with its credentials, and
-// anyone who can write state_dir can forge the state. The error wraps
-// config.ErrInvalid: it is the administrator's to fix.
+// checkPrivate makes sure dir exists (creating it, mode 0700, when missing)
+// and is safe: see checkSafe. The error wraps config.ErrInvalid: it is the
+// administrator's to fix.
 func checkPrivate(what, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("%s %s: %w: %v", what, dir, config.ErrInvalid, err)
 	}
-	fi, err := os.Stat(dir)
+	return checkSafe(what, dir)
+}
+
+// checkSafe checks dir and every folder above it, as OpenSSH's StrictModes
+// checks a home. Anyone who can drop a pak into watch_dir can make the agent
+// pull with its credentials, and anyone who can write state_dir can forge
+// the state; anyone who can write a folder above them can replace them. So
+// dir must be a folder owned by root or this process's user that neither
+// group nor others can write, and each folder above it, up to /, must be
+// owned by root or this user and not writable by group or others unless
+// sticky (as /tmp is). The error wraps config.ErrInvalid and names the
+// folder at fault.
+func checkSafe(what, dir string) error {
+	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w: %v", what, dir, config.ErrInvalid, err)
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s %s: %w: not a directory", what, dir, config.ErrInvalid)
+	euid := os.Geteuid()
+	for p := real; ; p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w: %v", what, dir, config.ErrInvalid, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s %s: %w: %s is not a directory", what, dir, config.ErrInvalid, p)
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != euid {
+			return fmt.Errorf("%s %s: %w: folder %s is owned by uid %d, not by root or the agent's user (uid %d): chown it",
+				what, dir, config.ErrInvalid, p, st.Uid, euid)
+		}
+		perm := fi.Mode().Perm()
+		switch {
+		case p == real && perm&0o022 != 0:
+			return fmt.Errorf("%s %s: %w: mode %04o lets others drop files into it: chmod go-w %s",
+				what, dir, config.ErrInvalid, perm, p)
+		case perm&0o022 != 0 && fi.Mode()&os.ModeSticky == 0:
+			return fmt.Errorf("%s %s: %w: folder %s above it has mode %04o: others can replace what is inside it: chmod go-w %s (or chmod +t)",
+				what, dir, config.ErrInvalid, p, perm, p)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s %s: %w: owned by uid %d, not by the agent's user (uid %d): chown it to the agent's user",
-			what, dir, config.ErrInvalid, st.Uid, os.Geteuid())
-	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("%s %s: %w: mode %04o lets others drop files into it: chmod go-w %s",
-			what, dir, config.ErrInvalid, perm, dir)
-	}
-	return nil
 }
 
 // makeSubdir makes watch_dir's done/ or failed/ folder, refusing a symlink
@@ -127,15 +152,42 @@ func readPak(path string, want fileID) (sha string, img pak.Image, id fileID, pe
 	if want != (fileID{}) && id != want {
 		return "", pak.Image{}, id, nil, errChanged
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, id.size)); err != nil {
+	sha, err = hashOpen(f, id.size)
+	if err != nil {
 		return "", pak.Image{}, id, nil, err
 	}
 	img, perr = pak.Read(filepath.Base(path), f, id.size)
 	if fi, err := f.Stat(); err != nil || idOf(fi) != id {
 		return "", pak.Image{}, id, nil, errChanged
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), img, id, perr, nil
+	return sha, img, id, perr, nil
+}
+
+// hashFile returns the sha256 of the regular file at path, as readPak
+// does, without following a symlink.
+func hashFile(path string) (string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", errNotRegular
+	}
+	return hashOpen(f, fi.Size())
+}
+
+// hashOpen returns "sha256:" and the hex sha256 of f's first size bytes.
+func hashOpen(f *os.File, size int64) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // freeName returns a path in dir for a file called name that no file takes

@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,7 +22,7 @@ const progressEvery = 10 * time.Second
 // image is an image the agent is responsible for, with its schedule.
 type image struct {
 	ImageState
-	paks      map[string]bool // sha256 of the paks naming it
+	paks      map[string]bool // paths of the pak files naming it
 	due       time.Time       // when to ensure it next; zero when nothing is scheduled
 	inflight  bool            // an Ensure call runs for it
 	verifying bool            // the call checks a present image
@@ -32,103 +30,6 @@ type image struct {
 	// engineWait says the last Ensure call failed because the engine could
 	// not be reached: the image is tried again as soon as it answers.
 	engineWait bool
-}
-
-// offer takes a pak the watcher found. The same bytes are one pak however
-// often and under whatever name they are dropped.
-func (a *Agent) offer(f found) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := time.Now().UTC()
-	name := filepath.Base(f.path)
-	p := a.paks[f.sha]
-	if p == nil {
-		p = &PakState{SHA256: f.sha, Name: name, FirstSeen: now}
-		a.paks[f.sha] = p
-	} else if p.File != f.path {
-		a.log.Info("pak seen before, same content", zap.String("pak", name), zap.String("before", p.File), zap.String("sha256", f.sha))
-	}
-	p.File, p.Updated = f.path, now
-
-	perr := f.perr
-	var t pak.Target
-	if perr == nil {
-		var err error
-		t, err = f.img.Resolve(a.cfg.DefaultRegistry)
-		switch {
-		case errors.Is(err, pak.ErrInvalid):
-			perr = err
-		case err != nil:
-			// The configuration is at fault (default_registry), not the
-			// pak: it stays in the inbox and is read again on reload.
-			p.Status, p.LastError = StatusFailed, err.Error()
-			a.markDirty()
-			a.log.Error("cannot resolve the pak's image, fix the configuration and reload", zap.String("pak", name), zap.Error(err))
-			return
-		}
-	}
-	if perr != nil {
-		a.reject(p, perr, now)
-		return
-	}
-
-	if old := a.images[p.Reference]; old != nil && p.Reference != t.Reference {
-		delete(old.paks, p.SHA256) // resolved differently since (default_registry changed)
-	}
-	p.Reference, p.Digest = t.Reference, t.Digest
-	im := a.images[t.Reference]
-	if im == nil {
-		im = &image{
-			ImageState: ImageState{Reference: t.Reference, Digest: t.Digest, Status: StatusWaiting, Updated: now},
-			paks:       map[string]bool{},
-			due:        now,
-		}
-		a.images[t.Reference] = im
-	} else if im.Status == StatusPresent && !im.inflight {
-		// Check that it is still there; then the pak moves to done/.
-		im.due, im.verifying = now, true
-	}
-	im.paks[p.SHA256] = true
-	mirror(p, im)
-	a.markDirty()
-	a.log.Info("pak taken", zap.String("pak", name), zap.String("reference", t.Reference), zap.String("sha256", f.sha), zap.String("image_status", im.Status))
-	a.wake()
-}
-
-// reject records a pak that names no pullable image and moves it to
-// failed/ with the reason beside it: first the state, then the files.
-// Call with a.mu held.
-func (a *Agent) reject(p *PakState, perr error, now time.Time) {
-	src := p.File
-	if im := a.images[p.Reference]; im != nil {
-		delete(im.paks, p.SHA256)
-	}
-	p.Status, p.LastError, p.Attempts, p.Updated = StatusInvalid, perr.Error(), 0, now
-	dst := freeName(a.failedDir, filepath.Base(src))
-	if err := writeErrorFile(dst, p.SHA256, perr, now); err != nil {
-		a.markDirty()
-		a.log.Error("cannot write the error file, leaving the pak in the inbox", zap.String("pak", p.Name), zap.Error(err))
-		return
-	}
-	p.File = dst
-	a.saveNow()
-	a.move(p, src, dst)
-	a.log.Error("pak names no pullable image, moved to failed/", zap.String("pak", p.Name), zap.String("file", p.File), zap.Error(perr))
-}
-
-// move moves a pak's file and records where it went. Call with a.mu held,
-// after the state naming dst was saved.
-func (a *Agent) move(p *PakState, src, dst string) {
-	got, err := moveFile(src, dst)
-	if err != nil {
-		p.File = src
-		a.log.Error("cannot move pak", zap.String("pak", p.Name), zap.String("to", filepath.Dir(dst)), zap.Error(err))
-	} else if got != dst {
-		p.File = got
-	}
-	if p.File != dst {
-		a.markDirty()
-	}
 }
 
 // mirror gives a pak its image's status.
@@ -142,8 +43,8 @@ func mirror(p *PakState, im *image) {
 // setStatus changes an image's status and its paks'. Call with a.mu held.
 func (a *Agent) setStatus(im *image, status string, now time.Time) {
 	im.Status, im.Updated = status, now
-	for sha := range im.paks {
-		if p := a.paks[sha]; p != nil {
+	for path := range im.paks {
+		if p := a.paks[path]; p != nil {
 			mirror(p, im)
 		}
 	}
@@ -268,10 +169,8 @@ func registryOf(ref string) string {
 // pakNameOf names one pak of im, for log lines. Call with a.mu held.
 func (a *Agent) pakNameOf(im *image) string {
 	var names []string
-	for sha := range im.paks {
-		if p := a.paks[sha]; p != nil {
-			names = append(names, p.Name)
-		}
+	for path := range im.paks {
+		names = append(names, filepath.Base(path))
 	}
 	if len(names) == 0 {
 		return ""
@@ -310,6 +209,10 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 		}
 		return
 	}
+	if len(im.paks) == 0 {
+		a.release(im) // its last pak went while it was pulled
+		return
+	}
 	if res.Err == nil {
 		im.failures = 0
 		im.LastError = ""
@@ -323,7 +226,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 			fields().Info("image present", zap.String("outcome", "already present"))
 		}
 		a.setStatus(im, StatusPresent, now)
-		a.moveDone(im)
+		a.moveReady()
 		return
 	}
 
@@ -345,39 +248,11 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	log.Error("cannot pull image, will retry slowly (reload to retry now)", zap.Duration("retry_in", time.Until(im.due).Round(time.Second)), zap.Error(res.Err))
 }
 
-// moveDone moves the paks of a present image that are still in the inbox to
-// done/: the state naming their new place is saved first. Call with a.mu held.
-func (a *Agent) moveDone(im *image) {
-	type move struct {
-		p        *PakState
-		src, dst string
-	}
-	var moves []move
-	for sha := range im.paks {
-		p := a.paks[sha]
-		if p == nil || filepath.Dir(p.File) != a.watchDir {
-			continue
-		}
-		dst := freeName(a.doneDir, filepath.Base(p.File))
-		moves = append(moves, move{p, p.File, dst})
-		p.File = dst
-	}
-	if len(moves) == 0 {
-		return
-	}
-	a.saveNow()
-	for _, m := range moves {
-		a.move(m.p, m.src, m.dst)
-		a.log.Info("pak done", zap.String("pak", m.p.Name), zap.String("reference", im.Reference), zap.String("file", m.p.File))
-	}
-}
-
 // scheduleVerify has every present image checked, and pulled again if it
-// vanished. Images whose paks were all deleted from done/ are let go first.
+// vanished.
 func (a *Agent) scheduleVerify() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.forgetDeleted()
 	now := time.Now()
 	for _, im := range a.images {
 		if im.Status == StatusPresent && !im.inflight && im.due.IsZero() {
@@ -425,27 +300,3 @@ func (a *Agent) pullStarting(im *image, n int) {
 		zap.Int("attempt", n), zap.Int("attempts_total", im.Attempts))
 }
 
-// forgetDeleted lets go of the paks an administrator deleted from done/, and
-// of the images no remaining pak names: the agent stops keeping those
-// present. It never removes an image from the engine. Call with a.mu held.
-func (a *Agent) forgetDeleted() {
-	for sha, p := range a.paks {
-		if filepath.Dir(p.File) != a.doneDir {
-			continue
-		}
-		if _, err := os.Lstat(p.File); !errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		delete(a.paks, sha)
-		a.markDirty()
-		im := a.images[p.Reference]
-		if im == nil {
-			continue
-		}
-		delete(im.paks, sha)
-		if len(im.paks) == 0 && !im.inflight {
-			delete(a.images, p.Reference)
-			a.log.Info("pak deleted from done/, no longer keeping its image present", zap.String("pak", p.Name), zap.String("reference", p.Reference))
-		}
-	}
-}

@@ -35,16 +35,17 @@ const (
 // taken and every image it is responsible for.
 type State struct {
 	Version int          `json:"version"`
+	Saved   time.Time    `json:"saved,omitzero"` // when the agent wrote it
 	Paks    []PakState   `json:"paks"`
 	Images  []ImageState `json:"images"`
 }
 
-// PakState is one pak, identified by the sha256 of its bytes: the same pak
-// dropped twice is one pak.
+// PakState is one pak: a file, identified by its path. The same bytes under
+// two names are two paks.
 type PakState struct {
-	SHA256    string    `json:"sha256"`
 	File      string    `json:"file"` // where the file is now (inbox, done/ or failed/)
-	Name      string    `json:"name"` // the file name it was dropped as
+	Name      string    `json:"name"` // the file's name now
+	SHA256    string    `json:"sha256"`
 	Reference string    `json:"reference,omitempty"`
 	Digest    string    `json:"digest,omitempty"`
 	Status    string    `json:"status"`
@@ -152,7 +153,7 @@ func sortState(s *State) {
 		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Name+a.SHA256, b.Name+b.SHA256)
+		return strings.Compare(a.File, b.File)
 	})
 	slices.SortFunc(s.Images, func(a, b ImageState) int { return strings.Compare(a.Reference, b.Reference) })
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,11 +65,13 @@ func TestWriteStatus(t *testing.T) {
 		},
 		Images: []ImageState{{Reference: "r/x@sha256:bb", Digest: "sha256:bb", Status: StatusPresent, Attempts: 1, Pulls: 1, LastPulled: now}},
 	}
+	r := &Report{State: s, Agent: AgentStatus{Status: AgentRunning, PID: 42, LockFile: "/st/agent.lock", Engine: "unreachable", EngineError: "ping: docker engine unreachable", EngineChecked: now}}
 	var out bytes.Buffer
-	if err := WriteStatus(&out, s, false); err != nil {
+	if err := WriteStatus(&out, r, "/st", false); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"PAK", "REFERENCE", "LAST ERROR", "done/a.pak", "failed/b.pak", "DIGEST is missing", "r/x@sha256:bb", "present", "invalid"} {
+	for _, want := range []string{"PAK", "REFERENCE", "LAST ERROR", "done/a.pak", "failed/b.pak", "DIGEST is missing", "r/x@sha256:bb", "present", "invalid",
+		"running, pid 42, holding /st/agent.lock", "engine:   unreachable at the last check"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status table lacks %q:\n%s", want, out.String())
 		}
@@ -79,7 +82,7 @@ func TestWriteStatus(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := WriteStatus(&out, s, true); err != nil {
+	if err := WriteStatus(&out, r, "/st", true); err != nil {
 		t.Fatal(err)
 	}
 	var back State
@@ -87,7 +90,13 @@ func TestWriteStatus(t *testing.T) {
 		t.Errorf("status --json: %v\n%s", err, out.String())
 	}
 	out.Reset()
-	if err := WriteStatus(&out, &State{Version: 1}, true); err != nil || !strings.Contains(out.String(), `"paks": []`) {
+	empty := &Report{State: &State{Version: 1}, Agent: AgentStatus{Status: AgentRunning}}
+	if err := WriteStatus(&out, empty, "/st", true); err != nil || !strings.Contains(out.String(), `"paks": []`) {
 		t.Errorf("empty status --json: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	never := &Report{State: &State{Version: 1}, Agent: AgentStatus{Status: AgentNeverRun}}
+	if err := WriteStatus(&out, never, "/st", false); !errors.Is(err, ErrNeverRun) || out.Len() != 0 {
+		t.Errorf("status with no state: %v, printed %q; want ErrNeverRun and nothing on stdout", err, out.String())
 	}
 }

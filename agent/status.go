@@ -2,8 +2,11 @@ package agent
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,10 +19,99 @@ import (
 // maxErrorWidth bounds the LAST ERROR column; --json has the whole text.
 const maxErrorWidth = 100
 
-// WriteStatus prints the state for prepull status: a table of paks and one
-// of images, or with asJSON the state itself, digests and references
-// included. It needs no running agent.
-func WriteStatus(w io.Writer, s *State, asJSON bool) error {
+// The agent statuses prepull status reports, in its AGENT line and in the
+// agent.status field of --json.
+const (
+	AgentRunning  = "running"  // an agent holds the lock and works normally
+	AgentDegraded = "degraded" // an agent holds the lock but cannot save its state, or watch_dir is unsafe
+	AgentStopped  = "stopped"  // no agent holds the lock: what follows is what the last one saved
+	AgentNeverRun = "never-run"
+)
+
+// ErrNeverRun is returned by WriteStatus when no agent has run with the
+// state_dir: there is no state and no lock file.
+var ErrNeverRun = errors.New("no agent has run with this state_dir")
+
+// AgentStatus is the freshness part of prepull status: whether an agent
+// holds the lock now, and what it last said.
+type AgentStatus struct {
+	Status   string    `json:"status"` // one of the Agent* constants
+	LockFile string    `json:"lock_file"`
+	PID      int       `json:"pid,omitempty"`   // of the holder, or of the last agent when stopped
+	Since    time.Time `json:"since,omitzero"`  // when it took the lock
+	Degraded []string  `json:"degraded,omitempty"`
+	// LastSaved is when the state was last saved.
+	LastSaved time.Time `json:"last_saved,omitzero"`
+	// Engine is what the agent found at its last check of Docker Engine:
+	// "answered", "unreachable" or "unknown"; EngineChecked says when.
+	Engine        string    `json:"engine"`
+	EngineError   string    `json:"engine_error,omitempty"`
+	EngineChecked time.Time `json:"engine_checked,omitzero"`
+}
+
+// Report is what prepull status prints: the state, and the agent's status.
+type Report struct {
+	*State
+	Agent AgentStatus `json:"agent"`
+}
+
+// ReadReport reads what prepull status shows for stateDir, without the
+// agent's help. With no state and no lock file, the report's agent status
+// is AgentNeverRun.
+func ReadReport(stateDir string) (*Report, error) {
+	h, err := ReadHolder(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ReadState(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	stateExists := true
+	if _, err := os.Stat(filepath.Join(stateDir, StateFile)); errors.Is(err, fs.ErrNotExist) {
+		stateExists = false
+	}
+	a := AgentStatus{LockFile: filepath.Join(stateDir, LockFile), PID: h.Live.PID, Since: h.Live.Since,
+		LastSaved: s.Saved, Engine: "unknown"}
+	if h.Live.LastSaved.After(a.LastSaved) {
+		a.LastSaved = h.Live.LastSaved
+	}
+	switch {
+	case h.Held:
+		a.Status = AgentRunning
+		a.Degraded = h.Live.Degraded
+		if len(a.Degraded) > 0 {
+			a.Status = AgentDegraded
+		}
+		if h.Live.Engine != "" {
+			a.Engine = h.Live.Engine
+		}
+		a.EngineError, a.EngineChecked = h.Live.EngineError, h.Live.EngineAt
+	case !h.Exists && !stateExists:
+		a.Status = AgentNeverRun
+	default:
+		a.Status = AgentStopped
+		// What a stopped agent was doing is not going on.
+		for i := range s.Images {
+			if s.Images[i].Status == StatusPulling {
+				s.Images[i].Status = StatusWaiting
+			}
+		}
+		for i := range s.Paks {
+			if s.Paks[i].Status == StatusPulling {
+				s.Paks[i].Status = StatusWaiting
+			}
+		}
+	}
+	return &Report{State: s, Agent: a}, nil
+}
+
+// WriteStatus prints r for prepull status: the agent's status, then a
+// table of paks and one of images, or with asJSON the report itself,
+// digests and references included. When no agent has run with the
+// state_dir it prints that and returns ErrNeverRun.
+func WriteStatus(w io.Writer, r *Report, stateDir string, asJSON bool) error {
+	s := r.State
 	if asJSON {
 		if s.Paks == nil {
 			s.Paks = []PakState{}
@@ -29,8 +121,18 @@ func WriteStatus(w io.Writer, s *State, asJSON bool) error {
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+		if r.Agent.Status == AgentNeverRun {
+			return fmt.Errorf("%w: %s", ErrNeverRun, stateDir)
+		}
+		return nil
 	}
+	if r.Agent.Status == AgentNeverRun {
+		return fmt.Errorf("%w: %s has no %s and no %s", ErrNeverRun, stateDir, StateFile, LockFile)
+	}
+	writeAgent(w, r.Agent)
 	if len(s.Paks) == 0 && len(s.Images) == 0 {
 		_, err := fmt.Fprintln(w, "no paks yet: copy a .pak into the agent's watch_dir")
 		return err
@@ -54,6 +156,30 @@ func WriteStatus(w io.Writer, s *State, asJSON bool) error {
 	}
 	_, err := images.WriteTo(w)
 	return err
+}
+
+// writeAgent prints the lines that say how fresh the rest is.
+func writeAgent(w io.Writer, a AgentStatus) {
+	switch a.Status {
+	case AgentStopped:
+		fmt.Fprintf(w, "agent:    stopped: no agent holds %s (the last one was pid %d); below is what it saved\n", a.LockFile, a.PID)
+	default:
+		fmt.Fprintf(w, "agent:    %s, pid %d, holding %s since %s\n", a.Status, a.PID, a.LockFile, when(a.Since))
+	}
+	for _, d := range a.Degraded {
+		fmt.Fprintf(w, "degraded: %s\n", errorColumn(d))
+	}
+	fmt.Fprintf(w, "saved:    %s\n", when(a.LastSaved))
+	switch {
+	case a.Status == AgentStopped:
+	case a.Engine == "unreachable":
+		fmt.Fprintf(w, "engine:   unreachable at the last check, %s: %s (image statuses are as last seen)\n", when(a.EngineChecked), errorColumn(a.EngineError))
+	case a.Engine == "answered":
+		fmt.Fprintf(w, "engine:   answered at the last check, %s\n", when(a.EngineChecked))
+	default:
+		fmt.Fprintln(w, "engine:   not checked yet")
+	}
+	fmt.Fprintln(w)
 }
 
 // pakColumn names a pak by its file name and the folder it is in now.

@@ -46,9 +46,18 @@ type watcher struct {
 	reconf  chan timing
 	now     func() time.Time
 
+	// checkSafe, when set, tells whether watch_dir is safe to take paks
+	// from; it runs on every rescan, and onSafety hears its answer.
+	checkSafe func() error
+	onSafety  func(error)
+
 	timing timing
 	cands  map[string]*candidate
 	taken  map[string]fileID // files delivered or deliberately ignored, as they were then
+	unsafe bool              // the last check found watch_dir unsafe: take nothing
+
+	fsw   *fsnotify.Watcher
+	armed uint64 // inode of the folder the inotify watch is on; 0 when none
 }
 
 func newWatcher(dir string, t timing, log *zap.Logger, deliver func(found)) *watcher {
@@ -70,22 +79,20 @@ func (w *watcher) reconfigure(t timing) {
 	w.reconf <- t
 }
 
+// rearmEvery is how often the watcher looks for a watch_dir that is
+// missing or was replaced, until it can watch it again.
+const rearmEvery = 200 * time.Millisecond
+
 // run watches until ctx ends. ready is closed once the inotify watch is in
 // place (or has failed, leaving rescans) and the first scan is done.
 func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
-	var events <-chan fsnotify.Event
-	var errs <-chan error
 	fsw, err := fsnotify.NewWatcher()
-	if err == nil {
-		err = fsw.Add(w.dir)
-	}
 	if err != nil {
 		w.log.Warn("inotify unavailable, relying on rescans", zap.String("watch_dir", w.dir), zap.Duration("rescan_interval", w.timing.rescan), zap.Error(err))
 	} else {
-		events, errs = fsw.Events, fsw.Errors
-	}
-	if fsw != nil {
+		w.fsw = fsw
 		defer fsw.Close()
+		w.arm()
 	}
 
 	w.scan()
@@ -93,6 +100,8 @@ func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
 
 	rescan := time.NewTicker(w.timing.rescan)
 	defer rescan.Stop()
+	rearm := time.NewTicker(rearmEvery)
+	defer rearm.Stop()
 	// One timer, armed for the moment the earliest candidate will have
 	// settled: a pak is taken right then, and with nothing to settle the
 	// watcher does not wake at all.
@@ -100,28 +109,41 @@ func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
 	defer settled.Stop()
 	for {
 		var settledC <-chan time.Time
-		if next, ok := w.nextCheck(); ok {
+		if next, ok := w.nextCheck(); ok && !w.unsafe {
 			settled.Reset(next.Sub(w.now()))
 			settledC = settled.C
 		} else {
 			settled.Stop()
 		}
+		var events <-chan fsnotify.Event
+		var errs <-chan error
+		var rearmC <-chan time.Time
+		if w.fsw != nil {
+			events, errs = w.fsw.Events, w.fsw.Errors
+			if w.armed == 0 {
+				rearmC = rearm.C
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
+		case ev := <-events:
+			if ev.Name == filepath.Clean(w.dir) {
+				// The folder itself was removed or moved away: watch the
+				// one that takes its place, as soon as there is one.
+				if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+					w.disarm()
+				}
 				continue
 			}
 			w.event(ev)
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
+		case err := <-errs:
 			w.log.Warn("inotify error, rescanning", zap.Error(err))
 			w.scan()
+		case <-rearmC:
+			if w.arm() {
+				w.scan()
+			}
 		case t := <-w.reconf:
 			w.timing = t
 			rescan.Reset(t.rescan)
@@ -132,6 +154,38 @@ func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
 		case <-settledC:
 			w.checkSettled()
 		}
+	}
+}
+
+// arm puts the inotify watch on the folder now at w.dir, unless it is
+// there already, and reports whether it put a new one.
+func (w *watcher) arm() bool {
+	fi, err := os.Stat(w.dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	ino := idOf(fi).ino
+	if ino == w.armed {
+		return false
+	}
+	w.disarm()
+	if err := w.fsw.Add(w.dir); err != nil {
+		w.log.Warn("cannot watch watch_dir with inotify, relying on rescans", zap.String("watch_dir", w.dir), zap.Error(err))
+		return false
+	}
+	if w.armed != 0 || ino != 0 {
+		w.log.Debug("watching watch_dir", zap.String("watch_dir", w.dir))
+	}
+	w.armed = ino
+	return true
+}
+
+// disarm takes the inotify watch off, if any.
+func (w *watcher) disarm() {
+	if w.armed != 0 {
+		_ = w.fsw.Remove(w.dir)
+		w.armed = 0
+		w.log.Warn("watch_dir was removed or replaced, watching for it to come back", zap.String("watch_dir", w.dir))
 	}
 }
 
@@ -162,7 +216,22 @@ func (w *watcher) event(ev fsnotify.Event) {
 }
 
 // scan looks at every name in the folder, the safety net for missed events.
+// It checks first that the folder is still safe, and that the inotify watch
+// is on the folder now at w.dir.
 func (w *watcher) scan() {
+	if w.checkSafe != nil {
+		err := w.checkSafe()
+		w.unsafe = err != nil
+		if w.onSafety != nil {
+			w.onSafety(err)
+		}
+	}
+	if w.fsw != nil {
+		if fi, err := os.Stat(w.dir); err != nil || idOf(fi).ino != w.armed {
+			w.disarm()
+			w.arm()
+		}
+	}
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
 		w.log.Error("cannot read watch_dir", zap.String("watch_dir", w.dir), zap.Error(err))
@@ -220,7 +289,11 @@ func (w *watcher) consider(name string, touched bool) {
 }
 
 // checkSettled reads and delivers the candidates that stopped changing.
+// While watch_dir is unsafe it takes nothing.
 func (w *watcher) checkSettled() {
+	if w.unsafe {
+		return
+	}
 	now := w.now()
 	for name, c := range w.cands {
 		fi, err := os.Lstat(filepath.Join(w.dir, name))

@@ -65,22 +65,43 @@ its own user (exit 2).`,
 func newStatusCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show what the agent did with each pak and image (the agent need not run)",
-		Long: `prepull status reads state_dir/state.json and prints each pak and image with
-its status (waiting, pulling, present, failed, invalid), attempts, last error
-and when. With --json it prints the state itself, digests and references
-included.`,
+		Short: "Show what the agent did with each pak and image, and how fresh that is (the agent need not run)",
+		Long: `prepull status reads state_dir/state.json and state_dir/agent.lock and prints
+first how fresh the rest is, then each pak and image.
+
+The agent line says:
+  running    an agent holds the lock now (its pid, and since when)
+  degraded   an agent holds the lock but cannot work normally: it cannot save
+             its state (a full or read-only disk: it moves no pak and keeps
+             the images it knows present, and resumes by itself), or
+             watch_dir is unsafe (it takes no new pak until it is safe)
+  stopped    no agent holds the lock: the rest is what the last agent saved
+             (a pull it was doing is shown as waiting)
+"saved" is when the state was last saved; "engine" whether Docker Engine
+answered at the agent's last check, and when: while it is unreachable,
+image statuses are as last seen.
+
+Paks and images are waiting (for their turn, or for the next try after a
+transient failure), pulling, present, failed (for a reason that waiting will
+not fix, such as rejected credentials; still retried slowly, and at once on
+reload) or, for paks, invalid (names no pullable image: moved to failed/).
+With --json it prints the state itself, digests and references included,
+and the agent's status under "agent".
+
+Exit status: 0 the status was shown; 1 no agent has run with this
+state_dir (no state.json and no agent.lock: check state_dir and --config);
+2 the configuration is invalid.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
-			s, err := agent.ReadState(cfg.StateDir)
+			r, err := agent.ReadReport(cfg.StateDir)
 			if err != nil {
 				return err
 			}
-			return agent.WriteStatus(g.stdout, s, g.json)
+			return agent.WriteStatus(g.stdout, r, cfg.StateDir, g.json)
 		},
 	}
 }

@@ -1,0 +1,276 @@
+package agent
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/pak"
+)
+
+// A pak is a file, keyed by its path; the sha256 of its bytes is one of its
+// attributes. The same bytes under two names are two paks, and an image is
+// kept present while any pak file names it. The files are the truth about
+// which paks exist; the state is their history (see reconcile).
+
+// offer takes a pak the watcher found in the inbox. A file whose bytes
+// changed since it was taken is a new arrival.
+func (a *Agent) offer(f found) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now().UTC()
+	if old := a.paks[f.path]; old != nil && old.SHA256 != f.sha {
+		a.log.Info("pak file has new content, taking it as a new arrival", zap.String("pak", filepath.Base(f.path)), zap.String("sha256", f.sha))
+		a.drop(old)
+	}
+	p := a.paks[f.path]
+	if p == nil {
+		p = &PakState{File: f.path, Name: filepath.Base(f.path), SHA256: f.sha, FirstSeen: now}
+		a.paks[f.path] = p
+	}
+	p.Updated = now
+	a.take(p, f.img, f.perr)
+	a.moveReady()
+}
+
+// adopt takes a pak found in done/ that the state does not know: its image
+// is kept present like that of any other pak there. Call with a.mu held.
+func (a *Agent) adopt(path string) {
+	sha, img, _, perr, err := readPak(path, fileID{})
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			a.log.Warn("cannot read pak found in done/", zap.String("pak", filepath.Base(path)), zap.Error(err))
+		}
+		return
+	}
+	now := time.Now().UTC()
+	p := &PakState{File: path, Name: filepath.Base(path), SHA256: sha, FirstSeen: now, Updated: now}
+	a.paks[path] = p
+	a.log.Info("pak found in done/ that the state did not know, keeping its image present", zap.String("pak", p.Name), zap.String("sha256", sha))
+	a.take(p, img, perr)
+}
+
+// take links a pak to the image it names, or records why it names none.
+// Call with a.mu held.
+func (a *Agent) take(p *PakState, img pak.Image, perr error) {
+	now := time.Now().UTC()
+	var t pak.Target
+	if perr == nil {
+		var err error
+		t, err = img.Resolve(a.cfg.DefaultRegistry)
+		switch {
+		case errors.Is(err, pak.ErrInvalid):
+			perr = err
+		case err != nil:
+			// The configuration is at fault (default_registry), not the
+			// pak: it stays where it is and is read again on reload.
+			a.unlink(p)
+			p.Reference, p.Status, p.LastError = "", StatusFailed, err.Error()
+			a.markDirty()
+			a.log.Error("cannot resolve the pak's image, fix the configuration and reload", zap.String("pak", p.Name), zap.Error(err))
+			return
+		}
+	}
+	if perr != nil {
+		a.unlink(p)
+		p.Reference, p.Digest = "", ""
+		p.Status, p.LastError, p.Attempts, p.Updated = StatusInvalid, perr.Error(), 0, now
+		a.markDirty()
+		a.log.Error("pak names no pullable image", zap.String("pak", p.Name), zap.Error(perr))
+		return
+	}
+	if p.Reference != t.Reference {
+		a.unlink(p) // resolved differently since (default_registry changed)
+	}
+	p.Reference, p.Digest = t.Reference, t.Digest
+	im := a.imageFor(t.Reference, t.Digest, now)
+	im.paks[p.File] = true
+	mirror(p, im)
+	a.markDirty()
+	a.log.Info("pak taken", zap.String("pak", p.Name), zap.String("reference", t.Reference), zap.String("sha256", p.SHA256), zap.String("image_status", im.Status))
+	a.wake()
+}
+
+// imageFor returns the image ref names, made when new and due at once.
+// Call with a.mu held.
+func (a *Agent) imageFor(ref, digest string, now time.Time) *image {
+	im := a.images[ref]
+	if im == nil {
+		im = &image{
+			ImageState: ImageState{Reference: ref, Digest: digest, Status: StatusWaiting, Updated: now},
+			paks:       map[string]bool{},
+			due:        now,
+		}
+		a.images[ref] = im
+	} else if im.Status == StatusPresent && !im.inflight {
+		// Check that it is still there; then the pak moves to done/.
+		im.due, im.verifying = now, true
+	}
+	return im
+}
+
+// unlink detaches a pak from its image, letting the image go when no other
+// pak names it. Call with a.mu held.
+func (a *Agent) unlink(p *PakState) {
+	im := a.images[p.Reference]
+	if im == nil || !im.paks[p.File] {
+		return
+	}
+	delete(im.paks, p.File)
+	if a.release(im) {
+		a.log.Info("no other pak names the image, no longer keeping it present", zap.String("pak", p.Name), zap.String("reference", im.Reference))
+	}
+}
+
+// release lets go of an image no pak names any more, unless an Ensure call
+// for it still runs (finish lets go of it then). It never removes the image
+// from the engine. Call with a.mu held.
+func (a *Agent) release(im *image) bool {
+	if len(im.paks) > 0 || im.inflight {
+		return false
+	}
+	delete(a.images, im.Reference)
+	a.markDirty()
+	return true
+}
+
+// drop forgets a pak whose file is gone or changed. Call with a.mu held.
+func (a *Agent) drop(p *PakState) {
+	a.unlink(p)
+	delete(a.paks, p.File)
+	a.markDirty()
+}
+
+// rekey records that a pak's file is now at path. Call with a.mu held.
+func (a *Agent) rekey(p *PakState, path string) {
+	if im := a.images[p.Reference]; im != nil && im.paks[p.File] {
+		delete(im.paks, p.File)
+		im.paks[path] = true
+	}
+	delete(a.paks, p.File)
+	p.File, p.Name = path, filepath.Base(path)
+	a.paks[path] = p
+	a.markDirty()
+}
+
+// moveReady moves the paks in the inbox that are finished with: those whose
+// image is present to done/, those that name no pullable image to failed/.
+// Nothing moves while the state cannot be saved. Call with a.mu held.
+func (a *Agent) moveReady() {
+	if a.saveErr != "" || a.stopping {
+		return
+	}
+	var ready []*PakState
+	for path, p := range a.paks {
+		if filepath.Dir(path) == a.watchDir && (p.Status == StatusPresent || p.Status == StatusInvalid) {
+			ready = append(ready, p)
+		}
+	}
+	slices.SortFunc(ready, func(x, y *PakState) int { return x.FirstSeen.Compare(y.FirstSeen) })
+	for _, p := range ready {
+		if a.saveErr != "" {
+			return
+		}
+		if p.Status == StatusPresent {
+			a.moveTo(p, DoneDir)
+		} else {
+			a.moveTo(p, FailedDir)
+		}
+	}
+}
+
+// moveTo moves a pak from the inbox into watch_dir's folder sub, durable
+// before visible: the file is read again first (a pak that changed is a new
+// arrival, one that is gone is forgotten), then the state naming its new
+// place is saved, and only then is the file moved. Call with a.mu held.
+func (a *Agent) moveTo(p *PakState, sub string) {
+	src := p.File
+	sha, err := hashFile(src)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		a.log.Info("pak left the inbox before it was moved, forgetting it", zap.String("pak", p.Name))
+		a.drop(p)
+		return
+	case err != nil:
+		a.log.Error("cannot read pak before moving it", zap.String("pak", p.Name), zap.Error(err))
+		return
+	case sha != p.SHA256:
+		a.log.Info("pak changed while its image was pulled, it will be taken again", zap.String("pak", p.Name))
+		a.drop(p)
+		return
+	}
+	dir, err := makeSubdir(a.watchDir, sub)
+	if err != nil {
+		a.log.Error("cannot move pak", zap.String("pak", p.Name), zap.Error(err))
+		return
+	}
+	dst := freeName(dir, filepath.Base(src))
+	a.rekey(p, dst)
+	if err := a.saveNow(); err != nil {
+		a.rekey(p, src)
+		return
+	}
+	if p.Status == StatusInvalid {
+		if err := writeErrorFile(dst, p.SHA256, errors.New(p.LastError), time.Now().UTC()); err != nil {
+			a.log.Error("cannot write the error file; the reason is in prepull status", zap.String("pak", p.Name), zap.Error(err))
+		}
+	}
+	got, err := moveFile(src, dst)
+	if err != nil {
+		a.rekey(p, src)
+		a.log.Error("cannot move pak", zap.String("pak", p.Name), zap.String("to", dir), zap.Error(err))
+		if errors.Is(err, fs.ErrNotExist) {
+			a.drop(p)
+		}
+		return
+	}
+	if got != dst {
+		a.rekey(p, got)
+	}
+	if sub == DoneDir {
+		a.log.Info("pak done", zap.String("pak", p.Name), zap.String("reference", p.Reference), zap.String("file", p.File))
+	} else {
+		a.log.Error("pak names no pullable image, moved to failed/", zap.String("pak", p.Name), zap.String("file", p.File), zap.String("error", p.LastError))
+	}
+}
+
+// reconcile makes the state agree with the files, on start and on every
+// rescan: done/ and failed/ are made again when missing, entries whose file
+// is gone are dropped (their image let go when no other pak names it), paks
+// in done/ that the state does not know are adopted, and finished paks
+// still in the inbox are moved.
+func (a *Agent) reconcile() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopping {
+		return
+	}
+	for _, sub := range []string{DoneDir, FailedDir} {
+		if _, err := os.Lstat(filepath.Join(a.watchDir, sub)); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Lstat(a.watchDir); err == nil {
+				if _, err := makeSubdir(a.watchDir, sub); err == nil {
+					a.log.Info("made the missing folder again", zap.String("folder", filepath.Join(a.watchDir, sub)))
+				}
+			}
+		}
+	}
+	for path, p := range a.paks {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			a.log.Info("pak file is gone, forgetting it", zap.String("pak", p.Name), zap.String("file", path))
+			a.drop(p)
+		}
+	}
+	entries, _ := os.ReadDir(a.doneDir)
+	for _, e := range entries {
+		path := filepath.Join(a.doneDir, e.Name())
+		if eligibleName(e.Name()) && e.Type().IsRegular() && a.paks[path] == nil {
+			a.adopt(path)
+		}
+	}
+	a.moveReady()
+}
