@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -251,7 +252,7 @@ func TestVerifyPullsVanishedImageAgain(t *testing.T) {
 	h.start()
 	ref := h.drop("v.pak", "proj/v", "v")
 	h.eventually("v.pak is done", func() bool { return exists(filepath.Join(h.inbox(), DoneDir, "v.pak")) })
-	h.eng.Remove(nil, ref)
+	h.eng.Remove(context.TODO(), ref)
 	h.eventually("the image is pulled again", func() bool { return h.eng.pullCount(ref) == 2 })
 	h.eventually("the image is present again", func() bool {
 		im := h.state().Images[0]
@@ -274,8 +275,8 @@ func TestDeletedFromDoneIsNoLongerKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.eventually("the deleted pak's image is let go", func() bool { return len(h.state().Images) == 1 })
-	h.eng.Remove(nil, gone)
-	h.eng.Remove(nil, keep)
+	h.eng.Remove(context.TODO(), gone)
+	h.eng.Remove(context.TODO(), keep)
 	h.eventually("the kept image is pulled again", func() bool { return h.eng.pullCount(keep) == 2 })
 	time.Sleep(200 * time.Millisecond) // several verify rounds
 	if n := h.eng.pullCount(gone); n != 1 {

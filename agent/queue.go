@@ -299,4 +299,3 @@ func (a *Agent) pullStarting(im *image, n int) {
 	a.log.Info("pulling image", zap.String("pak", a.pakNameOf(im)), zap.String("reference", im.Reference),
 		zap.Int("attempt", n), zap.Int("attempts_total", im.Attempts))
 }
-

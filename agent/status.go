@@ -37,8 +37,8 @@ var ErrNeverRun = errors.New("no agent has run with this state_dir")
 type AgentStatus struct {
 	Status   string    `json:"status"` // one of the Agent* constants
 	LockFile string    `json:"lock_file"`
-	PID      int       `json:"pid,omitempty"`   // of the holder, or of the last agent when stopped
-	Since    time.Time `json:"since,omitzero"`  // when it took the lock
+	PID      int       `json:"pid,omitempty"`  // of the holder, or of the last agent when stopped
+	Since    time.Time `json:"since,omitzero"` // when it took the lock
 	Degraded []string  `json:"degraded,omitempty"`
 	// LastSaved is when the state was last saved.
 	LastSaved time.Time `json:"last_saved,omitzero"`
