@@ -158,22 +158,24 @@ func WriteStatus(w io.Writer, r *Report, stateDir string, asJSON bool) error {
 	return err
 }
 
-// writeAgent prints the lines that say how fresh the rest is.
+// writeAgent prints the lines that say how fresh the rest is. Error texts
+// come from the system and the engine: they are escaped.
 func writeAgent(w io.Writer, a AgentStatus) {
+	lock := display.Text(a.LockFile)
 	switch a.Status {
 	case AgentStopped:
-		fmt.Fprintf(w, "agent:    stopped: no agent holds %s (the last one was pid %d); below is what it saved\n", a.LockFile, a.PID)
+		fmt.Fprintf(w, "agent:    stopped: no agent holds %s (the last one was pid %d); below is what it saved\n", lock, a.PID)
 	default:
-		fmt.Fprintf(w, "agent:    %s, pid %d, holding %s since %s\n", a.Status, a.PID, a.LockFile, when(a.Since))
+		fmt.Fprintf(w, "agent:    %s, pid %d, holding %s since %s\n", a.Status, a.PID, lock, when(a.Since))
 	}
 	for _, d := range a.Degraded {
-		fmt.Fprintf(w, "degraded: %s\n", errorColumn(d))
+		fmt.Fprintf(w, "degraded: %s\n", display.Text(errorColumn(d)))
 	}
 	fmt.Fprintf(w, "saved:    %s\n", when(a.LastSaved))
 	switch {
 	case a.Status == AgentStopped:
 	case a.Engine == "unreachable":
-		fmt.Fprintf(w, "engine:   unreachable at the last check, %s: %s (image statuses are as last seen)\n", when(a.EngineChecked), errorColumn(a.EngineError))
+		fmt.Fprintf(w, "engine:   unreachable at the last check, %s: %s (image statuses are as last seen)\n", when(a.EngineChecked), display.Text(errorColumn(a.EngineError)))
 	case a.Engine == "answered":
 		fmt.Fprintf(w, "engine:   answered at the last check, %s\n", when(a.EngineChecked))
 	default:

@@ -26,7 +26,9 @@ func TestWriteStatusGolden(t *testing.T) {
 		},
 	}
 	var out bytes.Buffer
-	if err := WriteStatus(&out, s, false); err != nil {
+	r := &Report{State: s, Agent: AgentStatus{Status: AgentDegraded, PID: 42, LockFile: "/st/agent.lock", Engine: "unreachable",
+		Degraded: []string{"cannot save state: no space left on device"}, EngineError: "ping: \x1b[2Jdocker engine unreachable"}}
+	if err := WriteStatus(&out, r, "/st", false); err != nil {
 		t.Fatal(err)
 	}
 	if strings.ContainsAny(out.String(), "\x1b\a\r\u202e\u009b") {
