@@ -84,6 +84,7 @@ missing_packages() {
     "gpg gnupg"
     "pass pass"
     "docker-credential-pass golang-docker-credential-helpers"
+    "docker-credential-ecr-login amazon-ecr-credential-helper"
   )
   local part
   for part in "${parts[@]}"; do

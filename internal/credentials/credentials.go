@@ -186,7 +186,14 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 		source += " (" + kind + " docker-credential-" + helper + ")"
 		c, err := fromHelper(r.Config, helper, key)
 		switch {
+		case errors.Is(err, errNoLogin) && kind == "credHelpers":
+			// A helper named for this host alone that has nothing for it
+			// has failed: the ECR helper answers "not found" for every
+			// failure, a missing network or missing AWS credentials too.
+			return Credential{}, false, withNetworkHint(fmt.Errorf("%s: credHelpers docker-credential-%s for %s: %w: the helper has no login for it; a credHelpers entry names the helper of this host, so prepull does not pull anonymously",
+				path, helper, host, ErrUnavailable))
 		case errors.Is(err, errNoLogin):
+			// credsStore is asked for every registry; public ones need no login.
 			return Credential{Source: fmt.Sprintf("anonymous (docker-credential-%s, the %s of %s, holds no login for %s)", helper, kind, path, host)}, true, nil
 		case err != nil:
 			return Credential{}, false, fmt.Errorf("%s: %s docker-credential-%s for %s: %w: %v", path, kind, helper, host, ErrUnavailable, err)

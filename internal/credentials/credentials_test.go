@@ -237,8 +237,8 @@ func TestForCredentialHelpers(t *testing.T) {
 		{host: "one.example", user: "one-user", password: "one-pw", source: "(credHelpers docker-credential-one)"},
 		{host: "token.example", token: "id-token", source: "(credHelpers docker-credential-token)"},
 		{host: "auths.example", user: "carol", password: "frompw", source: "docker config"},
-		{host: "notfound.example", source: "anonymous (docker-credential-notfound, the credHelpers of"},
-		{host: "empty.example", source: "anonymous (docker-credential-empty"},
+		{host: "notfound.example", err: "credHelpers docker-credential-notfound for notfound.example: credential unavailable: the helper has no login for it"},
+		{host: "empty.example", err: "credHelpers docker-credential-empty for empty.example: credential unavailable: the helper has no login for it"},
 		{host: "missing.example", err: "credHelpers docker-credential-missing for missing.example: credential unavailable: docker-credential-missing is not installed"},
 		{host: "fails.example", err: "credHelpers docker-credential-fails for fails.example: credential unavailable: error getting credentials - err: exit status 1; its stderr: gpg: decryption failed, out: `the keyring is locked`"},
 		{host: "garbage.example", err: "docker-credential-garbage for garbage.example: credential unavailable: docker-credential-garbage answered something other than a login"},
@@ -264,6 +264,23 @@ func TestForCredentialHelpers(t *testing.T) {
 				t.Errorf("Renewable = %v for a login from %s", c.Renewable, c.Source)
 			}
 		})
+	}
+}
+
+// TestForCredsStoreWithoutLogin: credsStore is asked for every registry; one
+// it holds nothing for is pulled anonymously, and the source says why.
+func TestForCredsStoreWithoutLogin(t *testing.T) {
+	bin := helperPATH(t)
+	script(t, bin, "docker-credential-notfound", `echo "credentials not found in native keychain"; exit 1`)
+	script(t, bin, "docker-credential-empty", `read host; printf '{"ServerURL":"%s","Username":"","Secret":""}' "$host"`)
+	for _, helper := range []string{"notfound", "empty"} {
+		dir := t.TempDir()
+		write(t, filepath.Join(dir, "config.json"), `{"credsStore": "`+helper+`"}`, 0o600)
+		c, err := (&Resolver{DockerConfigDir: dir}).For("public.example")
+		want := "anonymous (docker-credential-" + helper + ", the credsStore of " + filepath.Join(dir, "config.json") + ", holds no login for public.example)"
+		if err != nil || !c.Anonymous() || c.Source != want {
+			t.Errorf("credsStore %s: For = %+v, %v; want anonymous from %q", helper, c, err, want)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
 
@@ -330,5 +331,32 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 	}
 	if !f.docker.HasImage(t, f.ref) {
 		t.Errorf("%s is not in the engine", f.ref)
+	}
+}
+
+// TestECRHelperWithoutAWS runs Amazon's real docker-credential-ecr-login
+// (Debian's amazon-ecr-credential-helper) for an ECR host named in
+// credHelpers. These machines reach no AWS endpoint, so the helper gets no
+// token and answers "not found", as it does for every failure: prepull stops
+// with exit 2 naming the helper and the host instead of pulling anonymously.
+func TestECRHelperWithoutAWS(t *testing.T) {
+	testenv.Require(t)
+	needPrograms(t, map[string]string{"docker-credential-ecr-login": "amazon-ecr-credential-helper"})
+	f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t), docker: testenv.Docker(t)}
+	f.dockerConfigDir = filepath.Join(f.dir, "docker")
+	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+	pak := paktest.Pak{Kind: "EcrAdapter", Registry: host, Repository: "/vcfops/ecr-adapter"}.WriteFile(t, f.dir)
+	f.writeDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "ecr-login"}}`, host))
+	f.env = append(f.env, "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"AWS_REGION=eu-west-1", "AWS_EC2_METADATA_DISABLED=true")
+	r := f.prepull(nil, "--json", "--config", f.writeConfig("registries: []\n"), pak)
+	r.want(t, 2)
+	rs := r.results(t)
+	want := "credHelpers docker-credential-ecr-login for " + host + ": credential unavailable: the helper has no login for it"
+	if len(rs) != 1 || rs[0].Status != "failed" || !strings.Contains(rs[0].Error, want) {
+		t.Fatalf("results %+v, want failed with %q", rs, want)
 	}
 }
