@@ -26,7 +26,12 @@ func newInspectCommand(g *globals) *cobra.Command {
 		Long: `inspect reads each pak and prints the image it references: adapter kind,
 registry (and whether it came from the pak or from default_registry),
 repository, digest and the full reference. It needs neither the network nor
-Docker Engine. Exit code 3 when a pak does not name a pullable image.`,
+Docker Engine. Exit code 3 when a pak does not name a pullable image.
+A pak that most likely names the wrong image (Integration SDK 1.x turns a
+registry given as localhost:PORT/... into registry.hub.docker.com/localhost)
+is read as written, with a warning on stderr and in --json's "warnings".
+An SDK 0.x Docker Hub pak (REGISTRY=user) shows registry docker.io and the
+reference user/repo@DIGEST, as the proxy pulls it.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkPakArgs(args, g.stdin); err != nil {
