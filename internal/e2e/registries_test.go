@@ -525,3 +525,43 @@ func TestRegistrySDK1LocalhostMangling(t *testing.T) {
 	}
 	t.Logf("exit %d: %s", r.code, rs[0].Error)
 }
+
+// TestRegistryCAFolderIsCanonical: a CA configured for localhost:PORT is
+// installed under that name only, whichever spelling a pak uses, and a pak
+// spelling it LOCALHOST:PORT is still pulled exactly as it says, with a
+// warning naming the folder Docker Engine reads for it (issue 11.5). The
+// registry is plain HTTP on loopback, which the engine never verifies, so
+// certs_dir is a folder of the test's own.
+func TestRegistryCAFolderIsCanonical(t *testing.T) {
+	f := newFixture(t, "proj/canonical")
+	_, port, err := net.SplitHostPort(f.reg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certsDir := filepath.Join(f.dir, "certs.d")
+	entry := fmt.Sprintf("certs_dir: %s\nregistries:\n  - host: localhost:%s\n    username: alice\n    password_file: %s\n    ca_file: %s\n",
+		certsDir, port, f.passwordFile(), newTLSFiles(t, "127.0.0.1").ca)
+	cfg := f.writeConfig(entry)
+	for _, host := range []string{"localhost", "LOCALHOST", "LocalHost"} {
+		registry := host + ":" + port
+		p := paktest.Pak{Kind: "Canon" + host, Registry: registry, Repository: "/proj/canonical", Digest: f.digest}.WriteFile(t, t.TempDir())
+		ref := registry + "/proj/canonical@" + f.digest
+		r := f.prepull(nil, "--config", cfg, "--json", p)
+		r.want(t, 0)
+		if rs := r.results(t); len(rs) != 1 || rs[0].Reference != ref || rs[0].Status != "pulled" || !strings.HasPrefix(rs[0].CredentialSource, "password_file") {
+			t.Fatalf("REGISTRY=%s: results %+v, want %s pulled with the localhost entry's login", registry, rs, ref)
+		}
+		warned := strings.Contains(r.stderr, "Docker Engine reads the CA for it from "+filepath.Join(certsDir, registry))
+		if warned != (host != "localhost") {
+			t.Errorf("REGISTRY=%s: warned about the engine's folder: %v; stderr:\n%s", registry, warned, r.stderr)
+		}
+		f.docker.RemoveImage(t, ref)
+	}
+	entries, err := os.ReadDir(certsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "localhost:"+port {
+		t.Fatalf("%s holds %v, want only localhost:%s", certsDir, entries, port)
+	}
+}
