@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -50,7 +48,9 @@ const exitCodesHelp = `Exit codes:
   4  the registry rejected the credentials
   5  the registry does not have that repository or digest
   6  Docker Engine unreachable
-With several paks every pak is still tried, and the highest code wins.`
+With several paks every pak is still tried, and the highest code wins.
+A one-shot run ended by Ctrl-C exits 130 (143 for SIGTERM): the paks not
+done are reported as interrupted, those done keep their status.`
 
 // CodeFor maps an error to the exit code that describes it.
 func CodeFor(err error) ExitCode {
@@ -132,7 +132,7 @@ func (g *globals) engineHost(cfg *config.Config) string {
 
 // Main runs prepull with the process's arguments and returns its exit code.
 func Main() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrFile: os.Stderr}
 	return int(run(ctx, g, os.Args[1:]))

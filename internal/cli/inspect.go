@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -81,7 +82,12 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 		for _, r := range results {
 			if r.Target != nil {
 				tab.Row(r.File, r.AdapterKind, r.Reference, r.RegistrySource)
+				continue
 			}
+			// A pak that failed keeps its row, with the reason in short:
+			// the error without the file name the row already shows.
+			reason := strings.TrimPrefix(r.Error, display.Text(r.File)+": ")
+			tab.Row(r.File, "-", "failed: "+reason, "-")
 		}
 		if _, err := tab.WriteTo(g.stdout); err != nil {
 			return err

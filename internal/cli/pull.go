@@ -92,6 +92,12 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 	out := newResultPrinter(g)
 	worst := ExitOK
 	report := func(r pakResult) {
+		// After Ctrl-C, what failed failed because of it: say so, not
+		// how the engine call was cut. A pak that is no pak stays so.
+		if i, ok := interrupted(ctx); ok && r.Status == pull.Failed && r.ExitCode != ExitBadPak {
+			r.Status, r.ExitCode, r.Error = pull.Interrupted, i.code(), i.Error()
+			log.Warn("pak not finished: interrupted", zap.String("pak", r.File), zap.String("reference", r.Reference))
+		}
 		out.add(r)
 		worst = max(worst, r.ExitCode)
 	}
@@ -102,6 +108,10 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 	done := map[string]pakResult{} // by reference: the same image is pulled once per run
 	for _, arg := range args {
 		start := time.Now()
+		if i, ok := interrupted(ctx); ok {
+			report(failed(arg, "", start, i)) // not tried
+			continue
+		}
 		t, err := readTarget(arg, g.stdin, cfg.DefaultRegistry)
 		if err != nil {
 			log.Error("cannot use pak", zap.String("pak", arg), zap.Error(err))
@@ -139,7 +149,9 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 		}
 		if res.Err != nil {
 			r.Error = res.Err.Error()
-			log.Error("pull failed", zap.String("pak", arg), zap.String("reference", t.Reference), zap.Error(res.Err))
+			if _, ok := interrupted(ctx); !ok { // else report says interrupted
+				log.Error("pull failed", zap.String("pak", arg), zap.String("reference", t.Reference), zap.Error(res.Err))
+			}
 		}
 		done[t.Reference] = r
 		report(r)

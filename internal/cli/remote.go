@@ -362,8 +362,12 @@ func checkRemoteResult(results []pakResult, exitStatus int, img pak.Image) error
 		if res.ExitCode < ExitFailure || res.ExitCode > ExitEngine {
 			return fmt.Errorf("status failed with exit_code %d", res.ExitCode)
 		}
+	case pull.Interrupted:
+		if res.ExitCode != ExitInterrupted && res.ExitCode != ExitTerminated {
+			return fmt.Errorf("status interrupted with exit_code %d", res.ExitCode)
+		}
 	default:
-		return fmt.Errorf("status %s is not one of %s, %s, %s or %s", display.Text(string(res.Status)), pull.Pulled, pull.Present, pull.WouldPull, pull.Failed)
+		return fmt.Errorf("status %s is not one of %s, %s, %s, %s or %s", display.Text(string(res.Status)), pull.Pulled, pull.Present, pull.WouldPull, pull.Failed, pull.Interrupted)
 	}
 	if exitStatus != int(res.ExitCode) {
 		return fmt.Errorf("exit_code %d, but the remote command exited with status %d", res.ExitCode, exitStatus)

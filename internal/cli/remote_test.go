@@ -56,7 +56,7 @@ func TestRowForRejectsInvalidResults(t *testing.T) {
 		{"another registry", testImage, remote.Output{Stdout: result("-", "evil.example.com/vcfops/my@"+testDigest, "pulled", 0)}, pull.Failed, testRef, "is not the pak's"},
 		{"a tag", noRegistry, remote.Output{Stdout: result("-", "reg/vcfops/my:latest", "pulled", 0)}, pull.Failed, "", "is not the pak's vcfops/my@"},
 		{"bad registry", noRegistry, remote.Output{Stdout: result("-", "\x1b[2J/vcfops/my@"+testDigest, "pulled", 0)}, pull.Failed, "", `reference "\x1b[2J/vcfops`},
-		{"unknown status", testImage, remote.Output{Stdout: result("-", testRef, "\x1b]0;owned\apulled", 0)}, pull.Failed, testRef, `status "\x1b]0;owned\apulled" is not one of pulled, present, would-pull or failed`},
+		{"unknown status", testImage, remote.Output{Stdout: result("-", testRef, "\x1b]0;owned\apulled", 0)}, pull.Failed, testRef, `status "\x1b]0;owned\apulled" is not one of pulled, present, would-pull, failed or interrupted`},
 		{"success with an exit code", testImage, remote.Output{Stdout: result("-", testRef, "pulled", 4), ExitStatus: 4}, pull.Failed, testRef, "status pulled with exit_code 4"},
 		{"failure without an exit code", testImage, remote.Output{Stdout: result("-", testRef, "failed", 0)}, pull.Failed, testRef, "status failed with exit_code 0"},
 		{"insane exit code", testImage, remote.Output{Stdout: result("-", testRef, "failed", 300), ExitStatus: 44}, pull.Failed, testRef, "exit_code 300"},

@@ -104,3 +104,26 @@ func TestPakArgsUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectTableKeepsFailedRows checks that a pak that fails keeps its
+// row in inspect's table, with the reason, among the good ones.
+func TestInspectTableKeepsFailedRows(t *testing.T) {
+	dir := t.TempDir()
+	good := paktest.Pak{Registry: paktest.Registry}.WriteFile(t, dir)
+	bad := filepath.Join(dir, "broken.pak")
+	if err := os.WriteFile(bad, []byte("KINDKEY=X\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := runCLI(t, "", "inspect", "--config", cfg, good, bad)
+	if code != ExitBadPak {
+		t.Fatalf("exit %d, want %d", code, ExitBadPak)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[2], bad+" ") || !strings.Contains(lines[2], "failed: not a ZIP archive, and not a valid .conf: REPOSITORY is missing") {
+		t.Fatalf("table:\n%s\nwant a header, the good pak, and the broken one with its reason", out)
+	}
+}

@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/testenv"
 )
 
 // authLogger is a hostile registry: the attacker. It asks every client for
@@ -117,5 +120,50 @@ func TestFlagLoginGoesToItsRegistryOnly(t *testing.T) {
 	_, headers = evil.seen()
 	if !strings.Contains(strings.Join(headers, "\n"), "alice:"+decoy) {
 		t.Fatalf("the hostile registry did not record a login meant for it; it saw %q", headers)
+	}
+}
+
+// TestOneShotInterrupted sends SIGINT, as Ctrl-C does, while the second of
+// three paks is pulling through a proxy that holds a layer back: prepull
+// exits 130; the first pak, present before, stays present; the second and
+// the third, never tried, are reported interrupted, without the engine
+// call's error.
+func TestOneShotInterrupted(t *testing.T) {
+	f := newFixture(t, "proj/interrupt")
+	f.prepull(nil, "--config", f.config, f.pak).want(t, 0)
+	digest := f.docker.PushImage(t, f.reg, "proj/interrupt-big", faultImage)
+	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	p.StallBlobs(testenv.Stall{After: 256 << 10, MinSize: 512 << 10})
+	t.Cleanup(p.Release)
+	slow, _ := f.pakVia(p.Addr, "proj/interrupt-big", digest)
+	third := paktest.Pak{Kind: "Third", Registry: f.reg.Addr, Repository: "/proj/other"}.WriteFile(t, t.TempDir())
+	cfg := f.writeConfig(f.loginFor(f.reg.Addr, p.Addr))
+
+	pids := make(chan int, 1)
+	f.onStart = func(pid int) { pids <- pid }
+	done := f.prepullAsync("--config", cfg, "--json", f.pak, slow, third)
+	pid := <-pids
+	waitUntil(t, 60*time.Second, "a layer download held back", func() bool { return p.Stalls().Waiting > 0 })
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := <-done
+	if !ok {
+		t.Fatal("prepull did not run")
+	}
+	r.want(t, 130)
+	rs := r.results(t)
+	if len(rs) != 3 || rs[0].Status != "present" || rs[0].ExitCode != 0 {
+		t.Fatalf("results = %+v; want the first pak still present", rs)
+	}
+	for _, res := range rs[1:] {
+		if res.Status != "interrupted" || res.ExitCode != 130 || res.Error != "interrupted (Ctrl-C, SIGINT)" {
+			t.Errorf("result %+v; want interrupted, exit_code 130, and no engine error", res)
+		}
+	}
+	for _, engineWords := range []string{"http", "docker.sock", "context canceled", "pull failed"} {
+		if strings.Contains(r.stdout+r.stderr, engineWords) {
+			t.Errorf("the output holds %q:\nstdout:\n%s\nstderr:\n%s", engineWords, r.stdout, r.stderr)
+		}
 	}
 }

@@ -29,6 +29,9 @@ const (
 	Present   Status = "present"
 	WouldPull Status = "would-pull"
 	Failed    Status = "failed"
+	// Interrupted is the one-shot's status of a pak it did not finish
+	// because the run was interrupted (Ctrl-C or SIGTERM).
+	Interrupted Status = "interrupted"
 )
 
 // ErrStalled is wrapped when a pull made no progress for the stall timeout.

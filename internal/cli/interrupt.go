@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// The exit codes of a run ended by a signal, as shells report them: 128 plus
+// the signal's number.
+const (
+	ExitInterrupted ExitCode = 130 // SIGINT, Ctrl-C
+	ExitTerminated  ExitCode = 143 // SIGTERM
+)
+
+// interruption is the cause of a context canceled by a signal.
+type interruption struct{ sig os.Signal }
+
+func (i interruption) Error() string {
+	if i.sig == syscall.SIGTERM {
+		return "terminated (SIGTERM)"
+	}
+	return "interrupted (Ctrl-C, SIGINT)"
+}
+
+// code is the exit code of a run the signal ended.
+func (i interruption) code() ExitCode {
+	if i.sig == syscall.SIGTERM {
+		return ExitTerminated
+	}
+	return ExitInterrupted
+}
+
+// interrupted returns the interruption that canceled ctx, if a signal did.
+func interrupted(ctx context.Context) (interruption, bool) {
+	var i interruption
+	ok := ctx.Err() != nil && errors.As(context.Cause(ctx), &i)
+	return i, ok
+}
+
+// signalContext returns a context canceled, with an interruption as its
+// cause, by the first SIGINT or SIGTERM. After that first signal the
+// default handling is back: a second Ctrl-C ends prepull at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-sigs:
+			signal.Stop(sigs)
+			cancel(interruption{s})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel(nil)
+	}
+}
