@@ -101,13 +101,26 @@ func runCommand(cfg *config.Config, timeout time.Duration, argv []string, stdin 
 	if err == nil {
 		return stdout.buf, nil
 	}
-	if msg := strings.TrimSpace(string(stderr.tail())); msg != "" {
+	if msg := lastLines(string(stderr.last), 5); msg != "" {
 		err = fmt.Errorf("%w; its stderr: %s", err, display.Text(msg))
 	}
 	return stdout.buf, err
 }
 
-// capped keeps the first max bytes written to it and the last max/4.
+// lastLines returns the last n non-blank lines of s, joined with " | " to
+// fit on one line of an error message.
+func lastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// capped keeps the first max bytes written to it, and the last tailSize
+// for error messages: the last lines of standard error say what went wrong.
 type capped struct {
 	max     int
 	buf     []byte
@@ -115,28 +128,20 @@ type capped struct {
 	dropped bool
 }
 
+const tailSize = 1024
+
 func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - len(c.buf); room > 0 {
-		c.buf = append(c.buf, p[:min(room, len(p))]...)
-	}
 	if len(c.buf)+len(p) > c.max {
 		c.dropped = true
 	}
+	if room := c.max - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
 	c.last = append(c.last, p...)
-	if keep := c.max / 4; len(c.last) > keep {
-		c.last = c.last[len(c.last)-keep:]
+	if len(c.last) > tailSize {
+		c.last = c.last[len(c.last)-tailSize:]
 	}
 	return len(p), nil
-}
-
-// tail returns the end of what was written, for error messages: the last
-// lines of standard error say what went wrong.
-func (c *capped) tail() []byte {
-	const show = 1024
-	if len(c.last) > show {
-		return c.last[len(c.last)-show:]
-	}
-	return c.last
 }
 
 // fromCommand runs a registries entry's password_command and returns the

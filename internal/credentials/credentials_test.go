@@ -379,3 +379,18 @@ func TestForPasswordCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestRunCommandOutputBounds(t *testing.T) {
+	_, err := runCommand(nil, 10*time.Second, []string{"sh", "-c", "head -c 70000 /dev/zero | tr '\\0' x"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "printed more than 65536 bytes") || strings.Contains(err.Error(), "xxx") {
+		t.Fatalf("error = %v, want the size refused without the output", err)
+	}
+	out, err := runCommand(nil, 10*time.Second, []string{"sh", "-c", "head -c 65536 /dev/zero | tr '\\0' x"}, nil)
+	if err != nil || len(out) != 65536 {
+		t.Fatalf("64 KiB exactly: %d bytes, %v", len(out), err)
+	}
+	_, err = runCommand(nil, 10*time.Second, []string{"sh", "-c", "seq 1 5000 >&2; echo the-last-line >&2; exit 3"}, nil)
+	if err == nil || !strings.HasSuffix(err.Error(), "its stderr: 4997 | 4998 | 4999 | 5000 | the-last-line") {
+		t.Fatalf("error = %v, want the last lines of stderr", err)
+	}
+}
