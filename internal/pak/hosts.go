@@ -2,10 +2,11 @@ package pak
 
 import "strings"
 
-// This file is the one place that decides which registry a host name means.
-// The configuration's registries list, the credential lookup and the
-// certs.d folder all ask here; the image reference never changes: it stays
-// exactly what the pack says, since that is what the proxy looks up.
+// This file is the one place that decides which registry a host name, or a
+// pack's REGISTRY, means. The reference check, the configuration's
+// registries list, the credential lookup and the certs.d folder all ask
+// here; the image reference never changes: it stays exactly what the pack
+// says, since that is what the proxy looks up.
 
 // DockerHub is Docker Hub's canonical name, the one Docker Engine uses for
 // it (index.docker.io becomes docker.io in its references) and the certs.d
@@ -32,6 +33,16 @@ func CanonicalRegistry(host string) string {
 		}
 	}
 	return h
+}
+
+// IsNamespace reports whether a pack's REGISTRY is a Docker Hub namespace
+// rather than a registry host: no dot, no port, not localhost, and shaped
+// like a repository path component. Docker reads such a first component as
+// a path on Docker Hub, and so does the proxy, which concatenates REGISTRY
+// and REPOSITORY. SDK 0.x writes one for every Docker Hub repository.
+func IsNamespace(registry string) bool {
+	return registry != "" && !strings.ContainsAny(registry, ".:/") && registry != "localhost" &&
+		checkRepository(registry) == nil
 }
 
 // IsDockerHub reports whether host is one of Docker Hub's names.

@@ -64,16 +64,6 @@ func (img Image) Resolve(defaultRegistry string) (Target, error) {
 	return t, nil
 }
 
-// IsNamespace reports whether a pack's REGISTRY is a Docker Hub namespace
-// rather than a registry host: no dot, no port, not localhost, and shaped
-// like a repository path component. Docker reads such a first component as
-// a path on Docker Hub, and so does the proxy, which concatenates REGISTRY
-// and REPOSITORY. SDK 0.x writes one for every Docker Hub repository.
-func IsNamespace(registry string) bool {
-	return registry != "" && !strings.ContainsAny(registry, ".:/") && registry != "localhost" &&
-		checkRepository(registry) == nil
-}
-
 // validatePakRegistry checks a pack's REGISTRY: a registry host, or a Docker
 // Hub namespace.
 func validatePakRegistry(registry string) error {
@@ -148,7 +138,7 @@ func checkReference(ref, registry, repository, dgst string) error {
 // legacy name index.docker.io into docker.io and keeps every other host.
 // Which hosts mean the same registry is CanonicalRegistry's business.
 func sameDomain(parsed, registry string) bool {
-	return parsed == registry || (registry == "index.docker.io" && parsed == "docker.io")
+	return parsed == registry || (parsed == DockerHub && IsDockerHub(registry))
 }
 
 // ValidateRegistry checks that host is a registry host with an optional port,
