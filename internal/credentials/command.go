@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"slices"
 	"strings"
 	"time"
@@ -70,6 +71,13 @@ func commandEnv(cfg *config.Config) []string {
 		}
 		if slices.Contains(commandEnvNames, k) || slices.ContainsFunc(commandEnvPrefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
 			env = append(env, kv)
+		}
+	}
+	// systemd gives a service without User= no HOME, and pass, gpg and
+	// the AWS tools look there: take the user's home from the passwd entry.
+	if _, ok := os.LookupEnv("HOME"); !ok {
+		if u, err := user.Current(); err == nil && u.HomeDir != "" {
+			env = append(env, "HOME="+u.HomeDir)
 		}
 	}
 	return env

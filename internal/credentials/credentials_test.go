@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -392,5 +394,17 @@ func TestRunCommandOutputBounds(t *testing.T) {
 	_, err = runCommand(nil, 10*time.Second, []string{"sh", "-c", "seq 1 5000 >&2; echo the-last-line >&2; exit 3"}, nil)
 	if err == nil || !strings.HasSuffix(err.Error(), "its stderr: 4997 | 4998 | 4999 | 5000 | the-last-line") {
 		t.Fatalf("error = %v, want the last lines of stderr", err)
+	}
+}
+
+func TestCommandEnvironmentHomeFromPasswd(t *testing.T) {
+	t.Setenv("HOME", "")
+	os.Unsetenv("HOME")
+	u, err := user.Current()
+	if err != nil || u.HomeDir == "" {
+		t.Fatalf("no passwd entry for this user: %v", err)
+	}
+	if env := commandEnv(nil); !slices.Contains(env, "HOME="+u.HomeDir) {
+		t.Fatalf("commandEnv without HOME = %q, want HOME=%s from the passwd entry", env, u.HomeDir)
 	}
 }
