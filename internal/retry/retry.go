@@ -47,11 +47,13 @@ func Do(ctx context.Context, b Backoff, retryable func(error) bool, onRetry func
 		if err == nil {
 			return nil
 		}
-		if !retryable(err) || ctx.Err() != nil {
+		if !retryable(err) {
 			return err
 		}
 		delay := b.Delay(attempt)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= delay {
+		// The deadline may have passed while fn ran: the same words then as
+		// when it would pass during the wait.
+		if deadline, ok := ctx.Deadline(); ctx.Err() != nil || ok && time.Until(deadline) <= delay {
 			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
 		}
 		if onRetry != nil {
