@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,9 +118,7 @@ func WriteStatus(w io.Writer, r *Report, stateDir string, asJSON bool) error {
 		if s.Images == nil {
 			s.Images = []ImageState{}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+		if err := display.JSON(w, r); err != nil {
 			return err
 		}
 		if r.Agent.Status == AgentNeverRun {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -71,9 +70,7 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 		results = append(results, r)
 	}
 	if g.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
+		if err := display.JSON(g.stdout, results); err != nil {
 			return err
 		}
 	} else if worst == ExitOK || len(results) > 1 {

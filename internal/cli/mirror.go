@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -113,9 +112,7 @@ func runMirror(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 		}
 	}
 	if g.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
+		if err := display.JSON(g.stdout, results); err != nil {
 			return err
 		}
 	}

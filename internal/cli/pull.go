@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -278,7 +277,5 @@ func (p *resultPrinter) flush() error {
 	if !p.g.json {
 		return nil
 	}
-	enc := json.NewEncoder(p.g.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(p.results)
+	return display.JSON(p.g.stdout, p.results)
 }

@@ -393,9 +393,7 @@ func printRemoteRows(g *globals, rows []remoteRow) error {
 		if rows == nil {
 			rows = []remoteRow{}
 		}
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return display.JSON(g.stdout, rows)
 	}
 	var tab display.Table
 	tab.Row("HOST", "PAK", "REFERENCE", "STATUS", "DURATION", "ERROR")

@@ -5,10 +5,13 @@
 package display
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"golang.org/x/text/width"
@@ -97,4 +100,46 @@ func (t *Table) WriteTo(w io.Writer) (int64, error) {
 	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
+}
+
+// JSON writes v to w as indented JSON, as every --json output is written.
+// See JSONWriter for what it escapes.
+func JSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(JSONWriter(w))
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// JSONWriter returns a writer that passes JSON text on to w with every
+// character that Text would escape and encoding/json or zap leave raw (bidi
+// overrides, C1 and other non-printable characters beyond ASCII, DEL)
+// written as a \u escape. Such characters can only stand inside JSON
+// strings, where the escape means the same character: a program reads the
+// same values, and a terminal shows no raw control character. Each Write
+// must hold whole characters, as the JSON encoders' writes do.
+func JSONWriter(w io.Writer) io.Writer { return jsonWriter{w} }
+
+type jsonWriter struct{ w io.Writer }
+
+func (j jsonWriter) Write(p []byte) (int, error) {
+	safe := func(r rune) bool { return r < utf8.RuneSelf && r != 0x7f || strconv.IsPrint(r) && r != utf8.RuneError }
+	if !strings.ContainsFunc(string(p), func(r rune) bool { return !safe(r) }) {
+		return j.w.Write(p)
+	}
+	var b strings.Builder
+	for _, r := range string(p) {
+		switch {
+		case safe(r):
+			b.WriteRune(r)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	if _, err := io.WriteString(j.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -1,12 +1,14 @@
 package display_test
 
 import (
+	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/prepull/prepull/internal/golden"
-
 	"github.com/prepull/prepull/internal/display"
+	"github.com/prepull/prepull/internal/golden"
 )
 
 func TestText(t *testing.T) {
@@ -114,5 +116,33 @@ func TestTable(t *testing.T) {
 			t.Errorf("STATUS column at %d in %q, want %d", col, l, at)
 		}
 		at = col
+	}
+}
+
+// TestJSON checks that JSON output keeps every value, to the byte, for a
+// program, while a terminal sees no raw control character.
+func TestJSON(t *testing.T) {
+	values := []string{
+		"MyAdapter_1.0.0.pak", "Überwachung 監視 📦", "evil\n\x1b]0;owned\a\x1b[2J", "gnp.\u202eexe.pak",
+		"x\u009b2J\u0085y", "a\x7fb", "tag\U000e0041", "<&>", "\r\t",
+	}
+	var b strings.Builder
+	if err := display.JSON(&b, values); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range b.String() {
+		if r != '\n' && !strconv.IsPrint(r) {
+			t.Errorf("JSON output holds %U raw:\n%s", r, b.String())
+		}
+	}
+	var back []string
+	if err := json.Unmarshal([]byte(b.String()), &back); err != nil {
+		t.Fatalf("%v:\n%s", err, b.String())
+	}
+	if !slices.Equal(back, values) {
+		t.Errorf("JSON read back as %q, want %q", back, values)
+	}
+	if !strings.Contains(b.String(), `"gnp.\u202eexe.pak"`) || !strings.Contains(b.String(), `"tag\udb40\udc41"`) || !strings.Contains(b.String(), "監視 📦") {
+		t.Errorf("JSON output:\n%s", b.String())
 	}
 }

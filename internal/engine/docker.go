@@ -18,6 +18,8 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/moby/term"
+
+	"github.com/prepull/prepull/internal/display"
 )
 
 // docker is an Engine backed by the Docker Engine API.
@@ -232,7 +234,8 @@ func TerminalProgress(w io.Writer) (sink func(Progress), done func()) {
 		enc    = json.NewEncoder(pw)
 	)
 	sink = func(p Progress) {
-		m := jsonmessage.JSONMessage{ID: p.Layer, Status: p.Status}
+		// The engine relays what the registry says: never to the terminal raw.
+		m := jsonmessage.JSONMessage{ID: display.Text(p.Layer), Status: display.Text(p.Status)}
 		if p.Layer != "" {
 			m.Progress = &jsonmessage.JSONProgress{Current: p.Current, Total: p.Total}
 		}

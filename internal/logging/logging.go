@@ -9,6 +9,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/prepull/prepull/internal/display"
 )
 
 // New returns a logger writing to w. format is "json", "console" or "auto"
@@ -36,7 +38,9 @@ func New(w *os.File, format string, quiet bool) *zap.Logger {
 		cfg.CallerKey, cfg.StacktraceKey, cfg.NameKey = "", "", ""
 		enc = zapcore.NewConsoleEncoder(cfg)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.Lock(w), level))
+	// Field values come from registries, engines and paks; the encoders
+	// escape ASCII controls, display.JSONWriter the rest (bidi overrides, C1).
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(display.JSONWriter(w))), level))
 }
 
 // isJournal reports whether f is the stream systemd connected to the

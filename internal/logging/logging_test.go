@@ -2,9 +2,11 @@ package logging
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,6 +78,44 @@ func TestNew(t *testing.T) {
 			}
 			if !strings.Contains(out, "a.pak") {
 				t.Errorf("the pak field is missing:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestNewEscapesFieldValues logs an error text a hostile registry could send,
+// in both formats: no control character, bidi override or C1 control
+// reaches the log raw, and the JSON lines still read back to the same value.
+func TestNewEscapesFieldValues(t *testing.T) {
+	hostile := "denied: \x1b]0;owned\a\x1b[2J\npresent forged.pak gnp.\u202eexe \u009b2J\rdone Überwachung 監視"
+	for _, format := range []string{"console", "json"} {
+		t.Run(format, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			t.Setenv("JOURNAL_STREAM", "")
+			log := New(f, format, false)
+			log.Error("pull failed", zap.String("pak", "a.pak"), zap.Error(errors.New(hostile)))
+			data, err := os.ReadFile(f.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := strings.TrimSuffix(string(data), "\n")
+			for _, r := range line {
+				if r != '\t' && !strconv.IsPrint(r) {
+					t.Errorf("log line holds %U raw: %q", r, line)
+				}
+			}
+			if !strings.Contains(line, "Überwachung 監視") {
+				t.Errorf("log line lost the UTF-8 text: %q", line)
+			}
+			if format == "json" {
+				var entry map[string]any
+				if err := json.Unmarshal([]byte(line), &entry); err != nil || entry["error"] != hostile {
+					t.Errorf("JSON line %q reads back as %q (%v)", line, entry["error"], err)
+				}
 			}
 		})
 	}
