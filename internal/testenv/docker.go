@@ -46,7 +46,8 @@ type DockerEngine struct {
 	dockerd   string
 	cli       string
 
-	daemonJSON string // the engine's --config-file, rewritten by UseMirror
+	daemonJSON string          // the engine's --config-file, rewritten by UseMirror
+	features   map[string]bool // daemon.json's "features", kept by every rewrite
 
 	service
 }
@@ -65,7 +66,7 @@ func Docker(t testing.TB) *DockerEngine {
 	Require(t)
 	dir := workDir(t)
 	dockerOnce.Do(func() {
-		d, err := newDocker(filepath.Join(dir, "docker"), "")
+		d, err := newDocker(filepath.Join(dir, "docker"), "", DockerOptions{}, "")
 		if err == nil {
 			err = d.start()
 		}
@@ -90,9 +91,11 @@ func startedDocker() *DockerEngine {
 	return dockerEng
 }
 
-// newDocker prepares the engine's directory and command line. The data root
-// is dataRoot, or dir/data when dataRoot is empty.
-func newDocker(dir, dataRoot string) (*DockerEngine, error) {
+// newDocker prepares the engine's directory and command line: the host's
+// dockerd, or, when opts.Suite is set, the dockerd of root (that suite's
+// Rootfs) in systemd-nspawn. The data root is dataRoot, or dir/data when
+// dataRoot is empty.
+func newDocker(dir, dataRoot string, opts DockerOptions, root string) (*DockerEngine, error) {
 	dockerd, err := partDockerd.path()
 	if err != nil {
 		return nil, err
@@ -132,31 +135,41 @@ func newDocker(dir, dataRoot string) (*DockerEngine, error) {
 	if n := len(filepath.Join(execRoot, "containerd", "containerd.sock.ttrpc")); n >= 108 {
 		return nil, fmt.Errorf("socket paths under %s would be %d bytes, over the 107 a unix socket allows", dir, n)
 	}
-	d.cliPath = filepath.Join(dir, "cli-path")
-	for _, sub := range []string{d.dataRoot, execRoot, d.cliConfig, d.cliPath} {
+	for _, sub := range []string{d.dataRoot, execRoot, d.cliConfig} {
 		if err := os.MkdirAll(sub, 0o700); err != nil {
 			return nil, fmt.Errorf("make engine directory: %w", err)
 		}
 	}
-	// An empty daemon.json keeps /etc/docker/daemon.json out of the tests.
-	daemonJSON := filepath.Join(dir, "daemon.json")
-	if err := os.WriteFile(daemonJSON, []byte("{}\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write daemon.json: %w", err)
+	flags := []string{
+		"--storage-driver=vfs",
+		"--iptables=false", "--ip6tables=false", "--bridge=none",
 	}
+	if opts.ContainerdStore {
+		// daemon.json, not --feature, which came after 26.1.
+		d.features = map[string]bool{"containerd-snapshotter": true}
+		flags[0] = "--storage-driver=native" // the snapshotter's name
+	}
+	// Our own daemon.json keeps /etc/docker/daemon.json out of the tests.
+	daemonJSON := filepath.Join(dir, "daemon.json")
 	d.daemonJSON = daemonJSON
+	if err := d.writeDaemonJSON(nil); err != nil {
+		return nil, err
+	}
+	if opts.Suite != "" {
+		d.argv, err = nspawnDockerd(d, root, flags)
+		return d, err
+	}
 	ns := "prepull-" + filepath.Base(filepath.Dir(dir))
-	d.argv = []string{dockerd,
+	d.argv = append([]string{dockerd,
 		"--config-file", daemonJSON,
 		"--data-root", d.dataRoot,
 		"--exec-root", execRoot,
 		"--pidfile", filepath.Join(dir, "dockerd.pid"),
 		"-H", d.Host,
-		"--storage-driver=vfs",
-		"--iptables=false", "--ip6tables=false", "--bridge=none",
 		// Own namespaces, in case dockerd joins a system containerd.
 		"--containerd-namespace", ns,
 		"--containerd-plugins-namespace", ns + "-plugins",
-	}
+	}, flags...)
 	return d, nil
 }
 
@@ -165,6 +178,14 @@ type DockerOptions struct {
 	// DiskSize, when positive, puts the engine's data root on a tmpfs of
 	// that many bytes, so that a test can fill its disk.
 	DiskSize int64
+	// Suite, when set, runs the Docker Engine of that Debian suite instead
+	// of the host's: dockerd from a cached Rootfs of the suite, in
+	// systemd-nspawn (see EngineSuites).
+	Suite string
+	// ContainerdStore runs the engine with the containerd image store
+	// (containerd-snapshotter) instead of the classic graph driver. Docker
+	// 24 and later only: not the host's 20.10.
+	ContainerdStore bool
 }
 
 // extraEngines numbers the engines StartDocker made.
@@ -176,6 +197,13 @@ var extraEngines atomic.Int32
 func StartDocker(t testing.TB, opts DockerOptions) *DockerEngine {
 	t.Helper()
 	Require(t)
+	var root string
+	switch {
+	case opts.Suite != "":
+		root = dockerRootfs(t, opts.Suite)
+	case opts.ContainerdStore:
+		t.Fatal("testenv: the host's Docker Engine 20.10 has no containerd image store; choose a Suite")
+	}
 	dir := filepath.Join(workDir(t), fmt.Sprintf("docker-%d", extraEngines.Add(1)))
 	var dataRoot string
 	if opts.DiskSize > 0 {
@@ -189,7 +217,7 @@ func StartDocker(t testing.TB, opts DockerOptions) *DockerEngine {
 		unmountUnder(dir)
 		_ = os.RemoveAll(dir)
 	})
-	d, err := newDocker(dir, dataRoot)
+	d, err := newDocker(dir, dataRoot, opts, root)
 	if err == nil {
 		err = d.start()
 	}
@@ -287,19 +315,15 @@ func (d *DockerEngine) UseMirror(t testing.TB, reg *Registry) {
 // empty list is written out, never left out: a reload keeps the mirrors of
 // a key that is missing.
 func (d *DockerEngine) setMirrors(mirrors []string) error {
-	data, err := json.Marshal(map[string][]string{"registry-mirrors": mirrors})
-	if err != nil {
-		return err
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := os.WriteFile(d.daemonJSON, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write daemon.json: %w", err)
+	if err := d.writeDaemonJSON(mirrors); err != nil {
+		return err
 	}
 	if d.proc == nil {
 		return nil // the next start reads it
 	}
-	if err := d.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.signalLocked(syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload dockerd: %w", err)
 	}
 	deadline := time.Now().Add(mirrorReloadTimeout)
@@ -320,6 +344,26 @@ func (d *DockerEngine) setMirrors(mirrors []string) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// writeDaemonJSON writes the engine's daemon.json: its features and, when
+// mirrors is not nil, its registry mirrors.
+func (d *DockerEngine) writeDaemonJSON(mirrors []string) error {
+	config := map[string]any{}
+	if d.features != nil {
+		config["features"] = d.features
+	}
+	if mirrors != nil {
+		config["registry-mirrors"] = mirrors
+	}
+	data, err := json.Marshal(config)
+	if err == nil {
+		err = os.WriteFile(d.daemonJSON, append(data, '\n'), 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("write daemon.json: %w", err)
+	}
+	return nil
 }
 
 // cliEnv is the environment of the docker CLI: this engine, the given

@@ -36,6 +36,9 @@ type service struct {
 	grace   time.Duration // how long stop waits after SIGTERM
 	before  func()        // if set, runs before each start (leftovers of a killed run)
 	after   func()        // if set, runs after each stop
+	// target, if set, returns the pid that signals go to instead of the
+	// process started (leader): dockerd inside systemd-nspawn.
+	target func(leader int) (int, error)
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
@@ -56,7 +59,7 @@ func (s *service) start() error {
 		return err
 	}
 	if err := p.waitReady(s.ready, s.probe); err != nil {
-		_ = p.stop(time.Second)
+		_ = p.stop(time.Second, nil)
 		return err
 	}
 	s.proc = p
@@ -70,7 +73,7 @@ func (s *service) stop() error {
 	if s.proc == nil {
 		return nil
 	}
-	err := s.proc.stop(s.grace)
+	err := s.proc.stop(s.grace, func() error { return s.signalLocked(syscall.SIGTERM) })
 	s.proc = nil
 	if s.after != nil {
 		s.after()
@@ -79,6 +82,27 @@ func (s *service) stop() error {
 		return fmt.Errorf("stop %s: %w", s.name, err)
 	}
 	return nil
+}
+
+// signal sends sig to the running service; see target.
+func (s *service) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return fmt.Errorf("%s is not running", s.name)
+	}
+	return s.signalLocked(sig)
+}
+
+func (s *service) signalLocked(sig syscall.Signal) error {
+	pid := s.proc.cmd.Process.Pid
+	if s.target != nil {
+		var err error
+		if pid, err = s.target(pid); err != nil {
+			return err
+		}
+	}
+	return syscall.Kill(pid, sig)
 }
 
 // running reports whether the service runs.
@@ -125,11 +149,15 @@ func (p *process) exited() bool {
 	}
 }
 
-// stop sends SIGTERM, waits up to grace, then kills the whole process group
-// and waits for the process to be reaped.
-func (p *process) stop(grace time.Duration) error {
+// stop asks the process to end with term (SIGTERM to the process when nil),
+// waits up to grace, then kills the whole process group and waits for the
+// process to be reaped.
+func (p *process) stop(grace time.Duration, term func() error) error {
 	if !p.exited() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		if term == nil {
+			term = func() error { return p.cmd.Process.Signal(syscall.SIGTERM) }
+		}
+		_ = term()
 		select {
 		case <-p.done:
 		case <-time.After(grace):

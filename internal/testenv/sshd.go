@@ -269,7 +269,7 @@ func StartSSHAgent(t testing.TB) *SSHAgent {
 	}
 	a.proc = p
 	t.Cleanup(func() {
-		if err := p.stop(5 * time.Second); err != nil {
+		if err := p.stop(5*time.Second, nil); err != nil {
 			t.Errorf("testenv: %v", err)
 		}
 	})

@@ -104,3 +104,19 @@ func mountTmpfs(dir string, size int64) error {
 	}
 	return nil
 }
+
+// onlyChild returns the pid of the one child of process pid, from
+// /proc/PID/task/PID/children (a process's children are those of its
+// threads; the main thread's are enough for systemd-nspawn and its stub
+// init, which start one child each).
+func onlyChild(pid int) (int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 1 {
+		return 0, fmt.Errorf("process %d has %d children, want 1", pid, len(f))
+	}
+	return strconv.Atoi(f[0])
+}

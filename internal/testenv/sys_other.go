@@ -21,3 +21,6 @@ func unmountUnder(string) {}
 
 // mountTmpfs fails: only Linux tests get a small disk.
 func mountTmpfs(string, int64) error { return errors.New("a tmpfs disk needs Linux") }
+
+// onlyChild fails: systemd-nspawn engines need Linux.
+func onlyChild(int) (int, error) { return 0, errors.New("systemd-nspawn needs Linux") }

@@ -1,7 +1,9 @@
 // Package testenv starts the real parts that prepull's end-to-end tests run
 // against on loopback: a Docker Engine (dockerd from Debian's docker.io), a
 // registry with an htpasswd login (docker-registry, apache2-utils), and the
-// prepull binary itself.
+// prepull binary itself. Newer Docker Engines run from debootstrapped Debian
+// roots (Rootfs, debootstrap) in systemd-nspawn (systemd-container): see
+// StartDocker and EngineSuites.
 //
 // A package whose tests use it declares
 //
@@ -162,6 +164,7 @@ func workDir(t testing.TB) string {
 		t.Fatal("testenv: this package needs func TestMain(m *testing.M) { testenv.Main(m) } so that what testenv starts for the whole test binary is stopped")
 	}
 	workOnce.Do(func() {
+		reapStaleContainers()
 		removeStaleWorkDirs()
 		// Not os.TempDir: TMPDIR may be long, and socket paths may not.
 		workPath, workErr = os.MkdirTemp("/tmp", workPrefix)
