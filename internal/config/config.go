@@ -3,6 +3,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -120,7 +121,14 @@ func Load(path string) (*Config, error) {
 	switch {
 	case err == nil:
 		defer f.Close()
-		if err := v.ReadConfig(f); err != nil {
+		data, err := readFile(f)
+		if err == nil {
+			err = checkFile(data)
+		}
+		if err == nil {
+			err = v.ReadConfig(bytes.NewReader(data))
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, err)
 		}
 		c.File = path
@@ -130,6 +138,9 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, unwrapPathError(err))
 	}
 
+	if err := checkEnv(os.Getenv); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	if err := v.UnmarshalExact(c); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", c.source(), ErrInvalid, err)
 	}
@@ -139,12 +150,21 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// source names where the configuration came from, for error messages.
+// source names where the configuration came from, for error messages: the
+// file, and the PREPULL_* variables that override its values.
 func (c *Config) source() string {
-	if c.File == "" {
-		return "configuration (defaults and PREPULL_* environment)"
+	src := c.File
+	if src == "" {
+		src = "configuration (defaults"
+		if env := envOverrides(os.Getenv); len(env) > 0 {
+			src += " and " + strings.Join(env, ", ")
+		}
+		return src + ")"
 	}
-	return c.File
+	if env := envOverrides(os.Getenv); len(env) > 0 {
+		src += " (with " + strings.Join(env, ", ") + ")"
+	}
+	return src
 }
 
 // unwrapPathError drops the path from a *fs.PathError, which the caller
