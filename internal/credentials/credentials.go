@@ -43,6 +43,10 @@ type Credential struct {
 	// Warnings are things an administrator should fix, such as a password
 	// file readable by others. They never contain the secret.
 	Warnings []string
+	// Suspect, when set, is what may make the registry reject this login,
+	// such as whitespace at the end of a password file. It never contains
+	// the secret.
+	Suspect string
 }
 
 // Anonymous reports whether c carries no login at all.
@@ -128,6 +132,7 @@ func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
 		if warn != "" {
 			c.Warnings = append(c.Warnings, warn)
 		}
+		c.suspectSpace("password file "+e.PasswordFile)
 	case e.PasswordEnv != "":
 		c.Source = "password_env " + e.PasswordEnv
 		c.Password = r.getenv(e.PasswordEnv)
@@ -145,6 +150,7 @@ func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
 			return Credential{}, fmt.Errorf("%s: credential %q: %w", where, e.Credential, err)
 		}
 		c.Password = pw
+		c.suspectSpace("systemd credential " + path)
 	case len(e.PasswordCommand) > 0:
 		c.Source = "password_command " + e.PasswordCommand[0]
 		c.Renewable = true
@@ -255,6 +261,29 @@ func configuredHelper(helpers map[string]string, store, key string) (name, kind 
 
 // maxSecretSize bounds a password file; a larger one is surely not a password.
 const maxSecretSize = 64 << 10
+
+// suspectSpace warns, naming the file (what), when the password read from
+// it starts or ends with whitespace once its one trailing newline is
+// dropped: a blank line or a space at the end is almost always a slip, and
+// the registry would only say that it rejects the login. The password is
+// sent as it is; the warning says what to fix, never the secret.
+func (c *Credential) suspectSpace(what string) {
+	pw := c.Password
+	trimmed := strings.TrimRight(pw, " \t\r\n")
+	var tail string
+	switch {
+	case trimmed == pw && strings.TrimLeft(pw, " \t\r\n") == pw:
+		return
+	case trimmed == pw:
+		tail = "starts with whitespace"
+	case strings.ContainsAny(pw[len(trimmed):], "\n"):
+		tail = "ends with a blank line"
+	default:
+		tail = "ends with spaces or tabs"
+	}
+	c.Suspect = fmt.Sprintf("%s %s, which is sent as part of the password: if the registry rejects the login, remove it", what, tail)
+	c.Warnings = append(c.Warnings, c.Suspect)
+}
 
 // readSecretFile reads a password from path, dropping one trailing newline.
 // It returns a warning when the file is accessible by group or others.

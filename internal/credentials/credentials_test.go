@@ -408,3 +408,45 @@ func TestCommandEnvironmentHomeFromPasswd(t *testing.T) {
 		t.Fatalf("commandEnv without HOME = %q, want HOME=%s from the passwd entry", env, u.HomeDir)
 	}
 }
+
+// TestPasswordFileWhitespace checks that one trailing newline (LF or CRLF)
+// is dropped without a word, and that other whitespace at either end is
+// kept, with a warning that names the file and never the password.
+func TestPasswordFileWhitespace(t *testing.T) {
+	tests := []struct {
+		content, password, warn string
+	}{
+		{"s3cret\n", "s3cret", ""},
+		{"s3cret", "s3cret", ""},
+		{"s3cret\r\n", "s3cret", ""},
+		{"pass word\n", "pass word", ""},
+		{"s3cret\n\n", "s3cret\n", "ends with a blank line"},
+		{"s3cret\n \n", "s3cret\n ", "ends with a blank line"},
+		{"s3cret \n", "s3cret ", "ends with spaces or tabs"},
+		{"s3cret\t", "s3cret\t", "ends with spaces or tabs"},
+		{" s3cret\n", " s3cret", "starts with whitespace"},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "harbor.pw")
+		write(t, path, tt.content, 0o600)
+		r := &Resolver{Config: &config.Config{Registries: []config.Registry{{Host: "h.example", Username: "u", PasswordFile: path}}}}
+		c, err := r.For("h.example")
+		if err != nil || c.Password != tt.password {
+			t.Errorf("%q: password %q, %v; want %q", tt.content, c.Password, err, tt.password)
+			continue
+		}
+		if tt.warn == "" {
+			if len(c.Warnings) != 0 || c.Suspect != "" {
+				t.Errorf("%q: warnings %q, want none", tt.content, c.Warnings)
+			}
+			continue
+		}
+		want := "password file " + path + " " + tt.warn
+		if len(c.Warnings) != 1 || !strings.HasPrefix(c.Warnings[0], want) || c.Suspect != c.Warnings[0] {
+			t.Errorf("%q: warnings %q, suspect %q; want one starting %q", tt.content, c.Warnings, c.Suspect, want)
+		}
+		if strings.Contains(c.Suspect, "s3cret") {
+			t.Errorf("%q: the warning shows the password: %q", tt.content, c.Suspect)
+		}
+	}
+}

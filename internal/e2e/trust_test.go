@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,5 +166,25 @@ func TestOneShotInterrupted(t *testing.T) {
 		if strings.Contains(r.stdout+r.stderr, engineWords) {
 			t.Errorf("the output holds %q:\nstdout:\n%s\nstderr:\n%s", engineWords, r.stdout, r.stderr)
 		}
+	}
+}
+
+// TestOneShotPasswordFileTrailingSpace writes the password file with a
+// space before its newline, as an editor may: the registry rejects the
+// login (exit 4), and prepull's error and warning name the file and the
+// space, never the password.
+func TestOneShotPasswordFileTrailingSpace(t *testing.T) {
+	f := newFixture(t, "proj/trailing")
+	if err := os.WriteFile(f.passwordFile(), []byte(f.password+" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := f.prepull(nil, "--config", f.config, "--json", f.pak)
+	r.want(t, 4)
+	note := "password file " + f.passwordFile() + " ends with spaces or tabs"
+	if rs := r.results(t); len(rs) != 1 || !strings.Contains(rs[0].Error, "note: "+note) {
+		t.Fatalf("results = %+v; want the rejection to note %q", rs, note)
+	}
+	if !strings.Contains(r.stderr, note) {
+		t.Errorf("stderr does not warn %q:\n%s", note, r.stderr)
 	}
 }

@@ -245,6 +245,9 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 			o.reportEngine(err)
 			return err
 		}); err != nil {
+			if errors.Is(err, engine.ErrUnauthorized) && cred.Suspect != "" {
+				err = fmt.Errorf("%w; note: %s", err, cred.Suspect)
+			}
 			return fmt.Errorf("login to %s as %q (credentials from %s): %w", t.Registry, cred.Username, cred.Source, explain(err))
 		}
 		return nil
