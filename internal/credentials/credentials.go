@@ -132,7 +132,7 @@ func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
 		if warn != "" {
 			c.Warnings = append(c.Warnings, warn)
 		}
-		c.suspectSpace("password file "+e.PasswordFile)
+		c.suspectSpace("password file " + e.PasswordFile)
 	case e.PasswordEnv != "":
 		c.Source = "password_env " + e.PasswordEnv
 		c.Password = r.getenv(e.PasswordEnv)
