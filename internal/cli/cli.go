@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -150,10 +151,22 @@ func run(ctx context.Context, g *globals, args []string) ExitCode {
 		return ExitOK
 	}
 	code := CodeFor(err)
-	if msg := err.Error(); msg != "" {
-		fmt.Fprintf(g.stderr, "prepull: %s\n", msg)
+	if err.Error() != "" {
+		printError(g.stderr, err)
 	}
 	return code
+}
+
+// printError writes err as a diagnostic line. An error may quote what a
+// registry, an engine or a pak said: each of its lines is escaped, so that
+// nothing drives the terminal, while a message of several lines (a
+// configuration's list of problems) stays readable.
+func printError(w io.Writer, err error) {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = display.Text(l)
+	}
+	fmt.Fprintf(w, "prepull: %s\n", strings.Join(lines, "\n"))
 }
 
 func newRootCommand(g *globals) *cobra.Command {

@@ -59,7 +59,7 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 		t, err := readTarget(arg, g.stdin, defaultRegistry)
 		if err != nil {
 			r.ExitCode, r.Error = CodeFor(err), err.Error()
-			fmt.Fprintf(g.stderr, "prepull: %s\n", err)
+			printError(g.stderr, err)
 		} else {
 			r.Target = &t
 			for _, w := range t.Warnings {

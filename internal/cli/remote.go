@@ -73,10 +73,15 @@ Each host gets one SSH connection and, for each pak, runs
     [sudo -n] <remote-command> --json [--quiet] [--force] [--dry-run]
         [--timeout D] [--default-registry HOST] -
 
-The remote standard error is shown live, each line prefixed by the host. At
-the end comes a table (or, with --json, an array) with one row per host and
-pak. --config and --docker-host do not apply here: the proxy's own
-configuration decides, or put --config in --remote-command.
+The remote standard error is shown live, each line prefixed by the host and
+escaped: no proxy can drive this terminal. At the end comes a table (or,
+with --json, an array) with one row per host and pak; a proxy's JSON result
+is used only when it is one valid result for the pak sent. With --timeout, a
+remote command that has no result after it and ` + remoteGrace.String() + ` of grace is ended, and
+its row says it timed out, while the other hosts go on.
+
+--config and --docker-host do not apply here: the proxy's own configuration
+decides, or put --config in --remote-command.
 
 DEST is [user@]host[:port] or an alias of ~/.ssh/config (HostName, User,
 Port, IdentityFile, ProxyJump, ServerAliveInterval, ServerAliveCountMax are
@@ -108,7 +113,7 @@ trusted counts 1.
 	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n; the proxy user must then be allowed prepull as root, which lets it obtain the registry secret (see README, Security)")
 	fl.BoolVar(&f.force, "force", false, "passed on: pull even when the image is present")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check presence and credentials; pull nothing")
-	fl.DurationVar(&f.timeout, "timeout", 0, "passed on: give up on a pak after this long (default the proxy's timeout)")
+	fl.DurationVar(&f.timeout, "timeout", 0, fmt.Sprintf("passed on: give up on a pak after this long; here, a remote command without a result after it and %v of grace is ended and reported timed out (default the proxy's timeout, and no bound here)", remoteGrace))
 	fl.StringVar(&f.defaultRegistry, "default-registry", "", "passed on: registry for paks built without REGISTRY (default the proxy's default_registry)")
 	return cmd
 }
@@ -136,7 +141,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	for i, a := range args {
 		img, err := readPak(a, nil)
 		if err != nil {
-			fmt.Fprintf(g.stderr, "prepull: %v\n", err)
+			printError(g.stderr, err)
 			worst = max(worst, CodeFor(err))
 			continue
 		}

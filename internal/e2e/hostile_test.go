@@ -181,7 +181,7 @@ func TestRemoteHostileProxies(t *testing.T) {
 	want := []struct{ status, err string }{
 		{"pulled", "-"},
 		{"failed", "the proxy's result is invalid: reference " + strconv.Quote(forged) + " is not the pak's " + ref},
-		{"failed", `the proxy's result is invalid: status "\x1b]0;owned\apulled" is not one of pulled, present, would-pull or failed`},
+		{"failed", `the proxy's result is invalid: status "\x1b]0;owned\apulled" is not one of pulled, present, would-pull, failed or interrupted`},
 		{"failed", "the proxy's result is invalid: 2 results for the one pak sent"},
 		{"failed", "the proxy's result is invalid: a result for file Other.pak, not for the pak sent on standard input"},
 		{"failed", strconv.Quote("unauthorized: \x1b]0;owned\a\x1b[2J\u202e\u009b2J\nroot@other  x  y  pulled")},
