@@ -85,6 +85,7 @@ missing_packages() {
     "pass pass"
     "docker-credential-pass golang-docker-credential-helpers"
     "docker-credential-ecr-login amazon-ecr-credential-helper"
+    "nsenter util-linux"
   )
   local part
   for part in "${parts[@]}"; do

@@ -151,16 +151,7 @@ func reapStaleContainers() {
 
 // parentPID returns the parent of process pid, or 0 when it cannot tell.
 func parentPID(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(data[i+1:]))
+	f := statFields(pid)
 	if len(f) < 2 {
 		return 0
 	}

@@ -116,6 +116,11 @@ func (s *service) running() bool {
 // process gets its own process group and, on Linux, is killed when the test
 // binary dies.
 func startProcess(name, logPath string, env []string, argv ...string) (*process, error) {
+	return startProcessWith(sysProcAttr(), name, logPath, env, argv...)
+}
+
+// startProcessWith is startProcess with the process attributes attr.
+func startProcessWith(attr *syscall.SysProcAttr, name, logPath string, env []string, argv ...string) (*process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s log: %w", name, err)
@@ -127,7 +132,7 @@ func startProcess(name, logPath string, env []string, argv ...string) (*process,
 	cmd.Env = env
 	cmd.Stdout = f
 	cmd.Stderr = f
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = attr
 	if err := startCmd(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

@@ -19,6 +19,13 @@ func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
+// sysProcAttrGentle is sysProcAttr for a helper that must get the chance to
+// take its own children down: the kernel sends it SIGTERM, not SIGKILL.
+// systemd-nspawn killed outright leaves its container running.
+func sysProcAttrGentle() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+}
+
 // spawnRequest asks the spawner thread to start a command.
 type spawnRequest struct {
 	cmd  *exec.Cmd
@@ -119,4 +126,13 @@ func onlyChild(pid int) (int, error) {
 		return 0, fmt.Errorf("process %d has %d children, want 1", pid, len(f))
 	}
 	return strconv.Atoi(f[0])
+}
+
+// mountOverlay mounts an overlay of lower, with upper and work, on merged.
+func mountOverlay(lower, upper, work, merged string) error {
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := syscall.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount an overlay over %s on %s: %w", lower, merged, err)
+	}
+	return nil
 }

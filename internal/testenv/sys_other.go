@@ -13,6 +13,9 @@ func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
 
+// sysProcAttrGentle is sysProcAttr.
+func sysProcAttrGentle() *syscall.SysProcAttr { return sysProcAttr() }
+
 // startCmd starts cmd.
 func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
 
@@ -24,3 +27,6 @@ func mountTmpfs(string, int64) error { return errors.New("a tmpfs disk needs Lin
 
 // onlyChild fails: systemd-nspawn engines need Linux.
 func onlyChild(int) (int, error) { return 0, errors.New("systemd-nspawn needs Linux") }
+
+// mountOverlay fails: booted containers need Linux.
+func mountOverlay(_, _, _, _ string) error { return errors.New("an overlay mount needs Linux") }
