@@ -7,6 +7,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	// Aliased: display is this package's own quoting of member names.
+	safetext "github.com/prepull/prepull/internal/display"
 )
 
 // Limits on what the reader accepts. Input beyond them is refused with an
@@ -163,19 +166,11 @@ func checkKind(kind string) error {
 }
 
 // display returns an archive member name as safe to print: as is when it is
-// plain printable text, otherwise quoted.
+// plain text as safetext.Text has it, short, and holds neither a quote nor
+// ": " (which would blur the member chain of an error), otherwise quoted.
 func display(name string) string {
-	if len(name) <= 200 && utf8.ValidString(name) && !strings.Contains(name, ": ") {
-		plain := true
-		for _, r := range name {
-			if !unicode.IsPrint(r) || r == '"' {
-				plain = false
-				break
-			}
-		}
-		if plain && name != "" {
-			return name
-		}
+	if name != "" && len(name) <= 200 && !strings.ContainsRune(name, '"') && !strings.Contains(name, ": ") && safetext.Text(name) == name {
+		return name
 	}
 	return quote(name)
 }
