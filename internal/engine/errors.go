@@ -15,8 +15,9 @@ import (
 // import the Docker client: docker.go classifies by HTTP status first (where
 // the engine's status tells) and falls back to classifyText.
 //
-// The strings below are what Docker Engine 20.10 (API 1.41) and a
-// distribution 2.8 registry really produced; the tests keep them verbatim.
+// The strings below are what Docker Engine 20.10 (API 1.41), 26.1 and 28.5,
+// each with the classic and the containerd image store, and a distribution
+// 2.8 registry really produced; the tests keep them verbatim.
 // Errors returned by the POST that starts a pull or a login look like
 // "Error response from daemon: <message>"; errors met after the pull started
 // arrive inside the progress stream as "errorDetail" with the bare message.
@@ -64,10 +65,17 @@ var (
 		"no space left on device",
 		"disk quota exceeded",
 	}
-	unauthorizedText = []string{
-		"unauthorized",              // unauthorized: authentication required; ... failed with status: 401 Unauthorized
-		"authentication required",   // (same)
+	// missingLoginText is a registry asking for credentials the pull did
+	// not carry: unauthorized even where "pull access denied" comes first,
+	// as on the containerd image store ("pull access denied, repository does
+	// not exist or may require authorization: authorization failed: no basic
+	// auth credentials").
+	missingLoginText = []string{
 		"no basic auth credentials", // anonymous pull from an htpasswd registry
+	}
+	unauthorizedText = []string{
+		"unauthorized",            // unauthorized: authentication required; ... failed with status: 401 Unauthorized
+		"authentication required", // (same)
 		"incorrect username or password",
 	}
 	notFoundText = []string{
@@ -77,6 +85,10 @@ var (
 		"repository name not known",
 		"not found: manifest",
 	}
+	// notFoundSuffix ends the containerd image store's "failed to resolve
+	// reference \"R@D\": R@D: not found" (26.1, 28.5), whose words alone
+	// are too common to match anywhere in a message.
+	notFoundSuffix = ": not found"
 	// pullAccessDenied is what the engine says both for bad credentials and for
 	// a repository that does not exist, on registries that hide the difference:
 	// "pull access denied for X, repository does not exist or may require
@@ -106,6 +118,8 @@ func classifyText(err error, loggedIn bool) error {
 		return wrap(ErrCertificate, err)
 	case containsAny(msg, noSpaceText):
 		return wrap(ErrNoSpace, err)
+	case containsAny(msg, missingLoginText):
+		return wrap(ErrUnauthorized, err)
 	case containsAny(msg, pullAccessDenied):
 		if loggedIn {
 			return wrap(ErrNotFound, err)
@@ -113,7 +127,7 @@ func classifyText(err error, loggedIn bool) error {
 		return wrap(ErrUnauthorized, err)
 	case containsAny(msg, unauthorizedText):
 		return wrap(ErrUnauthorized, err)
-	case containsAny(msg, notFoundText):
+	case containsAny(msg, notFoundText), strings.HasSuffix(msg, notFoundSuffix):
 		return wrap(ErrNotFound, err)
 	}
 	return err

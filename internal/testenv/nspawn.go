@@ -7,21 +7,78 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 )
 
-var partNspawn = part{name: "systemd-nspawn", pkg: "systemd-container", purpose: "the containers that newer engines and a booted systemd run in"}
-
-// EngineSuites are the Debian suites whose Docker Engine StartDocker runs,
-// with the release each one ships: the one a test names, checked against
-// what the engine says (Info) so that a moved suite shows.
-var EngineSuites = map[string]string{
-	"trixie": "26.1",
-	"sid":    "28.5",
+// Engine is one Docker Engine release and image store that the tests run
+// against.
+type Engine struct {
+	// Version is the release, major.minor: what subtests are named by, and
+	// what the engine must say it is.
+	Version string
+	// Store is the image store: "classic" (a graph driver, vfs here) or
+	// "containerd" (the containerd image store).
+	Store string
+	// Suite is the Debian suite that ships the release; empty for the
+	// host's own Docker Engine.
+	Suite string
 }
+
+// Engines are the Docker Engines of the compatibility matrix: the host's
+// (Debian bookworm), trixie's and sid's, with each image store they have.
+var Engines = []Engine{
+	{Version: "20.10", Store: "classic"},
+	{Version: "26.1", Store: "classic", Suite: "trixie"},
+	{Version: "26.1", Store: "containerd", Suite: "trixie"},
+	{Version: "28.5", Store: "classic", Suite: "sid"},
+	{Version: "28.5", Store: "containerd", Suite: "sid"},
+}
+
+// Start starts the engine for t, as StartDocker does, and fails t unless it
+// says it is this release with this store: a suite that moved on to another
+// release must show, not silently test something else.
+func (e Engine) Start(t testing.TB) *DockerEngine {
+	t.Helper()
+	d := StartDocker(t, DockerOptions{Suite: e.Suite, ContainerdStore: e.Store == "containerd"})
+	info := d.Info(t)
+	if !strings.HasPrefix(info.Version, e.Version+".") || info.ContainerdStore != (e.Store == "containerd") {
+		where := "the host"
+		if e.Suite != "" {
+			where = "Debian " + e.Suite
+		}
+		t.Fatalf("testenv: %s runs Docker %s (containerd image store: %v), want %s with the %s store: update testenv.Engines, the tests' names and docs/compatibility.md",
+			where, info.Version, info.ContainerdStore, e.Version, e.Store)
+	}
+	return d
+}
+
+// ForEachEngine runs fn in a subtest VERSION/STORE of t for each of Engines,
+// one after the other, each with an engine of its own, stopped when fn
+// returns.
+func ForEachEngine(t *testing.T, fn func(t *testing.T, d *DockerEngine)) {
+	t.Helper()
+	var versions []string
+	for _, e := range Engines {
+		if !slices.Contains(versions, e.Version) {
+			versions = append(versions, e.Version)
+		}
+	}
+	for _, v := range versions {
+		t.Run(v, func(t *testing.T) {
+			for _, e := range Engines {
+				if e.Version == v {
+					t.Run(e.Store, func(t *testing.T) { fn(t, e.Start(t)) })
+				}
+			}
+		})
+	}
+}
+
+var partNspawn = part{name: "systemd-nspawn", pkg: "systemd-container", purpose: "the containers that newer engines and a booted systemd run in"}
 
 // dockerRootfs returns the cached root of suite with the Docker Engine in it,
 // and fails t when systemd-nspawn, which runs it, is missing.

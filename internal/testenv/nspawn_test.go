@@ -11,25 +11,23 @@ import (
 )
 
 // TestStartDockerSuite runs trixie's Docker Engine with each image store in
-// systemd-nspawn: it answers as the release EngineSuites names, keeps an
-// image across a restart, and leaves the cached root as it was.
+// systemd-nspawn: it answers as testenv.Engines says, keeps an image across a
+// restart, stops cleanly, and leaves the cached root as it was.
 func TestStartDockerSuite(t *testing.T) {
-	for _, containerd := range []bool{false, true} {
-		name := map[bool]string{false: "classic", true: "containerd"}[containerd]
-		t.Run(name, func(t *testing.T) {
-			root := testenv.Rootfs(t, "trixie", "docker.io", "ca-certificates")
+	for _, e := range testenv.Engines {
+		if e.Suite != "trixie" {
+			continue
+		}
+		t.Run(e.Store, func(t *testing.T) {
+			root := testenv.Rootfs(t, e.Suite, "docker.io", "ca-certificates")
 			marker := filepath.Join(root, "etc/prepull-rootfs")
 			before, err := os.Stat(root)
 			if err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			d := testenv.StartDocker(t, testenv.DockerOptions{Suite: "trixie", ContainerdStore: containerd})
+			d := e.Start(t)
 			t.Logf("started in %v", time.Since(start))
-			info := d.Info(t)
-			if !strings.HasPrefix(info.Version, testenv.EngineSuites["trixie"]+".") || info.ContainerdStore != containerd {
-				t.Fatalf("engine says %+v, want Docker %s with containerd store %v", info, testenv.EngineSuites["trixie"], containerd)
-			}
 
 			reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 			digest := testenv.Docker(t).PushImage(t, reg, "proj/suite", testenv.ImageOptions{})
