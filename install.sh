@@ -228,20 +228,32 @@ fi
 # readable by others is one chmod or one copy away from being read, so say so.
 warn_exposed() {
 	[ -f "$1" ] || return 0
-	mode="$(stat -c %a "$1")"
+	mode="$(stat -L -c %a "$1")"
 	if [ $((0$mode & 077)) -ne 0 ]; then
-		printf 'install.sh: warning: %s is readable by group or others (mode %s): chmod 600 %s\n' "$1" "$mode" "$1" >&2
+		printf 'install.sh: warning: %s is accessible by group or others (mode %s): chmod 600 %s\n' "$1" "$mode" "$1" >&2
 	fi
 }
 warn_exposed "$confdir/config.yaml"
-# The password files config.yaml names (password_file: PATH, one a line).
-sed -n 's/^[[:space:]-]*password_file:[[:space:]]*//p' "$confdir/config.yaml" |
-	sed 's/[[:space:]]#.*$//; s/[[:space:]]*$//; s/^"\(.*\)"$/\1/; s/^'"'"'\(.*\)'"'"'$/\1/' |
-	while IFS= read -r f; do
+# The password files config.yaml names: every "password_file: PATH", in
+# block or flow style, read with the shell alone (no sed or grep needed).
+while IFS= read -r line || [ -n "$line" ]; do
+	rest="$line"
+	while :; do
+		case "$rest" in
+		*password_file:*) rest="${rest#*password_file:}" ;;
+		*) break ;;
+		esac
+		f="${rest#"${rest%%[! 	]*}"}"  # leading blanks
+		case "$f" in
+		\"*) f="${f#\"}"; f="${f%%\"*}" ;;
+		\'*) f="${f#\'}"; f="${f%%\'*}" ;;
+		*) f="${f%%[	 ,\}#]*}" ;;
+		esac
 		case "$f" in
 		/*) warn_exposed "$DESTDIR$f" ;;
 		esac
 	done
+done <"$confdir/config.yaml"
 
 # The drop folder: anyone who can write to it can make the agent pull with
 # its credentials, so it is root's alone (the agent refuses anything looser).

@@ -79,17 +79,29 @@ DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null
 cmp -s configs/prepull.yaml "$dest/etc/prepull/config.yaml.example" || fail "the new example is not beside the edited configuration"
 
 echo "--- secrets readable by others are warned about"
-printf 'registries:\n  - host: a.example\n    username: u\n    password_file: "/etc/prepull/a.password" # quoted\n  - host: b.example\n    username: u\n    password_file: /etc/prepull/b.password\n' >"$dest/etc/prepull/config.yaml"
-printf 'secret\n' >"$dest/etc/prepull/a.password"
-printf 'secret\n' >"$dest/etc/prepull/b.password"
-chmod 644 "$dest/etc/prepull/config.yaml" "$dest/etc/prepull/a.password"
+cat >"$dest/etc/prepull/config.yaml" <<'EOF'
+registries:
+  - host: a.example
+    username: u
+    password_file: "/etc/prepull/a.password" # quoted
+  - host: b.example
+    username: u
+    password_file: /etc/prepull/b.password
+  - {host: c.example, username: u, password_file: '/etc/prepull/c.password'}
+  - {host: d.example, username: u, password_file: /etc/prepull/d.password}
+EOF
+for f in a b c d; do printf 'secret\n' >"$dest/etc/prepull/$f.password"; done
+chmod 644 "$dest/etc/prepull/config.yaml" "$dest/etc/prepull/a.password" "$dest/etc/prepull/c.password"
+chmod 640 "$dest/etc/prepull/d.password"
 chmod 600 "$dest/etc/prepull/b.password"
 DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null 2>"$work/warn.err"
-grep -q "warning: $dest/etc/prepull/config.yaml is readable by group or others (mode 644)" "$work/warn.err" || fail "no warning about a config.yaml readable by others: $(cat "$work/warn.err")"
-grep -q "warning: $dest/etc/prepull/a.password is readable by group or others (mode 644): chmod 600" "$work/warn.err" || fail "no warning about a password file readable by others: $(cat "$work/warn.err")"
+grep -q "warning: $dest/etc/prepull/config.yaml is accessible by group or others (mode 644)" "$work/warn.err" || fail "no warning about a config.yaml readable by others: $(cat "$work/warn.err")"
+for f in a.password:644 c.password:644 d.password:640; do
+  grep -q "warning: $dest/etc/prepull/${f%:*} is accessible by group or others (mode ${f#*:}): chmod 600" "$work/warn.err" || fail "no warning about ${f%:*}, readable by others: $(cat "$work/warn.err")"
+done
 ! grep -q "b.password" "$work/warn.err" || fail "a warning about a private password file: $(cat "$work/warn.err")"
 want_mode "$dest/etc/prepull/config.yaml" 644 # warned about, never changed
-chmod 600 "$dest/etc/prepull/config.yaml" "$dest/etc/prepull/a.password"
+chmod 600 "$dest/etc/prepull/config.yaml" "$dest/etc/prepull/"*.password
 DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null 2>"$work/warn.err"
 [[ ! -s "$work/warn.err" ]] || fail "warnings with private files: $(cat "$work/warn.err")"
 
