@@ -108,6 +108,21 @@ func (e *fakeEngine) Pull(ctx context.Context, ref string, _ *engine.Auth, progr
 	return nil
 }
 
+var linuxAMD64 = engine.Platform{OS: "linux", Architecture: "amd64"}
+
+func (e *fakeEngine) Platform(context.Context) (engine.Platform, error) { return linuxAMD64, nil }
+
+func (e *fakeEngine) Distribution(_ context.Context, ref string, _ *engine.Auth) (engine.Distribution, error) {
+	return engine.Distribution{Platforms: []engine.Platform{linuxAMD64}}, nil
+}
+
+func (e *fakeEngine) ImagePlatform(ctx context.Context, ref string) (engine.Platform, error) {
+	if _, err := e.RepoDigests(ctx, ref); err != nil {
+		return engine.Platform{}, err
+	}
+	return linuxAMD64, nil
+}
+
 func (e *fakeEngine) RepoDigests(_ context.Context, ref string) ([]string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -237,6 +237,26 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	im.LastError = res.Err.Error()
 	im.engineWait = errors.Is(res.Err, engine.ErrUnreachable)
 	log := fields()
+	if errors.Is(res.Err, pull.ErrPlatform) {
+		// The image can never run on this engine: its paks name no
+		// pullable image and go to failed/ with the reason, as take does.
+		log.Error("image cannot run on this engine, moving its paks to failed/", zap.Error(res.Err))
+		for path := range im.paks {
+			p := a.paks[path]
+			if p == nil {
+				continue
+			}
+			a.unlink(p)
+			p.Reference, p.Digest = "", ""
+			p.Status, p.LastError, p.Attempts, p.Updated = StatusInvalid, res.Err.Error(), 0, now
+			if filepath.Dir(path) == a.doneDir {
+				a.moveTo(p, FailedDir)
+			}
+		}
+		a.markDirty()
+		a.moveReady()
+		return
+	}
 	if pull.Transient(res.Err) {
 		im.due = time.Now().Add(a.retryBackoff.Delay(im.failures))
 		a.setStatus(im, StatusWaiting, now)

@@ -20,6 +20,7 @@ import (
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/logging"
 	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
 )
 
 // Version is set at build time with -ldflags "-X github.com/prepull/prepull/internal/cli.Version=...".
@@ -38,6 +39,9 @@ const (
 	ExitAuth     ExitCode = 4 // the registry rejected the credentials
 	ExitNotFound ExitCode = 5 // the registry does not have that repository or digest
 	ExitEngine   ExitCode = 6 // Docker Engine unreachable
+	ExitPlatform ExitCode = 7 // the image cannot run on this proxy: no variant for the engine's platform
+
+	exitMax = ExitPlatform // the highest documented code: a proxy's higher code means nothing
 )
 
 const exitCodesHelp = `Exit codes:
@@ -49,6 +53,8 @@ const exitCodesHelp = `Exit codes:
   4  the registry rejected the credentials
   5  the registry does not have that repository or digest
   6  Docker Engine unreachable
+  7  the image cannot run on this proxy: it has no variant for the Docker
+     Engine's platform (e.g. linux/arm64 only, built on an Apple Silicon Mac)
 With several paks every pak is still tried, and the highest code wins.
 A one-shot run ended by Ctrl-C exits 130 (143 for SIGTERM): the paks not
 done are reported as interrupted, those done keep their status.`
@@ -71,6 +77,8 @@ func CodeFor(err error) ExitCode {
 		return ExitNotFound
 	case errors.Is(err, engine.ErrUnreachable):
 		return ExitEngine
+	case errors.Is(err, pull.ErrPlatform):
+		return ExitPlatform
 	}
 	return ExitFailure
 }
@@ -178,6 +186,10 @@ credentials configured on this Cloud Proxy, pulls the exact image digest the
 pack names, and verifies it, so that the proxy finds the image locally and
 never pulls it anonymously. PAK may be a .pak, an adapter.zip, a .conf, or -
 for standard input.
+
+--dry-run pulls nothing: exit 0 then means that every image is present or
+would be pulled ("would-pull"): the registry has the digest, the image has a
+variant for this Docker Engine's platform, and the login is accepted.
 
 ` + exitCodesHelp,
 		Args:          cobra.ArbitraryArgs,

@@ -16,6 +16,7 @@ import (
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/pull"
 	"github.com/prepull/prepull/internal/remote"
 )
 
@@ -41,6 +42,7 @@ func TestCodeFor(t *testing.T) {
 		{fmt.Errorf("login: %w", engine.ErrUnauthorized), ExitAuth},
 		{fmt.Errorf("pull: %w", engine.ErrNotFound), ExitNotFound},
 		{fmt.Errorf("ping: %w", engine.ErrUnreachable), ExitEngine},
+		{&pull.PlatformError{Reference: "r/x@sha256:0", Have: []engine.Platform{{OS: "linux", Architecture: "arm64"}}, Need: engine.Platform{OS: "linux", Architecture: "amd64"}}, ExitPlatform},
 		{usageErrorf("bad"), ExitUsage},
 	}
 	for _, tt := range tests {
@@ -125,7 +127,7 @@ func TestHelpDocumentsExitCodes(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("--help exit %d", code)
 	}
-	for c := ExitOK; c <= ExitEngine; c++ {
+	for c := ExitOK; c <= exitMax; c++ {
 		if !strings.Contains(out, fmt.Sprintf("  %d  ", c)) {
 			t.Errorf("--help does not document exit code %d", c)
 		}
@@ -144,6 +146,10 @@ func TestRowForKeepsRemoteExitCodes(t *testing.T) {
 		{"json failure", remote.Output{Stdout: []byte(`[{"file":"-","reference":"` + testRef + `","status":"failed","exit_code":4,"error":"denied"}]`), ExitStatus: 4}, ExitAuth, "denied"},
 		{"success but bad status", remote.Output{Stdout: []byte(ok), ExitStatus: 1}, ExitFailure, "exited with status 1"},
 		{"config error on the proxy", remote.Output{ExitStatus: 2, LastStderr: "prepull: /etc/prepull/config.yaml: invalid configuration"}, ExitUsage, "config.yaml"},
+		{"json platform failure", remote.Output{Stdout: []byte(`[{"file":"-","reference":"` + testRef + `","status":"failed","exit_code":7,"error":"the image cannot run on this proxy"}]`), ExitStatus: 7}, ExitPlatform, "cannot run on this proxy"},
+		{"platform failure without a result", remote.Output{ExitStatus: 7, LastStderr: "prepull: the image cannot run on this proxy"}, ExitPlatform, "cannot run"},
+		{"a code prepull does not document", remote.Output{ExitStatus: 9}, ExitFailure, "exited with status 9"},
+		{"a json code prepull does not document", remote.Output{Stdout: []byte(`[{"file":"-","reference":"` + testRef + `","status":"failed","exit_code":8,"error":"x"}]`), ExitStatus: 8}, ExitFailure, "exit_code 8"},
 		{"not installed", remote.Output{ExitStatus: 127}, ExitFailure, "not found"},
 		{"unreachable", remote.Output{Err: errors.New("connection refused")}, ExitFailure, "connection refused"},
 	}

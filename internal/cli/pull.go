@@ -55,7 +55,7 @@ type pakResult struct {
 func addPullFlags(root *cobra.Command, g *globals) {
 	var f pullFlags
 	fl := root.Flags()
-	fl.BoolVar(&f.dryRun, "dry-run", false, "read, resolve, check presence and credentials; pull nothing")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "check without pulling: the registry has the digest (else exit 5), it has a variant for this engine's platform (else 7), the login is accepted (else 4)")
 	fl.BoolVar(&f.force, "force", false, "pull even when the image is present")
 	fl.StringVar(&f.defaultRegistry, "default-registry", "", "registry for paks built without REGISTRY (overrides default_registry)")
 	fl.StringVar(&f.registry, "registry", "", "the one registry HOST[:PORT] the --username login is for (required with --username); paks naming other registries resolve as usual")

@@ -112,7 +112,7 @@ trusted counts 1.
 	fl.StringVar(&f.remoteCommand, "remote-command", "prepull", "command line run on each proxy, as shell text, before the arguments prepull appends (e.g. 'prepull --config /etc/prepull/fleet.yaml')")
 	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n; the proxy user must then be allowed prepull as root, which lets it obtain the registry secret (see README, Security)")
 	fl.BoolVar(&f.force, "force", false, "passed on: pull even when the image is present")
-	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check presence and credentials; pull nothing")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check the digest, its platform and the login on each proxy; pull nothing")
 	fl.DurationVar(&f.timeout, "timeout", 0, fmt.Sprintf("passed on: give up on a pak after this long; here, a remote command without a result after it and %v of grace is ended and reported timed out (default the proxy's timeout, and no bound here)", remoteGrace))
 	fl.StringVar(&f.defaultRegistry, "default-registry", "", "passed on: registry for paks built without REGISTRY (default the proxy's default_registry)")
 	return cmd
@@ -335,7 +335,7 @@ func (f *remoteFlags) rowFor(o remote.Output, img pak.Image) remoteRow {
 		r.Error = fmt.Sprintf("the remote command exited with status %d and printed no result", o.ExitStatus)
 		// prepull's own documented codes keep their meaning, e.g. 2 for a
 		// broken configuration on the proxy.
-		if c := ExitCode(o.ExitStatus); c >= ExitUsage && c <= ExitEngine {
+		if c := ExitCode(o.ExitStatus); c >= ExitUsage && c <= exitMax {
 			r.ExitCode = c
 		}
 	}
@@ -364,7 +364,7 @@ func checkRemoteResult(results []pakResult, exitStatus int, img pak.Image) error
 			return fmt.Errorf("status %s with exit_code %d", res.Status, res.ExitCode)
 		}
 	case pull.Failed:
-		if res.ExitCode < ExitFailure || res.ExitCode > ExitEngine {
+		if res.ExitCode < ExitFailure || res.ExitCode > exitMax {
 			return fmt.Errorf("status failed with exit_code %d", res.ExitCode)
 		}
 	case pull.Interrupted:

@@ -25,6 +25,9 @@ import (
 // docker is an Engine backed by the Docker Engine API.
 type docker struct {
 	cli *client.Client
+
+	mu       sync.Mutex
+	platform Platform // the engine's, once known
 }
 
 // NewDocker returns an Engine that talks to the Docker Engine at host (for
@@ -134,14 +137,74 @@ func (d *docker) Pull(ctx context.Context, ref string, auth *Auth, progress func
 
 // RepoDigests returns the repo digests of the local image that ref names.
 func (d *docker) RepoDigests(ctx context.Context, ref string) ([]string, error) {
+	img, err := d.inspect(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return img.RepoDigests, nil
+}
+
+// ImagePlatform returns the platform of the local image that ref names.
+func (d *docker) ImagePlatform(ctx context.Context, ref string) (Platform, error) {
+	img, err := d.inspect(ctx, ref)
+	if err != nil {
+		return Platform{}, err
+	}
+	return Platform{OS: img.Os, Architecture: img.Architecture, Variant: img.Variant}, nil
+}
+
+// inspect inspects the local image that ref names.
+func (d *docker) inspect(ctx context.Context, ref string) (image.InspectResponse, error) {
 	img, err := d.cli.ImageInspect(ctx, ref)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("inspect %s: %w", ref, wrap(ErrNotPresent, err))
+			return img, fmt.Errorf("inspect %s: %w", ref, wrap(ErrNotPresent, err))
 		}
-		return nil, fmt.Errorf("inspect %s: %w", ref, classifyAPI(err, false, ErrNotPresent))
+		return img, fmt.Errorf("inspect %s: %w", ref, classifyAPI(err, false, ErrNotPresent))
 	}
-	return img.RepoDigests, nil
+	return img, nil
+}
+
+// Platform returns the engine's operating system and architecture, from
+// its version (GOOS and GOARCH of dockerd, the names images use), asked once.
+func (d *docker) Platform(ctx context.Context) (Platform, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.platform.OS != "" {
+		return d.platform, nil
+	}
+	v, err := d.cli.ServerVersion(ctx)
+	if err != nil {
+		return Platform{}, fmt.Errorf("engine version: %w", classifyAPI(err, false, ErrUnreachable))
+	}
+	if v.Os == "" || v.Arch == "" {
+		return Platform{}, fmt.Errorf("engine version: the engine names no operating system or architecture (%q, %q)", v.Os, v.Arch)
+	}
+	d.platform = Platform{OS: v.Os, Architecture: v.Arch}
+	return d.platform, nil
+}
+
+// Distribution asks the engine's distribution inspect (GET
+// /distribution/{name}/json) about ref, passing auth the way a pull does.
+// The engine fetches the manifest or index, and for an image manifest its
+// config, to name the platforms; it stores nothing.
+func (d *docker) Distribution(ctx context.Context, ref string, auth *Auth) (Distribution, error) {
+	var enc string
+	if auth != nil {
+		var err error
+		if enc, err = registry.EncodeAuthConfig(authConfig(*auth)); err != nil {
+			return Distribution{}, fmt.Errorf("inspect %s in the registry: encode credentials: %w", ref, err)
+		}
+	}
+	di, err := d.cli.DistributionInspect(ctx, ref, enc)
+	if err != nil {
+		return Distribution{}, fmt.Errorf("inspect %s in the registry: %w", ref, classifyAPI(err, auth != nil, ErrNotFound))
+	}
+	out := Distribution{MediaType: di.Descriptor.MediaType, Digest: di.Descriptor.Digest.String()}
+	for _, p := range di.Platforms {
+		out.Platforms = append(out.Platforms, Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+	}
+	return out, nil
 }
 
 // Remove removes the local image that ref names, with its untagged parents.

@@ -252,3 +252,102 @@ func testDockerPullByDigest(t *testing.T, d *testenv.DockerEngine) {
 		t.Logf("engine said: %v", err)
 	})
 }
+
+func TestDockerPlatforms(t *testing.T) {
+	d := testenv.Docker(t)
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: "s3cret-pw"})
+	arm := reg.Addr + "/mac/adapter@" + testenv.PushPlatformImage(t, reg, "mac/adapter", "linux/arm64", "")
+	list := reg.Addr + "/multi/list@" + testenv.PushIndex(t, reg, "multi/list", testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}})
+	attested := reg.Addr + "/multi/attested@" + testenv.PushIndex(t, reg, "multi/attested", testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}, Attestations: true})
+	noAMD := reg.Addr + "/multi/noamd@" + testenv.PushIndex(t, reg, "multi/noamd", testenv.IndexOptions{Platforms: []string{"linux/arm64", "linux/s390x"}})
+
+	e, err := NewDocker(d.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	own, err := e.Platform(ctx)
+	if err != nil || own.OS != "linux" || own.Architecture == "" {
+		t.Fatalf("Platform = %v, %v; want linux/ARCH", own, err)
+	}
+	t.Logf("engine platform %s", own)
+
+	good := Auth{ServerAddress: reg.Addr, Username: reg.User, Password: reg.Password}
+	bad := Auth{ServerAddress: reg.Addr, Username: reg.User, Password: "wrong-pw"}
+	t.Run("distribution", func(t *testing.T) {
+		tests := []struct {
+			name      string
+			ref       string
+			mediaType string
+			platforms string
+		}{
+			{"arm64 image", arm, "application/vnd.docker.distribution.manifest.v2+json", "linux/arm64"},
+			{"manifest list", list, "application/vnd.docker.distribution.manifest.list.v2+json", "linux/amd64 linux/arm64"},
+			{"index with attestations", attested, "application/vnd.oci.image.index.v1+json", "linux/amd64 linux/arm64 unknown/unknown unknown/unknown"},
+			{"index without amd64", noAMD, "application/vnd.docker.distribution.manifest.list.v2+json", "linux/arm64 linux/s390x"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				di, err := e.Distribution(ctx, tt.ref, &good)
+				if err != nil {
+					t.Fatalf("Distribution: %v", err)
+				}
+				var got []string
+				for _, p := range di.Platforms {
+					got = append(got, p.String())
+				}
+				_, digest, _ := strings.Cut(tt.ref, "@")
+				if di.MediaType != tt.mediaType || di.Digest != digest || strings.Join(got, " ") != tt.platforms {
+					t.Errorf("Distribution = %+v, want %s %s with %s", di, tt.mediaType, digest, tt.platforms)
+				}
+			})
+		}
+	})
+
+	t.Run("failing distribution", func(t *testing.T) {
+		tests := []struct {
+			name string
+			ref  string
+			auth *Auth
+			want error
+		}{
+			{"anonymous", arm, nil, ErrUnauthorized},
+			{"wrong password", arm, &bad, ErrUnauthorized},
+			{"unknown digest", reg.Addr + "/mac/adapter@" + zeroDigest, &good, ErrNotFound},
+			{"unknown repository", reg.Addr + "/proj/nope@" + zeroDigest, &good, ErrNotFound},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := e.Distribution(ctx, tt.ref, tt.auth)
+				t.Logf("engine said: %v", err)
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("Distribution = %v, want %v", err, tt.want)
+				}
+				if Transient(err) || strings.Contains(err.Error(), good.Password) || strings.Contains(err.Error(), bad.Password) {
+					t.Errorf("Distribution error %q is transient or shows a password", err)
+				}
+			})
+		}
+	})
+
+	t.Run("image platform", func(t *testing.T) {
+		if _, err := e.ImagePlatform(ctx, list); !errors.Is(err, ErrNotPresent) {
+			t.Fatalf("ImagePlatform before the pull = %v, want ErrNotPresent", err)
+		}
+		for ref, want := range map[string]string{arm: "linux/arm64", list: own.String(), attested: own.String()} {
+			if err := e.Pull(ctx, ref, &good, nil); err != nil {
+				t.Fatalf("Pull %s: %v", ref, err)
+			}
+			p, err := e.ImagePlatform(ctx, ref)
+			if err != nil || p.OS+"/"+p.Architecture != want {
+				t.Errorf("ImagePlatform(%s) = %v, %v; want %s", ref, p, err, want)
+			}
+			if err := e.Remove(ctx, ref); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

@@ -44,6 +44,36 @@ type Progress struct {
 	Total   int64  // layer size, when known
 }
 
+// Platform is the operating system and CPU architecture of an image, or of
+// the images an engine runs, named as the OCI image specification names
+// them: "linux", "amd64", "arm64", variant "v8".
+type Platform struct {
+	OS           string
+	Architecture string
+	Variant      string // empty when not given
+}
+
+// String is "os/architecture" or "os/architecture/variant".
+func (p Platform) String() string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// Distribution is what the registry says of a reference, asked through the
+// engine without pulling anything.
+type Distribution struct {
+	MediaType string // of the manifest or index the reference names
+	Digest    string
+	// Platforms are the platforms the reference offers: one for an image
+	// manifest, one per entry for an index, as the engine reports them
+	// (attestation entries of an index included, as unknown/unknown).
+	// Empty when the engine could not tell.
+	Platforms []Platform
+}
+
 // Engine is the set of engine operations prepull needs.
 type Engine interface {
 	// Ping checks that the engine answers and returns the negotiated API version.
@@ -58,6 +88,15 @@ type Engine interface {
 	// RepoDigests returns the repo digests of the local image that ref names,
 	// or an error wrapping ErrNotPresent when there is none.
 	RepoDigests(ctx context.Context, ref string) ([]string, error)
+	// Platform returns the engine's own operating system and architecture:
+	// the platform of the images it runs.
+	Platform(ctx context.Context) (Platform, error)
+	// Distribution asks the registry, through the engine and with auth (nil:
+	// anonymous), for the descriptor and platforms of ref. It pulls nothing.
+	Distribution(ctx context.Context, ref string, auth *Auth) (Distribution, error)
+	// ImagePlatform returns the platform of the local image that ref names,
+	// or an error wrapping ErrNotPresent when there is none.
+	ImagePlatform(ctx context.Context, ref string) (Platform, error)
 	// Remove removes the local image that ref names (used by tests and benchmarks).
 	Remove(ctx context.Context, ref string) error
 	io.Closer

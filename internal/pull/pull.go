@@ -54,7 +54,7 @@ var errSameCredential = errors.New("same credential again")
 // Options tune one Ensure call.
 type Options struct {
 	Force        bool          // pull even when the image is present
-	DryRun       bool          // check presence and credentials, pull nothing
+	DryRun       bool          // check presence, credentials, the digest and its platform; pull nothing
 	Timeout      time.Duration // bounds the whole call, retries included; 0 means only ctx does
 	StallTimeout time.Duration // cancel and retry a pull without progress for this long; 0 disables
 	// LoginHint says how to add a login, for the error of an anonymous pull
@@ -76,8 +76,9 @@ type Observer interface {
 	// with the error when it could not be reached (engine.ErrUnreachable).
 	// A request cut short by the call's own context is not reported.
 	Engine(err error)
-	// Retrying is called when a try (what is "login" or "pull") failed
-	// with err and will be made again after a wait.
+	// Retrying is called when a try (what is "login", "pull", or a
+	// platform check's "registry inspect", "engine version" or "image
+	// inspect") failed with err and will be made again after a wait.
 	Retrying(what string, err error)
 }
 
@@ -187,6 +188,9 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		return Failed, err
 	}
 	if present && !o.Force {
+		if err := p.checkLocal(ctx, log, o, t.Reference); err != nil {
+			return Failed, err
+		}
 		log.Debug("image already present")
 		return Present, nil
 	}
@@ -282,6 +286,9 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 	if err != nil {
 		return Failed, err
 	}
+	if err := p.checkRemote(ctx, log, o, t.Reference, auth); err != nil {
+		return Failed, explain(err)
+	}
 	if o.DryRun {
 		return WouldPull, nil
 	}
@@ -325,6 +332,9 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 	}
 	if !present {
 		return Failed, fmt.Errorf("%s: %w", t.Reference, ErrNotVerified)
+	}
+	if err := p.checkLocal(ctx, log, o, t.Reference); err != nil {
+		return Failed, err
 	}
 	log.Info("image pulled", zap.Int("attempts", r.Attempts))
 	return Pulled, nil

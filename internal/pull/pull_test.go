@@ -25,11 +25,12 @@ const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef012345678
 // fakeEngine scripts an engine for unit tests of the pull logic. pulls holds
 // what each pull attempt does, in order; after the script ends pulls succeed.
 type fakeEngine struct {
-	mu       sync.Mutex
-	present  bool
-	loginErr error
-	pulls    []attempt
-	verifies bool // a successful pull makes the image present
+	mu        sync.Mutex
+	present   bool
+	loginErr  error
+	pulls     []attempt
+	verifies  bool           // a successful pull makes the image present
+	platforms *fakePlatforms // nil: linux/amd64 everywhere
 
 	logins, pullCalls int
 	auths             []*engine.Auth
@@ -220,13 +221,16 @@ func TestObserver(t *testing.T) {
 		answered    int // engine reports that say it answered
 		timedOut    bool
 	}{
-		{name: "present: one answer, no attempt", engine: &fakeEngine{present: true}, answered: 1},
+		// Besides presence and pulls, the engine answers the platform
+		// checks: its own platform, the registry's (before a pull) and the
+		// image's (after one, or when present).
+		{name: "present: three answers, no attempt", engine: &fakeEngine{present: true}, answered: 3},
 		{name: "registry faults are attempts, and the engine answered each", engine: &fakeEngine{verifies: true, pulls: failing(2, errRefused)},
-			attempts: []int{1, 2, 3}, answered: 5},
+			attempts: []int{1, 2, 3}, answered: 9},
 		{name: "an engine going away is reported as unreachable", engine: &fakeEngine{verifies: true, pulls: failing(1, errGone)},
-			attempts: []int{1, 2}, unreachable: 1, answered: 3},
+			attempts: []int{1, 2}, unreachable: 1, answered: 7},
 		{name: "the call's own timeout is a timeout, not an unreachable engine", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
-			opts: Options{Timeout: 50 * time.Millisecond}, attempts: []int{1}, answered: 1, timedOut: true},
+			opts: Options{Timeout: 50 * time.Millisecond}, attempts: []int{1}, answered: 3, timedOut: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
