@@ -129,12 +129,14 @@ func TestFaultRegistryAnswers429And503(t *testing.T) {
 		// attempts is how many pulls prepull makes, 0 meaning two or more.
 		attempts int
 		// retried tells whether prepull says it will retry. The 429 fails
-		// the login, which prepull retries before its one pull; on a 503
-		// for blobs the engine retries by itself, longer than the window.
+		// the login, which prepull retries before its one pull; a 503 for
+		// manifests fails the platform check's registry inspect, retried
+		// likewise before the one pull; on a 503 for blobs the engine
+		// retries by itself, longer than the window.
 		retried bool
 	}{
 		{"429 with Retry-After on every request", testenv.Failure{Status: 429, RetryAfter: 2 * time.Second, For: 4 * time.Second}, 10, 1, true},
-		{"503 on manifests", testenv.Failure{Status: 503, For: 4 * time.Second, Kind: testenv.KindManifest}, 5, 0, true},
+		{"503 on manifests", testenv.Failure{Status: 503, For: 4 * time.Second, Kind: testenv.KindManifest}, 5, 1, true},
 		{"503 on blobs", testenv.Failure{Status: 503, For: 3 * time.Second, Kind: testenv.KindBlob}, 16, 1, false},
 	}
 	for _, tt := range tests {
@@ -142,6 +144,7 @@ func TestFaultRegistryAnswers429And503(t *testing.T) {
 			p := testenv.StartFaultProxy(t, f.reg.Addr)
 			pak, ref := f.pakVia(p.Addr, "proj/fault-status-big", digest)
 			cfg := f.writeConfig(f.loginFor(p.Addr))
+			testenv.Prepull(t) // built before the window opens, not inside it
 			start := time.Now()
 			p.Fail(tt.failure)
 			r := f.prepull(nil, "--config", cfg, "--json", pak)
@@ -308,7 +311,8 @@ func TestFaultEngineRestartedUnderAgent(t *testing.T) {
 
 // TestFaultDiskFull pulls an image of 24 MiB into an engine whose data root
 // is a tmpfs of 16 MiB: a clear error that says the disk is full, within
-// seconds, and no retry (the registry sees the manifest fetched once).
+// seconds, and no retry (the registry sees the manifest fetched once by the
+// platform check and once by the one pull).
 func TestFaultDiskFull(t *testing.T) {
 	f := newFixture(t, "proj/fault-disk")
 	digest := f.docker.PushImage(t, f.reg, "proj/fault-disk-big", testenv.ImageOptions{Size: 24 << 20, Layers: 2})
@@ -330,8 +334,9 @@ func TestFaultDiskFull(t *testing.T) {
 	if strings.Contains(r.stderr, "will retry") {
 		t.Error("prepull retried a full disk")
 	}
-	if n := p.Count(testenv.KindManifest); n != 1 {
-		t.Errorf("the manifest was fetched %d times, want once", n)
+	// Once by the platform check before the pull, once by the pull.
+	if n := p.Count(testenv.KindManifest); n != 2 {
+		t.Errorf("the manifest was fetched %d times, want twice", n)
 	}
 	if took > 15*time.Second {
 		t.Errorf("took %v, want a few seconds", took)

@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+// The platform cases of issue 10: images an Apple Silicon Mac pushes, and
+// indexes as buildx pushes them. runPlatformCases takes the fixture (its
+// engine and registry) so that an engine matrix can run it on each engine.
+
+// platformImages are the references of the images the platform cases use,
+// pushed to one registry, each with a pak naming it.
+type platformImages struct {
+	arm64, list, attested, noAMD64, armAttested platformImage
+}
+
+// platformImage is one image of the platform cases and a pak naming it.
+type platformImage struct {
+	ref, pak string
+}
+
+// pushPlatformImages pushes the images of the platform cases to f's
+// registry under prefix and writes a pak for each.
+func pushPlatformImages(t *testing.T, f *fixture, prefix string) platformImages {
+	t.Helper()
+	img := func(repo, digest string) platformImage {
+		return platformImage{
+			ref: f.reg.Addr + "/" + repo + "@" + digest,
+			pak: paktest.Pak{Kind: "Platform", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/" + repo, Digest: digest}.WriteFile(t, t.TempDir()),
+		}
+	}
+	both := []string{"linux/amd64", "linux/arm64"}
+	return platformImages{
+		arm64:       img(prefix+"/mac", testenv.PushPlatformImage(t, f.reg, prefix+"/mac", "linux/arm64", "")),
+		list:        img(prefix+"/list", testenv.PushIndex(t, f.reg, prefix+"/list", testenv.IndexOptions{Platforms: both})),
+		attested:    img(prefix+"/attested", testenv.PushIndex(t, f.reg, prefix+"/attested", testenv.IndexOptions{Platforms: both, Attestations: true})),
+		noAMD64:     img(prefix+"/noamd", testenv.PushIndex(t, f.reg, prefix+"/noamd", testenv.IndexOptions{Platforms: []string{"linux/arm64", "linux/s390x"}})),
+		armAttested: img(prefix+"/armattested", testenv.PushIndex(t, f.reg, prefix+"/armattested", testenv.IndexOptions{Platforms: []string{"linux/arm64"}, Attestations: true})),
+	}
+}
+
+func TestPlatform(t *testing.T) {
+	runPlatformCases(t, newFixture(t, "proj/platform"))
+}
+
+// runPlatformCases runs the one-shot's platform cases against f's engine
+// and registry.
+func runPlatformCases(t *testing.T, f *fixture) {
+	imgs := pushPlatformImages(t, f, "plat")
+
+	refused := []struct {
+		name string
+		img  platformImage
+		want []string // in the error
+	}{
+		{"arm64 image", imgs.arm64, []string{"built for linux/arm64 only", "linux/amd64", "Apple Silicon Mac", "rebuild it for linux/amd64"}},
+		{"index without amd64", imgs.noAMD64, []string{"built for linux/arm64, linux/s390x only", "rebuild it for linux/amd64"}},
+		{"arm64 index with attestations", imgs.armAttested, []string{"built for linux/arm64 only", "Apple Silicon Mac"}},
+	}
+	for _, tt := range refused {
+		t.Run("refused: "+tt.name, func(t *testing.T) {
+			for _, dry := range []bool{false, true} {
+				args := []string{"--config", f.config, "--json", tt.img.pak}
+				if dry {
+					args = append([]string{"--dry-run"}, args...)
+				}
+				r := f.prepull(nil, args...)
+				r.want(t, 7)
+				res := oneResult(t, r)
+				t.Logf("dry run %v: %s", dry, res.Error)
+				if res.Status != "failed" || res.ExitCode != 7 || res.Attempts != 0 {
+					t.Errorf("dry run %v: result %+v, want failed with exit_code 7 and no pull attempt", dry, res)
+				}
+				for _, s := range append(tt.want, "the image cannot run on this proxy") {
+					if !strings.Contains(res.Error, s) {
+						t.Errorf("dry run %v: error %q does not say %q", dry, res.Error, s)
+					}
+				}
+				if strings.Contains(res.Error, "unknown") {
+					t.Errorf("dry run %v: error %q names an attestation entry as a platform", dry, res.Error)
+				}
+				if f.docker.HasImage(t, tt.img.ref) {
+					t.Fatalf("dry run %v: %s was pulled", dry, tt.img.ref)
+				}
+			}
+		})
+	}
+
+	// Before anything is pulled: a present image would answer first.
+	t.Run("dry run", func(t *testing.T) {
+		missing := paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/plat/list", Digest: "sha256:" + strings.Repeat("ab", 32)}.WriteFile(t, t.TempDir())
+		f.prepull(nil, "--config", f.config, "--dry-run", missing).want(t, 5)
+
+		wrong := filepath.Join(t.TempDir(), "wrong.password")
+		writeTestFile(t, wrong, "not-the-password\n")
+		bad := f.writeConfig("registries: [{host: \"" + f.reg.Addr + "\", username: alice, password_file: \"" + wrong + "\"}]\n")
+		f.prepull(nil, "--config", bad, "--dry-run", imgs.list.pak).want(t, 4)
+
+		anonymous := f.writeConfig("registries: []\n")
+		r := f.prepull(nil, "--config", anonymous, "--dry-run", imgs.list.pak)
+		r.want(t, 4)
+		if !strings.Contains(r.stdout+r.stderr, "prepull has no login for "+f.reg.Addr) {
+			t.Errorf("an anonymous dry run does not say which login is missing:\n%s%s", r.stdout, r.stderr)
+		}
+	})
+
+	for _, tt := range []struct {
+		name string
+		img  platformImage
+	}{
+		{"manifest list", imgs.list},
+		{"index with attestations", imgs.attested},
+	} {
+		t.Run("pulled: "+tt.name, func(t *testing.T) {
+			dry := f.prepull(nil, "--config", f.config, "--json", "--dry-run", tt.img.pak)
+			dry.want(t, 0)
+			if res := oneResult(t, dry); res.Status != "would-pull" || f.docker.HasImage(t, tt.img.ref) {
+				t.Fatalf("dry run: %+v, want would-pull and nothing pulled", res)
+			}
+			r := f.prepull(nil, "--config", f.config, "--json", tt.img.pak)
+			r.want(t, 0)
+			if res := oneResult(t, r); res.Status != "pulled" || res.Reference != tt.img.ref {
+				t.Fatalf("result %+v, want %s pulled", res, tt.img.ref)
+			}
+			if got := f.docker.Run(t, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", tt.img.ref); got != "linux/amd64" {
+				t.Errorf("the engine holds %s for %s, want linux/amd64", got, tt.img.ref)
+			}
+			again := f.prepull(nil, "--config", f.config, "--json", tt.img.pak)
+			again.want(t, 0)
+			if res := oneResult(t, again); res.Status != "present" {
+				t.Errorf("second run: %+v, want present", res)
+			}
+		})
+	}
+
+	t.Run("present arm64 image", func(t *testing.T) {
+		// An arm64 image pulled before prepull checked platforms (or by
+		// hand) is there, and is no use: present is not enough.
+		config := t.TempDir()
+		auth := base64.StdEncoding.EncodeToString([]byte("alice:" + f.password))
+		writeTestFile(t, filepath.Join(config, "config.json"), `{"auths":{"`+f.reg.Addr+`":{"auth":"`+auth+`"}}}`)
+		f.docker.Run(t, "--config", config, "pull", imgs.arm64.ref)
+		t.Cleanup(func() { f.docker.RemoveImage(t, imgs.arm64.ref) })
+		r := f.prepull(nil, "--config", f.config, imgs.arm64.pak)
+		r.want(t, 7)
+		if !strings.Contains(r.stdout, "built for linux/arm64 only") {
+			t.Errorf("stdout does not name the image's platform:\n%s", r.stdout)
+		}
+	})
+}
+
+// TestPlatformAgentMovesToFailed drops an arm64 pak and an index pak into
+// the agent: the first goes to failed/ with the reason, at once, and is
+// never pulled; the second is pulled and goes to done/.
+func TestPlatformAgentMovesToFailed(t *testing.T) {
+	f := newFixture(t, "proj/platform-agent")
+	imgs := pushPlatformImages(t, f, "agentplat")
+	config, inbox, state := f.agentConfig("")
+	a := f.startAgent(config, inbox, state)
+
+	a.drop(imgs.arm64.pak, "mac.pak")
+	a.drop(imgs.attested.pak, "attested.pak")
+	errFile := filepath.Join(inbox, "failed", "mac.pak.error")
+	a.eventually(30*time.Second, "mac.pak is in failed/", func() bool {
+		_, err := os.Stat(errFile)
+		return err == nil
+	})
+	reason, err := os.ReadFile(errFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("mac.pak.error:\n%s", reason)
+	for _, s := range []string{"the image cannot run on this proxy", "linux/arm64", "linux/amd64", "Apple Silicon Mac"} {
+		if !strings.Contains(string(reason), s) {
+			t.Errorf("mac.pak.error does not say %q:\n%s", s, reason)
+		}
+	}
+	a.eventually(30*time.Second, "attested.pak is in done/", func() bool { return a.inDone("attested.pak") })
+	if f.docker.HasImage(t, imgs.arm64.ref) {
+		t.Errorf("%s was pulled", imgs.arm64.ref)
+	}
+	r := f.prepull(nil, "status", "--config", config)
+	r.want(t, 0)
+	if !strings.Contains(r.stdout, "failed/mac.pak") {
+		t.Errorf("status does not show mac.pak in failed/:\n%s", r.stdout)
+	}
+}
+
+// TestPlatformRemoteRow runs prepull remote with an arm64 pak: the host's
+// row says exit code 7 and why, and so does the exit status.
+func TestPlatformRemoteRow(t *testing.T) {
+	f := newFixture(t, "proj/platform-remote")
+	imgs := pushPlatformImages(t, f, "remoteplat")
+	p := newProxyFleet(t, f, f.config)
+
+	r := f.prepull(nil, p.args(t, "--json", imgs.arm64.pak, imgs.list.pak)...)
+	r.want(t, 7)
+	results := r.remoteResults(t)
+	row := results[p.dest(0)+" "+imgs.arm64.pak]
+	if row.Status != "failed" || row.ExitCode != 7 || !strings.Contains(row.Error, "cannot run on this proxy") || row.Reference != imgs.arm64.ref {
+		t.Errorf("arm64 row: %+v, want failed with exit_code 7 saying why", row)
+	}
+	if ok := results[p.dest(0)+" "+imgs.list.pak]; ok.Status != "pulled" || ok.ExitCode != 0 {
+		t.Errorf("index row: %+v, want pulled", ok)
+	}
+
+	table := f.prepull(nil, p.args(t, "--dry-run", imgs.arm64.pak)...)
+	table.want(t, 7)
+	if !strings.Contains(table.stdout, "the image cannot run on this proxy") {
+		t.Errorf("the table does not say why:\n%s", table.stdout)
+	}
+}
