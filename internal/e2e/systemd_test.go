@@ -55,6 +55,12 @@ func TestSystemdBooted(t *testing.T) {
 		im.pak = paktest.Pak{Kind: "Sd" + strings.ReplaceAll(im.repo[3:], "/", ""), Registry: im.reg.Addr, Repository: "/" + im.repo, Digest: digest}.WriteFile(t, t.TempDir())
 	}
 	tlsImage, authsImage, helperImage := images[0], images[1], images[2]
+	// The image that is being pulled when the service stops: its layer
+	// download stalls on the way through a fault proxy.
+	stallProxy := testenv.StartFaultProxy(t, authsReg.Addr)
+	stallDigest := testenv.PushPlatformImage(t, authsReg, "sd/stall", platform, "")
+	stallImage := &image{reg: authsReg, repo: "sd/stall", ref: stallProxy.Addr + "/sd/stall@" + stallDigest}
+	stallImage.pak = paktest.Pak{Kind: "Sdstall", Registry: stallProxy.Addr, Repository: "/sd/stall", Digest: stallDigest}.WriteFile(t, t.TempDir())
 	tokens := startTokenService(t, helperReg.Password)
 
 	repo, err := filepath.Abs("../..")
@@ -84,8 +90,8 @@ rescan_interval: 1s
 		t.Fatal(err)
 	}
 	auth := base64.StdEncoding.EncodeToString([]byte("bob:" + authsReg.Password))
-	m.WriteFile(t, "/root/.docker/config.json", 0o600, fmt.Sprintf(`{"auths": {%q: {"auth": %q}}, "credHelpers": {%q: "e2etoken"}}`,
-		authsReg.Addr, auth, helperReg.Addr))
+	m.WriteFile(t, "/root/.docker/config.json", 0o600, fmt.Sprintf(`{"auths": {%q: {"auth": %q}, %q: {"auth": %q}}, "credHelpers": {%q: "e2etoken"}}`,
+		authsReg.Addr, auth, stallProxy.Addr, auth, helperReg.Addr))
 	m.WriteFile(t, "/usr/local/bin/docker-credential-e2etoken", 0o755, fmt.Sprintf(`#!/bin/bash
 # A credential helper that fetches the password from a token service over
 # TCP, as the AWS ECR helper does from AWS.
@@ -256,7 +262,13 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		})
 	})
 
-	t.Run("stop within TimeoutStopSec", func(t *testing.T) {
+	t.Run("stop within TimeoutStopSec, in the middle of a pull", func(t *testing.T) {
+		stallProxy.StallBlobs(testenv.Stall{After: 0, MinSize: 1024})
+		t.Cleanup(stallProxy.Heal)
+		m.WriteFile(t, "/var/lib/prepull/inbox/"+filepath.Base(stallImage.pak), 0o600, readFile(t, stallImage.pak))
+		waitUntil(t, time.Minute, "the pull stalls", func() bool {
+			return stallProxy.Stalls().Waiting > 0 && imageIs(stallImage.ref, func(status, _ string) bool { return status == "pulling" })()
+		})
 		began := time.Now()
 		m.MustRun(t, "systemctl", "stop", "prepull")
 		took := time.Since(began)
