@@ -246,7 +246,13 @@ func TestRemoteTimeoutEndsSlowHost(t *testing.T) {
 	if !strings.Contains(r.stderr, h.dest(1)+": timed out") {
 		t.Errorf("stderr does not say the slow host timed out:\n%s", r.stderr)
 	}
+	// The kill was sent before prepull exited; the process may take a
+	// moment to die.
+	deadline := time.Now().Add(5 * time.Second)
 	for _, pid := range pids {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
 		if alive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("the slow host's command (pid %d) still runs", pid)
