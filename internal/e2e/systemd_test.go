@@ -216,6 +216,14 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		if tokens.count.Load() == 0 {
 			t.Fatal("the image is present, but the helper never reached the token service")
 		}
+		// Back to the full hardening for the rest.
+		out = m.MustRun(t, "sh", "-c", "cd /root/release && ./install.sh --binary ./prepull --no-network-logins 2>&1")
+		if !strings.Contains(out, "removed /etc/systemd/system/prepull.service.d/network-logins.conf") {
+			t.Fatalf("install.sh --no-network-logins:\n%s", out)
+		}
+		if got := m.MustRun(t, "systemctl", "show", "prepull", "-p", "PrivateNetwork", "--value"); strings.TrimSpace(got) != "yes" {
+			t.Fatalf("PrivateNetwork=%s after --no-network-logins", got)
+		}
 	})
 
 	t.Run("reload", func(t *testing.T) {
