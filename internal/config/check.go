@@ -216,6 +216,13 @@ func syntaxError(data []byte, err error) error {
 // None of these keys holds a secret.
 func checkEnv(getenv func(string) string) error {
 	var errs []error
+	for _, k := range topKeys {
+		if _, scalar := defaults[k]; !scalar && getenv("PREPULL_"+strings.ToUpper(k)) != "" {
+			// Viper would take the variable's text for the whole list. Its
+			// value is not shown: it may hold what should be in files.
+			errs = append(errs, fmt.Errorf("environment variable PREPULL_%s is set, but %s can only be written in the configuration file: unset it", strings.ToUpper(k), k))
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(defaults)) {
 		name := "PREPULL_" + strings.ToUpper(k)
 		val := getenv(name)

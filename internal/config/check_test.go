@@ -46,6 +46,8 @@ func TestLoadExplainsMistakes(t *testing.T) {
 			want: []string{`environment variable PREPULL_TIMEOUT="bogus": not a duration`}, notWant: "config.yaml"},
 		{name: "a bad number in the environment", yaml: "", env: map[string]string{"PREPULL_CONCURRENCY": "two"},
 			want: []string{`environment variable PREPULL_CONCURRENCY="two": not a whole number`}, notWant: "config.yaml"},
+		{name: "a list in the environment", yaml: "registries:\n  - host: a.example\n", env: map[string]string{"PREPULL_REGISTRIES": "secret-ish"},
+			want: []string{"environment variable PREPULL_REGISTRIES is set, but registries can only be written in the configuration file"}, notWant: "secret-ish"},
 		{name: "a bad value in the environment", yaml: "timeout: 1m\n", env: map[string]string{"PREPULL_LOG_FORMAT": "xml"},
 			want: []string{`config.yaml (with PREPULL_LOG_FORMAT="xml"): invalid configuration: log_format "xml"`}},
 	}
