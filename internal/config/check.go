@@ -58,8 +58,19 @@ func checkFile(data []byte) error {
 			errs = append(errs, unknownKey("", k, topKeys))
 			continue
 		}
-		if strings.ToLower(k.Value) == "registries" {
+		key := strings.ToLower(k.Value)
+		if key == "registries" {
 			errs = append(errs, checkRegistries(k, v)...)
+			continue
+		}
+		switch {
+		case v.Kind != yaml.ScalarNode:
+			errs = append(errs, fmt.Errorf("line %d: %s must be a single value, not %s", k.Line, key, kindName(v)))
+		case v.Tag == "!!null":
+		default:
+			if err := checkScalar(key, v.Value); err != nil {
+				errs = append(errs, fmt.Errorf("line %d: %s %s: %v", v.Line, key, strconv.Quote(v.Value), err))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -225,29 +236,30 @@ func checkEnv(getenv func(string) string) error {
 	}
 	for _, k := range slices.Sorted(maps.Keys(defaults)) {
 		name := "PREPULL_" + strings.ToUpper(k)
-		val := getenv(name)
-		if val == "" {
-			continue
-		}
-		var err error
-		switch defaults[k].(type) {
-		case int:
-			_, err = strconv.Atoi(val)
-			if err != nil {
-				err = errors.New("not a whole number")
+		if val := getenv(name); val != "" {
+			if err := checkScalar(k, val); err != nil {
+				errs = append(errs, fmt.Errorf("environment variable %s=%s: %v", name, strconv.Quote(val), err))
 			}
-		case string:
-			if _, isDuration := durationKeys[k]; isDuration {
-				if _, perr := time.ParseDuration(val); perr != nil {
-					err = errors.New("not a duration (e.g. 90s, 10m, 1h)")
-				}
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("environment variable %s=%s: %v", name, strconv.Quote(val), err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkScalar checks the text of a scalar key's value, from the file or
+// the environment: a duration must have its unit (Viper would read 600 as
+// 600 nanoseconds), a count must be a whole number.
+func checkScalar(key, val string) error {
+	switch {
+	case durationKeys[key]:
+		if _, err := time.ParseDuration(val); err != nil {
+			return errors.New("not a duration (e.g. 90s, 10m, 1h)")
+		}
+	case reflect.TypeOf(defaults[key]) == reflect.TypeFor[int]():
+		if _, err := strconv.Atoi(val); err != nil {
+			return errors.New("not a whole number")
+		}
+	}
+	return nil
 }
 
 // durationKeys are the keys that hold durations.
