@@ -100,44 +100,11 @@ func Rewrite(img Image, dst, registry, repository string) error {
 // rewriteInner writes the adapter archive f with its .conf member rewritten
 // as the member of the same name, method, time and attributes in w.
 func rewriteInner(w *zip.Writer, src *os.File, f *zip.File, confName, registry, repository string) error {
-	if f.UncompressedSize64 > MaxInnerSize {
-		return fmt.Errorf("claims %s uncompressed (limit %s)", bytesize(f.UncompressedSize64), limit(MaxInnerSize))
-	}
-	var ra io.ReaderAt
-	var size int64
-	switch f.Method {
-	case zip.Store:
-		off, err := f.DataOffset()
-		if err != nil {
-			return err
-		}
-		ra, size = io.NewSectionReader(src, off, int64(f.CompressedSize64)), int64(f.CompressedSize64)
-	default:
-		// A deflated archive is read at random from a private copy.
-		spool, err := os.CreateTemp("", "prepull-adapter-*.zip")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(spool.Name())
-		defer spool.Close()
-		rc, err := f.Open()
-		if err != nil {
-			return err
-		}
-		size, err = io.Copy(spool, io.LimitReader(rc, MaxInnerSize+1))
-		rc.Close()
-		if err != nil {
-			return err
-		}
-		if size > MaxInnerSize {
-			return fmt.Errorf("larger than %s uncompressed", limit(MaxInnerSize))
-		}
-		ra = spool
-	}
-	izr, err := openZip(ra, size)
+	izr, closeInner, err := openInner(src, f)
 	if err != nil {
-		return fmt.Errorf("not a readable ZIP archive: %w", err)
+		return err
 	}
+	defer closeInner()
 
 	var buf bytes.Buffer
 	iw := zip.NewWriter(&buf)
@@ -186,6 +153,52 @@ func rewriteInner(w *zip.Writer, src *os.File, f *zip.File, confName, registry, 
 	}
 	_, err = ow.Write(buf.Bytes())
 	return err
+}
+
+// openInner opens the adapter archive f, a member of the archive in src, for
+// random access: in place when it is stored, else from a private copy,
+// which the returned function removes.
+func openInner(src io.ReaderAt, f *zip.File) (*zip.Reader, func(), error) {
+	if f.UncompressedSize64 > MaxInnerSize {
+		return nil, nil, fmt.Errorf("claims %s uncompressed (limit %s)", bytesize(f.UncompressedSize64), limit(MaxInnerSize))
+	}
+	var ra io.ReaderAt
+	var size int64
+	closeInner := func() {}
+	switch f.Method {
+	case zip.Store:
+		off, err := f.DataOffset()
+		if err != nil {
+			return nil, nil, err
+		}
+		ra, size = io.NewSectionReader(src, off, int64(f.CompressedSize64)), int64(f.CompressedSize64)
+	default:
+		// A deflated archive is read at random from a private copy.
+		spool, err := os.CreateTemp("", "prepull-adapter-*.zip")
+		if err != nil {
+			return nil, nil, err
+		}
+		closeInner = func() { spool.Close(); os.Remove(spool.Name()) }
+		rc, err := f.Open()
+		if err == nil {
+			size, err = io.Copy(spool, io.LimitReader(rc, MaxInnerSize+1))
+			rc.Close()
+		}
+		if err == nil && size > MaxInnerSize {
+			err = fmt.Errorf("larger than %s uncompressed", limit(MaxInnerSize))
+		}
+		if err != nil {
+			closeInner()
+			return nil, nil, err
+		}
+		ra = spool
+	}
+	izr, err := openZip(ra, size)
+	if err != nil {
+		closeInner()
+		return nil, nil, fmt.Errorf("not a readable ZIP archive: %w", err)
+	}
+	return izr, closeInner, nil
 }
 
 // rewrittenHeader keeps a member's name, method, time, comment and
