@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,15 +279,16 @@ func startsOf(times map[string][2]time.Duration, skip string) []time.Duration {
 	return out
 }
 
-// slowProxy listens on a port of 127.0.0.1 and passes each connection on to
+// relay listens on a port of 127.0.0.1 and passes each connection on to
 // addr after holding it for delay, as a far or loaded host answers late. It
-// returns the port.
-func slowProxy(b *testing.B, addr string, delay time.Duration) int {
+// returns the port, and counts the bytes passed from the clients to addr.
+func relay(b *testing.B, addr string, delay time.Duration) (int, *relayCount) {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
+	var count relayCount
 	var wg sync.WaitGroup
 	b.Cleanup(func() { l.Close(); wg.Wait() })
 	wg.Add(1)
@@ -298,21 +300,50 @@ func slowProxy(b *testing.B, addr string, delay time.Duration) int {
 				return
 			}
 			wg.Add(1)
+			count.open.Add(1)
 			go func() {
 				defer wg.Done()
+				defer count.open.Add(-1)
 				defer c.Close()
 				time.Sleep(delay)
-				up, err := net.Dial("tcp", addr)
+				conn, err := net.Dial("tcp", addr)
 				if err != nil {
 					return
 				}
-				defer up.Close()
-				go func() { _, _ = io.Copy(up, c); up.Close() }()
-				_, _ = io.Copy(c, up)
+				defer conn.Close()
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					n, _ := io.Copy(conn, c)
+					count.up.Add(n)
+					conn.(*net.TCPConn).CloseWrite()
+				}()
+				_, _ = io.Copy(c, conn)
+				c.Close()
+				<-done
 			}()
 		}
 	}()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, &count
+}
+
+// relayCount counts what a relay passed on.
+type relayCount struct {
+	up   atomic.Int64 // bytes from the clients to the server
+	open atomic.Int32 // connections not yet closed
+}
+
+// sent returns the bytes passed to the server so far, once every
+// connection is closed (waiting at most 5 s for that).
+func (c *relayCount) sent(b *testing.B) int64 {
+	b.Helper()
+	for i := 0; c.open.Load() > 0; i++ {
+		if i == 500 {
+			b.Fatalf("relay: %d connections still open", c.open.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return c.up.Load()
 }
 
 // BenchmarkFleet runs `prepull remote` against 10 loopback sshd proxies
@@ -436,7 +467,7 @@ func BenchmarkFleet(b *testing.B) {
 	})
 
 	// One slow host among the 10; the image present, --parallel 10.
-	port := slowProxy(b, f.sshds[0].Addr(), slowConnect)
+	port, _ := relay(b, f.sshds[0].Addr(), slowConnect)
 	f.addKnown(b, 0, port)
 	slow := slices.Clone(dests)
 	slow[0] = fmt.Sprintf("root@127.0.0.1:%d", port)

@@ -61,14 +61,17 @@ func newRemoteCommand(g *globals) *cobra.Command {
 		Use:   "remote [flags] PAK...",
 		Short: "Pre-pull on one Cloud Proxy or a fleet, over SSH, from a workstation",
 		Long: `prepull remote runs prepull on each Cloud Proxy named with -H or --hosts-file,
-over SSH, with the pak streamed to it: each proxy pulls with its own
-configuration and credentials, so no registry secret leaves the proxies.
-For one proxy and one pak it does what plain OpenSSH does with
+over SSH: each proxy pulls with its own configuration and credentials, so
+no registry secret leaves the proxies. For one proxy and one pak it does
+what plain OpenSSH does with
 
     ssh proxy prepull - < foo.pak
 
-Every pak is checked here first: a bad pak exits 3 before any connection.
-Each host gets one SSH connection and, for each pak, runs
+except that only what the proxy needs of the pak is sent: its adapter .conf
+and manifest.txt, byte for byte, as a small adapter.zip (a few KiB, however
+big the pak), which the proxy's prepull reads with the same checks as the
+pak. Every pak is checked here first: a bad pak exits 3 before any
+connection. Each host gets one SSH connection and, for each pak, runs
 
     [sudo -n] <remote-command> --json [--quiet] [--force] [--dry-run]
         [--timeout D] [--default-registry HOST] -
@@ -135,17 +138,23 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 		return err
 	}
 	// Every pak is checked before any connection. The registry is left to
-	// each proxy's configuration.
+	// each proxy's configuration. A proxy gets only what it needs of a
+	// pak: the .conf and manifest.txt, as a small adapter archive.
 	images := make([]pak.Image, len(args))
+	inputs := make([]remote.Input, len(args))
 	worst := ExitOK
 	for i, a := range args {
 		img, err := readPak(a, nil)
+		var slim []byte
+		if err == nil {
+			slim, err = pak.Slim(img)
+		}
 		if err != nil {
 			printError(g.stderr, err)
 			worst = max(worst, CodeFor(err))
 			continue
 		}
-		images[i] = img
+		images[i], inputs[i] = img, remote.Input{Name: a, Data: slim}
 	}
 	if worst != ExitOK {
 		return &exitError{code: worst}
@@ -186,7 +195,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	if f.timeout > 0 {
 		fleet.Timeout = f.timeout + remoteGrace
 	}
-	outputs := fleet.Run(ctx, hosts, args)
+	outputs := fleet.Run(ctx, hosts, inputs)
 
 	var rows []remoteRow
 	for _, host := range outputs {

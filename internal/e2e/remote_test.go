@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -678,4 +679,87 @@ func TestRemoteKeepaliveDetectsDeadConnection(t *testing.T) {
 	if row := out.remoteResults(t)["flaky "+f.pak]; !strings.Contains(row.Error, "connection lost: no answer to 2 keepalives") {
 		t.Errorf("row %+v, want a lost connection", row)
 	}
+}
+
+// TestRemoteSendsOnlyWhatTheProxyNeeds runs prepull remote with a 128 MiB
+// pak through a remote command that keeps a copy of what it reads on
+// standard input and of the proxy's result: the proxy gets a few KiB, an
+// adapter.zip of the .conf and manifest.txt that names the same adapter,
+// pack and image, and pulls from it; the proxy's checks apply as to a pak.
+func TestRemoteSendsOnlyWhatTheProxyNeeds(t *testing.T) {
+	f := newFixture(t, "fleet/slim")
+	big := paktest.Pak{Kind: "BigAdapter", Version: "2.1.0", Registry: f.reg.Addr, Repository: "/fleet/slim", Digest: f.digest,
+		ContentBytes: 128 << 20}.WriteFile(t, f.dir)
+	noRegistry := filepath.Join(t.TempDir(), "NoRegistry_1.0.0.pak")
+	if err := (paktest.Pak{Kind: "NoRegistry", Repository: "/fleet/slim", Digest: f.digest}).Save(noRegistry); err != nil {
+		t.Fatal(err)
+	}
+	p := newProxyFleet(t, f, f.config)
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "wrap.sh")
+	writeTestFile(t, wrapper, fmt.Sprintf(`#!/bin/sh
+n=$(ls %[1]q | wc -l)
+tee %[1]q/stdin.$n | %[2]q --config "$PROXY_CONFIG" "$@" > %[1]q/stdout.$n
+rc=$?
+cat %[1]q/stdout.$n
+exit $rc
+`, dir, testenv.Prepull(t)))
+	if err := os.Chmod(wrapper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	r := f.prepull(nil, "remote", "--json", "--known-hosts", p.knownHosts, "-i", p.key.Path, "--remote-command", wrapper,
+		"-H", p.dest(0), big, noRegistry)
+	r.want(t, 3)
+	results := r.remoteResults(t)
+	if row := results[p.dest(0)+" "+big]; row.Status != "pulled" || row.Reference != f.ref || row.ExitCode != 0 {
+		t.Errorf("big pak: %+v, want pulled %s", row, f.ref)
+	}
+	if row := results[p.dest(0)+" "+noRegistry]; row.Status != "failed" || row.ExitCode != 3 || !strings.Contains(row.Error, "no REGISTRY in the pack and no default_registry configured") {
+		t.Errorf("pak without REGISTRY on a proxy without default_registry: %+v, want the proxy's own exit 3", row)
+	}
+	if !f.docker.HasImage(t, f.ref) {
+		t.Errorf("the engine does not hold %s", f.ref)
+	}
+
+	for i, c := range []struct {
+		pak, kind, version, registry string
+	}{{big, "BigAdapter", "2.1.0", f.reg.Addr}, {noRegistry, "NoRegistry", "1.0.0", ""}} {
+		sent := filepath.Join(dir, fmt.Sprintf("stdin.%d", 2*i+1))
+		st, err := os.Stat(sent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > 64<<10 {
+			t.Errorf("%s: the proxy read %d bytes on standard input, want at most 64 KiB", c.pak, st.Size())
+		}
+		img, err := pak.Open(sent)
+		if err != nil {
+			t.Fatalf("what the proxy read: %v", err)
+		}
+		if img.Format != pak.FormatAdapterZip || img.AdapterKind != c.kind || img.PackVersion != c.version || img.Registry != c.registry || img.Digest != f.digest {
+			t.Errorf("%s: the proxy read %+v", c.pak, img)
+		}
+		var proxyResults []struct {
+			File        string `json:"file"`
+			AdapterKind string `json:"adapter_kind"`
+		}
+		out, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("stdout.%d", 2*i+1)))
+		if err == nil {
+			err = json.Unmarshal(out, &proxyResults)
+		}
+		if err != nil || len(proxyResults) != 1 || (c.registry != "" && proxyResults[0].AdapterKind != c.kind) {
+			t.Errorf("%s: the proxy's own result %s (%v), want adapter_kind %s", c.pak, out, err, c.kind)
+		}
+		t.Logf("%s (%d MiB): the proxy read %d bytes", filepath.Base(c.pak), fileSize(t, c.pak)>>20, st.Size())
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }

@@ -1,11 +1,11 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -44,7 +44,7 @@ type Host struct {
 // Output is what one run of the command on one host produced.
 type Output struct {
 	Host string // Host.Name
-	File string // the local file streamed to its standard input
+	File string // Input.Name of what was sent on its standard input
 
 	// Stdout is the command's standard output, up to 1 MiB.
 	Stdout []byte
@@ -62,8 +62,14 @@ type Output struct {
 	Duration time.Duration
 }
 
+// Input is what one run of the command reads on its standard input.
+type Input struct {
+	Name string // where it comes from, for Output.File
+	Data []byte
+}
+
 // Fleet runs one command on many hosts over SSH: one connection per host, one
-// session per file, each file streamed to the command's standard input, the
+// session per input, each input sent to the command's standard input, the
 // command's standard error streamed back live with each line prefixed by the
 // host's name.
 type Fleet struct {
@@ -87,11 +93,11 @@ type Fleet struct {
 // ErrTimedOut is wrapped by the Err of a command run that Fleet.Timeout ended.
 var ErrTimedOut = errors.New("timed out")
 
-// Run runs the command for each file on each host, and returns the outputs
-// by host, then file, in the order given. A slow or dead host holds up only
+// Run runs the command for each input on each host, and returns the outputs
+// by host, then input, in the order given. A slow or dead host holds up only
 // its own outputs. When ctx ends, running commands are sent SIGTERM and their
 // sessions closed, and what had not started yet is reported canceled.
-func (f *Fleet) Run(ctx context.Context, hosts []Host, files []string) [][]Output {
+func (f *Fleet) Run(ctx context.Context, hosts []Host, inputs []Input) [][]Output {
 	stderr := &syncWriter{w: f.Stderr}
 	out := make([][]Output, len(hosts))
 	sem := make(chan struct{}, max(f.Parallel, 1))
@@ -103,9 +109,9 @@ func (f *Fleet) Run(ctx context.Context, hosts []Host, files []string) [][]Outpu
 			select {
 			case sem <- struct{}{}:
 				defer func() { <-sem }()
-				out[i] = f.runHost(ctx, h, files, stderr)
+				out[i] = f.runHost(ctx, h, inputs, stderr)
 			case <-ctx.Done():
-				out[i] = failAll(h, files, 0, fmt.Errorf("not started: %w", context.Cause(ctx)))
+				out[i] = failAll(h, inputs, 0, fmt.Errorf("not started: %w", context.Cause(ctx)))
 			}
 		}()
 	}
@@ -113,53 +119,47 @@ func (f *Fleet) Run(ctx context.Context, hosts []Host, files []string) [][]Outpu
 	return out
 }
 
-// failAll is the outputs of a host where every file failed with err.
-func failAll(h Host, files []string, d time.Duration, err error) []Output {
-	out := make([]Output, len(files))
-	for i, file := range files {
-		out[i] = Output{Host: h.Name, File: file, ExitStatus: -1, Err: err, Duration: d}
+// failAll is the outputs of a host where every input failed with err.
+func failAll(h Host, inputs []Input, d time.Duration, err error) []Output {
+	out := make([]Output, len(inputs))
+	for i, in := range inputs {
+		out[i] = Output{Host: h.Name, File: in.Name, ExitStatus: -1, Err: err, Duration: d}
 	}
 	return out
 }
 
-// runHost connects to h and runs the command for each file in turn.
-func (f *Fleet) runHost(ctx context.Context, h Host, files []string, stderr io.Writer) []Output {
+// runHost connects to h and runs the command for each input in turn.
+func (f *Fleet) runHost(ctx context.Context, h Host, inputs []Input, stderr io.Writer) []Output {
 	start := time.Now()
 	if ctx.Err() != nil {
-		return failAll(h, files, 0, fmt.Errorf("not started: %w", context.Cause(ctx)))
+		return failAll(h, inputs, 0, fmt.Errorf("not started: %w", context.Cause(ctx)))
 	}
 	if h.Err != nil {
 		report(stderr, h.Name, h.Err)
-		return failAll(h, files, 0, h.Err)
+		return failAll(h, inputs, 0, h.Err)
 	}
 	conn, err := f.Dialer.Connect(ctx, h.Route)
 	if err != nil {
 		report(stderr, h.Name, err)
-		return failAll(h, files, time.Since(start), err)
+		return failAll(h, inputs, time.Since(start), err)
 	}
 	defer conn.Close()
-	out := make([]Output, len(files))
-	for i, file := range files {
-		out[i] = f.runFile(ctx, conn, h.Name, file, stderr)
+	out := make([]Output, len(inputs))
+	for i, in := range inputs {
+		out[i] = f.runInput(ctx, conn, h.Name, in, stderr)
 	}
 	return out
 }
 
-// runFile runs the command once on conn, with file on its standard input.
-func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stderr io.Writer) (o Output) {
+// runInput runs the command once on conn, with in on its standard input.
+func (f *Fleet) runInput(ctx context.Context, conn *Conn, host string, in Input, stderr io.Writer) (o Output) {
 	start := time.Now()
-	o = Output{Host: host, File: file, ExitStatus: -1}
+	o = Output{Host: host, File: in.Name, ExitStatus: -1}
 	defer func() { o.Duration = time.Since(start) }()
 	if ctx.Err() != nil {
 		o.Err = fmt.Errorf("not started: %w", context.Cause(ctx))
 		return o
 	}
-	in, err := os.Open(file)
-	if err != nil {
-		o.Err = err
-		return o
-	}
-	defer in.Close()
 	s, err := conn.NewSession()
 	if err != nil {
 		o.Err = connError(conn, fmt.Errorf("open a session: %w", err))
@@ -174,7 +174,7 @@ func (f *Fleet) runFile(ctx context.Context, conn *Conn, host, file string, stde
 	}
 	stdout := &limitedBuffer{max: maxStdout}
 	lines := &prefixWriter{out: stderr, prefix: display.Text(host) + ": ", marker: pgidMarker}
-	s.Stdin, s.Stdout, s.Stderr = in, stdout, lines
+	s.Stdin, s.Stdout, s.Stderr = bytes.NewReader(in.Data), stdout, lines
 	if err := s.Start("echo " + pgidMarker + "$$ >&2; " + f.sudo() + f.Command); err != nil {
 		o.Err = connError(conn, fmt.Errorf("start the command: %w", err))
 		report(stderr, host, o.Err)
