@@ -182,11 +182,13 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
 	}
 	key := ServerAddress(host)
-	if err := checkHelpers(cf.CredentialsStore, cf.CredentialHelpers[key]); err != nil {
-		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
-	}
 	source := "docker config " + path
 	if helper, kind := configuredHelper(cf.CredentialHelpers, cf.CredentialsStore, key); helper != "" {
+		if !plainHelperName(helper) {
+			// docker-credential-x/../evil would run ./evil, as whoever
+			// runs prepull, root included.
+			return Credential{}, false, fmt.Errorf("%s: %w: %s %q is not a plain credential helper name (letters, digits, '.', '_', '-'; no '/' and no '..'): refusing to run it", path, ErrUnavailable, kind, helper)
+		}
 		// Docker runs helpers with its whole environment; prepull runs
 		// them itself, with a minimal one and a timeout.
 		source += " (" + kind + " docker-credential-" + helper + ")"
@@ -215,21 +217,6 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 		return Credential{}, false, nil
 	}
 	return Credential{Username: ac.Username, Password: ac.Password, IdentityToken: ac.IdentityToken, Source: source}, true, nil
-}
-
-// checkHelpers refuses the credential helper that would run for a host when
-// its name is not a plain helper name. Docker runs docker-credential-NAME,
-// found on PATH; a name such as x/../evil would run ./evil instead, as
-// whoever runs prepull, root included.
-func checkHelpers(store, helper string) error {
-	key, name := "credsStore", store
-	if helper != "" {
-		key, name = "credHelpers", helper
-	}
-	if name == "" || plainHelperName(name) {
-		return nil
-	}
-	return fmt.Errorf("%s %q is not a plain credential helper name (letters, digits, '.', '_', '-'; no '/' and no '..'): refusing to run it", key, name)
 }
 
 // plainHelperName tells whether name is a helper name Docker's helpers use,
