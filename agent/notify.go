@@ -77,7 +77,9 @@ func (n *notifier) watchdogEvery() time.Duration {
 }
 
 // statusLine sums the agent up for systemctl status, e.g.
-// "watching /var/lib/prepull/inbox: 1 pulling, 7 present, docker unreachable".
+// "watching /var/lib/prepull/inbox: 1 pulling, 7 present, docker unreachable",
+// led by "degraded: cannot save state: no space left on device; " when the
+// agent cannot work normally.
 func (a *Agent) statusLine() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -106,5 +108,9 @@ func (a *Agent) statusLine() string {
 	if a.engineDown {
 		parts = append(parts, "docker unreachable")
 	}
-	return "watching " + a.watchDir + ": " + strings.Join(parts, ", ")
+	line := "watching " + a.watchDir + ": " + strings.Join(parts, ", ")
+	if d := a.degraded(); len(d) > 0 {
+		line = "degraded: " + strings.Join(d, "; ") + "; " + line
+	}
+	return line
 }
