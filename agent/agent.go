@@ -329,6 +329,7 @@ func (a *Agent) reload(w *watcher) (*config.Config, bool) {
 	}
 	a.mu.Lock()
 	old := a.cfg
+	var needRestart []string
 	for _, k := range []struct{ key, was, now string }{
 		{"watch_dir", old.WatchDir, absOr(cfg.WatchDir)},
 		{"state_dir", old.StateDir, absOr(cfg.StateDir)},
@@ -337,6 +338,7 @@ func (a *Agent) reload(w *watcher) (*config.Config, bool) {
 	} {
 		if k.was != k.now {
 			a.log.Warn("this setting changes only on restart", zap.String("key", k.key), zap.String("running", k.was), zap.String("configured", k.now))
+			needRestart = append(needRestart, k.key)
 		}
 	}
 	cfg.WatchDir, cfg.StateDir, cfg.DockerHost, cfg.LogFormat = old.WatchDir, old.StateDir, old.DockerHost, old.LogFormat
@@ -354,7 +356,7 @@ func (a *Agent) reload(w *watcher) (*config.Config, bool) {
 	w.reconfigure(timing{settle: cfg.Settle, rescan: cfg.RescanInterval})
 	a.wake()
 	a.log.Info("configuration reloaded", zap.String("config", cfg.File), zap.Int("concurrency", cfg.Concurrency),
-		zap.Duration("verify_interval", cfg.VerifyInterval), zap.Int("images_retried", retried))
+		zap.Duration("verify_interval", cfg.VerifyInterval), zap.Int("images_retried", retried), zap.Strings("not_applied_until_restart", needRestart))
 	return cfg, true
 }
 

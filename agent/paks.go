@@ -127,11 +127,15 @@ func (a *Agent) unlink(p *PakState) {
 	}
 }
 
-// release lets go of an image no pak names any more, unless an Ensure call
-// for it still runs (finish lets go of it then). It never removes the image
+// release lets go of an image no pak names any more; an Ensure call for it
+// that still runs is cancelled, and finish lets go of it then. It never removes the image
 // from the engine. Call with a.mu held.
 func (a *Agent) release(im *image) bool {
-	if len(im.paks) > 0 || im.inflight {
+	if len(im.paks) > 0 {
+		return false
+	}
+	if im.inflight {
+		im.cancel() // finish lets go of it
 		return false
 	}
 	delete(a.images, im.Reference)
@@ -240,10 +244,10 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 }
 
 // reconcile makes the state agree with the files, on start and on every
-// rescan: done/ and failed/ are made again when missing, entries whose file
-// is gone are dropped (their image let go when no other pak names it), paks
-// in done/ that the state does not know are adopted, and finished paks
-// still in the inbox are moved.
+// rescan: done/ and failed/ are made again when missing, paks in done/ that
+// the state does not know are adopted, entries whose file is gone are
+// dropped (their image let go when no other pak names it), and finished
+// paks still in the inbox are moved.
 func (a *Agent) reconcile() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -259,17 +263,18 @@ func (a *Agent) reconcile() {
 			}
 		}
 	}
-	for path, p := range a.paks {
-		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-			a.log.Info("pak file is gone, forgetting it", zap.String("pak", p.Name), zap.String("file", path))
-			a.drop(p)
-		}
-	}
+	// Adopt first: a pak renamed in done/ keeps its image without a gap.
 	entries, _ := os.ReadDir(a.doneDir)
 	for _, e := range entries {
 		path := filepath.Join(a.doneDir, e.Name())
 		if eligibleName(e.Name()) && e.Type().IsRegular() && a.paks[path] == nil {
 			a.adopt(path)
+		}
+	}
+	for path, p := range a.paks {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			a.log.Info("pak file is gone, forgetting it", zap.String("pak", p.Name), zap.String("file", path))
+			a.drop(p)
 		}
 	}
 	a.moveReady()

@@ -22,11 +22,12 @@ const progressEvery = 10 * time.Second
 // image is an image the agent is responsible for, with its schedule.
 type image struct {
 	ImageState
-	paks      map[string]bool // paths of the pak files naming it
-	due       time.Time       // when to ensure it next; zero when nothing is scheduled
-	inflight  bool            // an Ensure call runs for it
-	verifying bool            // the call checks a present image
-	failures  int             // Ensure calls in a row that failed
+	paks      map[string]bool    // paths of the pak files naming it
+	due       time.Time          // when to ensure it next; zero when nothing is scheduled
+	inflight  bool               // an Ensure call runs for it
+	verifying bool               // the call checks a present image
+	failures  int                // Ensure calls in a row that failed
+	cancel    context.CancelFunc // ends the running Ensure call
 	// engineWait says the last Ensure call failed because the engine could
 	// not be reached: the image is tried again as soon as it answers.
 	engineWait bool
@@ -138,10 +139,12 @@ func (a *Agent) start(ctx context.Context, im *image) {
 	}
 	opts := pull.Options{Timeout: a.cfg.PullTimeout, StallTimeout: a.cfg.StallTimeout,
 		Observer: imageObserver{a: a, im: im}, LoginHint: loginHint}
+	callCtx, cancel := context.WithCancel(ctx)
+	im.cancel = cancel
 	a.workers.Add(1)
 	go func() {
 		defer a.workers.Done()
-		res := p.Ensure(ctx, target, opts)
+		res := p.Ensure(callCtx, target, opts)
 		a.finish(ctx, im, res)
 		a.wake()
 	}()
@@ -203,14 +206,15 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 			zap.Int("attempts", res.Attempts), zap.Int("attempts_total", im.Attempts), zap.Duration("duration", res.Duration))
 	}
 
+	im.cancel()
+	if len(im.paks) == 0 {
+		a.release(im) // its last pak went while it was pulled
+		return
+	}
 	if ctx.Err() != nil {
 		if im.Status == StatusPulling {
 			a.setStatus(im, StatusWaiting, now)
 		}
-		return
-	}
-	if len(im.paks) == 0 {
-		a.release(im) // its last pak went while it was pulled
 		return
 	}
 	if res.Err == nil {
