@@ -289,7 +289,7 @@ func TestAgentPakIsAFile(t *testing.T) {
 	a.eventually(30*time.Second, "Over.pak's image is being tried", func() bool {
 		s := a.readState()
 		for _, im := range s.Images {
-			if strings.HasPrefix(im.Reference, "127.0.0.1:9/") && im.Attempts > 0 {
+			if strings.HasPrefix(im.Reference, "127.0.0.1:9/") && im.LastError != "" {
 				return true
 			}
 		}
