@@ -27,8 +27,9 @@ import (
 // a registry whose login is in /root/.docker/config.json, and from one whose
 // login a credential helper fetches over TCP, which fails with a hint until
 // install.sh --network-logins lifts the unit's network isolation. Then
-// reload, the watchdog on a stopped agent, kill -9 and stop, each as systemd
-// sees it, and systemd-analyze security.
+// reload, the watchdog on a stopped agent, kill -9, stop, and a
+// configuration error that must not be restarted, each as systemd sees it,
+// and systemd-analyze security.
 func TestSystemdBooted(t *testing.T) {
 	start := time.Now()
 	root := testenv.Rootfs(t, "bookworm", "systemd", "systemd-sysv", "dbus", "docker.io")
@@ -287,6 +288,24 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 			t.Fatalf("after stop: %v, want inactive, result success, exit status 0", p)
 		}
 		t.Logf("stopped in %v", took.Round(time.Millisecond))
+	})
+	t.Run("a configuration error is not restarted", func(t *testing.T) {
+		m.WriteFile(t, "/etc/prepull/config.yaml", 0o600, "concurrency: many\n")
+		// The start limit (5 in 10 minutes) is nearly used up by now.
+		m.MustRun(t, "systemctl", "reset-failed", "prepull")
+		before := unit()
+		if _, err := m.Run(t, "systemctl", "start", "prepull"); err == nil {
+			t.Fatal("systemctl start succeeded with a broken configuration")
+		}
+		// A restart would show as activating/auto-restart; without one the
+		// unit stays failed.
+		p := unit()
+		if p["ActiveState"] != "failed" || p["SubState"] != "failed" || p["Result"] != "exit-code" || p["ExecMainStatus"] != "2" || p["NRestarts"] != before["NRestarts"] {
+			t.Fatalf("after a start with a broken configuration: %v, want failed with exit status 2 and no restart", p)
+		}
+		if j := journal(); !strings.Contains(j, "/etc/prepull/config.yaml") {
+			t.Errorf("the journal does not name the configuration file:\n%s", j[max(0, len(j)-2000):])
+		}
 	})
 	t.Logf("run time %v (boot %v)", time.Since(start).Round(time.Second), booted.Sub(start).Round(time.Second))
 }
