@@ -13,8 +13,9 @@ import (
 )
 
 // The platform cases of issue 10: images an Apple Silicon Mac pushes, and
-// indexes as buildx pushes them. runPlatformCases takes the fixture (its
-// engine and registry) so that an engine matrix can run it on each engine.
+// indexes as buildx pushes them. runPlatformCases, runPlatformAgentCase and
+// runPlatformRemoteCase take the fixture (its engine and registry) so that
+// an engine matrix can run them on each engine.
 
 // platformImages are the references of the images the platform cases use,
 // pushed to one registry, each with a pak naming it.
@@ -161,7 +162,12 @@ func runPlatformCases(t *testing.T, f *fixture) {
 // the agent: the first goes to failed/ with the reason, at once, and is
 // never pulled; the second is pulled and goes to done/.
 func TestPlatformAgentMovesToFailed(t *testing.T) {
-	f := newFixture(t, "proj/platform-agent")
+	runPlatformAgentCase(t, newFixture(t, "proj/platform-agent"))
+}
+
+// runPlatformAgentCase is TestPlatformAgentMovesToFailed on f's engine and
+// registry.
+func runPlatformAgentCase(t *testing.T, f *fixture) {
 	imgs := pushPlatformImages(t, f, "agentplat")
 	config, inbox, state := f.agentConfig("")
 	a := f.startAgent(config, inbox, state)
@@ -197,7 +203,11 @@ func TestPlatformAgentMovesToFailed(t *testing.T) {
 // TestPlatformRemoteRow runs prepull remote with an arm64 pak: the host's
 // row says exit code 7 and why, and so does the exit status.
 func TestPlatformRemoteRow(t *testing.T) {
-	f := newFixture(t, "proj/platform-remote")
+	runPlatformRemoteCase(t, newFixture(t, "proj/platform-remote"))
+}
+
+// runPlatformRemoteCase is TestPlatformRemoteRow on f's engine and registry.
+func runPlatformRemoteCase(t *testing.T, f *fixture) {
 	imgs := pushPlatformImages(t, f, "remoteplat")
 	p := newProxyFleet(t, f, f.config)
 

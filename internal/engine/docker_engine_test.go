@@ -253,8 +253,14 @@ func testDockerPullByDigest(t *testing.T, d *testenv.DockerEngine) {
 	})
 }
 
+// TestDockerPlatforms asks every engine of testenv.Engines for the
+// platforms of an Apple Silicon Mac's image and of indexes as buildx pushes
+// them, for its own platform and for a pulled image's.
 func TestDockerPlatforms(t *testing.T) {
-	d := testenv.Docker(t)
+	testenv.ForEachEngine(t, testDockerPlatforms)
+}
+
+func testDockerPlatforms(t *testing.T, d *testenv.DockerEngine) {
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: "s3cret-pw"})
 	arm := reg.Addr + "/mac/adapter@" + testenv.PushPlatformImage(t, reg, "mac/adapter", "linux/arm64", "")
 	list := reg.Addr + "/multi/list@" + testenv.PushIndex(t, reg, "multi/list", testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}})
