@@ -151,6 +151,10 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 			t.Fatalf("exposure %.1f, want at most 1.0:\n%s", exposure, out)
 		}
 		t.Logf("exposure %.1f", exposure)
+		// No core dumps, which would hold registry passwords.
+		if got := strings.TrimSpace(m.MustRun(t, "systemctl", "show", "prepull", "-p", "LimitCORE", "--value")); got != "0" {
+			t.Errorf("LimitCORE=%s, want 0", got)
+		}
 	})
 
 	state := func() agentState {
