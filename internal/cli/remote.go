@@ -201,6 +201,15 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	for _, host := range outputs {
 		for i, o := range host {
 			r := f.rowFor(o, images[i])
+			// Ctrl-C ended it, or kept it from starting: say so, as the
+			// one-shot does. A row done before keeps its status.
+			in, ok := errors.AsType[interruption](o.Err)
+			if !ok && errors.Is(o.Err, context.Canceled) {
+				in, ok = interrupted(ctx)
+			}
+			if ok {
+				r.Status, r.ExitCode, r.Error = pull.Interrupted, in.code(), in.Error()
+			}
 			worst = max(worst, r.ExitCode)
 			rows = append(rows, r)
 		}

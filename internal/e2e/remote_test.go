@@ -566,10 +566,10 @@ func TestRemoteCtrlCEndsRemoteCommands(t *testing.T) {
 
 	proc.cmd.Process.Signal(os.Interrupt)
 	r := proc.wait(t, 10*time.Second)
-	r.want(t, 1)
+	r.want(t, 130)
 	for i := range p.proxies {
-		if row := r.remoteResults(t)[p.dest(i)+" "+f.pak]; row.Status != "failed" || !strings.Contains(row.Error, "canceled") {
-			t.Errorf("%s after Ctrl-C: %+v, want failed, canceled", p.dest(i), row)
+		if row := r.remoteResults(t)[p.dest(i)+" "+f.pak]; row.Status != "interrupted" || row.ExitCode != 130 || row.Error != "interrupted (Ctrl-C, SIGINT)" {
+			t.Errorf("%s after Ctrl-C: %+v, want interrupted, exit_code 130", p.dest(i), row)
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
