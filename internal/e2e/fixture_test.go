@@ -44,23 +44,17 @@ type fixture struct {
 }
 
 // newFixture starts a registry with a login, pushes a fresh image as repo
-// and writes a pak and a configuration for it.
+// and writes a pak and a configuration for it, for the shared Docker Engine.
 func newFixture(t *testing.T, repo string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dir: t.TempDir(), password: "pw-" + randomWord(t), repo: repo}
-	f.docker = testenv.Docker(t)
-	f.reg = testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: f.password})
-	f.digest = f.docker.PushImage(t, f.reg, repo, testenv.ImageOptions{})
-	f.ref = f.reg.Addr + "/" + repo + "@" + f.digest
-	f.pak = paktest.Pak{Kind: "MyAdapter", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/" + repo, Digest: f.digest}.WriteFile(t, f.dir)
-	f.dockerConfigDir = filepath.Join(f.dir, "docker")
-	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	f.writePasswordFile(f.password)
-	f.config = f.writeConfig("")
-	t.Cleanup(func() { f.checkSecretsUnwritten() })
-	return f
+	return newFixtureOn(t, testenv.Docker(t), repo)
+}
+
+// newFixtureOn is newFixture for the engine eng.
+func newFixtureOn(t *testing.T, eng *testenv.DockerEngine, repo string) *fixture {
+	t.Helper()
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: "pw-" + randomWord(t)})
+	return newRegistryFixtureOn(t, eng, reg, repo, "")
 }
 
 // passwordFile is where the fixture's registry password lives.

@@ -43,15 +43,21 @@ const dockerCertsDir = pull.DefaultCertsDir
 // newRegistryFixture is newFixture for a registry the test started itself:
 // it pushes a fresh image to reg as repo, and writes a pak naming it and a
 // configuration whose registries list is registries, YAML such as
-// "registries: []\n".
+// "registries: []\n", or the login of reg's user when registries is empty.
 func newRegistryFixture(t *testing.T, reg *testenv.Registry, repo, registries string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dir: t.TempDir(), password: reg.Password, repo: repo, reg: reg}
+	return newRegistryFixtureOn(t, testenv.Docker(t), reg, repo, registries)
+}
+
+// newRegistryFixtureOn is newRegistryFixture for the engine eng. The image
+// is pushed by the shared engine: eng only pulls.
+func newRegistryFixtureOn(t *testing.T, eng *testenv.DockerEngine, reg *testenv.Registry, repo, registries string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, dir: t.TempDir(), password: reg.Password, repo: repo, reg: reg, docker: eng}
 	if f.password == "" {
 		f.password = "unused-" + randomWord(t) // still checked for in the output
 	}
-	f.docker = testenv.Docker(t)
-	f.digest = f.docker.PushImage(t, reg, repo, testenv.ImageOptions{})
+	f.digest = testenv.Docker(t).PushImage(t, reg, repo, testenv.ImageOptions{})
 	f.ref = reg.Addr + "/" + repo + "@" + f.digest
 	f.pak = paktest.Pak{Kind: "MyAdapter", Version: "1.0.0", Registry: reg.Addr, Repository: "/" + repo, Digest: f.digest}.WriteFile(t, f.dir)
 	f.dockerConfigDir = filepath.Join(f.dir, "docker")
