@@ -81,7 +81,7 @@ func checkRegistries(k, v *yaml.Node) []error {
 	switch {
 	case v.Kind == yaml.MappingNode && len(v.Content) > 0:
 		host := v.Content[0].Value
-		return []error{fmt.Errorf("line %d: registries is a map keyed by host (%s), but it must be a list, one entry per registry, each with its host: write\n  registries:\n    - host: %s\n      username: ...", k.Line, strconv.Quote(host), host)}
+		return []error{fmt.Errorf("line %d: registries is a map keyed by host (%s), but it must be a list, one entry per registry, each with its host: write\n  registries:\n    - host: %s\n      username: USER", k.Line, strconv.Quote(host), host)}
 	case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
 		return nil
 	case v.Kind != yaml.SequenceNode:
