@@ -76,6 +76,11 @@ func testDockerPullByDigest(t *testing.T, d *testenv.DockerEngine) {
 	defer e.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	api, err := e.Ping(ctx)
+	if err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	t.Logf("Docker %s, API %s", d.Info(t).Version, api)
 
 	good := Auth{ServerAddress: reg.Addr, Username: reg.User, Password: reg.Password}
 	bad := Auth{ServerAddress: reg.Addr, Username: reg.User, Password: "wrong-pw"}
