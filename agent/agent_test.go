@@ -462,3 +462,41 @@ func TestBadConfigOnReloadKeepsRunning(t *testing.T) {
 		return exists(filepath.Join(h.inbox(), DoneDir, "after.pak"))
 	})
 }
+
+func TestDegradedWhileStateCannotBeSaved(t *testing.T) {
+	h := newHarness(t, "")
+	h.start()
+	h.drop("a.pak", "proj/a", "a")
+	h.eventually("a.pak is in done/", func() bool { return exists(filepath.Join(h.inbox(), DoneDir, "a.pak")) })
+	// A folder where state.json goes: every save fails, as on a broken disk.
+	stateFile := filepath.Join(h.dir, "state", StateFile)
+	if err := os.Remove(stateFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(stateFile, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	refB := h.drop("b.pak", "proj/b", "b")
+	h.eventually("the agent says it is degraded", func() bool {
+		return strings.HasPrefix(h.agent.statusLine(), "degraded: cannot save state: ")
+	})
+	h.eventually("b.pak's image is pulled", func() bool { return h.eng.pullCount(refB) == 1 })
+	time.Sleep(300 * time.Millisecond) // three rescans
+	if exists(filepath.Join(h.inbox(), DoneDir, "b.pak")) {
+		t.Fatal("b.pak moved to done/ while the state could not be saved")
+	}
+	holder, err := ReadHolder(filepath.Join(h.dir, "state"))
+	if err != nil || !holder.Held || len(holder.Live.Degraded) != 1 || !strings.HasPrefix(holder.Live.Degraded[0], "cannot save state: ") {
+		t.Errorf("the lock file says %+v (%v), want held and degraded", holder, err)
+	}
+	if err := os.RemoveAll(stateFile); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("b.pak is in done/ once the state can be saved", func() bool { return exists(filepath.Join(h.inbox(), DoneDir, "b.pak")) })
+	if n := strings.Count(h.logText(), "degraded: cannot save state"); n != 1 {
+		t.Errorf("degraded logged %d times, want once:\n%s", n, h.logText())
+	}
+	if line := h.agent.statusLine(); strings.Contains(line, "degraded") {
+		t.Errorf("status line %q after saving works again", line)
+	}
+}

@@ -100,3 +100,17 @@ func TestWriteStatus(t *testing.T) {
 		t.Errorf("status with no state: %v, printed %q; want ErrNeverRun and nothing on stdout", err, out.String())
 	}
 }
+
+func TestRegistryOfComesFromTheReference(t *testing.T) {
+	tests := []struct{ ref, want string }{
+		{"harbor.example.com:8443/proj/a@sha256:" + strings.Repeat("a", 64), "harbor.example.com:8443"},
+		{"localhost:5000/a@sha256:" + strings.Repeat("b", 64), "localhost:5000"},
+		{"index.docker.io/library/a@sha256:" + strings.Repeat("c", 64), "index.docker.io"},
+		{"not a reference", ""},
+	}
+	for _, tt := range tests {
+		if got := registryOf(tt.ref); got != tt.want {
+			t.Errorf("registryOf(%q) = %q, want %q", tt.ref, got, tt.want)
+		}
+	}
+}
