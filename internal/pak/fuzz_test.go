@@ -49,6 +49,10 @@ func fuzzSeeds() [][]byte {
 			rawEntry{name: "junk", data: []byte("junk junk junk"), method: 8, descriptor: true, noSig: true},
 			rawEntry{name: "j64", data: []byte("zip64"), method: 8, descriptor: true, zip64: true},
 			rawEntry{name: "MyAdapter_adapter3.conf", data: c, method: 0})},
+		// Archives two readers could read differently, refused.
+		{RawAdapterZip: rawZip(rawEntry{name: "MyAdapter.conf", data: c, method: 8}, rawEntry{name: "MyAdapter.conf", data: c, method: 8})},
+		{RawAdapterZip: rawZip(rawEntry{name: "MyAdapter.conf", data: c, method: 8, cdName: "Other.conf", cdSize: 1, cdMethod: 1})},
+		{RawAdapterZip: rawZip(rawEntry{name: "MyAdapter.conf", data: c, method: 8, hidden: true}, rawEntry{name: "x", method: 0, cdTwice: true})},
 	}
 	var seeds [][]byte
 	for _, p := range paks {
