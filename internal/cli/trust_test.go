@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -19,6 +20,26 @@ func TestSudoHelpWarns(t *testing.T) {
 	out, _, code := runCLI(t, "", "remote", "--help")
 	if code != ExitOK || !strings.Contains(out, "--sudo") || !strings.Contains(out, "obtain the registry secret") {
 		t.Fatalf("remote --help (exit %d) should warn that --sudo gives the registry secret away:\n%s", code, out)
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	tagged := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"}}
+	checkout := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}
+	for _, tt := range []struct {
+		set  string
+		info *debug.BuildInfo
+		want string
+	}{
+		{"v1.3.0-4-gabc", tagged, "prepull v1.3.0-4-gabc (go1.26.8)"}, // -ldflags wins
+		{"", tagged, "prepull v1.2.0 (go1.26.8)"},                     // go install ...@v1.2.0
+		{"", checkout, "prepull dev (commit 0123456789ab, modified, go1.26.8)"},
+		{"", nil, "prepull dev"},
+	} {
+		if got := versionOf(tt.set, tt.info); got != tt.want {
+			t.Errorf("versionOf(%q, %+v) = %q, want %q", tt.set, tt.info, got, tt.want)
+		}
 	}
 }
 

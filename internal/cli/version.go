@@ -14,7 +14,16 @@ import (
 // whether the tree was modified, and the Go release.
 func versionLine() string {
 	info, ok := debug.ReadBuildInfo()
-	v := Version
+	if !ok {
+		info = nil
+	}
+	return versionOf(Version, info)
+}
+
+// versionOf is versionLine for a version set at build time (or "") and the
+// build information Go recorded (or nil).
+func versionOf(v string, info *debug.BuildInfo) string {
+	ok := info != nil
 	if v == "" && ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
 		v = info.Main.Version
 	}
