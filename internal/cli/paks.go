@@ -61,22 +61,33 @@ func readPak(arg string, stdin io.Reader) (pak.Image, error) {
 	if arg != "-" {
 		return pak.Open(arg)
 	}
-	// A zip needs random access, so standard input is spooled to a temporary
-	// file that is unlinked at once: nothing is left behind, memory stays small.
+	f, n, err := spoolStdin(stdin)
+	if err != nil {
+		return pak.Image{}, err
+	}
+	defer f.Close()
+	return pak.Read("-", f, n)
+}
+
+// spoolStdin copies standard input to a temporary file, unlinked at once,
+// and returns it and its size: a zip needs random access. Nothing is left
+// behind, memory stays small.
+func spoolStdin(stdin io.Reader) (*os.File, int64, error) {
 	f, err := os.CreateTemp("", "prepull-stdin-*.pak")
 	if err != nil {
-		return pak.Image{}, fmt.Errorf("-: spooling standard input: %w", err)
+		return nil, 0, fmt.Errorf("-: spooling standard input: %w", err)
 	}
 	os.Remove(f.Name())
-	defer f.Close()
 	n, err := io.Copy(f, io.LimitReader(stdin, maxStdinPak+1))
 	if err != nil {
-		return pak.Image{}, fmt.Errorf("-: reading standard input: %w", err)
+		f.Close()
+		return nil, 0, fmt.Errorf("-: reading standard input: %w", err)
 	}
 	if n > maxStdinPak {
-		return pak.Image{}, &pak.Error{File: "-", Err: fmt.Errorf("standard input is larger than %d GiB: %w", maxStdinPak>>30, pak.ErrInvalid)}
+		f.Close()
+		return nil, 0, &pak.Error{File: "-", Err: fmt.Errorf("standard input is larger than %d GiB: %w", maxStdinPak>>30, pak.ErrInvalid)}
 	}
-	return pak.Read("-", f, n)
+	return f, n, nil
 }
 
 // readTarget reads one PAK argument and settles its registry.

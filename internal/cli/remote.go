@@ -35,6 +35,7 @@ type remoteFlags struct {
 	connectTimeout time.Duration
 	remoteCommand  string
 	sudo           bool
+	keep           bool
 
 	// Passed on to the one-shot on each proxy.
 	force           bool
@@ -53,6 +54,9 @@ type remoteRow struct {
 	DurationMS int64       `json:"duration_ms"`
 	ExitCode   ExitCode    `json:"exit_code"`
 	Error      string      `json:"error,omitempty"`
+	// Keep is whether the proxy's agent took the pak, with --keep after a
+	// successful pull.
+	Keep *remoteKeep `json:"keep,omitempty"`
 }
 
 func newRemoteCommand(g *globals) *cobra.Command {
@@ -75,6 +79,13 @@ connection. Each host gets one SSH connection and, for each pak, runs
 
     [sudo -n] <remote-command> --json [--quiet] [--force] [--dry-run]
         [--timeout D] [--default-registry HOST] -
+
+With --keep, after each pull that succeeded, it runs on the same connection
+
+    [sudo -n] <remote-command> keep --json --name NAME.pak -
+
+with the same input: the proxy's agent gets it in its watch_dir (see
+'prepull keep --help'), and the KEPT column says whether the agent took it.
 
 The remote standard error is shown live, each line prefixed by the host and
 escaped: no proxy can drive this terminal. At the end comes a table (or,
@@ -114,6 +125,7 @@ trusted counts 1.
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "give up on connecting to and logging in to a host after this long")
 	fl.StringVar(&f.remoteCommand, "remote-command", "prepull", "command line run on each proxy, as shell text, before the arguments prepull appends (e.g. 'prepull --config /etc/prepull/fleet.yaml')")
 	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n; the proxy user must then be allowed prepull as root, which lets it obtain the registry secret (see README, Security)")
+	fl.BoolVar(&f.keep, "keep", false, "after each successful pull, hand the pak to the proxy's agent with 'prepull keep' (see 'prepull keep --help') so that it keeps the image present; the KEPT column says whether the agent took it")
 	fl.BoolVar(&f.force, "force", false, "passed on: pull even when the image is present")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check the digest, its platform and the login on each proxy; pull nothing")
 	fl.DurationVar(&f.timeout, "timeout", 0, fmt.Sprintf("passed on: give up on a pak after this long; here, a remote command without a result after it and %v of grace is ended and reported timed out (default the proxy's timeout, and no bound here)", remoteGrace))
@@ -195,6 +207,13 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	if f.timeout > 0 {
 		fleet.Timeout = f.timeout + remoteGrace
 	}
+	if f.keep {
+		byFile := map[string]pak.Image{}
+		for i, a := range args {
+			byFile[a] = images[i]
+		}
+		fleet.Then = f.keepThen(byFile)
+	}
 	outputs := fleet.Run(ctx, hosts, inputs)
 
 	var rows []remoteRow
@@ -211,10 +230,13 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 				r.Status, r.ExitCode, r.Error = pull.Interrupted, in.code(), in.Error()
 			}
 			worst = max(worst, r.ExitCode)
+			if r.Keep = f.keepFor(o.Then); r.Keep != nil {
+				worst = max(worst, r.Keep.ExitCode)
+			}
 			rows = append(rows, r)
 		}
 	}
-	if err := printRemoteRows(g, rows); err != nil {
+	if err := printRemoteRows(g, rows, f.keep); err != nil {
 		return err
 	}
 	if worst != ExitOK {
@@ -270,6 +292,8 @@ func (f *remoteFlags) check() error {
 		return usageErrorf("--remote-command is empty")
 	case f.timeout < 0:
 		return usageErrorf("--timeout must not be negative")
+	case f.keep && f.dryRun:
+		return usageErrorf("--keep hands the pak to the agent, which pulls: it cannot go with --dry-run")
 	}
 	for _, id := range f.identities {
 		if _, err := os.Stat(id); err != nil {
@@ -322,18 +346,11 @@ func (f *remoteFlags) rowFor(o remote.Output, img pak.Image) remoteRow {
 		return r
 	}
 	if len(bytes.TrimSpace(o.Stdout)) > 0 {
-		var results []pakResult
-		err := json.Unmarshal(o.Stdout, &results)
-		if err != nil {
-			err = fmt.Errorf("not a JSON array of results: %w", err)
-		} else {
-			err = checkRemoteResult(results, o.ExitStatus, img)
-		}
+		res, err := decodeRemote(o.Stdout, func(results []pakResult) error { return checkRemoteResult(results, o.ExitStatus, img) })
 		if err != nil {
 			r.Error = "the proxy's result is invalid: " + err.Error()
 			return r
 		}
-		res := results[0]
 		if res.Reference != "" {
 			r.Reference = res.Reference
 		}
@@ -361,6 +378,21 @@ func (f *remoteFlags) rowFor(o remote.Output, img pak.Image) remoteRow {
 		r.Error += ": " + o.LastStderr
 	}
 	return r
+}
+
+// decodeRemote decodes what a proxy's prepull printed, a JSON array of
+// results, and has check look at them before anything of them is used: a
+// proxy may be hostile or broken. It returns the first result.
+func decodeRemote[T any](stdout []byte, check func([]T) error) (T, error) {
+	var results []T
+	var zero T
+	if err := json.Unmarshal(stdout, &results); err != nil {
+		return zero, fmt.Errorf("not a JSON array of results: %w", err)
+	}
+	if err := check(results); err != nil {
+		return zero, err
+	}
+	return results[0], nil
 }
 
 // checkRemoteResult checks a proxy's JSON result before anything of it is
@@ -411,7 +443,9 @@ func checkRemoteResult(results []pakResult, exitStatus int, img pak.Image) error
 }
 
 // printRemoteRows prints the results: a table, or a JSON array with --json.
-func printRemoteRows(g *globals, rows []remoteRow) error {
+// With keep the table has a KEPT column, and the ERROR column says why the
+// agent did not take a pak.
+func printRemoteRows(g *globals, rows []remoteRow, keep bool) error {
 	if g.json {
 		if rows == nil {
 			rows = []remoteRow{}
@@ -419,10 +453,22 @@ func printRemoteRows(g *globals, rows []remoteRow) error {
 		return display.JSON(g.stdout, rows)
 	}
 	var tab display.Table
-	tab.Row("HOST", "PAK", "REFERENCE", "STATUS", "DURATION", "ERROR")
+	if keep {
+		tab.Row("HOST", "PAK", "REFERENCE", "STATUS", "KEPT", "DURATION", "ERROR")
+	} else {
+		tab.Row("HOST", "PAK", "REFERENCE", "STATUS", "DURATION", "ERROR")
+	}
 	for _, r := range rows {
 		d := (time.Duration(r.DurationMS) * time.Millisecond).Round(100 * time.Millisecond)
-		tab.Row(r.Host, r.File, r.Reference, string(r.Status), d.String(), r.Error)
+		if !keep {
+			tab.Row(r.Host, r.File, r.Reference, string(r.Status), d.String(), r.Error)
+			continue
+		}
+		msg := r.Error
+		if r.Keep != nil && r.Keep.Error != "" {
+			msg = "keep: " + r.Keep.Error
+		}
+		tab.Row(r.Host, r.File, r.Reference, string(r.Status), keptColumn(r.Keep), d.String(), msg)
 	}
 	_, err := tab.WriteTo(g.stdout)
 	return err

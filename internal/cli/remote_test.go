@@ -127,7 +127,7 @@ func TestRemoteTableGolden(t *testing.T) {
 			Error: "login: \x1b]0;owned\a\x1b[2J\x1b]52;c;ZWNobyBldmls\a\nproxy-dc4  MyAdapter_1.0.0.pak  " + testRef + "  pulled  1s  -"},
 		{Host: "proxy-dc4", File: "gnp.\u202eexe.pak", Status: pull.Failed, ExitCode: ExitFailure, Error: "x\u009b2J\rdone"},
 	}
-	if err := printRemoteRows(g, rows); err != nil {
+	if err := printRemoteRows(g, rows, false); err != nil {
 		t.Fatal(err)
 	}
 	if strings.ContainsAny(out.String(), "\x1b\a\r\t\u202e\u009b") {

@@ -87,6 +87,14 @@ type remoteResult struct {
 	DurationMS int64  `json:"duration_ms"`
 	ExitCode   int    `json:"exit_code"`
 	Error      string `json:"error"`
+	Keep       *struct {
+		Status    string `json:"status"`
+		Path      string `json:"path"`
+		PakStatus string `json:"pak_status"`
+		Agent     string `json:"agent"`
+		ExitCode  int    `json:"exit_code"`
+		Error     string `json:"error"`
+	} `json:"keep"`
 }
 
 // remoteResults decodes the --json output of prepull remote, keyed by host
@@ -112,7 +120,7 @@ func (r run) remoteResults(t *testing.T) map[string]remoteResult {
 func (r run) tableRows(t *testing.T) [][]string {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
-	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "HOST PAK REFERENCE STATUS DURATION ERROR" {
+	if got := strings.Join(strings.Fields(lines[0]), " "); got != "HOST PAK REFERENCE STATUS DURATION ERROR" && got != "HOST PAK REFERENCE STATUS KEPT DURATION ERROR" {
 		t.Fatalf("table header %q\nstdout:\n%s\nstderr:\n%s", lines[0], r.stdout, r.stderr)
 	}
 	var rows [][]string
@@ -762,4 +770,78 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// TestRemoteKeepHandsThePakToTheAgent runs prepull remote --keep against a
+// proxy whose agent runs: after the pull, the proxy's agent takes the small
+// adapter.zip (written into its watch_dir by prepull keep over the same
+// connection) and finds the image present; run again, the agent keeps it
+// already and nothing is written; with the agent stopped, the file waits in
+// watch_dir and the row says the agent did not take it.
+func TestRemoteKeepHandsThePakToTheAgent(t *testing.T) {
+	f := newFixture(t, "fleet/keep")
+	config, inbox, state := f.agentConfig("")
+	a := f.startAgent(config, inbox, state)
+	a.eventually(10*time.Second, "the agent holds its lock", func() bool {
+		_, err := os.Stat(filepath.Join(state, "agent.lock"))
+		return err == nil
+	})
+	big := paktest.Pak{Kind: "KeepAdapter", Version: "3.0.0", Registry: f.reg.Addr, Repository: "/fleet/keep", Digest: f.digest,
+		ContentBytes: 16 << 20}.WriteFile(t, f.dir)
+	p := newProxyFleet(t, f, config)
+	const name = "KeepAdapter_3.0.0.pak"
+
+	r := f.prepull(nil, p.args(t, "--json", "--keep", big)...)
+	r.want(t, 0)
+	row := r.remoteResults(t)[p.dest(0)+" "+big]
+	if row.Status != "pulled" || row.Keep == nil || row.Keep.Status != "taken" || row.Keep.PakStatus != "present" || row.Keep.Agent != "running" ||
+		row.Keep.ExitCode != 0 || !strings.HasPrefix(row.Keep.Path, inbox+"/") || filepath.Base(row.Keep.Path) != name {
+		t.Fatalf("--keep with the agent running: %+v keep %+v\nstderr:\n%s", row, row.Keep, r.stderr)
+	}
+	a.eventually(10*time.Second, name+" is in done/", func() bool { return a.inDone(name) })
+	kept := filepath.Join(inbox, "done", name)
+	fi, err := os.Stat(kept)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() > 64<<10 {
+		t.Fatalf("the agent's file %s: %v, %v; want mode 0600, a few KiB", kept, fi, err)
+	}
+	img, err := pak.Open(kept)
+	if err != nil || img.Format != pak.FormatAdapterZip || img.AdapterKind != "KeepAdapter" || img.PackVersion != "3.0.0" || img.Digest != f.digest {
+		t.Fatalf("the agent's file reads %+v, %v", img, err)
+	}
+	entries, _ := os.ReadDir(inbox)
+	for _, e := range entries {
+		if e.Name() != "done" && e.Name() != "failed" {
+			t.Errorf("watch_dir holds %s besides done/ and failed/", e.Name())
+		}
+	}
+	if failed, _ := os.ReadDir(filepath.Join(inbox, "failed")); len(failed) > 0 {
+		t.Errorf("failed/ holds %s", failed[0].Name())
+	}
+
+	// Again: the agent keeps that image already.
+	r = f.prepull(nil, p.args(t, "--json", "--keep", big)...)
+	r.want(t, 0)
+	row = r.remoteResults(t)[p.dest(0)+" "+big]
+	if row.Status != "present" || row.Keep == nil || row.Keep.Status != "kept" || row.Keep.Path != kept {
+		t.Fatalf("--keep again: %+v keep %+v", row, row.Keep)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(inbox, "done")); len(entries) != 1 {
+		t.Errorf("done/ holds %d files, want the one", len(entries))
+	}
+
+	// The agent stopped: the file waits in watch_dir, the table says so.
+	if code, _ := a.terminate(); code != 0 {
+		t.Fatalf("the agent exited %d on SIGTERM", code)
+	}
+	second := f.docker.PushImage(t, f.reg, "fleet/keep2", testenv.ImageOptions{})
+	other := paktest.Pak{Kind: "Other", Registry: f.reg.Addr, Repository: "/fleet/keep2", Digest: second}.WriteFile(t, f.dir)
+	r = f.prepull(nil, p.args(t, "--keep", other)...)
+	r.want(t, 1)
+	rows := r.tableRows(t)
+	if len(rows) != 1 || rows[0][3] != "pulled" || rows[0][4] != "not-taken" || !strings.Contains(r.stdout, "keep: no agent is running (stopped): it takes Other_1.0.0.pak when it starts") {
+		t.Fatalf("--keep with the agent stopped:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(inbox, "Other_1.0.0.pak")); err != nil {
+		t.Errorf("the file is not waiting in watch_dir: %v", err)
+	}
 }

@@ -33,15 +33,23 @@ func Slim(img Image) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return SlimReader(img, src, st.Size())
+}
+
+// SlimReader is Slim for the file of size bytes in r that img was read
+// from, e.g. a copy of standard input.
+func SlimReader(img Image, r io.ReaderAt, size int64) ([]byte, error) {
 	var out []byte
+	var err error
 	switch img.Format {
 	case FormatConf:
-		if st.Size() > MaxConfSize {
+		if size > MaxConfSize {
 			return nil, fmt.Errorf("%s: larger than %s", safetext.Text(img.File), limit(MaxConfSize))
 		}
-		out, err = io.ReadAll(src)
+		out = make([]byte, size)
+		_, err = io.ReadFull(io.NewSectionReader(r, 0, size), out)
 	case FormatPak, FormatAdapterZip:
-		out, err = slimZip(img, src, st.Size())
+		out, err = slimZip(img, r, size)
 	default:
 		err = fmt.Errorf("unknown format %q", img.Format)
 	}

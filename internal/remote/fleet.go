@@ -60,6 +60,8 @@ type Output struct {
 	// Duration is the wall time of the run, streaming included; for a host
 	// that could not be reached, the time spent trying.
 	Duration time.Duration
+	// Then is the output of the command Fleet.Then chose to run next, if any.
+	Then *Output
 }
 
 // Input is what one run of the command reads on its standard input.
@@ -88,6 +90,11 @@ type Fleet struct {
 	// running after Timeout is ended as on cancel, and its Output.Err wraps
 	// ErrTimedOut. The other runs and hosts go on.
 	Timeout time.Duration
+	// Then, when set, is called with the output of each run of Command
+	// that reported an exit status; when it returns a command line, that
+	// runs next, on the same connection, with the same standard input, as
+	// Command does, and its output is the first one's Then.
+	Then func(Output) string
 }
 
 // ErrTimedOut is wrapped by the Err of a command run that Fleet.Timeout ended.
@@ -146,13 +153,20 @@ func (f *Fleet) runHost(ctx context.Context, h Host, inputs []Input, stderr io.W
 	defer conn.Close()
 	out := make([]Output, len(inputs))
 	for i, in := range inputs {
-		out[i] = f.runInput(ctx, conn, h.Name, in, stderr)
+		out[i] = f.runInput(ctx, conn, h.Name, in, f.Command, stderr)
+		if f.Then == nil || out[i].Err != nil {
+			continue
+		}
+		if next := f.Then(out[i]); next != "" {
+			then := f.runInput(ctx, conn, h.Name, in, next, stderr)
+			out[i].Then = &then
+		}
 	}
 	return out
 }
 
-// runInput runs the command once on conn, with in on its standard input.
-func (f *Fleet) runInput(ctx context.Context, conn *Conn, host string, in Input, stderr io.Writer) (o Output) {
+// runInput runs command once on conn, with in on its standard input.
+func (f *Fleet) runInput(ctx context.Context, conn *Conn, host string, in Input, command string, stderr io.Writer) (o Output) {
 	start := time.Now()
 	o = Output{Host: host, File: in.Name, ExitStatus: -1}
 	defer func() { o.Duration = time.Since(start) }()
@@ -175,7 +189,7 @@ func (f *Fleet) runInput(ctx context.Context, conn *Conn, host string, in Input,
 	stdout := &limitedBuffer{max: maxStdout}
 	lines := &prefixWriter{out: stderr, prefix: display.Text(host) + ": ", marker: pgidMarker}
 	s.Stdin, s.Stdout, s.Stderr = bytes.NewReader(in.Data), stdout, lines
-	if err := s.Start("echo " + pgidMarker + "$$ >&2; " + f.sudo() + f.Command); err != nil {
+	if err := s.Start("echo " + pgidMarker + "$$ >&2; " + f.sudo() + command); err != nil {
 		o.Err = connError(conn, fmt.Errorf("start the command: %w", err))
 		report(stderr, host, o.Err)
 		return o

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prepull/prepull/agent"
+	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pak/paktest"
+)
+
+func TestKeepName(t *testing.T) {
+	tests := []struct {
+		arg, name, want, err string
+	}{
+		{arg: "/x/MyAdapter_1.0.0.pak", want: "MyAdapter_1.0.0.pak"},
+		{arg: "adapter.zip", want: "adapter.zip.pak"},
+		{arg: "MyAdapter.conf", want: "MyAdapter.conf.pak"},
+		{arg: "-", name: "Given_1.pak", want: "Given_1.pak"},
+		{arg: "x.pak", name: "Other.PAK", want: "Other.PAK"},
+		{arg: "-", err: "--name is needed for standard input"},
+		{arg: "-", name: "../evil.pak", err: "a file name, not a path"},
+		{arg: "-", name: "a/b.pak", err: "a file name, not a path"},
+		{arg: "-", name: ".hidden.pak", err: "ignores dot-files"},
+		{arg: "-", name: "x.zip", err: "only NAME.pak files"},
+		{arg: "-", name: ".pak", err: "ignores dot-files"},
+		{arg: "-", name: "a\x1b[2J.pak", err: "control or invisible"},
+	}
+	for _, tt := range tests {
+		got, err := keepName(tt.arg, tt.name)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) || CodeFor(err) != ExitUsage {
+				t.Errorf("keepName(%q, %q) = %q, %v; want a usage error with %q", tt.arg, tt.name, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("keepName(%q, %q) = %q, %v; want %q", tt.arg, tt.name, got, err, tt.want)
+		}
+	}
+}
+
+// TestKeepWithoutRunningAgent runs prepull keep where no agent runs: the
+// file is written into watch_dir atomically (nothing else left there, mode
+// 0600, the slim adapter.zip), the result says no agent took it (exit 1);
+// again with the same bytes it is left as it is; other bytes under the name
+// are refused; a pak in done/ that the agent's state lists for the same
+// image means nothing is written.
+func TestKeepWithoutRunningAgent(t *testing.T) {
+	dir := t.TempDir()
+	watch, state := filepath.Join(dir, "inbox"), filepath.Join(dir, "state")
+	for _, d := range []string{watch, state} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	writeConfigFile(t, cfg, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\n", watch, state))
+	p := paktest.Pak{Kind: "KeepMe", Registry: paktest.Registry, ContentBytes: 1 << 20}
+	file := p.WriteFile(t, dir)
+
+	keep := func(stdin string, args ...string) keepResult {
+		t.Helper()
+		out, stderr, code := runCLI(t, stdin, append([]string{"keep", "--config", cfg, "--json", "--wait", "1s"}, args...)...)
+		var rs []keepResult
+		if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 {
+			t.Fatalf("keep %v: not one JSON result (%v):\n%s\n%s", args, err, out, stderr)
+		}
+		if rs[0].ExitCode != code {
+			t.Fatalf("keep %v: exit %d, result says %d", args, code, rs[0].ExitCode)
+		}
+		return rs[0]
+	}
+
+	r := keep("", file)
+	want := filepath.Join(watch, "KeepMe_1.0.0.pak")
+	if r.Status != keepNotTaken || r.Path != want || r.ExitCode != ExitFailure || !strings.Contains(r.Error, "no agent is running (never-run)") ||
+		r.Reference != p.Reference("") {
+		t.Fatalf("keep without an agent: %+v", r)
+	}
+	entries, _ := os.ReadDir(watch)
+	if len(entries) != 1 || entries[0].Name() != "KeepMe_1.0.0.pak" {
+		t.Fatalf("watch_dir holds %v, want only KeepMe_1.0.0.pak", entries)
+	}
+	fi, err := os.Stat(want)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() > 16<<10 {
+		t.Fatalf("the file written: %v, %v", fi, err)
+	}
+	img, err := pak.Open(want)
+	if err != nil || img.Format != pak.FormatAdapterZip || img.AdapterKind != "KeepMe" || img.Digest != paktest.Digest {
+		t.Fatalf("the file written reads %+v, %v", img, err)
+	}
+
+	// Again, on standard input: the same bytes, left as they are.
+	if r := keep(string(p.Bytes()), "--name", "KeepMe_1.0.0.pak", "-"); r.Status != keepNotTaken || r.Path != want {
+		t.Errorf("the same again: %+v", r)
+	}
+	// Other bytes under that name.
+	other := paktest.Pak{Kind: "KeepMe", Registry: paktest.Registry, Digest: paktest.DigestOf("other")}.WriteFile(t, t.TempDir())
+	if r := keep("", other); r.Status != keepFailed || !strings.Contains(r.Error, "watch_dir already holds another") {
+		t.Errorf("another pak of that name: %+v", r)
+	}
+
+	// The agent keeps the image already, through a pak in done/.
+	done := filepath.Join(watch, agent.DoneDir)
+	if err := os.Mkdir(done, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(want, filepath.Join(done, "KeepMe_1.0.0.pak")); err != nil {
+		t.Fatal(err)
+	}
+	s := agent.State{Version: 1, Paks: []agent.PakState{{File: filepath.Join(done, "KeepMe_1.0.0.pak"), Name: "KeepMe_1.0.0.pak",
+		Reference: p.Reference(""), Status: agent.StatusPresent, FirstSeen: time.Now(), Updated: time.Now()}}}
+	data, _ := json.Marshal(s)
+	writeConfigFile(t, filepath.Join(state, agent.StateFile), string(data))
+	if r := keep("", file); r.Status != keepKept || r.ExitCode != ExitOK || r.Path != filepath.Join(done, "KeepMe_1.0.0.pak") || r.PakStatus != agent.StatusPresent {
+		t.Errorf("the image kept already: %+v", r)
+	}
+	if _, err := os.Lstat(want); err == nil {
+		t.Error("a file was written although the agent keeps the image already")
+	}
+
+	// No watch_dir: the agent is not installed here.
+	writeConfigFile(t, cfg, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\n", filepath.Join(dir, "none"), state))
+	if r := keep("", other); r.Status != keepFailed || r.ExitCode != ExitUsage || !strings.Contains(r.Error, "does not exist: is the agent installed here") {
+		t.Errorf("no watch_dir: %+v", r)
+	}
+}
+
+func writeConfigFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
