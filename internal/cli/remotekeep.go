@@ -42,7 +42,13 @@ func (f *remoteFlags) keepThen(images map[string]pak.Image) func(remote.Output) 
 		if r.ExitCode != ExitOK || (r.Status != pull.Pulled && r.Status != pull.Present) {
 			return ""
 		}
-		return remote.CommandLine(f.remoteCommand, "keep", "--json", "--name", remoteKeepName(o.File), "-")
+		args := []string{"keep", "--json", "--name", remoteKeepName(o.File)}
+		if f.timeout > 0 {
+			// The run is ended after --timeout and the grace: the wait
+			// for the agent must end first.
+			args = append(args, "--wait", f.timeout.String())
+		}
+		return remote.CommandLine(f.remoteCommand, append(args, "-")...)
 	}
 }
 

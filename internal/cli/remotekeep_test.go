@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prepull/prepull/internal/golden"
 	"github.com/prepull/prepull/internal/pak"
@@ -24,6 +25,10 @@ func TestKeepThen(t *testing.T) {
 	}
 	if got := then(remote.Output{File: "/x/My Adapter_1.0.0.pak", Stdout: bad, ExitStatus: 4}); got != "" {
 		t.Errorf("after a failed pull: %q, want nothing", got)
+	}
+	f.timeout = 90 * time.Second
+	if got := then(remote.Output{File: "/x/My Adapter_1.0.0.pak", Stdout: ok}); got != `prepull --config "$C" keep --json --name 'My Adapter_1.0.0.pak' --wait 1m30s -` {
+		t.Errorf("with --timeout: %q", got)
 	}
 }
 
