@@ -33,7 +33,7 @@ func (a *Agent) offer(f found) {
 		p = &PakState{File: f.path, Name: filepath.Base(f.path), SHA256: f.sha, FirstSeen: now}
 		a.paks[f.path] = p
 	}
-	p.Updated = now
+	p.Updated, p.id = now, f.id
 	a.take(p, f.img, f.perr)
 	a.moveReady()
 }
@@ -41,7 +41,7 @@ func (a *Agent) offer(f found) {
 // adopt takes a pak found in done/ that the state does not know: its image
 // is kept present like that of any other pak there. Call with a.mu held.
 func (a *Agent) adopt(path string) {
-	sha, img, _, perr, err := readPak(path, fileID{})
+	sha, img, id, perr, err := readPak(path, fileID{})
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.log.Warn("cannot read pak found in done/", zap.String("pak", filepath.Base(path)), zap.Error(err))
@@ -49,7 +49,7 @@ func (a *Agent) adopt(path string) {
 		return
 	}
 	now := time.Now().UTC()
-	p := &PakState{File: path, Name: filepath.Base(path), SHA256: sha, FirstSeen: now, Updated: now}
+	p := &PakState{File: path, Name: filepath.Base(path), SHA256: sha, FirstSeen: now, Updated: now, id: id}
 	a.paks[path] = p
 	a.log.Info("pak found in done/ that the state did not know, keeping its image present", zap.String("pak", p.Name), zap.String("sha256", sha))
 	a.take(p, img, perr)
@@ -194,7 +194,7 @@ func (a *Agent) moveReady() {
 // place is saved, and only then is the file moved. Call with a.mu held.
 func (a *Agent) moveTo(p *PakState, sub string) {
 	src := p.File
-	sha, err := hashFile(src)
+	sha, err := a.reread(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		a.log.Info("pak left the inbox before it was moved, forgetting it", zap.String("pak", p.Name))
@@ -241,6 +241,20 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 	} else {
 		a.log.Error("pak names no pullable image, moved to failed/", zap.String("pak", p.Name), zap.String("file", p.File), zap.String("error", p.LastError))
 	}
+}
+
+// reread returns the sha256 of p's file now. A file whose size, time and
+// inode are as when this agent read it has the bytes it had; any other is
+// hashed again. Call with a.mu held.
+func (a *Agent) reread(p *PakState) (string, error) {
+	fi, err := os.Lstat(p.File)
+	if err != nil {
+		return "", err
+	}
+	if p.id != (fileID{}) && fi.Mode().IsRegular() && idOf(fi) == p.id {
+		return p.SHA256, nil
+	}
+	return hashFile(p.File)
 }
 
 // reconcile makes the state agree with the files, on start and on every

@@ -53,6 +53,8 @@ type PakState struct {
 	LastError string    `json:"last_error,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	Updated   time.Time `json:"updated"`
+
+	id fileID // the file as it was read, when this agent read it
 }
 
 // ImageState is one image reference, pulled once however many paks name it.

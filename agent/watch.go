@@ -20,6 +20,7 @@ type found struct {
 	sha  string
 	img  pak.Image
 	perr error // why the pak names no pullable image; wraps pak.ErrInvalid
+	id   fileID // the file as it was read
 }
 
 // timing is the part of the configuration the watcher uses.
@@ -344,7 +345,7 @@ func (w *watcher) take(name string, c *candidate) {
 	}
 	delete(w.cands, name)
 	w.taken[name] = id
-	w.deliver(found{path: path, sha: sha, img: img, perr: perr})
+	w.deliver(found{path: path, sha: sha, img: img, perr: perr, id: id})
 }
 
 // invalidGrace is how long a pak that reads as invalid must have been left
