@@ -19,7 +19,7 @@ type found struct {
 	path string
 	sha  string
 	img  pak.Image
-	perr error // why the pak names no pullable image; wraps pak.ErrInvalid
+	perr error  // why the pak names no pullable image; wraps pak.ErrInvalid
 	id   fileID // the file as it was read
 }
 
