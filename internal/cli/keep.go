@@ -214,6 +214,9 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		if time.Duration(attempt)*keepPoll >= wait {
 			if r.Status == keepNotTaken {
 				r.ExitCode, r.Error = ExitFailure, fmt.Sprintf("the agent did not take %s within %v; it stays in watch_dir for the agent", name, wait)
+				if d := report.Agent.Degraded; len(d) > 0 {
+					r.Error += " (the agent is degraded: " + strings.Join(d, "; ") + ")"
+				}
 			}
 			return r
 		}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/prepull/prepull/agent"
 	"github.com/prepull/prepull/internal/pak"
@@ -129,6 +133,74 @@ func TestKeepWithoutRunningAgent(t *testing.T) {
 	writeConfigFile(t, cfg, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\n", filepath.Join(dir, "none"), state))
 	if r := keep("", other); r.Status != keepFailed || r.ExitCode != ExitUsage || !strings.Contains(r.Error, "does not exist: is the agent installed here") {
 		t.Errorf("no watch_dir: %+v", r)
+	}
+}
+
+// TestKeepWithRunningAgent holds the agent's lock as a running agent does
+// and plays the agent's part in its state file: the file written is taken
+// once the state lists its bytes; an agent that does not take it in time
+// gives not-taken, with why when the agent says it is degraded.
+func TestKeepWithRunningAgent(t *testing.T) {
+	dir := t.TempDir()
+	watch, state := filepath.Join(dir, "inbox"), filepath.Join(dir, "state")
+	for _, d := range []string{watch, state} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	writeConfigFile(t, cfg, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\nsettle: 100ms\n", watch, state))
+	lock, err := os.OpenFile(filepath.Join(state, agent.LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := json.Marshal(agent.Live{PID: os.Getpid(), Degraded: []string{"watch_dir is unsafe"}})
+	if _, err := lock.Write(live); err != nil {
+		t.Fatal(err)
+	}
+
+	// Nobody takes it: not-taken, and why.
+	p := paktest.Pak{Kind: "Waits", Registry: paktest.Registry}
+	out, _, code := runCLI(t, "", "keep", "--config", cfg, "--json", "--wait", "300ms", p.WriteFile(t, dir))
+	var rs []keepResult
+	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 || code != ExitFailure || rs[0].Status != keepNotTaken ||
+		rs[0].Agent != agent.AgentDegraded || !strings.Contains(rs[0].Error, "the agent did not take Waits_1.0.0.pak within 300ms; it stays in watch_dir for the agent (the agent is degraded: watch_dir is unsafe)") {
+		t.Fatalf("an agent that does not take it: exit %d\n%s", code, out)
+	}
+
+	// The agent takes it: its state lists the file's bytes, then the image present.
+	p = paktest.Pak{Kind: "Taken", Registry: paktest.Registry}
+	path := filepath.Join(watch, "Taken_1.0.0.pak")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 3000 {
+			data, err := os.ReadFile(path)
+			if err == nil {
+				sum := sha256.Sum256(data)
+				s := agent.State{Version: 1, Paks: []agent.PakState{{File: filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.pak"), Name: "Taken_1.0.0.pak",
+					SHA256: "sha256:" + hex.EncodeToString(sum[:]), Reference: p.Reference(""), Status: agent.StatusPresent}}}
+				b, _ := json.Marshal(s)
+				// Atomically, as the agent writes it: keep reads it meanwhile.
+				tmp := filepath.Join(state, ".state.tmp")
+				if err := os.WriteFile(tmp, b, 0o600); err == nil {
+					_ = os.Rename(tmp, filepath.Join(state, agent.StateFile))
+				}
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	out, _, code = runCLI(t, "", "keep", "--config", cfg, "--json", "--wait", "1m", p.WriteFile(t, dir))
+	<-done
+	rs = nil
+	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 || code != ExitOK || rs[0].Status != keepTaken ||
+		rs[0].PakStatus != agent.StatusPresent || rs[0].Path != filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.pak") {
+		t.Fatalf("an agent that takes it: exit %d\n%s", code, out)
 	}
 }
 
