@@ -500,3 +500,45 @@ func TestDegradedWhileStateCannotBeSaved(t *testing.T) {
 		t.Errorf("status line %q after saving works again", line)
 	}
 }
+
+func TestCheckSafeLooksAllTheWayUp(t *testing.T) {
+	tests := []struct {
+		name   string
+		parent os.FileMode
+		owner  int
+		bad    string // the folder the error must name; "" when safe
+	}{
+		{"private parent", 0o755, 0, ""},
+		{"sticky world-writable parent, as /tmp", 0o777 | os.ModeSticky, 0, ""},
+		{"world-writable parent", 0o777, 0, "parent"},
+		{"group-writable parent", 0o775, 0, "parent"},
+		{"parent owned by another user", 0o755, 4242, "parent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := filepath.Join(t.TempDir(), "parent")
+			dir := filepath.Join(parent, "inbox")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(parent, tt.parent); err != nil {
+				t.Fatal(err)
+			}
+			if tt.owner != 0 {
+				if os.Geteuid() != 0 {
+					t.Skip("changing a folder's owner needs root")
+				}
+				if err := os.Chown(parent, tt.owner, tt.owner); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := checkSafe("watch_dir", dir)
+			switch {
+			case tt.bad == "" && err != nil:
+				t.Errorf("checkSafe: %v, want nil", err)
+			case tt.bad != "" && (!errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "folder "+parent+" ")):
+				t.Errorf("checkSafe: %v, want an error naming %s", err, parent)
+			}
+		})
+	}
+}

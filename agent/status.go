@@ -127,7 +127,7 @@ func WriteStatus(w io.Writer, r *Report, stateDir string, asJSON bool) error {
 		return nil
 	}
 	if r.Agent.Status == AgentNeverRun {
-		return fmt.Errorf("%w: %s has no %s and no %s", ErrNeverRun, stateDir, StateFile, LockFile)
+		return fmt.Errorf("%w: %s has no %s and no %s (exit status 1)", ErrNeverRun, stateDir, StateFile, LockFile)
 	}
 	writeAgent(w, r.Agent)
 	if len(s.Paks) == 0 && len(s.Images) == 0 {
