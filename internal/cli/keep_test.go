@@ -56,15 +56,7 @@ func TestKeepName(t *testing.T) {
 // are refused; a pak in done/ that the agent's state lists for the same
 // image means nothing is written.
 func TestKeepWithoutRunningAgent(t *testing.T) {
-	dir := t.TempDir()
-	watch, state := filepath.Join(dir, "inbox"), filepath.Join(dir, "state")
-	for _, d := range []string{watch, state} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := filepath.Join(dir, "config.yaml")
-	writeConfigFile(t, cfg, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\n", watch, state))
+	dir, watch, state, cfg := keepDirs(t)
 	p := paktest.Pak{Kind: "KeepMe", Registry: paktest.Registry, ContentBytes: 1 << 20}
 	file := p.WriteFile(t, dir)
 
@@ -141,15 +133,7 @@ func TestKeepWithoutRunningAgent(t *testing.T) {
 // once the state lists its bytes; an agent that does not take it in time
 // gives not-taken, with why when the agent says it is degraded.
 func TestKeepWithRunningAgent(t *testing.T) {
-	dir := t.TempDir()
-	watch, state := filepath.Join(dir, "inbox"), filepath.Join(dir, "state")
-	for _, d := range []string{watch, state} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := filepath.Join(dir, "config.yaml")
-	writeConfigFile(t, cfg, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\nsettle: 100ms\n", watch, state))
+	dir, watch, state, cfg := keepDirs(t)
 	lock, err := os.OpenFile(filepath.Join(state, agent.LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +186,22 @@ func TestKeepWithRunningAgent(t *testing.T) {
 		rs[0].PakStatus != agent.StatusPresent || rs[0].Path != filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.pak") {
 		t.Fatalf("an agent that takes it: exit %d\n%s", code, out)
 	}
+}
+
+// keepDirs makes a watch_dir and a state_dir in a new folder, and a
+// configuration naming them.
+func keepDirs(t *testing.T) (dir, watch, state, cfg string) {
+	t.Helper()
+	dir = t.TempDir()
+	watch, state = filepath.Join(dir, "inbox"), filepath.Join(dir, "state")
+	for _, d := range []string{watch, state} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg = filepath.Join(dir, "config.yaml")
+	writeConfigFile(t, cfg, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\n", watch, state))
+	return dir, watch, state, cfg
 }
 
 func writeConfigFile(t *testing.T, path, body string) {
