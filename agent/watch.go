@@ -52,10 +52,11 @@ type watcher struct {
 	checkSafe func() error
 	onSafety  func(error)
 
-	timing timing
-	cands  map[string]*candidate
-	taken  map[string]fileID // files delivered or deliberately ignored, as they were then
-	unsafe bool              // the last check found watch_dir unsafe: take nothing
+	timing  timing
+	cands   map[string]*candidate
+	taken   map[string]fileID // files delivered or deliberately ignored, as they were then
+	unsafe  bool              // the last check found watch_dir unsafe: take nothing
+	readErr string            // why the last scan could not read watch_dir
 
 	fsw   *fsnotify.Watcher
 	armed uint64 // inode of the folder the inotify watch is on; 0 when none
@@ -235,8 +236,16 @@ func (w *watcher) scan() {
 	}
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
-		w.log.Error("cannot read watch_dir", zap.String("watch_dir", w.dir), zap.Error(err))
+		// Once per cause, not every rescan.
+		if msg := err.Error(); msg != w.readErr {
+			w.readErr = msg
+			w.log.Error("cannot read watch_dir", zap.String("watch_dir", w.dir), zap.Error(err))
+		}
 		return
+	}
+	if w.readErr != "" {
+		w.readErr = ""
+		w.log.Info("watch_dir can be read again", zap.String("watch_dir", w.dir))
 	}
 	present := make(map[string]bool, len(entries))
 	for _, e := range entries {
