@@ -31,6 +31,15 @@ var matrixCases = []matrixCase{
 	{"token-login", matrixTokenLogin},
 	{"index-digest", matrixIndex(testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}})},
 	{"index-digest-with-attestations", matrixIndex(testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}, Attestations: true})},
+	{"platform-exits-7", func(t *testing.T, d *testenv.DockerEngine) {
+		runPlatformCases(t, newFixtureOn(t, d, "matrix/platform"))
+	}},
+	{"platform-agent-failed", func(t *testing.T, d *testenv.DockerEngine) {
+		runPlatformAgentCase(t, newFixtureOn(t, d, "matrix/platform-agent"))
+	}},
+	{"platform-remote-row", func(t *testing.T, d *testenv.DockerEngine) {
+		runPlatformRemoteCase(t, newFixtureOn(t, d, "matrix/platform-remote"))
+	}},
 	{"agent-keep-present", matrixAgentKeepPresent},
 	{"engine-restart", matrixEngineRestart},
 }

@@ -14,8 +14,8 @@ import (
 
 // The platform cases of issue 10: images an Apple Silicon Mac pushes, and
 // indexes as buildx pushes them. runPlatformCases, runPlatformAgentCase and
-// runPlatformRemoteCase take the fixture (its engine and registry) so that
-// an engine matrix can run them on each engine.
+// runPlatformRemoteCase take the fixture (its engine and registry); the
+// engine matrix (matrix_test.go) runs them on every engine and store.
 
 // platformImages are the references of the images the platform cases use,
 // pushed to one registry, each with a pak naming it.
@@ -46,10 +46,6 @@ func pushPlatformImages(t *testing.T, f *fixture, prefix string) platformImages 
 		noAMD64:     img(prefix+"/noamd", testenv.PushIndex(t, f.reg, prefix+"/noamd", testenv.IndexOptions{Platforms: []string{"linux/arm64", "linux/s390x"}})),
 		armAttested: img(prefix+"/armattested", testenv.PushIndex(t, f.reg, prefix+"/armattested", testenv.IndexOptions{Platforms: []string{"linux/arm64"}, Attestations: true})),
 	}
-}
-
-func TestPlatform(t *testing.T) {
-	runPlatformCases(t, newFixture(t, "proj/platform"))
 }
 
 // runPlatformCases runs the one-shot's platform cases against f's engine
@@ -158,15 +154,9 @@ func runPlatformCases(t *testing.T, f *fixture) {
 	})
 }
 
-// TestPlatformAgentMovesToFailed drops an arm64 pak and an index pak into
-// the agent: the first goes to failed/ with the reason, at once, and is
-// never pulled; the second is pulled and goes to done/.
-func TestPlatformAgentMovesToFailed(t *testing.T) {
-	runPlatformAgentCase(t, newFixture(t, "proj/platform-agent"))
-}
-
-// runPlatformAgentCase is TestPlatformAgentMovesToFailed on f's engine and
-// registry.
+// runPlatformAgentCase drops an arm64 pak and an index pak into the agent:
+// the first goes to failed/ with the reason, at once, and is never pulled;
+// the second is pulled and goes to done/.
 func runPlatformAgentCase(t *testing.T, f *fixture) {
 	imgs := pushPlatformImages(t, f, "agentplat")
 	config, inbox, state := f.agentConfig("")
@@ -200,13 +190,8 @@ func runPlatformAgentCase(t *testing.T, f *fixture) {
 	}
 }
 
-// TestPlatformRemoteRow runs prepull remote with an arm64 pak: the host's
+// runPlatformRemoteCase runs prepull remote with an arm64 pak: the host's
 // row says exit code 7 and why, and so does the exit status.
-func TestPlatformRemoteRow(t *testing.T) {
-	runPlatformRemoteCase(t, newFixture(t, "proj/platform-remote"))
-}
-
-// runPlatformRemoteCase is TestPlatformRemoteRow on f's engine and registry.
 func runPlatformRemoteCase(t *testing.T, f *fixture) {
 	imgs := pushPlatformImages(t, f, "remoteplat")
 	p := newProxyFleet(t, f, f.config)
