@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -291,15 +290,11 @@ func TestRemoteSudoMissing(t *testing.T) {
 // controls and a newline followed by a line that would pass for a result.
 func hostileRegistry(t *testing.T, message string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	body, err := json.Marshal(map[string]any{"errors": []map[string]string{{"code": "MANIFEST_UNKNOWN", "message": message}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveAttacker(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == "/v2/" {
@@ -310,10 +305,7 @@ func hostileRegistry(t *testing.T, message string) string {
 		if r.Method != http.MethodHead {
 			w.Write(body)
 		}
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
+	})
 }
 
 // TestOneShotHostileRegistryErrorEscaped pulls, with the real engine, from a

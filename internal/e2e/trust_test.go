@@ -26,14 +26,25 @@ type authLogger struct {
 	headers  []string // raw Authorization headers, then their decoded Basic forms
 }
 
-func startAuthLogger(t *testing.T) *authLogger {
+// serveAttacker serves handler on a free port of 127.0.0.1, where Docker
+// Engine speaks plain HTTP to a registry, until the test ends, and returns
+// the address: a hostile registry written for a test.
+func serveAttacker(t *testing.T, handler http.HandlerFunc) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &authLogger{addr: l.Addr().String()}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: handler}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+func startAuthLogger(t *testing.T) *authLogger {
+	t.Helper()
+	a := &authLogger{}
+	a.addr = serveAttacker(t, func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		a.requests++
 		if h := r.Header.Get("Authorization"); h != "" {
@@ -48,9 +59,7 @@ func startAuthLogger(t *testing.T) *authLogger {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	})
 	return a
 }
 
