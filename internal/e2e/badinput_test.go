@@ -357,7 +357,7 @@ func badInputs(f *fixture, good []byte) []badInput {
 		{"DIGEST with $()", confKey("DIGEST", dgst[:66]+"$(id)"), `has "$", not a hex digit`},
 		{"DIGEST with ../", confKey("DIGEST", "../"+dgst), `uses algorithm "../sha256", want sha256`},
 		{"DIGEST with @", confKey("DIGEST", dgst[:70]+"@"), `has "@", not a hex digit`},
-		{"DIGEST in upper case", confKey("DIGEST", strings.ToUpper(dgst)), "must start with lower-case sha256:"},
+		{"DIGEST in upper case", confKey("DIGEST", strings.ToUpper(dgst)), "must start with sha256: in lower case"},
 		{"DIGEST with upper-case hex", confKey("DIGEST", "sha256:"+strings.ToUpper(dgst[7:])), "must use lower-case hex digits"},
 		{"KINDKEY with $()", confKey("KINDKEY", "$(id)"), `KINDKEY "$(id)" has "$"`},
 		{"adapter kind with ../", pakWith(func(p *paktest.Pak) { p.AdapterKinds = []string{"../../etc"} }), `manifest.txt: adapter kind "../../etc" has "/"`},

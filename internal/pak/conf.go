@@ -156,7 +156,7 @@ func checkKind(kind string) error {
 	}
 	for _, r := range kind {
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-' && r != '.' {
-			return fmt.Errorf("%s has %s: an adapter kind has only letters, digits, _, - and .", quote(kind), quote(string(r)))
+			return fmt.Errorf("%s has %s: only letters, digits and the characters _ - . make an adapter kind", quote(kind), quote(string(r)))
 		}
 	}
 	if kind == "." || kind == ".." {

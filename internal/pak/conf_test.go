@@ -73,7 +73,7 @@ func TestParseConfErrors(t *testing.T) {
 		{"empty repository", conf("REPOSITORY", "/"), "REPOSITORY is empty"},
 		{"digest without sha256", conf("DIGEST", strings.TrimPrefix(digest, "sha256:")), "has no sha256: prefix"},
 		{"digest other algorithm", conf("DIGEST", "sha512:"+strings.Repeat("ab", 64)), `uses algorithm "sha512", want sha256`},
-		{"digest upper-case algorithm", conf("DIGEST", "SHA256:"+strings.Repeat("a", 64)), "lower-case sha256:"},
+		{"digest upper-case algorithm", conf("DIGEST", "SHA256:"+strings.Repeat("a", 64)), "sha256: in lower case"},
 		{"digest too short", conf("DIGEST", digest[:len(digest)-1]), "has 63 characters after sha256:, want 64 hex digits"},
 		{"digest too long", conf("DIGEST", digest+"0"), "has 65 characters"},
 		{"digest upper-case hex", conf("DIGEST", "sha256:"+strings.Repeat("AB", 32)), "must use lower-case hex digits"},

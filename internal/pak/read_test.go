@@ -250,7 +250,7 @@ func TestReadErrors(t *testing.T) {
 			`x.pak: adapter.zip: MyAdapter.conf: DIGEST "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" has no sha256: prefix`, false, false},
 		{"digest of the wrong length", "x.pak", paktest.Pak{Digest: "sha256:0123"}.Bytes(),
 			`x.pak: adapter.zip: MyAdapter.conf: DIGEST "sha256:0123" has 4 characters after sha256:, want 64 hex digits`, false, false},
-		{"digest in upper case", "x.pak", paktest.Pak{Digest: strings.ToUpper(digest[:8]) + digest[8:]}.Bytes(), "must start with lower-case sha256:", true, false},
+		{"digest in upper case", "x.pak", paktest.Pak{Digest: strings.ToUpper(digest[:8]) + digest[8:]}.Bytes(), "must start with sha256: in lower case", true, false},
 		{"two confs", "x.pak", paktest.Pak{ConfName: "Other.conf", Inner: []paktest.Member{{Name: "Third.conf", Data: conf}}}.Bytes(),
 			"x.pak: adapter.zip: 2 .conf files at its root (Third.conf, Other.conf) and none named MyAdapter.conf or MyAdapter_adapter3.conf: cannot tell which one to use", false, false},
 		{"two confs, stored", "x.pak", paktest.Pak{StoreAdapterZip: true, ConfName: "Other.conf", Inner: []paktest.Member{{Name: "Third.conf", Data: conf}}}.Bytes(),

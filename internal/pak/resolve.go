@@ -232,7 +232,7 @@ func checkDigest(d string) error {
 	case !ok:
 		return fmt.Errorf("%s has no sha256: prefix", q)
 	case strings.EqualFold(alg, "sha256") && alg != "sha256":
-		return fmt.Errorf("%s must start with lower-case sha256:", q)
+		return fmt.Errorf("%s must start with sha256: in lower case", q)
 	case alg != "sha256":
 		return fmt.Errorf("%s uses algorithm %s, want sha256", q, quote(alg))
 	case len(hex) != 64:
