@@ -107,7 +107,7 @@ func (d *docker) Pull(ctx context.Context, ref string, auth *Auth, progress func
 
 	dec := json.NewDecoder(body)
 	for {
-		var m jsonmessage.JSONMessage
+		var m pullMessage
 		if err := dec.Decode(&m); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("pull %s: %w", ref, ctx.Err())
@@ -122,17 +122,25 @@ func (d *docker) Pull(ctx context.Context, ref string, auth *Auth, progress func
 			}
 			return fmt.Errorf("pull %s: read progress: %w", ref, err)
 		}
-		if m.Error != nil || m.ErrorMessage != "" {
-			msg := m.ErrorMessage
+		if m.Error != nil || m.ErrorText != "" {
+			msg := m.ErrorText
 			if m.Error != nil && m.Error.Message != "" {
 				msg = m.Error.Message
 			}
 			return fmt.Errorf("pull %s: %w", ref, classifyText(errors.New(msg), auth != nil))
 		}
 		if progress != nil {
-			progress(toProgress(m))
+			progress(toProgress(m.JSONMessage))
 		}
 	}
+}
+
+// pullMessage is one message of a pull's progress stream. ErrorText reads
+// the one-line "error" that older engines send without "errorDetail" (the
+// field jsonmessage keeps only as a deprecated one).
+type pullMessage struct {
+	jsonmessage.JSONMessage
+	ErrorText string `json:"error,omitempty"`
 }
 
 // RepoDigests returns the repo digests of the local image that ref names.
