@@ -13,7 +13,7 @@ func TestBootedProcReaders(t *testing.T) {
 	if len(f) < 20 || f[1] != strconv.Itoa(os.Getppid()) {
 		t.Fatalf("statFields(self) = %q, want the parent pid %d second", f, os.Getppid())
 	}
-	if procStart(os.Getpid()) == "" || procStart(os.Getpid()) != procStart(os.Getpid()) {
+	if first := procStart(os.Getpid()); first == "" || procStart(os.Getpid()) != first {
 		t.Fatal("procStart(self) is empty or changes")
 	}
 	if statFields(-1) != nil || procStart(-1) != "" {

@@ -84,16 +84,6 @@ func (s *service) stop() error {
 	return nil
 }
 
-// signal sends sig to the running service; see target.
-func (s *service) signal(sig syscall.Signal) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return fmt.Errorf("%s is not running", s.name)
-	}
-	return s.signalLocked(sig)
-}
-
 func (s *service) signalLocked(sig syscall.Signal) error {
 	pid := s.proc.cmd.Process.Pid
 	if s.target != nil {
