@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: prepull's one test command, for people and CI alike. As root it
 # first installs the parts the end-to-end tests run against; then it checks
-# formatting, runs go vet, runs every test with the race detector and the
+# formatting, runs go vet and staticcheck, runs every test with the race detector and the
 # end-to-end tests on, and fuzzes each fuzz target for FUZZTIME (default 10s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -56,6 +56,11 @@ check_gofmt
 
 section "go vet"
 go vet ./...
+
+section "staticcheck"
+# A fixed release, fetched through the Go module proxy on first use.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+echo "staticcheck clean"
 
 section "systemd unit (systemd-analyze verify and security)"
 scripts/check-systemd.sh
