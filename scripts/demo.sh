@@ -98,8 +98,12 @@ start_dockerd() {
 
 # docker_cli runs Debian's docker CLI against the demo's engine, with the
 # demo's own client config (never ~/.docker).
+# docker_cli runs the docker CLI against the demo's engine with a config of
+# its own. Its PATH is an empty folder: where docker-credential-pass is
+# installed, the CLI would otherwise keep its login in pass, not config.json.
 docker_cli() {
-  DOCKER_HOST="unix://$work/docker/docker.sock" DOCKER_CONFIG="$work/docker/cli" "$DOCKER" "$@"
+  mkdir -p "$work/docker/no-helpers"
+  PATH="$work/docker/no-helpers" DOCKER_HOST="unix://$work/docker/docker.sock" DOCKER_CONFIG="$work/docker/cli" "$DOCKER" "$@"
 }
 
 start_registry() {

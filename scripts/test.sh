@@ -68,6 +68,16 @@ scripts/check-systemd.sh
 section "install.sh (into a DESTDIR)"
 scripts/test-install.sh
 
+section "the README's demo (scripts/demo.sh)"
+# The first command a new user runs: it must keep working.
+if [[ "$(id -u)" -eq 0 ]]; then
+  scripts/demo.sh >/tmp/prepull-demo.log 2>&1 || { tail -40 /tmp/prepull-demo.log >&2; die "scripts/demo.sh failed"; }
+  grep '^present ' /tmp/prepull-demo.log >/dev/null || die "scripts/demo.sh did not end with the image present"
+  echo "demo passed"
+else
+  echo "demo skipped: it needs root, as dockerd does"
+fi
+
 section "go test -race (end-to-end tests on)"
 PREPULL_E2E=1 go test -race -count=1 -timeout 15m ./...
 
