@@ -163,18 +163,18 @@ func writeAgent(w io.Writer, a AgentStatus) {
 	case AgentStopped:
 		fmt.Fprintf(w, "agent:    stopped: no agent holds %s (the last one was pid %d); below is what it saved\n", lock, a.PID)
 	default:
-		fmt.Fprintf(w, "agent:    %s, pid %d, holding %s since %s\n", a.Status, a.PID, lock, when(a.Since))
+		fmt.Fprintf(w, "agent:    %s, pid %d, holding %s since %s\n", a.Status, a.PID, lock, ago(a.Since))
 	}
 	for _, d := range a.Degraded {
 		fmt.Fprintf(w, "degraded: %s\n", display.Text(errorColumn(d)))
 	}
-	fmt.Fprintf(w, "saved:    %s\n", when(a.LastSaved))
+	fmt.Fprintf(w, "saved:    %s\n", ago(a.LastSaved))
 	switch {
 	case a.Status == AgentStopped:
 	case a.Engine == "unreachable":
-		fmt.Fprintf(w, "engine:   unreachable at the last check, %s: %s (image statuses are as last seen)\n", when(a.EngineChecked), display.Text(errorColumn(a.EngineError)))
+		fmt.Fprintf(w, "engine:   unreachable at the last check, %s: %s (image statuses are as last seen)\n", ago(a.EngineChecked), display.Text(errorColumn(a.EngineError)))
 	case a.Engine == "answered":
-		fmt.Fprintf(w, "engine:   answered at the last check, %s\n", when(a.EngineChecked))
+		fmt.Fprintf(w, "engine:   answered at the last check, %s\n", ago(a.EngineChecked))
 	default:
 		fmt.Fprintln(w, "engine:   not checked yet")
 	}
@@ -203,6 +203,15 @@ func errorColumn(e string) string {
 		e = e[:cut] + "..."
 	}
 	return e
+}
+
+// ago is when, followed by how long ago that was: the reader judges
+// freshness at a glance.
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return when(t) + " (" + time.Since(t).Round(time.Second).String() + " ago)"
 }
 
 func when(t time.Time) string {
