@@ -232,9 +232,15 @@ func (e *env) command(args ...string) *exec.Cmd {
 
 // dockerCLI is the docker CLI against the engine with its own DOCKER_CONFIG
 // folder, as an operator would run it.
+//
+// Its PATH is an empty folder, as on a proxy without credential helpers:
+// where docker-credential-pass is installed, docker login would otherwise
+// try to keep the login in pass.
 func (e *env) dockerCLI(config string, args ...string) *exec.Cmd {
+	noHelpers := filepath.Join(e.dir, "no-helpers")
+	_ = os.MkdirAll(noHelpers, 0o700)
 	cmd := exec.Command("/usr/bin/docker", args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.dir, "DOCKER_HOST=" + e.docker.Host, "DOCKER_CONFIG=" + config, "DOCKER_CLI_HINTS=false"}
+	cmd.Env = []string{"PATH=" + noHelpers, "HOME=" + e.dir, "DOCKER_HOST=" + e.docker.Host, "DOCKER_CONFIG=" + config, "DOCKER_CLI_HINTS=false"}
 	return cmd
 }
 
