@@ -111,22 +111,25 @@ func runKeep(ctx context.Context, g *globals, f *keepFlags, arg string) error {
 		wait = cfg.Settle + keepExtraWait
 	}
 	r := keepPak(ctx, g, cfg, arg, name, wait)
-	if g.json {
-		if err := display.JSON(g.stdout, []keepResult{r}); err != nil {
-			return err
-		}
-	} else {
-		var tab display.Table
-		tab.Row("PAK", "PATH", "STATUS", "AGENT", "ERROR")
-		tab.Row(r.File, r.Path, strings.TrimSuffix(r.Status+" "+r.PakStatus, " "), r.Agent, r.Error)
-		if _, err := tab.WriteTo(g.stdout); err != nil {
-			return err
-		}
+	if err := printKeep(g, r); err != nil {
+		return err
 	}
 	if r.ExitCode != ExitOK {
 		return &exitError{code: r.ExitCode}
 	}
 	return nil
+}
+
+// printKeep prints r: a table, or a JSON array of one with --json.
+func printKeep(g *globals, r keepResult) error {
+	if g.json {
+		return display.JSON(g.stdout, []keepResult{r})
+	}
+	var tab display.Table
+	tab.Row("PAK", "PATH", "STATUS", "AGENT", "ERROR")
+	tab.Row(r.File, r.Path, strings.TrimSuffix(r.Status+" "+r.PakStatus, " "), r.Agent, r.Error)
+	_, err := tab.WriteTo(g.stdout)
+	return err
 }
 
 // keepName returns the file name for arg in watch_dir: name when given,
