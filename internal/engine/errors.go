@@ -107,7 +107,9 @@ var (
 // credentials are good and the registry hides a repository (or digest) that
 // is not there, or not visible to this user: ErrNotFound. Without credentials
 // the same denial most likely means the registry wants a login:
-// ErrUnauthorized.
+// ErrUnauthorized. A denial that says the registry asked for credentials
+// ("no basic auth credentials", as the containerd image store adds) is
+// ErrUnauthorized either way.
 func classifyText(err error, loggedIn bool) error {
 	if err == nil {
 		return nil
