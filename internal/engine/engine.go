@@ -25,6 +25,10 @@ var (
 	ErrCertificate = errors.New("registry certificate not trusted")
 	// ErrNoSpace means the engine ran out of disk space.
 	ErrNoSpace = errors.New("no space left on the engine's disk")
+	// ErrPlatform means the image has no variant for the engine's platform:
+	// the engine refused an index without one, or prepull's own check found
+	// none (pull.ErrPlatform is this error).
+	ErrPlatform = errors.New("the image cannot run on this proxy")
 )
 
 // Auth is what a registry login needs. It never leaves the process except

@@ -65,6 +65,16 @@ var (
 		"no space left on device",
 		"disk quota exceeded",
 	}
+	// platformText is an index with no image for the engine's platform:
+	// "no matching manifest for linux/amd64 in the manifest list entries"
+	// (the classic store, in the progress stream; 28.5's containerd store
+	// adds ": no match for platform in manifest: not found"), "no match for
+	// platform in manifest: not found" (26.1's containerd store). It comes
+	// before the not-found texts it ends with.
+	platformText = []string{
+		"no matching manifest for",
+		"no match for platform in manifest",
+	}
 	// missingLoginText is a registry asking for credentials the pull did
 	// not carry: unauthorized even where "pull access denied" comes first,
 	// as on the containerd image store ("pull access denied, repository does
@@ -120,6 +130,8 @@ func classifyText(err error, loggedIn bool) error {
 		return wrap(ErrCertificate, err)
 	case containsAny(msg, noSpaceText):
 		return wrap(ErrNoSpace, err)
+	case containsAny(msg, platformText):
+		return wrap(ErrPlatform, err)
 	case containsAny(msg, missingLoginText):
 		return wrap(ErrUnauthorized, err)
 	case containsAny(msg, pullAccessDenied):
@@ -180,7 +192,7 @@ func Transient(err error) bool {
 		return false
 	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrNotFound),
 		errors.Is(err, ErrNotPresent), errors.Is(err, ErrCertificate),
-		errors.Is(err, ErrNoSpace):
+		errors.Is(err, ErrNoSpace), errors.Is(err, ErrPlatform):
 		return false
 	case errors.Is(err, ErrUnreachable), errors.Is(err, errTemporary),
 		errors.Is(err, context.DeadlineExceeded),

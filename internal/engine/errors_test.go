@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-var sentinels = []error{ErrUnreachable, ErrUnauthorized, ErrNotFound, ErrNotPresent, ErrCertificate, ErrNoSpace}
+var sentinels = []error{ErrUnreachable, ErrUnauthorized, ErrNotFound, ErrNotPresent, ErrCertificate, ErrNoSpace, ErrPlatform}
 
 // kindOf returns the one sentinel that err matches, nil for none, and fails t
 // if it matches more than one.
@@ -99,6 +99,9 @@ func TestClassifyText(t *testing.T) {
 		{"seen 26.1 containerd: token registry, pull POST, anonymous", `Error response from daemon: failed to resolve reference "127.0.0.1:5872/proj/tok@sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": failed to authorize: failed to fetch anonymous token: unexpected status from GET request to http://127.0.0.1:5873/token?scope=repository%3Aproj%2Ftok%3Apull&service=testenv-registry: 401 Unauthorized`, false, ErrUnauthorized, false},
 		{"seen 26.1 containerd: token registry, pull POST, wrong password", `Error response from daemon: failed to resolve reference "127.0.0.1:5872/proj/tok@sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": failed to authorize: failed to fetch oauth token: unexpected status from GET request to http://127.0.0.1:5873/token?scope=repository%3Aproj%2Ftok%3Apull&service=testenv-registry: 401 Unauthorized`, true, ErrUnauthorized, false},
 		{"seen 28.5 containerd: token registry, pull POST, anonymous or wrong password", `Error response from daemon: error from registry: unauthorized`, true, ErrUnauthorized, false},
+		{"seen 20.10, 26.1, 28.5 classic: pull stream, index without linux/amd64", `no matching manifest for linux/amd64 in the manifest list entries`, true, ErrPlatform, false},
+		{"seen 26.1 containerd: pull POST, index without linux/amd64", `Error response from daemon: no match for platform in manifest: not found`, true, ErrPlatform, false},
+		{"seen 28.5 containerd: pull POST, index without linux/amd64", `Error response from daemon: no matching manifest for linux/amd64 in the manifest list entries: no match for platform in manifest: not found`, true, ErrPlatform, false},
 		{"seen 26.1, 28.5 containerd: registry stopped", `Error response from daemon: failed to resolve reference "127.0.0.1:5871/proj/x@sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": failed to do request: Head "https://127.0.0.1:5871/v2/proj/x/manifests/sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": dial tcp 127.0.0.1:5871: connect: connection refused`, true, nil, true},
 
 		// Certificates and disk.

@@ -14,8 +14,9 @@ import (
 )
 
 // ErrPlatform is wrapped when the image has no variant for the engine's
-// platform: the proxy would pull it, or find it, and fail to start it.
-var ErrPlatform = errors.New("the image cannot run on this proxy")
+// platform: the proxy would pull it, or find it, and fail to start it. It is
+// engine.ErrPlatform, so that an engine's own refusal means the same.
+var ErrPlatform = engine.ErrPlatform
 
 // PlatformError says which platforms an image has and which one the engine
 // needs. It matches ErrPlatform with errors.Is.
