@@ -32,7 +32,7 @@ const errorSuffix = ".error"
 // administrator's to fix.
 func checkPrivate(what, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("%s %s: %w: %v", what, dir, config.ErrInvalid, err)
+		return fmt.Errorf("%s %s: %w: %w", what, dir, config.ErrInvalid, err)
 	}
 	return checkSafe(what, dir)
 }
@@ -49,13 +49,13 @@ func checkPrivate(what, dir string) error {
 func checkSafe(what, dir string) error {
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w: %v", what, dir, config.ErrInvalid, err)
+		return fmt.Errorf("%s %s: %w: %w", what, dir, config.ErrInvalid, err)
 	}
 	euid := os.Geteuid()
 	for p := real; ; p = filepath.Dir(p) {
 		fi, err := os.Lstat(p)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w: %v", what, dir, config.ErrInvalid, err)
+			return fmt.Errorf("%s %s: %w: %w", what, dir, config.ErrInvalid, err)
 		}
 		if !fi.IsDir() {
 			return fmt.Errorf("%s %s: %w: %s is not a directory", what, dir, config.ErrInvalid, p)

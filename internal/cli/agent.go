@@ -36,7 +36,7 @@ its own user (exit 2).`,
 			defer log.Sync()
 			eng, err := engine.NewDocker(g.engineHost(cfg))
 			if err != nil {
-				return fmt.Errorf("%w: %v", engine.ErrUnreachable, err)
+				return fmt.Errorf("%w: %w", engine.ErrUnreachable, err)
 			}
 			defer eng.Close()
 			a, err := agent.New(agent.Options{ConfigFile: g.configFile, Config: cfg, Engine: eng, Log: log})

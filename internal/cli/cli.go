@@ -83,18 +83,26 @@ func CodeFor(err error) ExitCode {
 	return ExitFailure
 }
 
-// exitError carries an exit code chosen by a command. An empty message means
-// the command already reported everything.
+// exitError carries an exit code chosen by a command, and the error it
+// reports. A nil err means the command already reported everything.
 type exitError struct {
 	code ExitCode
-	msg  string
+	err  error
 }
 
-func (e *exitError) Error() string { return e.msg }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
 
-// usageErrorf returns an error that exits with ExitUsage.
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErrorf returns an error that exits with ExitUsage; a %w verb keeps
+// the error it formats in the chain.
 func usageErrorf(format string, args ...any) error {
-	return &exitError{code: ExitUsage, msg: fmt.Sprintf(format, args...)}
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
 // noArgs refuses arguments, for commands that take none, with a usage error.
@@ -165,6 +173,15 @@ func run(ctx context.Context, g *globals, args []string) ExitCode {
 	return code
 }
 
+// printResults writes results as --json prints them: one JSON array, one
+// element per result, "[]" when there is none.
+func printResults[T any](w io.Writer, results []T) error {
+	if results == nil {
+		results = []T{}
+	}
+	return display.JSON(w, results)
+}
+
 // printError writes err as a diagnostic line. An error may quote what a
 // registry, an engine or a pak said: each of its lines is escaped, so that
 // nothing drives the terminal, while a message of several lines (a
@@ -200,7 +217,7 @@ variant for this Docker Engine's platform, and the login is accepted.
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+		return usageErrorf("%w (see '%s --help')", err, c.CommandPath())
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configFile, "config", "", "configuration file (default "+config.DefaultFile+", or $"+config.EnvFile+")")

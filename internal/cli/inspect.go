@@ -70,7 +70,7 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 		results = append(results, r)
 	}
 	if g.json {
-		if err := display.JSON(g.stdout, results); err != nil {
+		if err := printResults(g.stdout, results); err != nil {
 			return err
 		}
 	} else if worst == ExitOK || len(results) > 1 {

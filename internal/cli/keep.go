@@ -123,7 +123,7 @@ func runKeep(ctx context.Context, g *globals, f *keepFlags, arg string) error {
 // printKeep prints r: a table, or a JSON array of one with --json.
 func printKeep(g *globals, r keepResult) error {
 	if g.json {
-		return display.JSON(g.stdout, []keepResult{r})
+		return printResults(g.stdout, []keepResult{r})
 	}
 	var tab display.Table
 	tab.Row("PAK", "PATH", "STATUS", "AGENT", "ERROR")

@@ -63,7 +63,7 @@ can be rewritten: a signed pack is refused.
 				return usageErrorf("mirror needs --to REGISTRY[/PATH]")
 			}
 			if _, _, err := mirror.ParseTo(to); err != nil {
-				return usageErrorf("%v", err)
+				return usageErrorf("%w", err)
 			}
 			if out != "" {
 				if st, err := os.Stat(out); err != nil || !st.IsDir() {
@@ -112,7 +112,7 @@ func runMirror(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 		}
 	}
 	if g.json {
-		if err := display.JSON(g.stdout, results); err != nil {
+		if err := printResults(g.stdout, results); err != nil {
 			return err
 		}
 	}
@@ -143,7 +143,7 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 	r.Source = t.Reference
 	dst, err := mirror.Destination(run.to, t)
 	if err != nil {
-		return fail(usageErrorf("%v", err))
+		return fail(usageErrorf("%w", err))
 	}
 	r.Reference = dst.Reference
 	if run.out != "" && arg == "-" {

@@ -106,7 +106,7 @@ func setDefaultRegistry(cfg *config.Config, flag string) error {
 		return nil
 	}
 	if err := pak.ValidateRegistry(flag); err != nil {
-		return usageErrorf("--default-registry %v", err)
+		return usageErrorf("--default-registry %w", err)
 	}
 	cfg.DefaultRegistry = flag
 	return nil

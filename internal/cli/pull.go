@@ -189,7 +189,7 @@ func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.Fla
 		return nil, usageErrorf("--username needs --registry HOST: a command-line login is for one registry only, never for whatever registry a pak names")
 	}
 	if err := pak.ValidateRegistry(f.registry); err != nil {
-		return nil, usageErrorf("--registry %v", err)
+		return nil, usageErrorf("--registry %w", err)
 	}
 	for _, a := range args {
 		if a == "-" {
@@ -211,7 +211,7 @@ func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.Fla
 func connect(ctx context.Context, host string, wait time.Duration, log *zap.Logger) (engine.Engine, error) {
 	eng, err := engine.NewDocker(host)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", engine.ErrUnreachable, err)
+		return nil, fmt.Errorf("%w: %w", engine.ErrUnreachable, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -277,5 +277,5 @@ func (p *resultPrinter) flush() error {
 	if !p.g.json {
 		return nil
 	}
-	return display.JSON(p.g.stdout, p.results)
+	return printResults(p.g.stdout, p.results)
 }

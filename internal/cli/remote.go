@@ -179,7 +179,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	}
 	sshConfig, err := remote.LoadSSHConfig(sshConfigs...)
 	if err != nil {
-		return usageErrorf("%v", err)
+		return usageErrorf("%w", err)
 	}
 	knownHostsFiles := f.knownHosts
 	if len(knownHostsFiles) == 0 {
@@ -187,7 +187,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	}
 	knownHosts, err := remote.LoadKnownHosts(knownHostsFiles, f.acceptNew)
 	if err != nil {
-		return usageErrorf("%v", err)
+		return usageErrorf("%w", err)
 	}
 	auth := remote.NewAuth(os.Getenv("SSH_AUTH_SOCK"), f.identities, home)
 	defer auth.Close()
@@ -251,19 +251,19 @@ func (f *remoteFlags) destinations() ([]remote.Dest, error) {
 	for _, h := range f.hosts {
 		d, err := remote.ParseDest(h)
 		if err != nil {
-			return nil, usageErrorf("-H: %v", err)
+			return nil, usageErrorf("-H: %w", err)
 		}
 		dests = append(dests, d)
 	}
 	if f.hostsFile != "" {
 		file, err := os.Open(f.hostsFile)
 		if err != nil {
-			return nil, usageErrorf("--hosts-file: %v", err)
+			return nil, usageErrorf("--hosts-file: %w", err)
 		}
 		defer file.Close()
 		more, err := remote.ReadHostsFile(file, f.hostsFile)
 		if err != nil {
-			return nil, usageErrorf("--hosts-file: %v", err)
+			return nil, usageErrorf("--hosts-file: %w", err)
 		}
 		dests = append(dests, more...)
 	}
@@ -297,12 +297,12 @@ func (f *remoteFlags) check() error {
 	}
 	for _, id := range f.identities {
 		if _, err := os.Stat(id); err != nil {
-			return usageErrorf("-i: %v", err)
+			return usageErrorf("-i: %w", err)
 		}
 	}
 	if f.sshConfig != "" {
 		if _, err := os.Stat(f.sshConfig); err != nil {
-			return usageErrorf("--ssh-config: %v", err)
+			return usageErrorf("--ssh-config: %w", err)
 		}
 	}
 	return nil
@@ -447,10 +447,7 @@ func checkRemoteResult(results []pakResult, exitStatus int, img pak.Image) error
 // agent did not take a pak.
 func printRemoteRows(g *globals, rows []remoteRow, keep bool) error {
 	if g.json {
-		if rows == nil {
-			rows = []remoteRow{}
-		}
-		return display.JSON(g.stdout, rows)
+		return printResults(g.stdout, rows)
 	}
 	var tab display.Table
 	if keep {

@@ -13,11 +13,16 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
 )
 
 // DefaultFile is where prepull looks for its configuration when none is named.
 const DefaultFile = "/etc/prepull/config.yaml"
+
+// DefaultCertsDir is where Docker Engine (running as root) reads registry
+// CAs, and certs_dir's default.
+const DefaultCertsDir = "/etc/docker/certs.d"
 
 // EnvFile names the environment variable that may name the configuration file.
 const EnvFile = "PREPULL_CONFIG"
@@ -82,7 +87,7 @@ var defaults = map[string]any{
 	"docker_host":      "",
 	"default_registry": "",
 	"docker_config":    "",
-	"certs_dir":        "/etc/docker/certs.d",
+	"certs_dir":        DefaultCertsDir,
 	"log_format":       "auto",
 	"timeout":          "10m",
 	"stall_timeout":    "2m",
@@ -129,23 +134,23 @@ func Load(path string) (*Config, error) {
 			err = v.ReadConfig(bytes.NewReader(data))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, err)
+			return nil, fmt.Errorf("%s: %w: %w", path, ErrInvalid, err)
 		}
 		c.File = path
 	case errors.Is(err, fs.ErrNotExist) && !named:
 		// No configuration file: defaults and environment only.
 	default:
-		return nil, fmt.Errorf("%s: %w: %v", path, ErrInvalid, unwrapPathError(err))
+		return nil, fmt.Errorf("%s: %w: %w", path, ErrInvalid, display.WithoutPath(err))
 	}
 
 	if err := checkEnv(os.Getenv); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := v.UnmarshalExact(c); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", c.source(), ErrInvalid, err)
+		return nil, fmt.Errorf("%s: %w: %w", c.source(), ErrInvalid, err)
 	}
 	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", c.source(), ErrInvalid, err)
+		return nil, fmt.Errorf("%s: %w: %w", c.source(), ErrInvalid, err)
 	}
 	return c, nil
 }
@@ -165,16 +170,6 @@ func (c *Config) source() string {
 		src += " (with " + strings.Join(env, ", ") + ")"
 	}
 	return src
-}
-
-// unwrapPathError drops the path from a *fs.PathError, which the caller
-// already prints.
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func (c *Config) validate() error {

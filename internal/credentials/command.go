@@ -157,7 +157,7 @@ func (c *capped) Write(p []byte) (int, error) {
 func fromCommand(cfg *config.Config, argv []string) (string, error) {
 	out, err := runCommand(cfg, CommandTimeout, argv, nil)
 	if err != nil {
-		return "", withNetworkHint(fmt.Errorf("%w: %v", ErrUnavailable, err))
+		return "", withNetworkHint(fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
 	pw := strings.TrimSuffix(strings.TrimSuffix(string(out), "\n"), "\r")
 	switch {

@@ -175,11 +175,11 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return Credential{}, false, nil
 		}
-		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
+		return Credential{}, false, fmt.Errorf("%s: %w: %w", path, ErrUnavailable, err)
 	}
 	cf, err := dockerconfig.Load(dir)
 	if err != nil {
-		return Credential{}, false, fmt.Errorf("%s: %w: %v", path, ErrUnavailable, err)
+		return Credential{}, false, fmt.Errorf("%s: %w: %w", path, ErrUnavailable, err)
 	}
 	key := ServerAddress(host)
 	source := "docker config " + path
@@ -204,14 +204,14 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 			// credsStore is asked for every registry; public ones need no login.
 			return Credential{Source: fmt.Sprintf("anonymous (docker-credential-%s, the %s of %s, holds no login for %s)", helper, kind, path, host)}, true, nil
 		case err != nil:
-			return Credential{}, false, fmt.Errorf("%s: %s docker-credential-%s for %s: %w: %v", path, kind, helper, host, ErrUnavailable, err)
+			return Credential{}, false, fmt.Errorf("%s: %s docker-credential-%s for %s: %w: %w", path, kind, helper, host, ErrUnavailable, err)
 		}
 		c.Source, c.Renewable = source, true
 		return c, true, nil
 	}
 	ac, err := cf.GetAuthConfig(key)
 	if err != nil {
-		return Credential{}, false, withNetworkHint(fmt.Errorf("%s: credentials for %s: %w: %v", path, host, ErrUnavailable, err))
+		return Credential{}, false, withNetworkHint(fmt.Errorf("%s: credentials for %s: %w: %w", path, host, ErrUnavailable, err))
 	}
 	if ac.Username == "" && ac.Password == "" && ac.IdentityToken == "" {
 		return Credential{}, false, nil
@@ -277,12 +277,12 @@ func (c *Credential) suspectSpace(what string) {
 func readSecretFile(path string) (secret, warning string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return "", "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if !st.Mode().IsRegular() {
 		return "", "", fmt.Errorf("%w: %s is not a regular file", ErrUnavailable, path)
@@ -295,7 +295,7 @@ func readSecretFile(path string) (secret, warning string, err error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
 	if err != nil {
-		return "", "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	s := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
 	if s == "" {

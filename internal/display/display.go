@@ -6,8 +6,10 @@ package display
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"strings"
 	"unicode"
@@ -142,4 +144,16 @@ func (j jsonWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// WithoutPath returns the error inside a *fs.PathError, which repeats the
+// operation and the path, for a message that names the file already; any
+// other error as it is. errors.Is still sees the cause (fs.ErrNotExist,
+// fs.ErrPermission).
+func WithoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -29,16 +29,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak/paktest"
-	"github.com/prepull/prepull/internal/pull"
 	"github.com/prepull/prepull/internal/testenv"
 )
 
 // dockerCertsDir is where Docker Engine 20.10, running as root, reads the CAs
 // of registries; it has no option to read them elsewhere. It is also the
 // default certs_dir.
-const dockerCertsDir = pull.DefaultCertsDir
+const dockerCertsDir = config.DefaultCertsDir
 
 // newRegistryFixture is newFixture for a registry the test started itself:
 // it pushes a fresh image to reg as repo, and writes a pak naming it and a

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	safetext "github.com/prepull/prepull/internal/display"
 )
 
 // The input formats, as Image.Format reports them.
@@ -31,11 +32,7 @@ const manifestName = "manifest.txt"
 func Open(path string) (Image, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return Image{}, invalid(path, nil, "cannot open: %w", err)
+		return Image{}, invalid(path, nil, "cannot open: %w", safetext.WithoutPath(err))
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -225,7 +222,7 @@ func readPak(name string, r io.ReaderAt, zr *zip.Reader, mf *zip.File) (Image, e
 		return Image{}, invalid(name, members, "stored uncompressed, but its sizes differ (%d and %d bytes)", af.CompressedSize64, af.UncompressedSize64)
 	}
 	found, err := readAdapterArchive(af, kind)
-	if err == errNoConf {
+	if errors.Is(err, errNoConf) {
 		if found.jar != "" || inner == "adapters.zip" {
 			err = classicError(found.jar)
 		} else {
@@ -284,7 +281,7 @@ func readAdapterZip(name string, r io.ReaderAt, size int64, zr *zip.Reader) (Ima
 		}
 	}
 	found, err := readInner(io.NewSectionReader(r, 0, size), kind)
-	if err == errNoConf { // cannot happen: readZip saw a root .conf
+	if errors.Is(err, errNoConf) { // cannot happen: readZip saw a root .conf
 		err = invalidf("no .conf file at its root")
 	}
 	if err != nil {

@@ -3,15 +3,14 @@ package pull
 import (
 	"bytes"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
 )
 
@@ -24,9 +23,6 @@ import (
 // certs.d/docker.io; the classic store trusts the system's CAs for Docker
 // Hub). prepull installs a CA under the configured registry's canonical
 // name only (pak.CanonicalRegistry), never under a spelling a pak chose.
-
-// DefaultCertsDir is where Docker Engine (running as root) reads registry CAs.
-const DefaultCertsDir = "/etc/docker/certs.d"
 
 // maxCAFile bounds a ca_file; a larger one is surely not a CA bundle.
 const maxCAFile = 1 << 20
@@ -43,7 +39,7 @@ func readCA(host, caFile string) ([]byte, error) {
 	where := fmt.Sprintf("registries entry for %s: ca_file %s", host, caFile)
 	f, err := os.Open(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", where, config.ErrInvalid, unwrapPath(err))
+		return nil, fmt.Errorf("%s: %w: %w", where, config.ErrInvalid, display.WithoutPath(err))
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
@@ -52,7 +48,7 @@ func readCA(host, caFile string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%s: %w: %v", where, config.ErrInvalid, unwrapPath(err))
+		return nil, fmt.Errorf("%s: %w: %w", where, config.ErrInvalid, display.WithoutPath(err))
 	case len(data) > maxCAFile:
 		return nil, fmt.Errorf("%s: %w: over %d bytes, too large for a CA certificate", where, config.ErrInvalid, maxCAFile)
 	}
@@ -144,7 +140,7 @@ func explainCertificate(err error, t pak.Target, certsDir, installed string) err
 				CAPath(certsDir, host), CAPath(certsDir, pak.CanonicalRegistry(host)), pak.CanonicalRegistry(host))
 		}
 	default:
-		fix = fmt.Sprintf("place the CA that signed it as %s, where Docker Engine reads it", CAPath(DefaultCertsDir, host))
+		fix = fmt.Sprintf("place the CA that signed it as %s, where Docker Engine reads it", CAPath(config.DefaultCertsDir, host))
 	}
 	return fmt.Errorf("registry %s presents %s: %s: %w", host, what, fix, err)
 }
@@ -155,16 +151,6 @@ func hostOnly(host string) string {
 		return host[:i]
 	}
 	return host
-}
-
-// unwrapPath drops the path from a *fs.PathError, which the caller already
-// prints.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // ReadCA reads and checks a registry's ca_file as a pull does, for the other

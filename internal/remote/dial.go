@@ -118,7 +118,7 @@ func (d *Dialer) dial(ctx context.Context, jumps []*ssh.Client, hop Hop) (net.Co
 		conn, err = jumps[len(jumps)-1].DialContext(ctx, "tcp", hop.Addr)
 	}
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, fmt.Errorf("connect to %s: no answer within %v", hop.Addr, d.Timeout)
 		}
 		return nil, fmt.Errorf("connect to %s: %w", hop.Addr, err)
