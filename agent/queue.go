@@ -134,7 +134,7 @@ func (a *Agent) start(ctx context.Context, im *image) {
 		Credentials: a.creds,
 		Log:         a.log,
 		Backoff:     a.pullBackoff,
-		Progress:    a.progress,
+		Progress:    pull.LogProgress(a.log, progressEvery),
 		CertsDir:    a.cfg.CertsDir,
 	}
 	opts := pull.Options{Timeout: a.cfg.PullTimeout, StallTimeout: a.cfg.StallTimeout,
@@ -180,14 +180,6 @@ func (a *Agent) pakNameOf(im *image) string {
 	}
 	slices.Sort(names)
 	return names[0]
-}
-
-// progress logs a running pull's bytes now and then.
-func (a *Agent) progress(ref string) (func(engine.Progress), func()) {
-	m := engine.NewMeter(ref, progressEvery, func(line string) {
-		a.log.Info("pulling", zap.String("reference", ref), zap.String("progress", line))
-	})
-	return m.Update, func() {}
 }
 
 // finish records the outcome of an Ensure call: a present image moves its

@@ -238,12 +238,9 @@ func (g *globals) progress(log *zap.Logger) func(ref string) (func(engine.Progre
 		return nil
 	}
 	if term.IsTerminal(int(g.stderrFile.Fd())) {
-		return func(string) (func(engine.Progress), func()) { return engine.TerminalProgress(g.stderr) }
+		return func(string) (func(engine.Progress), func()) { return terminalProgress(g.stderr) }
 	}
-	return func(ref string) (func(engine.Progress), func()) {
-		m := engine.NewMeter(ref, progressEvery, func(line string) { log.Info("pulling", zap.String("progress", line)) })
-		return m.Update, m.Flush
-	}
+	return pull.LogProgress(log, progressEvery)
 }
 
 // resultPrinter writes results: a line per pak as it completes, or one JSON

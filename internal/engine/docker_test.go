@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -276,54 +275,5 @@ func TestFakePullCancel(t *testing.T) {
 				t.Errorf("got %d events before the stall, want 3", n)
 			}
 		})
-	}
-}
-
-func TestTerminalProgress(t *testing.T) {
-	var out bytes.Buffer
-	sink, done := TerminalProgress(&out)
-	for _, p := range pullProgress {
-		sink(p)
-	}
-	done()
-	done()                             // a second call does nothing
-	sink(Progress{Status: "too late"}) // nor does a sink after done
-
-	text := out.String()
-	for _, want := range []string{
-		"Pulling from proj/x\n",
-		"ff3d5558984b: Pulling fs layer",
-		"ff3d5558984b: Downloading", "36.45kB/3.001MB",
-		"ff3d5558984b: Pull complete",
-		"\x1b[", // Docker's cursor movement: one line per layer, updated in place
-		"Digest: sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e\n",
-		"Status: Downloaded newer image for " + testDigestRef + "\n",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("terminal output lacks %q:\n%q", want, text)
-		}
-	}
-	if strings.Contains(text, "too late") {
-		t.Errorf("the sink wrote after done:\n%q", text)
-	}
-}
-
-func TestTerminalProgressConcurrent(t *testing.T) {
-	var out bytes.Buffer
-	sink, done := TerminalProgress(&out)
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range 50 {
-				sink(Progress{Layer: fmt.Sprintf("layer%d", i), Status: "Downloading", Current: int64(j), Total: 50})
-			}
-		}()
-	}
-	wg.Wait()
-	done()
-	if out.Len() == 0 {
-		t.Error("no output")
 	}
 }

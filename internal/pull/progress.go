@@ -1,17 +1,33 @@
-package engine
+package pull
 
 import (
 	"fmt"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/engine"
 )
 
+// LogProgress returns a Puller.Progress that logs a pull's bytes on log as
+// "pulling" lines, with the reference and the progress ("12.3 MiB / 45.6
+// MiB"), at most once every interval, and the last line when the attempt
+// ends. The one-shot (off a terminal) and the agent log progress this way.
+func LogProgress(log *zap.Logger, every time.Duration) func(ref string) (func(engine.Progress), func()) {
+	return func(ref string) (func(engine.Progress), func()) {
+		m := NewMeter(every, func(line string) {
+			log.Info("pulling", zap.String("reference", ref), zap.String("progress", line))
+		})
+		return m.Update, m.Flush
+	}
+}
+
 // Meter turns a pull's progress events into occasional plain-text lines for
-// logs and other non-terminals, such as "REF: 12.3 MiB / 45.6 MiB". It counts
+// logs and other non-terminals, such as "12.3 MiB / 45.6 MiB". It counts
 // downloaded bytes summed over layers; extraction is not counted. Its methods
 // are safe for concurrent use.
 type Meter struct {
-	ref   string
 	every time.Duration
 	emit  func(line string)
 	now   func() time.Time // replaced by tests
@@ -24,16 +40,16 @@ type Meter struct {
 
 type layerBytes struct{ current, total int64 }
 
-// NewMeter returns a Meter for ref that calls emit with a line at most once
-// every interval, the first one interval after the first event, and never
-// twice in a row with the same text.
-func NewMeter(ref string, every time.Duration, emit func(line string)) *Meter {
-	return &Meter{ref: ref, every: every, emit: emit, now: time.Now, layers: map[string]layerBytes{}}
+// NewMeter returns a Meter that calls emit with a line at most once every
+// interval, the first one interval after the first event, and never twice in
+// a row with the same text.
+func NewMeter(every time.Duration, emit func(line string)) *Meter {
+	return &Meter{every: every, emit: emit, now: time.Now, layers: map[string]layerBytes{}}
 }
 
 // Update records one progress event and emits a line when one is due. Its
 // signature fits Engine.Pull's progress callback.
-func (m *Meter) Update(p Progress) {
+func (m *Meter) Update(p engine.Progress) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p.Layer == "" {
@@ -97,7 +113,7 @@ func (m *Meter) line() string {
 		current += l.current
 		total += l.total
 	}
-	return fmt.Sprintf("%s: %s / %s", m.ref, mebibytes(current), mebibytes(total))
+	return fmt.Sprintf("%s / %s", mebibytes(current), mebibytes(total))
 }
 
 func mebibytes(n int64) string {

@@ -1,23 +1,27 @@
-package engine
+package pull
 
 import (
 	"reflect"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/prepull/prepull/internal/engine"
 )
 
 func TestMeter(t *testing.T) {
-	const ref = "r/x@sha256:0"
 	const mib = 1 << 20
 	tests := []struct {
 		name   string
-		events []Progress // one per second of the fake clock
+		events []engine.Progress // one per second of the fake clock
 		every  time.Duration
 		want   []string // lines emitted, then the Flush line
 	}{
 		{
 			name: "two layers, a line every 2 seconds",
-			events: []Progress{
+			events: []engine.Progress{
 				{Status: "Pulling from proj/x"},
 				{Layer: "a", Status: "Pulling fs layer"},
 				{Layer: "b", Status: "Pulling fs layer"},
@@ -32,14 +36,14 @@ func TestMeter(t *testing.T) {
 			},
 			every: 2 * time.Second,
 			want: []string{
-				ref + ": 1.0 MiB / 4.0 MiB",
-				ref + ": 3.0 MiB / 6.0 MiB",
-				ref + ": 6.0 MiB / 6.0 MiB",
+				"1.0 MiB / 4.0 MiB",
+				"3.0 MiB / 6.0 MiB",
+				"6.0 MiB / 6.0 MiB",
 			},
 		},
 		{
 			name: "a layer resumed with a Range request keeps its size",
-			events: []Progress{
+			events: []engine.Progress{
 				{Layer: "a", Status: "Downloading", Current: 6 * mib, Total: 16 * mib},
 				{Layer: "a", Status: "Retrying in 5 seconds"},
 				{Layer: "a", Status: "Downloading", Current: 1 * mib, Total: 10 * mib},
@@ -47,26 +51,26 @@ func TestMeter(t *testing.T) {
 			},
 			every: time.Second,
 			want: []string{
-				ref + ": 6.0 MiB / 16.0 MiB",
-				ref + ": 7.0 MiB / 16.0 MiB",
-				ref + ": 16.0 MiB / 16.0 MiB",
+				"6.0 MiB / 16.0 MiB",
+				"7.0 MiB / 16.0 MiB",
+				"16.0 MiB / 16.0 MiB",
 			},
 		},
 		{
 			name: "nothing new, nothing emitted twice",
-			events: []Progress{
+			events: []engine.Progress{
 				{Layer: "a", Status: "Already exists"},
 				{Layer: "a", Status: "Already exists"},
 				{Layer: "a", Status: "Already exists"},
 			},
 			every: time.Second,
-			want:  []string{ref + ": 0.0 MiB / 0.0 MiB"},
+			want:  []string{"0.0 MiB / 0.0 MiB"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			m := NewMeter(ref, tt.every, func(line string) { got = append(got, line) })
+			m := NewMeter(tt.every, func(line string) { got = append(got, line) })
 			now := time.Unix(1000, 0)
 			m.now = func() time.Time { return now }
 			for _, p := range tt.events {
@@ -81,5 +85,25 @@ func TestMeter(t *testing.T) {
 				t.Errorf("Line() = %q, want %q", last, tt.want[len(tt.want)-1])
 			}
 		})
+	}
+}
+
+// TestLogProgressFlushesTheLastLine: a pull shorter than the interval still
+// logs its bytes once, when it ends, with the reference as a field.
+func TestLogProgressFlushesTheLastLine(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	sink, done := LogProgress(zap.New(core), time.Hour)("r/x@sha256:0")
+	sink(engine.Progress{Layer: "a", Status: "Downloading", Current: 1 << 20, Total: 2 << 20})
+	if n := logs.Len(); n != 0 {
+		t.Fatalf("%d lines before the interval, want none", n)
+	}
+	done()
+	entries := logs.AllUntimed()
+	if len(entries) != 1 {
+		t.Fatalf("%d lines after done, want 1", len(entries))
+	}
+	fields := entries[0].ContextMap()
+	if entries[0].Message != "pulling" || fields["reference"] != "r/x@sha256:0" || fields["progress"] != "1.0 MiB / 2.0 MiB" {
+		t.Errorf("logged %q %v", entries[0].Message, fields)
 	}
 }
