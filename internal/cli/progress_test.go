@@ -12,13 +12,11 @@ import (
 
 const progressRef = "127.0.0.1:5000/proj/x@sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e"
 
-// pullProgress is a pull's progress as Engine 20.10.24 reported it.
+// pullProgress is a pull's progress as Engine 20.10.24 reported it, trimmed.
 var pullProgress = []engine.Progress{
 	{Status: "Pulling from proj/x"},
 	{Layer: "ff3d5558984b", Status: "Pulling fs layer"},
 	{Layer: "ff3d5558984b", Status: "Downloading", Current: 36445, Total: 3001301},
-	{Layer: "ff3d5558984b", Status: "Verifying Checksum"},
-	{Layer: "ff3d5558984b", Status: "Download complete"},
 	{Layer: "ff3d5558984b", Status: "Extracting", Current: 3001301, Total: 3001301},
 	{Layer: "ff3d5558984b", Status: "Pull complete"},
 	{Status: "Digest: sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e"},
