@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -54,7 +55,8 @@ type Options struct {
 	ConfigFile string
 	// Config is the configuration loaded at start.
 	Config *config.Config
-	// Engine is the Docker Engine to keep images in.
+	// Engine is the Docker Engine to keep images in. With keep_images set
+	// it must also be an ImageRemover.
 	Engine engine.Engine
 	// Log receives one line per event. It never receives a secret.
 	Log *zap.Logger
@@ -86,8 +88,12 @@ type Agent struct {
 	mu         sync.Mutex
 	cfg        *config.Config
 	creds      *credentials.Resolver
-	paks       map[string]*PakState // by the path of the pak's file
-	images     map[string]*image    // by reference
+	paks       map[string]*PakState   // by the path of the pak's file
+	images     map[string]*image      // by reference
+	released   map[string]*ImageState // by reference: see keep.go
+	removed    []Removal
+	remover    ImageRemover // nil when the engine cannot remove images
+	pruneCh    chan struct{}
 	inflight   int
 	engineDown bool
 	dirty      bool
@@ -150,6 +156,12 @@ func New(o Options) (*Agent, error) {
 		creds:        credentials.NewResolver(&cfg, nil),
 		paks:         map[string]*PakState{},
 		images:       map[string]*image{},
+		released:     map[string]*ImageState{},
+		pruneCh:      make(chan struct{}, 1),
+	}
+	a.remover, _ = o.Engine.(ImageRemover)
+	if cfg.KeepImages > 0 && a.remover == nil {
+		return nil, fmt.Errorf("keep_images: %w: this engine cannot remove images", config.ErrInvalid)
 	}
 	if a.doneDir, err = makeSubdir(watchDir, DoneDir); err != nil {
 		return nil, err
@@ -207,6 +219,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-ready
 	go a.dispatch(workCtx)
 	go a.checkEngine(workCtx)
+	a.workers.Add(1)
+	go a.pruner(workCtx)
 
 	a.log.Info("agent started", zap.String("watch_dir", a.watchDir), zap.String("state_dir", a.stateDir),
 		zap.Int("concurrency", cfg.Concurrency), zap.Duration("verify_interval", cfg.VerifyInterval))
@@ -246,6 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-rescan.C:
 			a.reconcile()
 			go a.checkEngine(workCtx)
+			a.wantPrune()
 		case <-a.saveCh:
 			if saveDue == nil {
 				save.Reset(saveEvery)
@@ -342,6 +357,15 @@ func (a *Agent) reload(w *watcher) (*config.Config, bool) {
 		}
 	}
 	cfg.WatchDir, cfg.StateDir, cfg.DockerHost, cfg.LogFormat = old.WatchDir, old.StateDir, old.DockerHost, old.LogFormat
+	if cfg.KeepImages > 0 && a.remover == nil {
+		a.log.Warn("this engine cannot remove images, keeping keep_images off", zap.Int("keep_images", cfg.KeepImages))
+		cfg.KeepImages = 0
+	}
+	if cfg.KeepImages < 1 && len(a.released) > 0 {
+		a.log.Info("keep_images is off: forgetting the released images, which stay in the engine", zap.Int("released", len(a.released)))
+		clear(a.released)
+		a.markDirty()
+	}
 	a.cfg = cfg
 	a.creds = credentials.NewResolver(cfg, nil)
 	now := time.Now()
@@ -397,6 +421,7 @@ func (a *Agent) setEngine(err error) {
 		a.log.Warn("docker engine unreachable, will keep trying", zap.Error(err))
 	case !down && a.engineDown:
 		a.log.Info("docker engine reachable again")
+		a.wantPrune()
 		now := time.Now()
 		for _, im := range a.images {
 			// Only what waits for the engine; other retries keep their backoff.
@@ -425,6 +450,9 @@ func (a *Agent) restore(s *State) {
 		if im.Status == StatusPulling {
 			im.Status = StatusWaiting
 		}
+		if im.Origin == "" && im.Pulls > 0 {
+			im.Origin = OriginPulled // a state from before origins were kept
+		}
 		im.verifying = im.Status == StatusPresent
 		a.images[im.Reference] = im
 	}
@@ -446,9 +474,24 @@ func (a *Agent) restore(s *State) {
 		im.paks[p.File] = true
 		mirror(&p, im)
 	}
-	for ref, im := range a.images {
+	for _, r := range s.Released {
+		if a.cfg.KeepImages > 0 && a.images[r.Reference] == nil {
+			a.released[r.Reference] = &r
+		}
+	}
+	a.removed = s.Removed
+	for _, im := range a.images {
 		if len(im.paks) == 0 {
-			delete(a.images, ref) // no pak names it: nothing to keep
+			a.release(im) // no pak names it: nothing to keep
+			continue
+		}
+		if im.KeptSince.IsZero() {
+			// A state from before KeptSince: when its first pak was seen.
+			for path := range im.paks {
+				if p := a.paks[path]; p != nil && (im.KeptSince.IsZero() || p.FirstSeen.Before(im.KeptSince)) {
+					im.KeptSince = p.FirstSeen
+				}
+			}
 		}
 	}
 	if len(s.Paks) > 0 || len(s.Images) > 0 {
@@ -465,6 +508,10 @@ func (a *Agent) snapshot() *State {
 	for _, im := range a.images {
 		s.Images = append(s.Images, im.ImageState)
 	}
+	for _, r := range a.released {
+		s.Released = append(s.Released, *r)
+	}
+	s.Removed = slices.Clone(a.removed)
 	sortState(s)
 	return s
 }

@@ -34,6 +34,10 @@ type fakeEngine struct {
 	logins    []engine.Auth
 	active    int // pulls running now
 	maxActive int // the most pulls that ran at once
+	// containers marks images a container uses; removed lists what
+	// RemoveDigest removed (keep_test.go).
+	containers map[string]bool
+	removed    []string
 }
 
 func newFakeEngine() *fakeEngine {

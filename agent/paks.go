@@ -101,11 +101,16 @@ func (a *Agent) take(p *PakState, img pak.Image, perr error) {
 func (a *Agent) imageFor(ref, digest string, now time.Time) *image {
 	im := a.images[ref]
 	if im == nil {
+		im = a.revive(ref, now)
+	}
+	if im == nil {
 		im = &image{
-			ImageState: ImageState{Reference: ref, Digest: digest, Status: StatusWaiting, Updated: now},
+			ImageState: ImageState{Reference: ref, Digest: digest, Status: StatusWaiting, Updated: now, KeptSince: now},
 			paks:       map[string]bool{},
 			due:        now,
 		}
+		a.images[ref] = im
+	} else if a.images[ref] == nil {
 		a.images[ref] = im
 	} else if im.Status == StatusPresent && !im.inflight {
 		// Check that it is still there; then the pak moves to done/.
@@ -128,8 +133,9 @@ func (a *Agent) unlink(p *PakState) {
 }
 
 // release lets go of an image no pak names any more; an Ensure call for it
-// that still runs is cancelled, and finish lets go of it then. It never removes the image
-// from the engine. Call with a.mu held.
+// that still runs is cancelled, and finish lets go of it then. It never
+// removes the image from the engine itself: with keep_images, an image this
+// agent pulled is retained for the pruner (keep.go). Call with a.mu held.
 func (a *Agent) release(im *image) bool {
 	if len(im.paks) > 0 {
 		return false
@@ -139,6 +145,7 @@ func (a *Agent) release(im *image) bool {
 		return false
 	}
 	delete(a.images, im.Reference)
+	a.retain(im)
 	a.markDirty()
 	return true
 }

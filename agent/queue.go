@@ -199,6 +199,14 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	}
 
 	im.cancel()
+	if res.Err == nil {
+		switch {
+		case res.Status == pull.Pulled:
+			im.Origin = OriginPulled
+		case im.Origin == "":
+			im.Origin = OriginFound
+		}
+	}
 	if len(im.paks) == 0 {
 		a.release(im) // its last pak went while it was pulled
 		return
@@ -223,6 +231,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 		}
 		a.setStatus(im, StatusPresent, now)
 		a.moveReady()
+		a.wantPrune() // a newer digest may be kept now
 		return
 	}
 

@@ -38,6 +38,45 @@ type State struct {
 	Saved   time.Time    `json:"saved,omitzero"` // when the agent wrote it
 	Paks    []PakState   `json:"paks"`
 	Images  []ImageState `json:"images"`
+	// Released are images this agent pulled that no pak or conf names any
+	// more and that are still in the engine as far as it knows: with
+	// keep_images, the ones it may remove. Without keep_images it keeps
+	// no such list.
+	Released []ImageState `json:"released,omitempty"`
+	// Removed is what keep_images removed, the newest last, at most
+	// removedHistory entries.
+	Removed []Removal `json:"removed,omitempty"`
+}
+
+// The origins of an image in the engine (ImageState.Origin).
+const (
+	// OriginPulled: the copy in the engine is one this agent pulled.
+	OriginPulled = "pulled"
+	// OriginFound: the image was present already when the agent first
+	// checked it; keep_images never removes it.
+	OriginFound = "found"
+)
+
+// The outcomes of a removal (Removal.Outcome).
+const (
+	// RemovedImage: the engine deleted the image.
+	RemovedImage = "removed"
+	// RemovedUntagged: the engine only untagged the digest reference; the
+	// image stays for its other tags or digests.
+	RemovedUntagged = "untagged"
+	// RemovedGone: the image was no longer in the engine when the agent
+	// came to remove it (removed by hand, or by this agent just before a
+	// crash).
+	RemovedGone = "gone"
+)
+
+// Removal is one image keep_images let go of.
+type Removal struct {
+	Reference string    `json:"reference"`
+	Digest    string    `json:"digest"`
+	Outcome   string    `json:"outcome"` // one of the Removed* constants
+	Reason    string    `json:"reason"`  // why it was removed, e.g. "1 newer digest of the repository kept"
+	At        time.Time `json:"at"`
 }
 
 // PakState is one pak: a file, identified by its path. The same bytes under
@@ -68,6 +107,18 @@ type ImageState struct {
 	LastPulled   time.Time `json:"last_pulled,omitzero"`
 	LastVerified time.Time `json:"last_verified,omitzero"`
 	Updated      time.Time `json:"updated"`
+	// Origin says whether the copy in the engine is one this agent pulled
+	// (OriginPulled) or one it found present (OriginFound); empty until the
+	// image was first present.
+	Origin string `json:"origin,omitempty"`
+	// KeptSince is when a pak or conf last began to name the image: what
+	// "newer" means for keep_images.
+	KeptSince time.Time `json:"kept_since,omitzero"`
+	// Released is when no pak or conf named it any more (Released list only).
+	Released time.Time `json:"released,omitzero"`
+	// Removing says the agent decided to remove the image and saved that
+	// before asking the engine (Released list only).
+	Removing bool `json:"removing,omitempty"`
 }
 
 // ReadState reads the state file in dir. A missing file is an empty state.
@@ -158,4 +209,5 @@ func sortState(s *State) {
 		return strings.Compare(a.File, b.File)
 	})
 	slices.SortFunc(s.Images, func(a, b ImageState) int { return strings.Compare(a.Reference, b.Reference) })
+	slices.SortFunc(s.Released, func(a, b ImageState) int { return strings.Compare(a.Reference, b.Reference) })
 }

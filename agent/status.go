@@ -130,7 +130,7 @@ func WriteStatus(w io.Writer, r *Report, stateDir string, asJSON bool) error {
 		return fmt.Errorf("%w: %s has no %s and no %s (exit status 1)", ErrNeverRun, stateDir, StateFile, LockFile)
 	}
 	writeAgent(w, r.Agent)
-	if len(s.Paks) == 0 && len(s.Images) == 0 {
+	if len(s.Paks) == 0 && len(s.Images) == 0 && len(s.Released) == 0 && len(s.Removed) == 0 {
 		_, err := fmt.Fprintln(w, "no paks yet: copy a .pak into the agent's watch_dir")
 		return err
 	}
@@ -151,8 +151,46 @@ func WriteStatus(w io.Writer, r *Report, stateDir string, asJSON bool) error {
 	if _, err := fmt.Fprintln(w); err != nil {
 		return err
 	}
-	_, err := images.WriteTo(w)
-	return err
+	if _, err := images.WriteTo(w); err != nil {
+		return err
+	}
+	return writeKeep(w, s)
+}
+
+// writeKeep prints, when there are any, the released images keep_images
+// may remove, and those it removed.
+func writeKeep(w io.Writer, s *State) error {
+	if len(s.Released) > 0 {
+		var t display.Table
+		t.Row("RELEASED IMAGE", "ORIGIN", "KEPT SINCE", "RELEASED", "WHY STILL HERE")
+		for _, r := range s.Released {
+			why := r.LastError
+			if r.Removing {
+				why = "being removed"
+			}
+			t.Row(r.Reference, r.Origin, when(r.KeptSince), when(r.Released), errorColumn(why))
+		}
+		if _, err := fmt.Fprintln(w); err != nil {
+			return err
+		}
+		if _, err := t.WriteTo(w); err != nil {
+			return err
+		}
+	}
+	if len(s.Removed) > 0 {
+		var t display.Table
+		t.Row("REMOVED IMAGE", "OUTCOME", "AT", "REASON")
+		for _, r := range s.Removed {
+			t.Row(r.Reference, r.Outcome, when(r.At), r.Reason)
+		}
+		if _, err := fmt.Fprintln(w); err != nil {
+			return err
+		}
+		if _, err := t.WriteTo(w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeAgent prints the lines that say how fresh the rest is. Error texts

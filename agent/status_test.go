@@ -37,6 +37,8 @@ func TestWriteStatusJSONGolden(t *testing.T) {
 	for i := range r.Images {
 		r.Images[i].Updated = at
 	}
+	r.Released[0].KeptSince, r.Released[0].Released, r.Released[0].Updated = at.Add(-2*time.Hour), at.Add(-time.Hour), at
+	r.Removed[0].At = at
 	var out bytes.Buffer
 	if err := WriteStatus(&out, r, "/st", true); err != nil {
 		t.Fatal(err)
@@ -57,6 +59,12 @@ func statusFixture() *Report {
 		Images: []ImageState{
 			{Reference: "reg:5000/vcfops/my@sha256:bb", Status: StatusPresent, Attempts: 1, Pulls: 1},
 			{Reference: "reg:5000/vcfops/jp@sha256:cc", Status: StatusWaiting, Attempts: 2, LastError: "unauthorized: \x1b]52;c;ZWNobyBldmls\a"},
+		},
+		Released: []ImageState{
+			{Reference: "reg:5000/vcfops/my@sha256:aa", Digest: "sha256:aa", Status: StatusPresent, Origin: OriginPulled, LastError: "image is in use by a container: container 0123456789ab"},
+		},
+		Removed: []Removal{
+			{Reference: "reg:5000/vcfops/my@sha256:99", Digest: "sha256:99", Outcome: RemovedImage, Reason: "1 newer digest of the repository kept (keep_images: 1)"},
 		},
 	}
 	return &Report{State: s, Agent: AgentStatus{Status: AgentDegraded, PID: 42, LockFile: "/st/agent.lock", Engine: "unreachable",

@@ -81,6 +81,10 @@ The agent line says:
 answered at the agent's last check, and when: while it is unreachable,
 image statuses are as last seen.
 
+With keep_images, RELEASED lists the images the agent pulled that nothing
+names any more (and why each is still there), REMOVED the last removals:
+removed, untagged (the image stays for its other tags) or gone.
+
 Paks and images are waiting (for their turn, or for the next try after a
 transient failure), pulling, present, failed (for a reason that waiting will
 not fix, such as rejected credentials; still retried slowly, and at once on

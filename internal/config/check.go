@@ -59,8 +59,12 @@ func checkFile(data []byte) error {
 			continue
 		}
 		key := strings.ToLower(k.Value)
-		if key == "registries" {
+		switch key {
+		case "registries":
 			errs = append(errs, checkRegistries(k, v)...)
+			continue
+		case "conf_dirs":
+			errs = append(errs, checkList(key, k, v)...)
 			continue
 		}
 		switch {
@@ -98,6 +102,24 @@ func checkRegistries(k, v *yaml.Node) []error {
 			if ek := e.Content[j]; !slices.Contains(registryKeys, strings.ToLower(ek.Value)) {
 				errs = append(errs, unknownKey(where+".", ek, registryKeys))
 			}
+		}
+	}
+	return errs
+}
+
+// checkList checks that key is a list of plain values (folders, one a line
+// as "- /path"), or empty.
+func checkList(key string, k, v *yaml.Node) []error {
+	switch {
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+		return nil
+	case v.Kind != yaml.SequenceNode:
+		return []error{fmt.Errorf("line %d: %s must be a list (- /path, one a line), not %s", k.Line, key, kindName(v))}
+	}
+	var errs []error
+	for i, e := range v.Content {
+		if e.Kind != yaml.ScalarNode {
+			errs = append(errs, fmt.Errorf("line %d: %s[%d] must be a path, not %s", e.Line, key, i, kindName(e)))
 		}
 	}
 	return errs

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -79,6 +80,13 @@ type Config struct {
 	Settle         time.Duration `mapstructure:"settle"`
 	VerifyInterval time.Duration `mapstructure:"verify_interval"`
 	PullTimeout    time.Duration `mapstructure:"pull_timeout"`
+	// KeepImages, when above 0, lets the agent remove an image it pulled
+	// once no pak or conf names it and KeepImages newer digests of its
+	// repository are kept (see agent). 0 never removes anything.
+	KeepImages int `mapstructure:"keep_images"`
+	// ConfDirs are folders of adapter .conf files the agent reads (never
+	// writes) and keeps the image of each present, as for a pak in done/.
+	ConfDirs []string `mapstructure:"conf_dirs"`
 }
 
 // defaults holds every scalar key with its default value. Listing every key
@@ -98,6 +106,7 @@ var defaults = map[string]any{
 	"settle":           "2s",
 	"verify_interval":  "10m",
 	"pull_timeout":     "1h",
+	"keep_images":      0,
 }
 
 // Load reads the configuration. path is the file named on the command line,
@@ -233,6 +242,24 @@ func (c *Config) validate() error {
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %v: must be positive", name, d))
+		}
+	}
+	if c.KeepImages < 0 {
+		errs = append(errs, fmt.Errorf("keep_images %d: must be 0 (never remove an image) or more", c.KeepImages))
+	}
+	seenDir := map[string]int{}
+	for i, d := range c.ConfDirs {
+		where := fmt.Sprintf("conf_dirs[%d]", i)
+		switch clean := filepath.Clean(d); {
+		case d == "":
+			errs = append(errs, fmt.Errorf("%s: empty", where))
+		case !filepath.IsAbs(d):
+			errs = append(errs, fmt.Errorf("%s %q: must be an absolute path", where, d))
+		default:
+			if j, dup := seenDir[clean]; dup {
+				errs = append(errs, fmt.Errorf("%s %q: already listed as conf_dirs[%d]", where, d, j))
+			}
+			seenDir[clean] = i
 		}
 	}
 	if c.Settle < 0 {

@@ -22,6 +22,16 @@ import (
 // statusReport is prepull status --json as the tests read it.
 type statusReport struct {
 	agentState
+	Released []struct {
+		Reference string `json:"reference"`
+		Origin    string `json:"origin"`
+		LastError string `json:"last_error"`
+	} `json:"released"`
+	Removed []struct {
+		Reference string    `json:"reference"`
+		Outcome   string    `json:"outcome"`
+		At        time.Time `json:"at"`
+	} `json:"removed"`
 	Agent struct {
 		Status        string    `json:"status"`
 		LockFile      string    `json:"lock_file"`

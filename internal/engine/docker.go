@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
@@ -274,4 +276,51 @@ func toProgress(m jsonmessage.JSONMessage) Progress {
 		p.Total = m.Progress.Total
 	}
 	return p
+}
+
+// ImageUse inspects the local image that ref names and lists the
+// containers, running or stopped, made from it or from an image built on it
+// (the ancestor filter, by image ID). An image that is not there gives an
+// error wrapping ErrNotPresent; any other failure means the answer is not
+// known.
+func (d *docker) ImageUse(ctx context.Context, ref string) (ImageUse, error) {
+	img, err := d.inspect(ctx, ref)
+	if err != nil {
+		return ImageUse{}, err
+	}
+	use := ImageUse{ID: img.ID}
+	use.References = append(append(use.References, img.RepoTags...), img.RepoDigests...)
+	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", img.ID))})
+	if err != nil {
+		return ImageUse{}, fmt.Errorf("list the containers of %s: %w", ref, classifyAPI(err, false, ErrNotPresent))
+	}
+	for _, c := range list {
+		use.Containers = append(use.Containers, c.ID)
+	}
+	return use, nil
+}
+
+// RemoveDigest removes the digest reference ref (name@digest) from the
+// engine, never forcing and never pruning parent images: when the image has
+// other tags or digest references the engine only untags ref, and it
+// refuses (ErrInUse) to remove an image a container uses. It reports
+// whether the image itself was deleted. It is the agent's, for keep_images,
+// and nothing else's.
+func (d *docker) RemoveDigest(ctx context.Context, ref string) (deleted bool, err error) {
+	items, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: false, PruneChildren: false})
+	if err != nil {
+		if cerrdefs.IsConflict(err) {
+			return false, fmt.Errorf("remove %s: %w", ref, wrap(ErrInUse, err))
+		}
+		if cerrdefs.IsNotFound(err) {
+			return false, fmt.Errorf("remove %s: %w", ref, wrap(ErrNotPresent, err))
+		}
+		return false, fmt.Errorf("remove %s: %w", ref, classifyAPI(err, false, ErrNotPresent))
+	}
+	for _, it := range items {
+		if it.Deleted != "" {
+			deleted = true
+		}
+	}
+	return deleted, nil
 }

@@ -29,6 +29,9 @@ var (
 	// the engine refused an index without one, or prepull's own check found
 	// none (pull.ErrPlatform is this error).
 	ErrPlatform = errors.New("the image cannot run on this proxy")
+	// ErrInUse means the engine refused to remove an image that a
+	// container uses.
+	ErrInUse = errors.New("image is in use by a container")
 )
 
 // Auth is what a registry login needs. It never leaves the process except
@@ -76,6 +79,15 @@ type Distribution struct {
 	// (attestation entries of an index included, as unknown/unknown).
 	// Empty when the engine could not tell.
 	Platforms []Platform
+}
+
+// ImageUse is what the engine says of a local image before the agent
+// removes it: its ID, every tag and digest reference it has, and the
+// containers, running or stopped, created from it.
+type ImageUse struct {
+	ID         string
+	References []string // tags and digest references, as the engine lists them
+	Containers []string // IDs of the containers made from the image (or from an image built on it)
 }
 
 // Engine is the set of engine operations prepull needs.

@@ -1,0 +1,190 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pak/paktest"
+)
+
+// TestSelectRemovals is keep_images' choice, rule by rule.
+func TestSelectRemovals(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	img := func(ref string, kept int, status, origin string) ImageState {
+		return ImageState{Reference: ref, Status: status, Origin: origin, KeptSince: at(kept)}
+	}
+	const a1, a2, a3, b1 = "r/a@sha256:1", "r/a@sha256:2", "r/a@sha256:3", "r/b@sha256:1"
+	tests := []struct {
+		name     string
+		keep     int
+		named    []ImageState
+		released []ImageState
+		want     []string
+	}{
+		{"off", 0, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
+		{"one newer kept", 1, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, []string{a1}},
+		{"the newer one found present counts", 1, []ImageState{img(a2, 2, StatusPresent, OriginFound)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, []string{a1}},
+		{"newer one not present yet", 1, []ImageState{img(a2, 2, StatusPulling, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
+		{"newer one failing", 1, []ImageState{img(a2, 2, StatusFailed, "")}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
+		{"two wanted, one newer", 2, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
+		{"released newer ones count", 2, []ImageState{img(a3, 3, StatusPresent, OriginPulled)},
+			[]ImageState{img(a1, 1, StatusPresent, OriginPulled), img(a2, 2, StatusPresent, OriginPulled)}, []string{a1}},
+		{"keep the newest when nothing is named", 1, nil,
+			[]ImageState{img(a1, 1, StatusPresent, OriginPulled), img(a2, 2, StatusPresent, OriginPulled)}, []string{a1}},
+		{"older named one is not newer", 1, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, nil},
+		{"named again later is newer (downgrade)", 1, []ImageState{img(a1, 5, StatusPresent, OriginPulled)}, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, []string{a2}},
+		{"same time is not newer", 1, []ImageState{img(a2, 1, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
+		{"found present is never removed", 1, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginFound)}, nil},
+		{"origin unknown is never removed", 1, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, "")}, nil},
+		{"kept since unknown is never removed", 1, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, []ImageState{{Reference: a1, Status: StatusPresent, Origin: OriginPulled}}, nil},
+		{"other repository does not count", 1, []ImageState{img(b1, 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
+		{"other registry is another repository", 1, []ImageState{img("s/a@sha256:2", 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, r := range selectRemovals(tt.keep, tt.named, tt.released) {
+				got = append(got, r.ref)
+				if r.reason == "" {
+					t.Errorf("%s selected without a reason", r.ref)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("selected %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// inUse marks ref as used by a container of the fake engine, or not.
+func (e *fakeEngine) inUse(ref string, used bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.containers == nil {
+		e.containers = map[string]bool{}
+	}
+	e.containers[ref] = used
+}
+
+func (e *fakeEngine) ImageUse(_ context.Context, ref string) (engine.ImageUse, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.down:
+		return engine.ImageUse{}, errDown
+	case !e.images[ref]:
+		return engine.ImageUse{}, fmt.Errorf("%s: %w", ref, engine.ErrNotPresent)
+	}
+	use := engine.ImageUse{ID: "sha256:" + ref, References: []string{ref}}
+	if e.containers[ref] {
+		use.Containers = []string{"0123456789abcdef"}
+	}
+	return use, nil
+}
+
+func (e *fakeEngine) RemoveDigest(_ context.Context, ref string) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.down:
+		return false, errDown
+	case e.containers[ref]:
+		return false, fmt.Errorf("remove %s: %w", ref, engine.ErrInUse)
+	case !e.images[ref]:
+		return false, fmt.Errorf("%s: %w", ref, engine.ErrNotPresent)
+	}
+	delete(e.images, ref)
+	e.removed = append(e.removed, ref)
+	return true, nil
+}
+
+func (e *fakeEngine) has(ref string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.images[ref]
+}
+
+// TestKeepImagesRemovesOlderDigest: with keep_images: 1, an image whose
+// last pak left done/ is removed once a newer digest of its repository is
+// present; one a container uses waits for the container; one the agent
+// found present is never removed; status lists what was removed.
+func TestKeepImagesRemovesOlderDigest(t *testing.T) {
+	h := newHarness(t, "keep_images: 1\n")
+	found := paktest.Pak{Registry: registry, Repository: "/proj/app", Digest: paktest.DigestOf("found")}.Reference("")
+	h.eng.images[found] = true // pulled by someone else
+	h.start()
+	done := func(name string) string { return filepath.Join(h.inbox(), DoneDir, name) }
+	v0 := h.drop("v0.pak", "proj/app", "found")
+	h.eventually("v0 is done", func() bool { return exists(done("v0.pak")) })
+	v1 := h.drop("v1.pak", "proj/app", "1")
+	h.eventually("v1 is done", func() bool { return exists(done("v1.pak")) })
+	v2 := h.drop("v2.pak", "proj/app", "2")
+	h.eventually("v2 is done", func() bool { return exists(done("v2.pak")) })
+	if v0 != found {
+		t.Fatalf("v0 names %s, want %s", v0, found)
+	}
+
+	h.eng.inUse(v1, true)
+	for _, n := range []string{"v0.pak", "v1.pak"} {
+		if err := os.Remove(done(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.eventually("v1 is kept for its container, and says so", func() bool {
+		s := h.state()
+		return len(s.Released) == 1 && s.Released[0].Reference == v1 && strings.Contains(s.Released[0].LastError, "in use")
+	})
+	if !h.eng.has(v1) || !h.eng.has(found) || !h.eng.has(v2) {
+		t.Fatal("an image went while a container used it, or one the agent did not pull")
+	}
+	h.eng.inUse(v1, false)
+	h.eventually("v1 is removed once no container uses it", func() bool { return !h.eng.has(v1) && len(h.state().Removed) == 1 })
+	s := h.state()
+	if len(s.Removed) != 1 || s.Removed[0].Reference != v1 || s.Removed[0].Outcome != RemovedImage || len(s.Released) != 0 {
+		t.Fatalf("removed %+v, released %+v; want v1 removed and nothing released", s.Removed, s.Released)
+	}
+	time.Sleep(300 * time.Millisecond) // several rescans
+	if !h.eng.has(found) || !h.eng.has(v2) || slices.Contains(h.eng.removed, found) {
+		t.Fatalf("removed %v; only %s may go", h.eng.removed, v1)
+	}
+
+	// Named again: pulled back, and no longer released.
+	h.drop("v1-again.pak", "proj/app", "1")
+	h.eventually("v1 is pulled again", func() bool { return exists(done("v1-again.pak")) && h.eng.has(v1) })
+}
+
+// TestKeepImagesNothingWhileEngineDown: with the engine down nothing is
+// removed; once it answers again the older digest goes.
+func TestKeepImagesNothingWhileEngineDown(t *testing.T) {
+	h := newHarness(t, "keep_images: 1\n")
+	h.start()
+	done := func(name string) string { return filepath.Join(h.inbox(), DoneDir, name) }
+	v1 := h.drop("v1.pak", "proj/app", "1")
+	h.eventually("v1 is done", func() bool { return exists(done("v1.pak")) })
+	h.drop("v2.pak", "proj/app", "2")
+	h.eventually("v2 is done", func() bool { return exists(done("v2.pak")) })
+	h.eng.setDown(true)
+	h.eventually("the agent saw the engine down", func() bool {
+		h.agent.mu.Lock()
+		defer h.agent.mu.Unlock()
+		return h.agent.engineDown
+	})
+	if err := os.Remove(done("v1.pak")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("v1 is released", func() bool { return len(h.state().Released) == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if len(h.eng.removed) != 0 || len(h.state().Removed) != 0 {
+		t.Fatalf("removed %v while the engine was down", h.eng.removed)
+	}
+	h.eng.setDown(false)
+	h.eventually("v1 is removed once the engine answers", func() bool { return !h.eng.has(v1) && len(h.state().Removed) == 1 })
+}
