@@ -61,7 +61,7 @@ func addPullFlags(root *cobra.Command, g *globals) {
 	fl.StringVar(&f.registry, "registry", "", "the one registry HOST[:PORT] the --username login is for (required with --username); paks naming other registries resolve as usual")
 	fl.StringVar(&f.username, "username", "", "registry user name for --registry (with --password-stdin)")
 	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password from standard input")
-	fl.DurationVar(&f.timeout, "timeout", 0, "give up on a pak after this long, retries included (default timeout in the configuration, 10m)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "give up on a pak after this long, the wait for the engine and retries included (default timeout in the configuration, 10m)")
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		return runPull(cmd.Context(), g, &f, args)
 	}
@@ -140,7 +140,9 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 			report(failed(arg, t.Reference, start, engineErr))
 			continue
 		}
-		res := puller.Ensure(ctx, t, pull.Options{Force: f.force, DryRun: f.dryRun, Timeout: cfg.Timeout, StallTimeout: cfg.StallTimeout})
+		// --timeout bounds the pak as a whole: the wait for the engine counts.
+		left := max(cfg.Timeout-time.Since(start), time.Millisecond)
+		res := puller.Ensure(ctx, t, pull.Options{Force: f.force, DryRun: f.dryRun, Timeout: left, StallTimeout: cfg.StallTimeout})
 		r := pakResult{
 			File: arg, AdapterKind: t.AdapterKind, Reference: t.Reference, Status: res.Status,
 			DurationMS: res.Duration.Milliseconds(), Attempts: res.Attempts, CredentialSource: res.CredentialSource,
