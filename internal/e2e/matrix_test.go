@@ -48,7 +48,8 @@ var matrixCases = []matrixCase{
 // against each Docker Engine and image store of testenv.Engines: the host's
 // 20.10 (classic store), trixie's 26.1 and sid's 28.5 (classic and
 // containerd image store). Subtests are named VERSION/STORE/CASE; the
-// engines run one after the other, each stopped before the next starts.
+// versions run one after the other, the two stores of a version side by
+// side, each engine stopped when its cases are done.
 func TestEngineMatrix(t *testing.T) {
 	testenv.ForEachEngine(t, func(t *testing.T, d *testenv.DockerEngine) {
 		for _, c := range matrixCases {

@@ -57,8 +57,10 @@ func (e Engine) Start(t testing.TB) *DockerEngine {
 }
 
 // ForEachEngine runs fn in a subtest VERSION/STORE of t for each of Engines,
-// one after the other, each with an engine of its own, stopped when fn
-// returns.
+// each with an engine of its own, stopped when fn returns. The versions run
+// one after the other; the stores of one version run side by side (parallel
+// subtests, so -parallel bounds them), which keeps at most two engines
+// running and the matrix's time near that of three engines.
 func ForEachEngine(t *testing.T, fn func(t *testing.T, d *DockerEngine)) {
 	t.Helper()
 	var versions []string
@@ -71,7 +73,10 @@ func ForEachEngine(t *testing.T, fn func(t *testing.T, d *DockerEngine)) {
 		t.Run(v, func(t *testing.T) {
 			for _, e := range Engines {
 				if e.Version == v {
-					t.Run(e.Store, func(t *testing.T) { fn(t, e.Start(t)) })
+					t.Run(e.Store, func(t *testing.T) {
+						t.Parallel()
+						fn(t, e.Start(t))
+					})
 				}
 			}
 		})
