@@ -18,9 +18,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -71,6 +73,7 @@ type Agent struct {
 	doneDir   string
 	failedDir string
 	stateDir  string
+	confDirs  []string // absolute; read, never written
 
 	// pullBackoff spaces the tries inside one Ensure call (transient
 	// errors, stalls, an engine that does not answer); retryBackoff spaces
@@ -107,8 +110,9 @@ type Agent struct {
 	// recovered says saving works again after saveErr: the main loop then
 	// moves what waited.
 	recovered bool
-	// unsafe says why watch_dir is unsafe now; empty when it is safe.
-	unsafe    string
+	// unsafe says, by folder, why watch_dir or a folder of conf_dirs is
+	// unsafe now; a safe folder has no entry.
+	unsafe    map[string]string
 	lastSaved time.Time
 	engineAt  time.Time // when the engine was last heard from, or not
 	engineErr string    // why it did not answer, at engineAt
@@ -133,11 +137,17 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
 	cfg.WatchDir, cfg.StateDir = watchDir, stateDir
+	cfg.ConfDirs = absAll(cfg.ConfDirs)
 	if err := checkPrivate("state_dir", stateDir); err != nil {
 		return nil, err
 	}
 	if err := checkPrivate("watch_dir", watchDir); err != nil {
 		return nil, err
+	}
+	for _, dir := range cfg.ConfDirs {
+		if err := checkConfDir(dir, watchDir); err != nil {
+			return nil, err
+		}
 	}
 	a := &Agent{
 		eng:          o.Engine,
@@ -145,6 +155,8 @@ func New(o Options) (*Agent, error) {
 		cfgFile:      o.ConfigFile,
 		watchDir:     watchDir,
 		stateDir:     stateDir,
+		confDirs:     cfg.ConfDirs,
+		unsafe:       map[string]string{},
 		pullBackoff:  retry.Backoff{Base: time.Second, Max: time.Minute},
 		retryBackoff: retry.Backoff{Base: 10 * time.Second, Max: 5 * time.Minute},
 		slowBackoff:  retry.Backoff{Base: time.Minute, Max: 5 * time.Minute},
@@ -207,16 +219,34 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	defer a.lock.close()
 	a.reconcile()
-	w := newWatcher(a.watchDir, timing{settle: cfg.Settle, rescan: cfg.RescanInterval}, a.log, a.offer)
-	w.checkSafe = func() error { return checkSafe("watch_dir", a.watchDir) }
-	w.onSafety = a.setUnsafe
-	ready := make(chan struct{})
+	t := timing{settle: cfg.Settle, rescan: cfg.RescanInterval}
+	w := newWatcher(a.watchDir, t, a.log, a.offer)
+	watchers := []*watcher{w}
+	// A conf in conf_dirs is taken as a pak in done/ is: its image is kept
+	// present while the file names it; it never moves.
+	for _, dir := range a.confDirs {
+		cw := newWatcher(dir, t, a.log, a.offer)
+		cw.what, cw.eligible = "conf_dirs", eligibleConf
+		watchers = append(watchers, cw)
+	}
+	var watching sync.WaitGroup
+	for _, w := range watchers {
+		dir, what := w.dir, w.what
+		w.checkSafe = func() error { return checkSafe(what, dir) }
+		w.onSafety = func(err error) { a.setUnsafe(what, dir, err) }
+		ready := make(chan struct{})
+		watching.Add(1)
+		go func() {
+			defer watching.Done()
+			w.run(watchCtx, ready)
+		}()
+		<-ready
+	}
 	watchDone := make(chan struct{})
 	go func() {
-		defer close(watchDone)
-		w.run(watchCtx, ready)
+		watching.Wait()
+		close(watchDone)
 	}()
-	<-ready
 	go a.dispatch(workCtx)
 	go a.checkEngine(workCtx)
 	a.workers.Add(1)
@@ -251,7 +281,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.shutdown(cancelWatch, watchDone, cancelWork)
 			return nil
 		case <-a.reloadCh:
-			if cfg, ok := a.reload(w); ok {
+			if cfg, ok := a.reload(watchers); ok {
 				verify.Reset(cfg.VerifyInterval)
 				rescan.Reset(cfg.RescanInterval)
 			}
@@ -334,7 +364,7 @@ func (a *Agent) shutdown(cancelWatch context.CancelFunc, watchDone <-chan struct
 // concurrency and default_registry take effect at once; folders, the Docker
 // host and the log format need a restart. Images that failed are tried
 // again at once, so that a fixed password file works right after SIGHUP.
-func (a *Agent) reload(w *watcher) (*config.Config, bool) {
+func (a *Agent) reload(watchers []*watcher) (*config.Config, bool) {
 	a.notify.reloading()
 	defer func() { a.notify.ready(a.statusLine()) }()
 	cfg, err := config.Load(a.cfgFile)
@@ -350,6 +380,7 @@ func (a *Agent) reload(w *watcher) (*config.Config, bool) {
 		{"state_dir", old.StateDir, absOr(cfg.StateDir)},
 		{"docker_host", old.DockerHost, cfg.DockerHost},
 		{"log_format", old.LogFormat, cfg.LogFormat},
+		{"conf_dirs", strings.Join(old.ConfDirs, ", "), strings.Join(absAll(cfg.ConfDirs), ", ")},
 	} {
 		if k.was != k.now {
 			a.log.Warn("this setting changes only on restart", zap.String("key", k.key), zap.String("running", k.was), zap.String("configured", k.now))
@@ -357,6 +388,7 @@ func (a *Agent) reload(w *watcher) (*config.Config, bool) {
 		}
 	}
 	cfg.WatchDir, cfg.StateDir, cfg.DockerHost, cfg.LogFormat = old.WatchDir, old.StateDir, old.DockerHost, old.LogFormat
+	cfg.ConfDirs = old.ConfDirs
 	if cfg.KeepImages > 0 && a.remover == nil {
 		a.log.Warn("this engine cannot remove images, keeping keep_images off", zap.Int("keep_images", cfg.KeepImages))
 		cfg.KeepImages = 0
@@ -377,11 +409,22 @@ func (a *Agent) reload(w *watcher) (*config.Config, bool) {
 		}
 	}
 	a.mu.Unlock()
-	w.reconfigure(timing{settle: cfg.Settle, rescan: cfg.RescanInterval})
+	for _, w := range watchers {
+		w.reconfigure(timing{settle: cfg.Settle, rescan: cfg.RescanInterval})
+	}
 	a.wake()
 	a.log.Info("configuration reloaded", zap.String("config", cfg.File), zap.Int("concurrency", cfg.Concurrency),
 		zap.Duration("verify_interval", cfg.VerifyInterval), zap.Int("images_retried", retried), zap.Strings("not_applied_until_restart", needRestart))
 	return cfg, true
+}
+
+// absAll returns paths, each made absolute and clean.
+func absAll(paths []string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, filepath.Clean(absOr(p)))
+	}
+	return out
 }
 
 // absOr returns path made absolute, or path itself when that fails.
@@ -577,29 +620,31 @@ func (a *Agent) degraded() []string {
 	if a.saveErr != "" {
 		d = append(d, a.saveErr)
 	}
-	if a.unsafe != "" {
-		d = append(d, "taking no new pak: "+a.unsafe)
+	for _, dir := range slices.Sorted(maps.Keys(a.unsafe)) {
+		d = append(d, "taking no new pak: "+a.unsafe[dir])
 	}
 	return d
 }
 
-// setUnsafe records whether watch_dir is safe, logging each change.
-func (a *Agent) setUnsafe(err error) {
+// setUnsafe records whether dir, watch_dir or a folder of conf_dirs (what),
+// is safe, logging each change.
+func (a *Agent) setUnsafe(what, dir string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	why := ""
 	if err != nil {
 		why = err.Error()
 	}
-	if why == a.unsafe {
+	if why == a.unsafe[dir] {
 		return
 	}
 	if why != "" {
-		a.log.Error("degraded: watch_dir is unsafe, taking no new pak until it is safe again", zap.Error(err))
+		a.log.Error("degraded: "+what+" is unsafe, taking no new pak until it is safe again", zap.Error(err))
+		a.unsafe[dir] = why
 	} else {
-		a.log.Info("watch_dir is safe again, taking paks")
+		a.log.Info(what+" is safe again, taking paks", zap.String("folder", dir))
+		delete(a.unsafe, dir)
 	}
-	a.unsafe = why
 	a.statusStale = true
 	a.changed()
 	a.writeLive()

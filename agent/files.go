@@ -103,6 +103,30 @@ func eligibleName(name string) bool {
 	return !strings.HasPrefix(name, ".") && strings.HasSuffix(strings.ToLower(name), ".pak") && len(name) > len(".pak")
 }
 
+// eligibleConf reports whether a file name in one of conf_dirs is one the
+// agent reads: a .conf that is not a dot-file.
+func eligibleConf(name string) bool {
+	return !strings.HasPrefix(name, ".") && strings.HasSuffix(strings.ToLower(name), ".conf") && len(name) > len(".conf")
+}
+
+// checkConfDir checks a folder of conf_dirs without changing anything in
+// it: it must exist, be a folder, and be safe as watch_dir must (see
+// checkSafe), for whoever can write a conf there can make the agent pull
+// with its credentials. It must not be watch_dir or a folder inside it.
+func checkConfDir(dir, watchDir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("conf_dirs %s: %w: %w", dir, config.ErrInvalid, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("conf_dirs %s: %w: not a directory", dir, config.ErrInvalid)
+	}
+	if dir == watchDir || strings.HasPrefix(dir, watchDir+string(filepath.Separator)) {
+		return fmt.Errorf("conf_dirs %s: %w: must not be watch_dir %s or a folder inside it", dir, config.ErrInvalid, watchDir)
+	}
+	return checkSafe("conf_dirs", dir)
+}
+
 // fileID is what tells whether a file changed: size, modification time and
 // inode.
 type fileID struct {

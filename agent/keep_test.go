@@ -188,3 +188,96 @@ func TestKeepImagesNothingWhileEngineDown(t *testing.T) {
 	h.eng.setDown(false)
 	h.eventually("v1 is removed once the engine answers", func() bool { return !h.eng.has(v1) && len(h.state().Removed) == 1 })
 }
+
+// listing is the names, sizes and modification times of the files in dir.
+func listing(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %d %s %v", e.Name(), fi.Size(), fi.ModTime().Format(time.RFC3339Nano), fi.Mode()))
+	}
+	return out
+}
+
+// TestConfDirKeepsImages: a conf in conf_dirs keeps its image present as a
+// pak in done/ does, without anything written there; a conf rewritten for
+// a newer digest releases the older one (removed with keep_images: 1); a
+// conf deleted lets its image go.
+func TestConfDirKeepsImages(t *testing.T) {
+	confs := filepath.Join(t.TempDir(), "inbound")
+	if err := os.Mkdir(confs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, "keep_images: 1\nconf_dirs: ["+confs+"]\n")
+	conf := func(seed string) (data []byte, ref string) {
+		p := paktest.Pak{Kind: "MyAdapter", Registry: registry, Repository: "/proj/conf", Digest: paktest.DigestOf(seed)}
+		return p.Conf(), p.Reference("")
+	}
+	c1, ref1 := conf("1")
+	path := filepath.Join(confs, "MyAdapter.conf")
+	if err := os.WriteFile(path, c1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := listing(t, confs)
+	h.start()
+	h.eventually("the conf's image is present", func() bool { return h.eng.has(ref1) && h.pakStatus("MyAdapter.conf") == StatusPresent })
+	time.Sleep(300 * time.Millisecond) // rescans
+	if got := listing(t, confs); !slices.Equal(got, before) {
+		t.Fatalf("conf_dir changed: %v, was %v", got, before)
+	}
+
+	c2, ref2 := conf("2")
+	if err := os.WriteFile(path, c2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the rewritten conf's image is present and the older one removed", func() bool {
+		s := h.state()
+		return h.eng.has(ref2) && !h.eng.has(ref1) && len(s.Removed) == 1 && s.Removed[0].Reference == ref1
+	})
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the deleted conf's image is let go", func() bool {
+		s := h.state()
+		return len(s.Paks) == 0 && len(s.Images) == 0 && len(s.Released) == 1 && s.Released[0].Reference == ref2
+	})
+	if !h.eng.has(ref2) {
+		t.Fatal("the newest digest was removed")
+	}
+}
+
+// TestConfDirRefusedWhenUnsafeOrMissing: a conf_dir others can write, one
+// that does not exist, and watch_dir itself are refused at start.
+func TestConfDirRefusedWhenUnsafeOrMissing(t *testing.T) {
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ dir, want string }{
+		{open, "lets others drop files into it"},
+		{"/nonexistent/prepull-confs", "no such file or directory"},
+		{"", "must not be watch_dir"},
+	} {
+		h := newHarness(t, "")
+		dir := tt.dir
+		if dir == "" {
+			dir = h.inbox()
+		}
+		h.writeConfig("conf_dirs: [" + dir + "]\n")
+		_, err := New(Options{ConfigFile: h.cfgFile, Config: h.cfg, Engine: h.eng, Log: zapNop()})
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), dir) {
+			t.Errorf("conf_dirs %s: %v, want an error naming it with %q", dir, err, tt.want)
+		}
+	}
+}

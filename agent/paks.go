@@ -266,9 +266,11 @@ func (a *Agent) reread(p *PakState) (string, error) {
 
 // reconcile makes the state agree with the files, on start and on every
 // rescan: done/ and failed/ are made again when missing, paks in done/ that
-// the state does not know are adopted, entries whose file is gone are
-// dropped (their image let go when no other pak names it), and finished
-// paks still in the inbox are moved.
+// the state does not know are adopted, entries whose file is gone (or is in
+// no folder the agent watches now) are dropped (their image let go when no
+// other pak names it), and finished paks still in the inbox are moved.
+// Confs in conf_dirs are adopted by their watchers; one whose file is gone
+// is dropped like a pak, unless its whole folder cannot be read.
 func (a *Agent) reconcile() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -293,6 +295,20 @@ func (a *Agent) reconcile() {
 		}
 	}
 	for path, p := range a.paks {
+		dir := filepath.Dir(path)
+		inConfDir := slices.Contains(a.confDirs, dir)
+		if !inConfDir && dir != a.watchDir && dir != a.doneDir && dir != a.failedDir {
+			a.log.Info("pak file is in no folder the agent watches now, forgetting it", zap.String("pak", p.Name), zap.String("file", path))
+			a.drop(p)
+			continue
+		}
+		if inConfDir {
+			// A conf_dir that cannot be read now (unmounted, say) is not
+			// one whose confs are gone: they are kept as last read.
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				continue
+			}
+		}
 		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			a.log.Info("pak file is gone, forgetting it", zap.String("pak", p.Name), zap.String("file", path))
 			a.drop(p)

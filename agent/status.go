@@ -219,9 +219,13 @@ func writeAgent(w io.Writer, a AgentStatus) {
 	fmt.Fprintln(w)
 }
 
-// pakColumn names a pak by its file name and the folder it is in now.
+// pakColumn names a pak by its file name and the folder it is in now, and
+// a conf of conf_dirs by its path.
 func pakColumn(p PakState) string {
 	name := filepath.Base(p.File)
+	if eligibleConf(name) {
+		return p.File
+	}
 	switch filepath.Base(filepath.Dir(p.File)) {
 	case DoneDir, FailedDir:
 		name = filepath.Base(filepath.Dir(p.File)) + "/" + name

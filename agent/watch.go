@@ -35,17 +35,20 @@ type candidate struct {
 	changed time.Time // when it was last seen changing
 }
 
-// watcher finds pak files in watch_dir: it listens to inotify and rescans
+// watcher finds pak files in watch_dir, or adapter .conf files in one of
+// conf_dirs (what and eligible say which): it listens to inotify and rescans
 // the folder every rescan interval, so that nothing is missed, and hands a
 // file to deliver once it has not changed for the settle time. It never
 // follows symlinks and ignores dot-files, folders and names not ending in
 // .pak. All its state belongs to its own goroutine.
 type watcher struct {
-	dir     string
-	log     *zap.Logger
-	deliver func(found)
-	reconf  chan timing
-	now     func() time.Time
+	dir      string
+	what     string            // the configuration key of dir, for log lines: "watch_dir" or "conf_dirs"
+	eligible func(string) bool // the file names it takes
+	log      *zap.Logger
+	deliver  func(found)
+	reconf   chan timing
+	now      func() time.Time
 
 	// checkSafe, when set, tells whether watch_dir is safe to take paks
 	// from; it runs on every rescan, and onSafety hears its answer.
@@ -64,7 +67,7 @@ type watcher struct {
 
 func newWatcher(dir string, t timing, log *zap.Logger, deliver func(found)) *watcher {
 	return &watcher{
-		dir: dir, log: log, deliver: deliver, timing: t, now: time.Now,
+		dir: dir, what: "watch_dir", eligible: eligibleName, log: log, deliver: deliver, timing: t, now: time.Now,
 		reconf: make(chan timing, 1),
 		cands:  map[string]*candidate{},
 		taken:  map[string]fileID{},
@@ -90,7 +93,7 @@ const rearmEvery = 200 * time.Millisecond
 func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
-		w.log.Warn("inotify unavailable, relying on rescans", zap.String("watch_dir", w.dir), zap.Duration("rescan_interval", w.timing.rescan), zap.Error(err))
+		w.log.Warn("inotify unavailable, relying on rescans", zap.String(w.what, w.dir), zap.Duration("rescan_interval", w.timing.rescan), zap.Error(err))
 	} else {
 		w.fsw = fsw
 		defer fsw.Close()
@@ -172,11 +175,11 @@ func (w *watcher) arm() bool {
 	}
 	w.disarm()
 	if err := w.fsw.Add(w.dir); err != nil {
-		w.log.Warn("cannot watch watch_dir with inotify, relying on rescans", zap.String("watch_dir", w.dir), zap.Error(err))
+		w.log.Warn("cannot watch "+w.what+" with inotify, relying on rescans", zap.String(w.what, w.dir), zap.Error(err))
 		return false
 	}
 	if w.armed != 0 || ino != 0 {
-		w.log.Debug("watching watch_dir", zap.String("watch_dir", w.dir))
+		w.log.Debug("watching "+w.what, zap.String(w.what, w.dir))
 	}
 	w.armed = ino
 	return true
@@ -187,7 +190,7 @@ func (w *watcher) disarm() {
 	if w.armed != 0 {
 		_ = w.fsw.Remove(w.dir)
 		w.armed = 0
-		w.log.Warn("watch_dir was removed or replaced, watching for it to come back", zap.String("watch_dir", w.dir))
+		w.log.Warn(w.what+" was removed or replaced, watching for it to come back", zap.String(w.what, w.dir))
 	}
 }
 
@@ -206,7 +209,7 @@ func (w *watcher) nextCheck() (time.Time, bool) {
 // event handles one inotify event for a name in the folder.
 func (w *watcher) event(ev fsnotify.Event) {
 	name := filepath.Base(ev.Name)
-	if filepath.Dir(ev.Name) != filepath.Clean(w.dir) || !eligibleName(name) {
+	if filepath.Dir(ev.Name) != filepath.Clean(w.dir) || !w.eligible(name) {
 		return
 	}
 	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
@@ -239,17 +242,17 @@ func (w *watcher) scan() {
 		// Once per cause, not every rescan.
 		if msg := err.Error(); msg != w.readErr {
 			w.readErr = msg
-			w.log.Error("cannot read watch_dir", zap.String("watch_dir", w.dir), zap.Error(err))
+			w.log.Error("cannot read "+w.what, zap.String(w.what, w.dir), zap.Error(err))
 		}
 		return
 	}
 	if w.readErr != "" {
 		w.readErr = ""
-		w.log.Info("watch_dir can be read again", zap.String("watch_dir", w.dir))
+		w.log.Info(w.what+" can be read again", zap.String(w.what, w.dir))
 	}
 	present := make(map[string]bool, len(entries))
 	for _, e := range entries {
-		if eligibleName(e.Name()) {
+		if w.eligible(e.Name()) {
 			present[e.Name()] = true
 			w.consider(e.Name(), false)
 		}
@@ -274,7 +277,7 @@ func (w *watcher) consider(name string, touched bool) {
 	if err != nil {
 		delete(w.cands, name)
 		if !errors.Is(err, fs.ErrNotExist) {
-			w.log.Warn("cannot look at file in watch_dir", zap.String("pak", name), zap.Error(err))
+			w.log.Warn("cannot look at file in "+w.what, zap.String("pak", name), zap.Error(err))
 		}
 		return
 	}

@@ -21,7 +21,10 @@ files. Once a pak stopped changing for the settle time, its image is pulled
 with this proxy's registry credentials; the pak then moves to done/, or to
 failed/ with NAME.pak.error beside it when it names no pullable image. Every
 verify_interval the agent checks that its images are still present and pulls
-again what vanished. State is kept in state_dir/state.json; see prepull status.
+again what vanished. With conf_dirs it also keeps the image of each adapter
+.conf in those folders present, reading them only; with keep_images N it
+removes an image it pulled once nothing names it and N newer digests of its
+repository are kept. State is kept in state_dir/state.json; see prepull status.
 
 SIGTERM or SIGINT stops it (exit 0); SIGHUP reloads the configuration.
 It refuses to start when watch_dir or state_dir can be written by anyone but

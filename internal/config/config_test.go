@@ -113,6 +113,12 @@ func TestLoadInvalid(t *testing.T) {
 		{"zero concurrency", "concurrency: 0\n", "concurrency"},
 		{"bad log format", "log_format: xml\n", "log_format"},
 		{"bad default registry", "default_registry: \"harbor.example:99999\"\n", "invalid port"},
+		{"negative keep_images", "keep_images: -1\n", "keep_images -1"},
+		{"keep_images not a number", "keep_images: many\n", "not a whole number"},
+		{"conf_dirs a string", "conf_dirs: /opt/confs\n", "conf_dirs must be a list"},
+		{"conf_dirs relative", "conf_dirs: [confs]\n", "must be an absolute path"},
+		{"conf_dirs twice", "conf_dirs: [/opt/c, /opt/c/]\n", "already listed"},
+		{"conf_dirs a mapping", "conf_dirs:\n  - {dir: /x}\n", "must be a path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
