@@ -112,3 +112,110 @@ func TestRootfsComplete(t *testing.T) {
 		})
 	}
 }
+
+// fakeDebootstrap writes a script that does what buildRootfs needs of
+// debootstrap: it marks each --include package installed in TARGET's dpkg
+// status, and appends a line to count per build. With fail set it fails.
+func fakeDebootstrap(t *testing.T, count string, fail bool) string {
+	t.Helper()
+	script := `#!/bin/sh
+set -e
+echo build >>"` + count + `"
+[ -z "$FAIL" ] || { echo "E: cannot reach the mirror"; exit 1; }
+pkgs="" n=0 target=""
+for a in "$@"; do
+  case "$a" in
+  --include=*) pkgs="${a#--include=}" ;;
+  --*) ;;
+  *) n=$((n+1)); [ $n -eq 2 ] && target="$a" ;; # SUITE TARGET MIRROR
+  esac
+done
+mkdir -p "$target/var/lib/dpkg" "$target/etc"
+for p in $(echo "$pkgs" | tr , ' '); do printf 'Package: %s\nStatus: install ok installed\n\n' "$p"; done >"$target/var/lib/dpkg/status"
+`
+	if fail {
+		script = strings.Replace(script, `[ -z "$FAIL" ]`, `false`, 1)
+	}
+	path := filepath.Join(t.TempDir(), "debootstrap")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBuildRootfs checks the cache around debootstrap: one build for callers
+// that come at once, the same root afterwards, a rebuild of an incomplete
+// root with the leftovers of a killed build removed, and a failed build that
+// leaves nothing behind.
+func TestBuildRootfs(t *testing.T) {
+	sources := filepath.Join(t.TempDir(), "debian.sources")
+	if err := os.WriteFile(sources, []byte("Types: deb\nURIs: http://archive.example/debian\nSuites: bookworm\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	saved := aptSources
+	aptSources.deb822Glob, aptSources.listFile, aptSources.listGlob = sources, "/nonexistent", "/nonexistent/*"
+	t.Cleanup(func() { aptSources = saved })
+
+	cache := t.TempDir()
+	count := filepath.Join(t.TempDir(), "count")
+	builds := func() int {
+		data, _ := os.ReadFile(count)
+		return strings.Count(string(data), "build")
+	}
+	debootstrap := fakeDebootstrap(t, count, false)
+	pkgs := []string{"docker.io", "ca-certificates"}
+
+	roots := make(chan string, 3)
+	for range 3 {
+		go func() {
+			root, err := buildRootfs(t, debootstrap, cache, "trixie", pkgs)
+			if err != nil {
+				t.Error(err)
+			}
+			roots <- root
+		}()
+	}
+	root := <-roots
+	for range 2 {
+		if other := <-roots; other != root {
+			t.Errorf("callers at once got %s and %s", root, other)
+		}
+	}
+	if n := builds(); n != 1 {
+		t.Fatalf("%d builds for three callers at once, want 1", n)
+	}
+	if fi, err := os.Stat(root); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("the root: %v, %v; want a directory of mode 0755", fi, err)
+	}
+
+	// A build killed midway, and a root whose marker is gone.
+	leftover := filepath.Join(cache, ".tmp-"+filepath.Base(root)+"-123")
+	if err := os.MkdirAll(leftover, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, rootfsMarker)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := buildRootfs(t, debootstrap, cache, "trixie", pkgs)
+	if err != nil || again != root || builds() != 2 {
+		t.Fatalf("rebuild: %s, %v, %d builds; want %s built again", again, err, builds(), root)
+	}
+	if _, err := os.Stat(leftover); err == nil {
+		t.Error("the leftover of a killed build is still there")
+	}
+	if _, err := buildRootfs(t, debootstrap, cache, "trixie", pkgs); err != nil || builds() != 2 {
+		t.Fatalf("a complete root was built again (%v, %d builds)", err, builds())
+	}
+
+	// A failed build names the log's last lines and leaves nothing behind.
+	_, err = buildRootfs(t, fakeDebootstrap(t, count, true), cache, "sid", pkgs)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the mirror") {
+		t.Fatalf("failed build: %v; want the log's last lines", err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, rootfsKey("sid", sortedPackages(pkgs)))); err == nil {
+		t.Error("a failed build left a root")
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, ".tmp-*")); len(left) != 0 {
+		t.Errorf("a failed build left %v", left)
+	}
+}
