@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/retry"
 	"github.com/prepull/prepull/internal/testenv"
 )
 
@@ -61,17 +63,6 @@ func logRequests(t *testing.T, p *testenv.FaultProxy) {
 	t.Logf("proxy: %s; stalls %+v\n%s", p.Summary(), p.Stalls(), b.String())
 }
 
-// countFaulted counts the requests the proxy answered with a fault.
-func countFaulted(p *testenv.FaultProxy) int {
-	n := 0
-	for _, r := range p.Requests() {
-		if r.Fault != "" {
-			n++
-		}
-	}
-	return n
-}
-
 // TestFaultRegistryStoppedMidPull stops the registry while the engine is
 // downloading the layers (slowed down by the proxy so that the pull has a
 // middle) and starts it again 3 s later: the pull ends with the image.
@@ -114,20 +105,26 @@ func TestFaultRegistryStoppedMidPull(t *testing.T) {
 
 // TestFaultRegistryAnswers429And503 has the registry answer 429 (with
 // Retry-After) or 503 for a few seconds: the pull succeeds after the window,
-// with a modest number of requests meanwhile (backoff with jitter, no
-// hammering). Engine 20.10 does not pass Retry-After on, so prepull's own
-// backoff spaces its tries.
+// without hammering. The bounds count attempts, not time: every request
+// answered with the fault belongs to a try that prepull says it retried, or
+// to the last (at most perTry faulted requests each), its waits follow the backoff
+// schedule, and on blobs, which the engine retries by itself, each blob is
+// asked for at most engineTries times per pull attempt. Engine 20.10 does
+// not pass Retry-After on, so prepull's own backoff spaces its tries.
 func TestFaultRegistryAnswers429And503(t *testing.T) {
 	f := newFixture(t, "proj/fault-status")
 	digest := f.docker.PushImage(t, f.reg, "proj/fault-status-big", faultImage)
+	// perTry is the most requests one try of a login (GET /v2/, then again
+	// with the login) or of a registry inspect (HEAD, then GET of the
+	// manifest) makes.
+	const perTry = 2
+	// engineTries bounds how often the engine asks for one blob in one
+	// pull: Docker Engine's own download attempts (5) and the read of the
+	// image config before them.
+	const engineTries = 6
 	tests := []struct {
 		name    string
 		failure testenv.Failure
-		// maxFaulted bounds the requests answered with the fault in the
-		// window: a retry storm would make hundreds.
-		maxFaulted int
-		// attempts is how many pulls prepull makes, 0 meaning two or more.
-		attempts int
 		// retried tells whether prepull says it will retry. The 429 fails
 		// the login, which prepull retries before its one pull; a 503 for
 		// manifests fails the platform check's registry inspect, retried
@@ -135,9 +132,9 @@ func TestFaultRegistryAnswers429And503(t *testing.T) {
 		// retries by itself, longer than the window.
 		retried bool
 	}{
-		{"429 with Retry-After on every request", testenv.Failure{Status: 429, RetryAfter: 2 * time.Second, For: 4 * time.Second}, 10, 1, true},
-		{"503 on manifests", testenv.Failure{Status: 503, For: 4 * time.Second, Kind: testenv.KindManifest}, 5, 1, true},
-		{"503 on blobs", testenv.Failure{Status: 503, For: 3 * time.Second, Kind: testenv.KindBlob}, 16, 1, false},
+		{"429 with Retry-After on every request", testenv.Failure{Status: 429, RetryAfter: 2 * time.Second, For: 4 * time.Second}, true},
+		{"503 on manifests", testenv.Failure{Status: 503, For: 4 * time.Second, Kind: testenv.KindManifest}, true},
+		{"503 on blobs", testenv.Failure{Status: 503, For: 3 * time.Second, Kind: testenv.KindBlob}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,22 +153,69 @@ func TestFaultRegistryAnswers429And503(t *testing.T) {
 			if res.Status != "pulled" || !f.docker.HasImage(t, ref) {
 				t.Fatalf("result %+v; want pulled and the image in the engine", res)
 			}
-			faulted := countFaulted(p)
-			if faulted == 0 || faulted > tt.maxFaulted {
-				t.Errorf("%d requests answered %d, want 1 to %d", faulted, tt.failure.Status, tt.maxFaulted)
-			}
 			if took < tt.failure.For-time.Second {
 				t.Errorf("pulled after %v, before the %v fault window ended", took, tt.failure.For)
 			}
-			if (tt.attempts == 0 && res.Attempts < 2) || (tt.attempts > 0 && res.Attempts != tt.attempts) {
-				t.Errorf("%d pull attempts, want %d (0: two or more)", res.Attempts, tt.attempts)
+			if res.Attempts != 1 {
+				t.Errorf("%d pull attempts, want 1", res.Attempts)
 			}
-			if retried := strings.Contains(r.stderr, "will retry"); retried != tt.retried {
-				t.Errorf("prepull said it will retry: %v, want %v", retried, tt.retried)
+			delays := retryDelays(t, r.stderr)
+			if retried := len(delays) > 0; retried != tt.retried {
+				t.Fatalf("prepull said it will retry %d times, want retries: %v", len(delays), tt.retried)
+			}
+			for i, d := range delays {
+				// The schedule's least delay: half of Base doubled per retry.
+				if least := min(retry.Default.Base<<i, retry.Default.Max) / 2; d < least {
+					t.Errorf("retry %d after %v, want at least %v (backoff)", i+1, d, least)
+				}
+			}
+			faulted := faultedByPath(p)
+			n := 0
+			for path, c := range faulted {
+				n += c
+				if tt.failure.Kind == testenv.KindBlob && c > engineTries*res.Attempts {
+					t.Errorf("%s answered %d %d times in %d pull attempts, want at most %d each", path, tt.failure.Status, c, res.Attempts, engineTries)
+				}
+			}
+			if n == 0 {
+				t.Errorf("no request was answered %d", tt.failure.Status)
+			}
+			// The tries are the retried ones and the last, which the
+			// window's end may split.
+			if tries := len(delays) + 1; tt.retried && n > perTry*tries {
+				t.Errorf("%d requests answered %d in %d tries, want at most %d a try", n, tt.failure.Status, tries, perTry)
 			}
 			f.docker.RemoveImage(t, ref)
 		})
 	}
+}
+
+// retryDelays returns the delays of prepull's "failed, will retry" lines
+// in stderr, in order.
+func retryDelays(t *testing.T, stderr string) []time.Duration {
+	t.Helper()
+	var delays []time.Duration
+	for _, m := range retryDelay.FindAllStringSubmatch(stderr, -1) {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatalf("retry line with delay %q: %v", m[1], err)
+		}
+		delays = append(delays, d)
+	}
+	return delays
+}
+
+var retryDelay = regexp.MustCompile(`failed, will retry\t.*"delay": "([^"]+)"`)
+
+// faultedByPath counts the requests the proxy answered with a fault, by path.
+func faultedByPath(p *testenv.FaultProxy) map[string]int {
+	n := map[string]int{}
+	for _, r := range p.Requests() {
+		if r.Fault != "" {
+			n[r.Path]++
+		}
+	}
+	return n
 }
 
 // TestFaultStalledBlobIsRetried stalls one layer download mid-body without
