@@ -51,7 +51,10 @@ func TestPakPulledAndMovedToDone(t *testing.T) {
 }
 
 func TestManyPaksFewImagesPullEachOnce(t *testing.T) {
-	h := newHarness(t, "concurrency: 2\n")
+	// The pulls wait, without progress, until every pak is taken, which
+	// takes seconds on a busy machine: no stall timeout may cut them (a
+	// stalled pull is retried, a second pull that is no duplicate).
+	h := newHarness(t, "concurrency: 2\nstall_timeout: 1h\npull_timeout: 1h\n")
 	h.eng.pullWait = make(chan struct{})
 	h.start()
 	refs := map[string]bool{}
@@ -135,7 +138,7 @@ func TestIgnoresDotFilesOtherNamesAndSymlinks(t *testing.T) {
 	}
 	h.drop("real.pak", "proj/real", "r")
 	h.eventually("real.pak is in done/", func() bool { return exists(filepath.Join(h.inbox(), DoneDir, "real.pak")) })
-	time.Sleep(300 * time.Millisecond) // three rescans
+	h.rescans(3)
 	if n := h.eng.totalPulls(); n != 1 {
 		t.Errorf("%d pulls, want 1 (for real.pak only)", n)
 	}
@@ -278,7 +281,7 @@ func TestDeletedFromDoneIsNoLongerKept(t *testing.T) {
 	h.eng.Remove(context.TODO(), gone)
 	h.eng.Remove(context.TODO(), keep)
 	h.eventually("the kept image is pulled again", func() bool { return h.eng.pullCount(keep) == 2 })
-	time.Sleep(200 * time.Millisecond) // several verify rounds
+	h.looks(keep, 3) // verify rounds, which would find gone missing too if it were kept
 	if n := h.eng.pullCount(gone); n != 1 {
 		t.Fatalf("the image of the deleted pak was pulled %d times, want 1", n)
 	}
@@ -296,7 +299,7 @@ func TestEngineDownThenBack(t *testing.T) {
 	h.start()
 	h.drop("d.pak", "proj/d", "d")
 	h.eventually("the agent says docker is unreachable", func() bool { return strings.Contains(h.agent.statusLine(), "docker unreachable") })
-	time.Sleep(100 * time.Millisecond)
+	h.rescans(2)
 	if exists(filepath.Join(h.inbox(), DoneDir, "d.pak")) {
 		t.Fatal("d.pak is done while the engine is down")
 	}
@@ -481,7 +484,7 @@ func TestDegradedWhileStateCannotBeSaved(t *testing.T) {
 		return strings.HasPrefix(h.agent.statusLine(), "degraded: cannot save state: ")
 	})
 	h.eventually("b.pak's image is pulled", func() bool { return h.eng.pullCount(refB) == 1 })
-	time.Sleep(300 * time.Millisecond) // three rescans
+	h.rescans(3)
 	if exists(filepath.Join(h.inbox(), DoneDir, "b.pak")) {
 		t.Fatal("b.pak moved to done/ while the state could not be saved")
 	}

@@ -32,8 +32,10 @@ type fakeEngine struct {
 	pullWait  chan struct{}          // when set, a pull blocks until it is closed or ctx ends
 	stallOn   func(attempt int) bool // a pull attempt for which it returns true sends no progress and hangs until ctx ends
 	logins    []engine.Auth
-	active    int // pulls running now
-	maxActive int // the most pulls that ran at once
+	pings     int            // Ping calls: the agent checks the engine at start and every rescan
+	looks     map[string]int // RepoDigests calls by reference: each verify looks for the image
+	active    int            // pulls running now
+	maxActive int            // the most pulls that ran at once
 	// containers marks images a container uses; removed lists what
 	// RemoveDigest removed (keep_test.go).
 	containers map[string]bool
@@ -41,7 +43,7 @@ type fakeEngine struct {
 }
 
 func newFakeEngine() *fakeEngine {
-	return &fakeEngine{images: map[string]bool{}, pulls: map[string]int{}}
+	return &fakeEngine{images: map[string]bool{}, pulls: map[string]int{}, looks: map[string]int{}}
 }
 
 var errDown = fmt.Errorf("%w: dial unix /var/run/docker.sock: connect: connection refused", engine.ErrUnreachable)
@@ -49,6 +51,7 @@ var errDown = fmt.Errorf("%w: dial unix /var/run/docker.sock: connect: connectio
 func (e *fakeEngine) Ping(context.Context) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.pings++
 	if e.down {
 		return "", errDown
 	}
@@ -130,6 +133,7 @@ func (e *fakeEngine) ImagePlatform(ctx context.Context, ref string) (engine.Plat
 func (e *fakeEngine) RepoDigests(_ context.Context, ref string) ([]string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.looks[ref]++
 	if e.down {
 		return nil, errDown
 	}
@@ -152,6 +156,13 @@ func (e *fakeEngine) pullCount(ref string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.pulls[ref]
+}
+
+// count returns what f reads of e, under e's lock.
+func (e *fakeEngine) count(f func(*fakeEngine) int) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return f(e)
 }
 
 func (e *fakeEngine) totalPulls() int {
@@ -318,6 +329,26 @@ func (h *harness) eventually(what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// rescans waits until the agent has rescanned n more times, seen by its
+// engine checks (one a rescan): the positive event that shows it passed a
+// point where something must not happen.
+func (h *harness) rescans(n int) {
+	h.t.Helper()
+	from := h.eng.count(func(e *fakeEngine) int { return e.pings })
+	h.eventually(fmt.Sprintf("%d more rescans", n), func() bool {
+		return h.eng.count(func(e *fakeEngine) int { return e.pings }) >= from+n
+	})
+}
+
+// looks waits until the agent has looked for ref's image n more times.
+func (h *harness) looks(ref string, n int) {
+	h.t.Helper()
+	from := h.eng.count(func(e *fakeEngine) int { return e.looks[ref] })
+	h.eventually(fmt.Sprintf("%d more looks for %s", n, ref), func() bool {
+		return h.eng.count(func(e *fakeEngine) int { return e.looks[ref] }) >= from+n
+	})
 }
 
 func (h *harness) logText() string {
