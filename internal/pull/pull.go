@@ -188,11 +188,16 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		return Failed, err
 	}
 	if present && !o.Force {
-		if err := p.checkLocal(ctx, log, o, t.Reference); err != nil {
+		err := p.checkLocal(ctx, log, o, t.Reference)
+		switch {
+		case err == nil:
+			log.Debug("image already present")
+			return Present, nil
+		case !errors.Is(err, engine.ErrNotPresent):
 			return Failed, err
 		}
-		log.Debug("image already present")
-		return Present, nil
+		// Removed between the two looks (an image prune, say): pulled below.
+		log.Info("image removed while it was checked, pulling it")
 	}
 
 	installedCA, err := p.ensureCA(log, t)

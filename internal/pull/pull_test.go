@@ -30,6 +30,7 @@ type fakeEngine struct {
 	loginErr  error
 	pulls     []attempt
 	verifies  bool           // a successful pull makes the image present
+	vanishes  bool           // the image is removed right after a look finds it, once
 	platforms *fakePlatforms // nil: linux/amd64 everywhere
 
 	logins, pullCalls int
@@ -69,6 +70,9 @@ func (f *fakeEngine) RepoDigests(_ context.Context, ref string) ([]string, error
 	defer f.mu.Unlock()
 	if !f.present {
 		return nil, fmt.Errorf("inspect %s: %w", ref, engine.ErrNotPresent)
+	}
+	if f.vanishes {
+		f.vanishes, f.present = false, false
 	}
 	name, _, _ := strings.Cut(ref, "@")
 	return []string{name + "@" + digest}, nil
@@ -116,6 +120,8 @@ func TestEnsure(t *testing.T) {
 		logins      int
 	}{
 		{name: "present, nothing to do", engine: &fakeEngine{present: true}, want: Present},
+		{name: "an image removed between the presence look and the platform check is pulled", engine: &fakeEngine{present: true, vanishes: true, verifies: true},
+			want: Pulled, pulls: 1},
 		{name: "force pulls a present image", engine: &fakeEngine{present: true, verifies: true}, opts: Options{Force: true}, want: Pulled, pulls: 1},
 		{name: "anonymous pull, no login", engine: &fakeEngine{verifies: true}, want: Pulled, pulls: 1},
 		{name: "login then pull", engine: &fakeEngine{verifies: true}, cfg: withLogin, want: Pulled, pulls: 1, logins: 1},
