@@ -97,6 +97,20 @@ func stall(ctx context.Context, progress func(engine.Progress)) error {
 	return ctx.Err()
 }
 
+// progressing sends progress every 2ms until the attempt is cancelled.
+func progressing(ctx context.Context, progress func(engine.Progress)) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		progress(engine.Progress{Layer: "abc", Status: "Downloading", Current: 2, Total: 10})
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 var (
 	errRefused   = fmt.Errorf("pull: %w", errors.New("dial tcp 127.0.0.1:5000: connect: connection refused"))
 	errNotFound  = fmt.Errorf("pull: %w: manifest unknown", engine.ErrNotFound)
@@ -138,11 +152,14 @@ func TestEnsure(t *testing.T) {
 		{name: "dry run checks the login and pulls nothing", engine: &fakeEngine{}, cfg: withLogin, opts: Options{DryRun: true}, want: WouldPull, logins: 1},
 		{name: "timeout ends the retries", engine: &fakeEngine{pulls: failing(1000, errRefused)},
 			opts: Options{Timeout: 40 * time.Millisecond}, want: Failed, wantErr: ErrTimedOut},
-		{name: "a timeout that cuts a stalled attempt short says it stalled", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
-			opts: Options{Timeout: 75 * time.Millisecond, StallTimeout: 30 * time.Millisecond}, want: Failed,
-			wantErr: ErrStalled, wantErrText: "pull stalled: no progress for 30ms"},
-		{name: "a stalled attempt cut short by the timeout is a timeout", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
-			opts: Options{Timeout: 75 * time.Millisecond, StallTimeout: 30 * time.Millisecond}, want: Failed, wantErr: ErrTimedOut},
+		// The first attempt stalls, the second makes progress (every 2ms,
+		// a hundredth of the stall timeout) until the timeout cuts it
+		// short: the error says both.
+		{name: "a timeout that cuts an attempt after a stall short says it stalled", engine: &fakeEngine{pulls: []attempt{stall, progressing}},
+			opts: Options{Timeout: 1500 * time.Millisecond, StallTimeout: 200 * time.Millisecond}, want: Failed,
+			wantErr: ErrStalled, wantErrText: "pull stalled: no progress for 200ms; then timed out after 2 attempts"},
+		{name: "an attempt after a stall cut short by the timeout is a timeout", engine: &fakeEngine{pulls: []attempt{stall, progressing}},
+			opts: Options{Timeout: 1500 * time.Millisecond, StallTimeout: 200 * time.Millisecond}, want: Failed, wantErr: ErrTimedOut},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
