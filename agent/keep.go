@@ -251,8 +251,10 @@ func (a *Agent) remove(ctx context.Context, c removal) {
 		a.log.Info("released image removed from the engine", zap.String("reference", c.ref), zap.String("outcome", outcome),
 			zap.String("reason", c.reason), zap.Int("other_references", max(len(use.References)-1, 0)))
 	}
-	// A pak named it again meanwhile: check it now, and pull it back.
-	if im := a.images[c.ref]; im != nil && !im.inflight {
+	// A pak named it again meanwhile: check it now, and pull it back. A
+	// check that runs now may have seen it before it went: the next one
+	// starts when that ends.
+	if im := a.images[c.ref]; im != nil {
 		im.due, im.verifying = time.Now(), true
 		a.wake()
 	}

@@ -42,6 +42,7 @@ type model struct {
 	disk   string // state_dir, a small tmpfs
 	agent  *agentProc
 	refs   map[string]bool // the images good paks name
+	found  string          // an image present before the agent ran: keep_images never removes it
 	good   []string        // pak files naming a pullable image, to drop
 	stuck  string          // a pak whose registry never answers
 	n      int             // names made so far
@@ -81,7 +82,9 @@ func modelParams(t *testing.T) (seed uint64, steps int) {
 // full and freed, engine stopped and started, and a second agent; after each
 // step every pak file in done/ is known to the saved state, no state entry
 // lacks its file, nothing in the inbox is forgotten, and every image a pak
-// in done/ names is in the engine.
+// in done/ names is in the engine. With keep_images: 1 over three digests
+// of one repository, the one the agent found present never leaves the
+// engine and only images it pulled are released.
 func TestAgentModel(t *testing.T) {
 	seed, steps := modelParams(t)
 	t.Logf("model seed %d, %d steps (replay: PREPULL_MODEL_SEED=%d)", seed, steps, seed)
@@ -93,12 +96,26 @@ func TestAgentModel(t *testing.T) {
 
 	f := newFixture(t, "proj/model-a")
 	digestB := f.docker.PushImage(t, f.reg, "proj/model-b", testenv.ImageOptions{})
+	// Two more digests of proj/model-a: a newer one, and one pulled before
+	// the agent runs (by the one-shot), which keep_images must never remove.
+	digestA2 := f.docker.PushImage(t, f.reg, f.repo, testenv.ImageOptions{Size: 8 << 10})
+	digestF := f.docker.PushImage(t, f.reg, f.repo, testenv.ImageOptions{Size: 8 << 10})
 	m := &model{t: t, f: f, rng: rand.New(rand.NewPCG(seed, 0)), refs: map[string]bool{f.ref: true}, byHand: map[string]bool{}}
 	m.refs[f.reg.Addr+"/proj/model-b@"+digestB] = true
-	for i := range 6 {
+	m.refs[f.reg.Addr+"/"+f.repo+"@"+digestA2] = true
+	m.found = f.reg.Addr + "/" + f.repo + "@" + digestF
+	m.refs[m.found] = true
+	foundPak := paktest.Pak{Kind: "Found", Registry: f.reg.Addr, Repository: "/" + f.repo, Digest: digestF}.WriteFile(t, t.TempDir())
+	f.prepull(nil, "--config", f.config, foundPak).want(t, 0)
+	for i := range 8 {
 		repo, digest := f.repo, f.digest
-		if i%2 == 1 {
+		switch i % 4 {
+		case 1:
 			repo, digest = "proj/model-b", digestB
+		case 2:
+			digest = digestA2
+		case 3:
+			digest = digestF
 		}
 		dir := filepath.Join(f.dir, "model", strconv.Itoa(i))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -109,7 +126,7 @@ func TestAgentModel(t *testing.T) {
 	m.stuck = paktest.Pak{Kind: "Stuck", Registry: "127.0.0.1:9", Repository: "/proj/none", Digest: f.digest}.WriteFile(t, f.dir)
 	m.disk = testenv.Tmpfs(t, 64<<10)
 	t.Cleanup(func() { testenv.Docker(t) }) // started again if a step stopped it
-	m.config, m.inbox, _ = f.agentConfig("state_dir: " + m.disk + "\nrescan_interval: 500ms\nsettle: 100ms\nverify_interval: 2s\n")
+	m.config, m.inbox, _ = f.agentConfig("state_dir: " + m.disk + "\nrescan_interval: 500ms\nsettle: 100ms\nverify_interval: 2s\nkeep_images: 1\n")
 	m.agent = f.startAgent(m.config, m.inbox, m.disk)
 	m.agent.waitStarted()
 
@@ -160,6 +177,8 @@ func TestAgentModel(t *testing.T) {
 		t.Logf("end: %s", m.toggleEngine())
 	}
 	m.check(steps + 1)
+	st := m.agent.status()
+	t.Logf("end: keep_images released %d images and removed %d", len(st.Released), len(st.Removed))
 }
 
 func (m *model) name() string {
@@ -347,6 +366,21 @@ func (m *model) violation() string {
 		}
 		if !m.f.docker.HasImage(m.t, ref) {
 			return fmt.Sprintf("%s is not in the engine", ref)
+		}
+	}
+	// keep_images: never an image the agent did not pull.
+	if !m.f.docker.HasImage(m.t, m.found) {
+		return fmt.Sprintf("%s, which the agent found present, left the engine", m.found)
+	}
+	st := m.agent.status()
+	for _, r := range st.Released {
+		if r.Origin != "pulled" {
+			return fmt.Sprintf("released %s has origin %q, want pulled", r.Reference, r.Origin)
+		}
+	}
+	for _, r := range st.Removed {
+		if r.Reference == m.found {
+			return fmt.Sprintf("status lists %s, which the agent found present, as removed", m.found)
 		}
 	}
 	return ""
