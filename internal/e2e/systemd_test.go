@@ -63,6 +63,12 @@ func TestSystemdBooted(t *testing.T) {
 	stallImage := &image{reg: authsReg, repo: "sd/stall", ref: stallProxy.Addr + "/sd/stall@" + stallDigest}
 	stallImage.pak = paktest.Pak{Kind: "Sdstall", Registry: stallProxy.Addr, Repository: "/sd/stall", Digest: stallDigest}.WriteFile(t, t.TempDir())
 	tokens := startTokenService(t, helperReg.Password)
+	// An adapter .conf in a folder of conf_dirs, where VCF Operations keeps
+	// them on its nodes: read under the unit's read-only file system.
+	const confDir = "/usr/lib/vmware-vcops/user/plugins/inbound"
+	confDigest := testenv.PushPlatformImage(t, authsReg, "sd/conf", platform, "")
+	confRef := authsReg.Addr + "/sd/conf@" + confDigest
+	confText := paktest.Pak{Kind: "Sdconf", Registry: authsReg.Addr, Repository: "/sd/conf", Digest: confDigest}.Conf()
 
 	repo, err := filepath.Abs("../..")
 	if err != nil {
@@ -74,6 +80,7 @@ func TestSystemdBooted(t *testing.T) {
 		m.WriteFile(t, "/root/release/"+f, mode, readFile(t, filepath.Join(repo, f)))
 	}
 	m.WriteFile(t, "/root/release/prepull", 0o755, readFile(t, bin))
+	m.WriteFile(t, confDir+"/Sdconf.conf", 0o644, string(confText))
 	// The administrator's part: the configuration (kept by install.sh), a
 	// password file, the registry's CA, Docker's config.json with a login
 	// and a credential helper that asks a token service over TCP.
@@ -86,7 +93,8 @@ func TestSystemdBooted(t *testing.T) {
     ca_file: /etc/prepull/registry-ca.pem
 settle: 100ms
 rescan_interval: 1s
-`, tlsReg.Addr))
+conf_dirs: [%s]
+`, tlsReg.Addr, confDir))
 	if err := os.Chmod(m.Path("/etc/prepull"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +200,8 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		for _, im := range []*image{tlsImage, authsImage} {
 			m.MustRun(t, "docker", "image", "inspect", im.ref)
 		}
+		waitUntil(t, time.Minute, "the image a conf in conf_dirs names is present", present(confRef))
+		m.MustRun(t, "docker", "image", "inspect", confRef)
 		ca := readFile(t, m.Path("/etc/docker/certs.d/"+tlsReg.Addr+"/ca.crt"))
 		if ca != string(tf.caPEM) {
 			t.Fatalf("/etc/docker/certs.d/%s/ca.crt is not the registry's CA", tlsReg.Addr)
