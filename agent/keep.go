@@ -173,7 +173,15 @@ func (a *Agent) removalsLocked() []removal {
 	for _, r := range a.released {
 		released = append(released, *r)
 	}
-	return selectRemovals(a.cfg.KeepImages, named, released)
+	out := selectRemovals(a.cfg.KeepImages, named, released)
+	// A removal decided and saved before a crash is finished: the engine
+	// may have removed the image already.
+	for _, r := range released {
+		if r.Removing && !slices.ContainsFunc(out, func(c removal) bool { return c.ref == r.Reference }) {
+			out = append(out, removal{ref: r.Reference, reason: "decided before the agent restarted"})
+		}
+	}
+	return out
 }
 
 // selected reports whether ref is still one to remove. Call with a.mu held.

@@ -281,3 +281,35 @@ func TestConfDirRefusedWhenUnsafeOrMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepImagesFinishesRemovalDecidedBeforeCrash: a removal saved as
+// decided is finished after a restart, whether or not the engine removed
+// the image before the crash; an old state's image that was pulled counts
+// as the agent's.
+func TestKeepImagesFinishesRemovalDecidedBeforeCrash(t *testing.T) {
+	h := newHarness(t, "keep_images: 1\n")
+	gone := registry + "/proj/app@" + paktest.DigestOf("gone")
+	still := registry + "/proj/app@" + paktest.DigestOf("still")
+	h.eng.images[still] = true
+	at := time.Now().Add(-time.Hour).UTC()
+	s := &State{Version: stateVersion, Released: []ImageState{
+		{Reference: gone, Status: StatusPresent, Origin: OriginPulled, KeptSince: at, Removing: true},
+		{Reference: still, Status: StatusPresent, Origin: OriginPulled, KeptSince: at, Removing: true},
+	}}
+	if err := os.MkdirAll(filepath.Join(h.dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeState(filepath.Join(h.dir, "state"), s); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.eventually("both removals are finished", func() bool { return len(h.state().Removed) == 2 })
+	for _, r := range h.state().Removed {
+		if r.Outcome != RemovedImage {
+			t.Errorf("%s: outcome %q, want %q", r.Reference, r.Outcome, RemovedImage)
+		}
+	}
+	if h.eng.has(still) {
+		t.Errorf("%s is still in the engine", still)
+	}
+}
