@@ -151,7 +151,7 @@ func TestKeepImagesRemovesOlderDigest(t *testing.T) {
 	if len(s.Removed) != 1 || s.Removed[0].Reference != v1 || s.Removed[0].Outcome != RemovedImage || len(s.Released) != 0 {
 		t.Fatalf("removed %+v, released %+v; want v1 removed and nothing released", s.Removed, s.Released)
 	}
-	time.Sleep(300 * time.Millisecond) // several rescans
+	h.rescans(3)
 	if !h.eng.has(found) || !h.eng.has(v2) || slices.Contains(h.eng.removed, found) {
 		t.Fatalf("removed %v; only %s may go", h.eng.removed, v1)
 	}
@@ -181,7 +181,7 @@ func TestKeepImagesNothingWhileEngineDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.eventually("v1 is released", func() bool { return len(h.state().Released) == 1 })
-	time.Sleep(300 * time.Millisecond)
+	h.rescans(3)
 	if len(h.eng.removed) != 0 || len(h.state().Removed) != 0 {
 		t.Fatalf("removed %v while the engine was down", h.eng.removed)
 	}
@@ -229,7 +229,7 @@ func TestConfDirKeepsImages(t *testing.T) {
 	before := listing(t, confs)
 	h.start()
 	h.eventually("the conf's image is present", func() bool { return h.eng.has(ref1) && h.pakStatus("MyAdapter.conf") == StatusPresent })
-	time.Sleep(300 * time.Millisecond) // rescans
+	h.rescans(3)
 	if got := listing(t, confs); !slices.Equal(got, before) {
 		t.Fatalf("conf_dir changed: %v, was %v", got, before)
 	}

@@ -124,6 +124,23 @@ func (p *agentProc) waitStarted() {
 	p.eventually(30*time.Second, "the agent started", func() bool { return p.countLogs("agent started", nil) == 1 })
 }
 
+// engineChecks waits until the agent has heard from the engine n more
+// times, as the lock file's live status says: it checks the engine at every
+// rescan, after reconciling its state with the files, and on every verify.
+// This is the positive event that shows the agent went past a point where
+// something must not happen, where a sleep would only hope so.
+func (p *agentProc) engineChecks(n int) {
+	p.t.Helper()
+	seen, count := p.status().Agent.EngineChecked, 0
+	p.eventually(30*time.Second, fmt.Sprintf("the agent checked the engine %d more times", n), func() bool {
+		if at := p.status().Agent.EngineChecked; !at.Equal(seen) {
+			seen = at
+			count++
+		}
+		return count >= n
+	})
+}
+
 // noFailedMoves fails the test when the agent logged a failed move.
 func (p *agentProc) noFailedMoves() {
 	p.t.Helper()
@@ -164,7 +181,7 @@ func TestAgentStateDiskFullMovesNothing(t *testing.T) {
 	a.eventually(30*time.Second, "the three paks are taken", func() bool {
 		return a.countLogs("pak taken", map[string]string{"pak": "full2.pak"}) > 0
 	})
-	time.Sleep(2 * time.Second) // the image is verified at once; two rescans
+	a.engineChecks(3) // the image is verified at once; two rescans
 
 	if names := a.doneNames(); len(names) != 1 {
 		t.Fatalf("done/ holds %v while the state cannot be saved, want only first.pak", names)
@@ -316,7 +333,7 @@ func TestAgentPakIsAFile(t *testing.T) {
 			t.Errorf("phantom row %s: %v", p.File, err)
 		}
 	}
-	time.Sleep(2 * time.Second) // two verify passes
+	a.engineChecks(3) // rescans and verify passes
 	a.noFailedMoves()
 }
 
@@ -371,7 +388,7 @@ func TestAgentSafeFoldersUpToRoot(t *testing.T) {
 		return a.countLogs("degraded: watch_dir is unsafe, taking no new pak until it is safe again", nil) == 1
 	})
 	a.drop(f.pak, "s.pak")
-	time.Sleep(3 * time.Second) // settle and two rescans
+	a.engineChecks(3) // the pak settled (200ms), and two rescans
 	if s := a.readState(); len(s.Paks) != 0 {
 		t.Fatalf("a pak was taken from an unsafe watch_dir: %+v", s.Paks)
 	}
