@@ -36,8 +36,8 @@ import (
 )
 
 // shutdownWait bounds how long a stop waits for pulls to end after they
-// were cancelled, so that the agent exits well within systemd's and the
-// issue's 10 seconds.
+// were cancelled, so that the agent exits well within the unit's
+// TimeoutStopSec (15 s in systemd/prepull.service).
 const shutdownWait = 5 * time.Second
 
 // saveEvery is how soon a change that no file move depends on reaches the
