@@ -253,7 +253,7 @@ func TestObserver(t *testing.T) {
 		{name: "an engine going away is reported as unreachable", engine: &fakeEngine{verifies: true, pulls: failing(1, errGone)},
 			attempts: []int{1, 2}, unreachable: 1, answered: 7},
 		{name: "the call's own timeout is a timeout, not an unreachable engine", engine: &fakeEngine{pulls: []attempt{stall, stall, stall}},
-			opts: Options{Timeout: 50 * time.Millisecond}, attempts: []int{1}, answered: 3, timedOut: true},
+			opts: Options{Timeout: 500 * time.Millisecond}, attempts: []int{1}, answered: 3, timedOut: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

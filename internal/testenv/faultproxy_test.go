@@ -243,8 +243,10 @@ func TestFaultProxyThrottle(t *testing.T) {
 	if err != nil || !bytes.Equal(body, blob) {
 		t.Fatalf("throttled GET: %d bytes, %v", len(body), err)
 	}
-	if since := time.Since(start); since < 200*time.Millisecond || since > 2*time.Second {
-		t.Errorf("throttled GET took %v, want about 250ms", since)
+	// Only the lower bound is the throttle's doing; a busy machine may
+	// take longer.
+	if since := time.Since(start); since < 200*time.Millisecond {
+		t.Errorf("throttled GET took %v, want at least about 250ms", since)
 	}
 }
 
