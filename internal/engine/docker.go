@@ -214,16 +214,6 @@ func (d *docker) Distribution(ctx context.Context, ref string, auth *Auth) (Dist
 	return out, nil
 }
 
-// Remove removes the local image that ref names, with its untagged parents.
-// An image that is not there is not an error.
-func (d *docker) Remove(ctx context.Context, ref string) error {
-	_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("remove %s: %w", ref, classifyAPI(err, false, ErrNotPresent))
-	}
-	return nil
-}
-
 // Close releases the client's connections.
 func (d *docker) Close() error {
 	return d.cli.Close()

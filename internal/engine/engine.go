@@ -90,7 +90,9 @@ type ImageUse struct {
 	Containers []string // IDs of the containers made from the image (or from an image built on it)
 }
 
-// Engine is the set of engine operations prepull needs.
+// Engine is the set of engine operations prepull needs, as NewDocker
+// provides them. It removes nothing: tests remove images with the docker CLI
+// (testenv). Each user declares the few methods it calls (pull.Engine).
 type Engine interface {
 	// Ping checks that the engine answers and returns the negotiated API version.
 	Ping(ctx context.Context) (apiVersion string, err error)
@@ -113,7 +115,5 @@ type Engine interface {
 	// ImagePlatform returns the platform of the local image that ref names,
 	// or an error wrapping ErrNotPresent when there is none.
 	ImagePlatform(ctx context.Context, ref string) (Platform, error)
-	// Remove removes the local image that ref names (used by tests and benchmarks).
-	Remove(ctx context.Context, ref string) error
 	io.Closer
 }

@@ -96,9 +96,20 @@ func (o Options) reportEngine(err error) {
 	}
 }
 
+// Engine is what a Puller asks of a container engine (see engine.Engine,
+// which NewDocker provides).
+type Engine interface {
+	Login(ctx context.Context, auth engine.Auth) error
+	Pull(ctx context.Context, ref string, auth *engine.Auth, progress func(engine.Progress)) error
+	RepoDigests(ctx context.Context, ref string) ([]string, error)
+	Platform(ctx context.Context) (engine.Platform, error)
+	Distribution(ctx context.Context, ref string, auth *engine.Auth) (engine.Distribution, error)
+	ImagePlatform(ctx context.Context, ref string) (engine.Platform, error)
+}
+
 // Puller ensures images are present in one engine.
 type Puller struct {
-	Engine      engine.Engine
+	Engine      Engine
 	Credentials *credentials.Resolver
 	Log         *zap.Logger
 	Backoff     retry.Backoff

@@ -37,10 +37,6 @@ type fakeEngine struct {
 	auths             []*engine.Auth
 }
 
-func (f *fakeEngine) Ping(context.Context) (string, error) { return "1.41", nil }
-func (f *fakeEngine) Close() error                         { return nil }
-func (f *fakeEngine) Remove(context.Context, string) error { return nil }
-
 func (f *fakeEngine) Login(_ context.Context, a engine.Auth) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
