@@ -19,6 +19,12 @@ const (
 	DefaultKeepaliveCountMax = 3
 )
 
+// Connector opens an SSH connection along a route. A Fleet connects with
+// one; *Dialer is the one prepull uses.
+type Connector interface {
+	Connect(ctx context.Context, route []Hop) (*Conn, error)
+}
+
 // Dialer opens SSH connections, through jump hosts where the route has them,
 // checking every host key and logging in to every hop.
 type Dialer struct {

@@ -75,7 +75,7 @@ type Input struct {
 // command's standard error streamed back live with each line prefixed by the
 // host's name.
 type Fleet struct {
-	Dialer *Dialer
+	Dialer Connector
 	// Command is the shell command line run for each file, by the login
 	// shell of the remote user, which must be a POSIX shell.
 	Command string
