@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -9,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/prepull/prepull/agent"
-	"github.com/prepull/prepull/internal/engine"
 )
 
 func newAgentCommand(g *globals) *cobra.Command {
@@ -37,9 +35,9 @@ its own user (exit 2).`,
 			}
 			log := g.logger(cfg)
 			defer log.Sync()
-			eng, err := engine.NewDocker(g.engineHost(cfg))
+			eng, err := g.openEngine(g.engineHost(cfg))
 			if err != nil {
-				return fmt.Errorf("%w: %w", engine.ErrUnreachable, err)
+				return err
 			}
 			defer eng.Close()
 			a, err := agent.New(agent.Options{ConfigFile: g.configFile, Config: cfg, Engine: eng, Log: log})

@@ -21,6 +21,7 @@ import (
 	"github.com/prepull/prepull/internal/logging"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pull"
+	"github.com/prepull/prepull/internal/remote"
 )
 
 // Version is set at build time with -ldflags "-X github.com/prepull/prepull/internal/cli.Version=...".
@@ -123,6 +124,36 @@ type globals struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	stderrFile     *os.File // for terminal detection and logging
+
+	// newEngine opens the Docker Engine at host; nil means
+	// engine.NewDocker. Tests of the commands' logic give a fake.
+	newEngine func(host string) (engine.Engine, error)
+	// newConnector returns what prepull remote opens its SSH connections
+	// with, given the Dialer its flags make; nil means that Dialer. Tests
+	// give one that leads every host to an in-process SSH server.
+	newConnector func(d *remote.Dialer) remote.Connector
+}
+
+// openEngine opens the Docker Engine at host. Its errors wrap
+// engine.ErrUnreachable.
+func (g *globals) openEngine(host string) (engine.Engine, error) {
+	open := g.newEngine
+	if open == nil {
+		open = engine.NewDocker
+	}
+	eng, err := open(host)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", engine.ErrUnreachable, err)
+	}
+	return eng, nil
+}
+
+// connector returns what prepull remote connects with, given d.
+func (g *globals) connector(d *remote.Dialer) remote.Connector {
+	if g.newConnector == nil {
+		return d
+	}
+	return g.newConnector(d)
 }
 
 // loadConfig reads the configuration named by --config (or the defaults).

@@ -123,7 +123,7 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 			continue
 		}
 		if eng == nil && engineErr == nil {
-			eng, engineErr = connect(ctx, g.engineHost(cfg), min(cfg.Timeout, engineWait), log)
+			eng, engineErr = connect(ctx, g, g.engineHost(cfg), min(cfg.Timeout, engineWait), log)
 			if engineErr == nil {
 				defer eng.Close()
 				puller = &pull.Puller{
@@ -210,10 +210,10 @@ func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.Fla
 }
 
 // connect opens the engine and waits up to wait for it to answer.
-func connect(ctx context.Context, host string, wait time.Duration, log *zap.Logger) (engine.Engine, error) {
-	eng, err := engine.NewDocker(host)
+func connect(ctx context.Context, g *globals, host string, wait time.Duration, log *zap.Logger) (engine.Engine, error) {
+	eng, err := g.openEngine(host)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", engine.ErrUnreachable, err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()

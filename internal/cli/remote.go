@@ -198,7 +198,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 		hosts[i].Route, hosts[i].Err = sshConfig.Route(d)
 	}
 	fleet := &remote.Fleet{
-		Dialer:   &remote.Dialer{KnownHosts: knownHosts, Auth: auth, Timeout: f.connectTimeout},
+		Dialer:   g.connector(&remote.Dialer{KnownHosts: knownHosts, Auth: auth, Timeout: f.connectTimeout}),
 		Command:  f.commandLine(g),
 		Sudo:     f.sudo,
 		Parallel: f.parallel,
