@@ -271,3 +271,35 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+// TestFlagLoginUsage: --registry, --username and --password-stdin go
+// together, for one registry, and never with a pak on standard input.
+func TestFlagLoginUsage(t *testing.T) {
+	dir := t.TempDir()
+	cfg := isolatedConfig(t, dir, "")
+	file := paktest.Pak{Kind: "Flagged", Registry: paktest.Registry}.WriteFile(t, dir)
+	tests := []struct {
+		args  []string
+		stdin string
+		want  string
+	}{
+		{[]string{"--registry", "r.example.com", file}, "", "give --username and --password-stdin too"},
+		{[]string{"--password-stdin", file}, "pw\n", "--password-stdin needs --username"},
+		{[]string{"--username", "u", file}, "", "--username needs --password-stdin"},
+		{[]string{"--username", "u", "--password-stdin", file}, "pw\n", "--username needs --registry HOST"},
+		{[]string{"--username", "u", "--password-stdin", "--registry", "bad host", file}, "pw\n", "--registry"},
+		{[]string{"--username", "u", "--password-stdin", "--registry", "r.example.com", "-"}, "pw\n", "cannot be combined"},
+		{[]string{"--username", "u", "--password-stdin", "--registry", "r.example.com", file}, "\n", "standard input held no password"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[:len(tt.args)-1], " "), func(t *testing.T) {
+			var out, errOut strings.Builder
+			g := &globals{stdin: strings.NewReader(tt.stdin), stdout: &out, stderr: &errOut, stderrFile: os.Stderr,
+				newEngine: func(string) (engine.Engine, error) { return nil, errors.New("no engine in this test") }}
+			code := run(context.Background(), g, append([]string{"--config", cfg}, tt.args...))
+			if code != ExitUsage || !strings.Contains(errOut.String(), tt.want) {
+				t.Errorf("exit %d, want %d with %q:\n%s", code, ExitUsage, tt.want, errOut.String())
+			}
+		})
+	}
+}
