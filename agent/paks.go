@@ -244,9 +244,9 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 		a.rekey(p, got)
 	}
 	if sub == DoneDir {
-		a.log.Info("pak done", zap.String("pak", p.Name), zap.String("reference", p.Reference), zap.String("file", p.File))
+		a.log.Info("pak done", zap.String("pak", p.Name), zap.String("reference", p.Reference), zap.String("path", p.File))
 	} else {
-		a.log.Error("pak names no pullable image, moved to failed/", zap.String("pak", p.Name), zap.String("file", p.File), zap.String("error", p.LastError))
+		a.log.Error("pak names no pullable image, moved to failed/", zap.String("pak", p.Name), zap.String("path", p.File), zap.String("error", p.LastError))
 	}
 }
 
@@ -281,7 +281,7 @@ func (a *Agent) reconcile() {
 		if _, err := os.Lstat(filepath.Join(a.watchDir, sub)); errors.Is(err, fs.ErrNotExist) {
 			if _, err := os.Lstat(a.watchDir); err == nil {
 				if _, err := makeSubdir(a.watchDir, sub); err == nil {
-					a.log.Info("made the missing folder again", zap.String("folder", filepath.Join(a.watchDir, sub)))
+					a.log.Info("made the missing folder again", zap.String("path", filepath.Join(a.watchDir, sub)))
 				}
 			}
 		}
@@ -310,7 +310,7 @@ func (a *Agent) reconcile() {
 			}
 		}
 		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-			a.log.Info("pak file is gone, forgetting it", zap.String("pak", p.Name), zap.String("file", path))
+			a.log.Info("pak file is gone, forgetting it", zap.String("pak", p.Name), zap.String("path", path))
 			a.drop(p)
 		}
 	}

@@ -225,7 +225,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 		case res.Status == pull.Pulled:
 			im.Pulls++
 			im.LastPulled = now
-			fields().Info("image present", zap.String("outcome", "pulled"), zap.Int("pulls", im.Pulls), zap.String("credentials", res.CredentialSource))
+			fields().Info("image present", zap.String("outcome", "pulled"), zap.Int("pulls", im.Pulls), zap.String("credential_source", res.CredentialSource))
 		case !verifying || im.Status != StatusPresent:
 			fields().Info("image present", zap.String("outcome", "already present"))
 		}

@@ -128,7 +128,7 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 	r := mirrorResult{File: arg, Status: string(mirror.Failed)}
 	fail := func(err error) mirrorResult {
 		r.ExitCode, r.Error, r.DurationMS = CodeFor(err), err.Error(), time.Since(start).Milliseconds()
-		log.Error("mirror failed", zap.String("pak", display.Text(arg)), zap.String("reference", r.Source), zap.Error(err))
+		log.Error("mirror failed", zap.String("pak", arg), zap.String("reference", r.Source), zap.String("copy", r.Reference), zap.Error(err))
 		return r
 	}
 	img, err := readPak(arg, g.stdin)
@@ -152,7 +152,7 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 
 	cctx, cancel := context.WithTimeout(ctx, run.timeout)
 	defer cancel()
-	log.Info("mirroring", zap.String("pak", display.Text(arg)), zap.String("source", t.Reference), zap.String("reference", dst.Reference))
+	log.Info("mirroring", zap.String("pak", arg), zap.String("reference", t.Reference), zap.String("copy", dst.Reference))
 	dst, err = c.Copy(cctx, t, dst)
 	if err != nil {
 		return fail(err)

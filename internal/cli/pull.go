@@ -219,7 +219,7 @@ func connect(ctx context.Context, g *globals, host string, wait time.Duration, l
 	defer cancel()
 	var version string
 	err = retry.Do(ctx, retry.Default, engine.Transient, func(attempt int, err error, delay time.Duration) {
-		log.Warn("docker engine not answering, will retry", zap.Int("attempt", attempt), zap.Duration("delay", delay), zap.Error(err))
+		log.Warn("docker engine not answering, will retry", zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
 	}, func(ctx context.Context) error {
 		var err error
 		version, err = eng.Ping(ctx)

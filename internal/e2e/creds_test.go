@@ -146,7 +146,7 @@ func TestCredsStorePass(t *testing.T) {
 	a := f.startAgent(agentConf, inbox, state)
 	a.drop(f.pak, "pass.pak")
 	a.eventually(60*time.Second, "pass.pak is in done/", func() bool { return a.inDone("pass.pak") })
-	if n := a.countLogs("using registry credentials", map[string]string{"source": res.CredentialSource}); n == 0 {
+	if n := a.countLogs("using registry credentials", map[string]string{"credential_source": res.CredentialSource}); n == 0 {
 		t.Errorf("the agent did not log in with credsStore docker-credential-pass")
 	}
 	a.terminate()
@@ -318,7 +318,7 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 	if n := countRuns() - before; n != 2 {
 		t.Errorf("the command ran %d times for the last pull, want 2 (the rejected token, then the fresh one)", n)
 	}
-	if a.countLogs("registry rejected the login, asking its source for a fresh one", map[string]string{"source": "password_command " + command}) != 1 {
+	if a.countLogs("registry rejected the login, asking its source for a fresh one", map[string]string{"credential_source": "password_command " + command}) != 1 {
 		t.Errorf("no log line says the rejected token was replaced")
 	}
 	if s := a.readState(); s.Images[0].LastError != "" {

@@ -250,7 +250,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		for _, w := range cred.Warnings {
 			log.Warn(w)
 		}
-		log.Info("using registry credentials", zap.String("registry", t.Registry), zap.String("source", cred.Source))
+		log.Info("using registry credentials", zap.String("registry", t.Registry), zap.String("credential_source", cred.Source))
 		if cred.Anonymous() {
 			return nil
 		}
@@ -281,7 +281,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 		}
 		renewed = true
 		log.Warn("registry rejected the login, asking its source for a fresh one", zap.String("registry", t.Registry),
-			zap.String("source", cred.Source), zap.Error(err))
+			zap.String("credential_source", cred.Source), zap.Error(err))
 		return true
 	}
 
@@ -408,7 +408,7 @@ func engineHost(t pak.Target) string {
 // retry runs fn with the Puller's backoff while its errors are transient.
 func (p *Puller) retry(ctx context.Context, log *zap.Logger, o Options, what string, fn func(context.Context) error) error {
 	return retry.Do(ctx, p.Backoff, Transient, func(attempt int, err error, delay time.Duration) {
-		log.Warn(what+" failed, will retry", zap.Int("attempt", attempt), zap.Duration("delay", delay), zap.Error(err))
+		log.Warn(what+" failed, will retry", zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
 		if o.Observer != nil {
 			o.Observer.Retrying(what, err)
 		}
@@ -457,7 +457,7 @@ func (p *Puller) Present(ctx context.Context, ref string) (bool, error) {
 func (p *Puller) present(ctx context.Context, ref string, o Options) (bool, error) {
 	var digests []string
 	err := retry.Do(ctx, p.Backoff, engine.Transient, func(attempt int, err error, delay time.Duration) {
-		p.Log.Warn("docker engine not answering, will retry", zap.Int("attempt", attempt), zap.Duration("delay", delay), zap.Error(err))
+		p.Log.Warn("docker engine not answering, will retry", zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
 	}, func(ctx context.Context) error {
 		var err error
 		digests, err = p.Engine.RepoDigests(ctx, ref)
