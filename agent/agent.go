@@ -642,7 +642,7 @@ func (a *Agent) setUnsafe(what, dir string, err error) {
 		a.log.Error("degraded: "+what+" is unsafe, taking no new pak until it is safe again", zap.Error(err))
 		a.unsafe[dir] = why
 	} else {
-		a.log.Info(what+" is safe again, taking paks", zap.String("folder", dir))
+		a.log.Info(what+" is safe again, taking paks", zap.String("path", dir))
 		delete(a.unsafe, dir)
 	}
 	a.statusStale = true

@@ -298,7 +298,7 @@ func (a *Agent) reconcile() {
 		dir := filepath.Dir(path)
 		inConfDir := slices.Contains(a.confDirs, dir)
 		if !inConfDir && dir != a.watchDir && dir != a.doneDir && dir != a.failedDir {
-			a.log.Info("pak file is in no folder the agent watches now, forgetting it", zap.String("pak", p.Name), zap.String("file", path))
+			a.log.Info("pak file is in no folder the agent watches now, forgetting it", zap.String("pak", p.Name), zap.String("path", path))
 			a.drop(p)
 			continue
 		}

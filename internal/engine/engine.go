@@ -91,8 +91,10 @@ type ImageUse struct {
 }
 
 // Engine is the set of engine operations prepull needs, as NewDocker
-// provides them. It removes nothing: tests remove images with the docker CLI
-// (testenv). Each user declares the few methods it calls (pull.Engine).
+// provides them. Removing images is not one: only the agent's keep_images
+// removes, through its own ImageRemover; tests remove images with the
+// docker CLI (testenv). Each user declares the few methods it calls
+// (pull.Engine).
 type Engine interface {
 	// Ping checks that the engine answers and returns the negotiated API version.
 	Ping(ctx context.Context) (apiVersion string, err error)
