@@ -339,7 +339,7 @@ func TestRestartFinishesMoveAfterCrash(t *testing.T) {
 	// The state says the pak is done, but a crash came before the move.
 	h := newHarness(t, "")
 	ref := h.drop("m.pak", "proj/m", "m")
-	sha, _, _, _, err := readPak(filepath.Join(h.inbox(), "m.pak"), fileID{})
+	f, err := readPak(filepath.Join(h.inbox(), "m.pak"), fileID{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestRestartFinishesMoveAfterCrash(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	crashed := &State{Version: 1,
-		Paks:   []PakState{{SHA256: sha, File: filepath.Join(h.inbox(), DoneDir, "m.pak"), Name: "m.pak", Reference: ref, Status: StatusPresent, FirstSeen: now, Updated: now}},
+		Paks:   []PakState{{SHA256: f.sha, File: filepath.Join(h.inbox(), DoneDir, "m.pak"), Name: "m.pak", Reference: ref, Status: StatusPresent, FirstSeen: now, Updated: now}},
 		Images: []ImageState{{Reference: ref, Digest: paktest.DigestOf("m"), Status: StatusPresent, Pulls: 1, Updated: now}},
 	}
 	if err := writeState(stateDir, crashed); err != nil {

@@ -153,38 +153,41 @@ var errNotRegular = errors.New("not a regular file")
 // readPak reads the pak at path without following symlinks, hashing its
 // bytes and reading its image through pak.Read, the one pak reader. want, when
 // not zero, is the identity the file had when it settled; a file that differs
-// from it, or changes during the read, gives errChanged. The pak error (which
-// wraps pak.ErrInvalid) is returned in perr; err is for failures to read the
-// file at all.
-func readPak(path string, want fileID) (sha string, img pak.Image, id fileID, perr, err error) {
+// from it, or changes during the read, gives errChanged (with the identity
+// it has now in found.id). A pak that names no pullable image is no error:
+// found.perr says why; err is for failures to read the file at all.
+//
+// It opens the file itself rather than with pak.OpenFile, which follows
+// symlinks as a command line does: the agent never follows a symlink out of
+// watch_dir, and it hashes the very bytes it reads.
+func readPak(path string, want fileID) (found, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			err = errNotRegular
 		}
-		return "", pak.Image{}, fileID{}, nil, err
+		return found{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", pak.Image{}, fileID{}, nil, err
+		return found{}, err
 	}
 	if !fi.Mode().IsRegular() {
-		return "", pak.Image{}, fileID{}, nil, errNotRegular
+		return found{}, errNotRegular
 	}
-	id = idOf(fi)
-	if want != (fileID{}) && id != want {
-		return "", pak.Image{}, id, nil, errChanged
+	r := found{path: path, id: idOf(fi)}
+	if want != (fileID{}) && r.id != want {
+		return found{id: r.id}, errChanged
 	}
-	sha, err = hashOpen(f, id.size)
-	if err != nil {
-		return "", pak.Image{}, id, nil, err
+	if r.sha, err = hashOpen(f, r.id.size); err != nil {
+		return found{id: r.id}, err
 	}
-	img, perr = pak.Read(filepath.Base(path), f, id.size)
-	if fi, err := f.Stat(); err != nil || idOf(fi) != id {
-		return "", pak.Image{}, id, nil, errChanged
+	r.img, r.perr = pak.Read(filepath.Base(path), f, r.id.size)
+	if fi, err := f.Stat(); err != nil || idOf(fi) != r.id {
+		return found{id: r.id}, errChanged
 	}
-	return sha, img, id, perr, nil
+	return r, nil
 }
 
 // hashFile returns the sha256 of the regular file at path, as readPak

@@ -41,7 +41,7 @@ func (a *Agent) offer(f found) {
 // adopt takes a pak found in done/ that the state does not know: its image
 // is kept present like that of any other pak there. Call with a.mu held.
 func (a *Agent) adopt(path string) {
-	sha, img, id, perr, err := readPak(path, fileID{})
+	f, err := readPak(path, fileID{})
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.log.Warn("cannot read pak found in done/", zap.String("pak", filepath.Base(path)), zap.Error(err))
@@ -49,10 +49,10 @@ func (a *Agent) adopt(path string) {
 		return
 	}
 	now := time.Now().UTC()
-	p := &PakState{File: path, Name: filepath.Base(path), SHA256: sha, FirstSeen: now, Updated: now, id: id}
+	p := &PakState{File: path, Name: filepath.Base(path), SHA256: f.sha, FirstSeen: now, Updated: now, id: f.id}
 	a.paks[path] = p
-	a.log.Info("pak found in done/ that the state did not know, keeping its image present", zap.String("pak", p.Name), zap.String("sha256", sha))
-	a.take(p, img, perr)
+	a.log.Info("pak found in done/ that the state did not know, keeping its image present", zap.String("pak", p.Name), zap.String("sha256", f.sha))
+	a.take(p, f.img, f.perr)
 }
 
 // take links a pak to the image it names, or records why it names none.

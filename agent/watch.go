@@ -331,10 +331,10 @@ func (w *watcher) checkSettled() {
 // take reads a settled candidate and delivers it.
 func (w *watcher) take(name string, c *candidate) {
 	path := filepath.Join(w.dir, name)
-	sha, img, id, perr, err := readPak(path, c.id)
+	f, err := readPak(path, c.id)
 	switch {
 	case errors.Is(err, errChanged):
-		c.id, c.changed = id, w.now()
+		c.id, c.changed = f.id, w.now()
 		return
 	case errors.Is(err, errNotRegular):
 		delete(w.cands, name)
@@ -351,13 +351,13 @@ func (w *watcher) take(name string, c *candidate) {
 	}
 	// A copy that paused longer than the settle time reads as a broken pak.
 	// Give such a file more time before it goes to failed/.
-	if perr != nil && w.now().Sub(id.mtime) < invalidGrace(w.timing.settle) {
+	if f.perr != nil && w.now().Sub(f.id.mtime) < invalidGrace(w.timing.settle) {
 		c.changed = w.now()
 		return
 	}
 	delete(w.cands, name)
-	w.taken[name] = id
-	w.deliver(found{path: path, sha: sha, img: img, perr: perr, id: id})
+	w.taken[name] = f.id
+	w.deliver(f)
 }
 
 // invalidGrace is how long a pak that reads as invalid must have been left

@@ -48,11 +48,12 @@ func BenchmarkFleetBytes(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		img, err := pak.Open(file)
+		f, err := pak.OpenFile(file)
 		if err != nil {
 			b.Fatal(err)
 		}
-		slim, err := pak.Slim(img)
+		slim, err := f.Slim()
+		f.Close()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/prepull/prepull/agent"
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/display"
-	"github.com/prepull/prepull/internal/pak"
 )
 
 // keepPoll is how often prepull keep reads the agent's state while it waits.
@@ -169,7 +167,11 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		}
 		return r
 	}
-	data, t, err := readSlim(arg, g.stdin, cfg.DefaultRegistry)
+	img, data, err := readSlim(arg, g.stdin)
+	if err != nil {
+		return fail(err)
+	}
+	t, err := img.Resolve(cfg.DefaultRegistry) // as the agent settles it
 	if err != nil {
 		return fail(err)
 	}
@@ -239,31 +241,6 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		}
 		r.Agent = report.Agent.Status
 	}
-}
-
-// readSlim reads arg and returns what the agent needs of it (see pak.Slim)
-// and its image with the registry settled as the agent will settle it.
-func readSlim(arg string, stdin io.Reader, defaultRegistry string) ([]byte, pak.Target, error) {
-	var img pak.Image
-	var data []byte
-	var err error
-	if arg == "-" {
-		f, n, serr := spoolStdin(stdin)
-		if serr != nil {
-			return nil, pak.Target{}, serr
-		}
-		defer f.Close()
-		if img, err = pak.Read("-", f, n); err == nil {
-			data, err = pak.SlimReader(img, f, n)
-		}
-	} else if img, err = pak.Open(arg); err == nil {
-		data, err = pak.Slim(img)
-	}
-	if err != nil {
-		return nil, pak.Target{}, err
-	}
-	t, err := img.Resolve(defaultRegistry)
-	return data, t, err
 }
 
 // keptBy returns a pak of the agent's state, still in watch_dir or done/,

@@ -131,10 +131,12 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 		log.Error("mirror failed", zap.String("pak", arg), zap.String("reference", r.Source), zap.String("copy", r.Reference), zap.Error(err))
 		return r
 	}
-	img, err := readPak(arg, g.stdin)
+	f, err := pak.OpenArg(arg, g.stdin)
 	if err != nil {
 		return fail(err)
 	}
+	f.Close()
+	img := f.Image
 	r.AdapterKind = img.AdapterKind
 	t, err := img.Resolve(run.defaultRegistry)
 	if err != nil {

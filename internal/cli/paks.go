@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -15,9 +14,6 @@ import (
 	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
 )
-
-// maxStdinPak bounds a pak read from standard input.
-const maxStdinPak = 8 << 30
 
 // checkPakArgs rejects argument lists prepull cannot serve, before any pak
 // is read: none at all, standard input named twice or while it is a
@@ -56,47 +52,26 @@ func isTerminal(r io.Reader) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// readPak reads one PAK argument: a path, or "-" for standard input.
-func readPak(arg string, stdin io.Reader) (pak.Image, error) {
-	if arg != "-" {
-		return pak.Open(arg)
-	}
-	f, n, err := spoolStdin(stdin)
+// readSlim reads one PAK argument and returns its image and what a proxy's
+// prepull, or its agent, needs of it (see pak.File.Slim).
+func readSlim(arg string, stdin io.Reader) (pak.Image, []byte, error) {
+	f, err := pak.OpenArg(arg, stdin)
 	if err != nil {
-		return pak.Image{}, err
+		return pak.Image{}, nil, err
 	}
 	defer f.Close()
-	return pak.Read("-", f, n)
-}
-
-// spoolStdin copies standard input to a temporary file, unlinked at once,
-// and returns it and its size: a zip needs random access. Nothing is left
-// behind, memory stays small.
-func spoolStdin(stdin io.Reader) (*os.File, int64, error) {
-	f, err := os.CreateTemp("", "prepull-stdin-*.pak")
-	if err != nil {
-		return nil, 0, fmt.Errorf("-: spooling standard input: %w", err)
-	}
-	os.Remove(f.Name())
-	n, err := io.Copy(f, io.LimitReader(stdin, maxStdinPak+1))
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("-: reading standard input: %w", err)
-	}
-	if n > maxStdinPak {
-		f.Close()
-		return nil, 0, &pak.Error{File: "-", Err: fmt.Errorf("standard input is larger than %d GiB: %w", maxStdinPak>>30, pak.ErrInvalid)}
-	}
-	return f, n, nil
+	slim, err := f.Slim()
+	return f.Image, slim, err
 }
 
 // readTarget reads one PAK argument and settles its registry.
 func readTarget(arg string, stdin io.Reader, defaultRegistry string) (pak.Target, error) {
-	img, err := readPak(arg, stdin)
+	f, err := pak.OpenArg(arg, stdin)
 	if err != nil {
 		return pak.Target{}, err
 	}
-	return img.Resolve(defaultRegistry)
+	f.Close()
+	return f.Resolve(defaultRegistry)
 }
 
 // setDefaultRegistry applies --default-registry, when given, over the

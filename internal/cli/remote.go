@@ -156,11 +156,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	inputs := make([]remote.Input, len(args))
 	worst := ExitOK
 	for i, a := range args {
-		img, err := readPak(a, nil)
-		var slim []byte
-		if err == nil {
-			slim, err = pak.Slim(img)
-		}
+		img, slim, err := readSlim(a, nil)
 		if err != nil {
 			printError(g.stderr, err)
 			worst = max(worst, CodeFor(err))

@@ -7,12 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
-
-	safetext "github.com/prepull/prepull/internal/display"
 )
 
 // The input formats, as Image.Format reports them.
@@ -23,30 +19,6 @@ const (
 )
 
 const manifestName = "manifest.txt"
-
-// Open reads the file at path, which may be a .pak, an adapter.zip or a .conf
-// file, told apart by content rather than by name. Every error is an *Error
-// naming path, and wraps ErrInvalid. A path that names a FIFO or a device is
-// refused without blocking: the file is opened non-blocking, so that opening
-// a FIFO no writer holds returns at once instead of hanging.
-func Open(path string) (Image, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return Image{}, invalid(path, nil, "cannot open: %w", safetext.WithoutPath(err))
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Image{}, invalid(path, nil, "cannot stat: %w", err)
-	}
-	if st.IsDir() {
-		return Image{}, invalid(path, nil, "is a directory")
-	}
-	if !st.Mode().IsRegular() {
-		return Image{}, invalid(path, nil, "not a regular file")
-	}
-	return Read(path, f, st.Size())
-}
 
 // Read reads a .pak, an adapter.zip or a .conf file of size bytes from r;
 // name is how errors and Image.File name it ("-" for standard input). A ZIP

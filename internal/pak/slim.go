@@ -5,40 +5,24 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	safetext "github.com/prepull/prepull/internal/display"
 )
 
-// Slim returns what a Cloud Proxy needs of the file img was read from (img
-// must come from Open) to pull its image: for a pak or an adapter archive,
+// slim returns what a Cloud Proxy needs of the file of size bytes in r that
+// img was read from, to pull its image: for a pak or an adapter archive,
 // a small adapter archive holding only the adapter .conf and the
 // manifest.txt (the pak's own, or the archive's copy), each copied byte for
 // byte, compressed data and headers included; for a .conf, the file itself.
 //
 // Read takes the result as an adapter archive (or a .conf) and finds in it
 // the same adapter kind, pack name and version, REGISTRY, REPOSITORY and
-// DIGEST as in the file: Slim checks that before returning it. Every prepull
+// DIGEST as in the file: slim checks that before returning it. Every prepull
 // reads it, on a path or on standard input, with the same checks as the
 // file. Its size does not grow with the pak's: a .conf and a manifest are a
 // few KiB, whatever content/ holds.
-func Slim(img Image) ([]byte, error) {
-	src, err := os.Open(img.File)
-	if err != nil {
-		return nil, err // names the file
-	}
-	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return SlimReader(img, src, st.Size())
-}
-
-// SlimReader is Slim for the file of size bytes in r that img was read
-// from, e.g. a copy of standard input.
-func SlimReader(img Image, r io.ReaderAt, size int64) ([]byte, error) {
+func slim(img Image, r io.ReaderAt, size int64) ([]byte, error) {
 	var out []byte
 	var err error
 	switch img.Format {

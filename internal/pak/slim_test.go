@@ -51,11 +51,13 @@ func TestSlim(t *testing.T) {
 	for _, in := range inputs {
 		t.Run(in.name, func(t *testing.T) {
 			path := in.write(t, t.TempDir())
-			img, err := pak.Open(path)
+			f, err := pak.OpenFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			slim, err := pak.Slim(img)
+			defer f.Close()
+			img := f.Image
+			slim, err := f.Slim()
 			if err != nil {
 				t.Fatal(err)
 			}
