@@ -216,7 +216,7 @@ func fromHelper(cfg *config.Config, name, serverAddress string) (Credential, err
 	case helpercreds.IsErrCredentialsNotFound(err):
 		return Credential{}, errNoLogin
 	case errors.As(err, &syntax), errors.As(err, &typ):
-		return Credential{}, fmt.Errorf("%s answered something other than a login (JSON with Username and Secret): %v", program, err)
+		return Credential{}, fmt.Errorf("%s answered something other than a login (JSON with Username and Secret): %w", program, err)
 	case err != nil:
 		// The helper protocol puts error text on standard output, which
 		// the client quotes: escape it all.

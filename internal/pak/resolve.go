@@ -149,13 +149,10 @@ func sameDomain(parsed, registry string) bool {
 // the quoted host.
 func ValidateRegistry(host string) error {
 	q := quote(host)
+	if err := checkName(host); err != nil {
+		return err
+	}
 	switch {
-	case host == "":
-		return errors.New("is empty")
-	case len(host) > reference.RepositoryNameTotalLengthMax:
-		return fmt.Errorf("%s is longer than %d bytes", q, reference.RepositoryNameTotalLengthMax)
-	case hasSpaceOrControl(host):
-		return fmt.Errorf("%s contains a space or control character", q)
 	case strings.Contains(host, "://"):
 		return fmt.Errorf("%s must be a host with an optional port, not a URL", q)
 	case strings.Contains(host, "/"):
@@ -181,19 +178,31 @@ func ValidateRegistry(host string) error {
 	return nil
 }
 
+// checkName checks what a registry host and a repository path must both
+// be: not empty, not longer than a reference allows, without a space or a
+// control character.
+func checkName(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is empty")
+	case len(s) > reference.RepositoryNameTotalLengthMax:
+		return fmt.Errorf("%s is longer than %d bytes", quote(s), reference.RepositoryNameTotalLengthMax)
+	case hasSpaceOrControl(s):
+		return fmt.Errorf("%s contains a space or control character", quote(s))
+	}
+	return nil
+}
+
 // checkRepository checks a repository path (without its leading slash) for
 // the shape a registry accepts and for anything that could inject: it must be
 // lower-case path components of [a-z0-9] joined by ".", "_", "__" or "-",
 // separated by "/".
 func checkRepository(repo string) error {
 	q := quote(repo)
+	if err := checkName(repo); err != nil {
+		return err
+	}
 	switch {
-	case repo == "":
-		return errors.New("is empty")
-	case len(repo) > reference.RepositoryNameTotalLengthMax:
-		return fmt.Errorf("%s is longer than %d bytes", q, reference.RepositoryNameTotalLengthMax)
-	case hasSpaceOrControl(repo):
-		return fmt.Errorf("%s contains a space or control character", q)
 	case strings.Contains(repo, "@"):
 		return fmt.Errorf("%s must not contain @ (the digest belongs in DIGEST)", q)
 	case strings.Contains(repo, ":"):
