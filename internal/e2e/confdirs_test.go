@@ -79,6 +79,7 @@ func TestAgentConfDirs(t *testing.T) {
 	view := readOnlyView(t, src)
 	config, inbox, state := k.agentConfig("keep_images: 1\nconf_dirs: [" + view + "]\n")
 	a := k.startAgent(config, inbox, state)
+	a.waitStarted()
 	confRow := func(ref string) bool {
 		for _, p := range a.status().Paks {
 			if p.File == filepath.Join(view, "ConfAdapter.conf") && p.Reference == ref && p.Status == "present" {

@@ -72,6 +72,7 @@ func TestAgentKeepImages(t *testing.T) {
 	k.docker.Run(t, "pull", k.refs[0]) // present before the agent: not its to remove
 	config, inbox, state := k.agentConfig("keep_images: 1\n")
 	a := k.startAgent(config, inbox, state)
+	a.waitStarted()
 	for i, name := range []string{"v0.pak", "v1.pak"} {
 		a.drop(k.paks[i], name)
 		a.eventually(30*time.Second, name+" is in done/", func() bool { return a.inDone(name) })
@@ -127,6 +128,7 @@ func TestAgentKeepImagesUntagsOnly(t *testing.T) {
 	k := newKeepFixture(t, "proj/keep-tagged")
 	config, inbox, state := k.agentConfig("keep_images: 1\n")
 	a := k.startAgent(config, inbox, state)
+	a.waitStarted()
 	a.drop(k.paks[1], "v1.pak")
 	a.eventually(30*time.Second, "v1.pak is in done/", func() bool { return a.inDone("v1.pak") })
 	k.docker.Run(t, "tag", k.refs[1], "local/someone-else:mine")
@@ -147,6 +149,7 @@ func TestAgentKeepImagesEngineDown(t *testing.T) {
 	k := newKeepFixture(t, "proj/keep-down")
 	config, inbox, state := k.agentConfig("keep_images: 1\n")
 	a := k.startAgent(config, inbox, state)
+	a.waitStarted()
 	for i, name := range []string{"", "v1.pak", "v2.pak"} {
 		if name == "" {
 			continue
