@@ -40,6 +40,7 @@ type fakeEngine struct {
 	// RemoveDigest removed (keep_test.go).
 	containers map[string]bool
 	removed    []string
+	useErr     error // when set, ImageUse fails with it
 }
 
 func newFakeEngine() *fakeEngine {

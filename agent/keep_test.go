@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,6 +81,8 @@ func (e *fakeEngine) ImageUse(_ context.Context, ref string) (engine.ImageUse, e
 	switch {
 	case e.down:
 		return engine.ImageUse{}, errDown
+	case e.useErr != nil:
+		return engine.ImageUse{}, e.useErr
 	case !e.images[ref]:
 		return engine.ImageUse{}, fmt.Errorf("%s: %w", ref, engine.ErrNotPresent)
 	}
@@ -312,4 +315,33 @@ func TestKeepImagesFinishesRemovalDecidedBeforeCrash(t *testing.T) {
 	if h.eng.has(still) {
 		t.Errorf("%s is still in the engine", still)
 	}
+}
+
+// TestKeepImagesNothingOnAnEngineError: an engine that answers with an
+// error (not a missing image) leaves the image alone, says why, and the
+// removal happens once the engine answers properly.
+func TestKeepImagesNothingOnAnEngineError(t *testing.T) {
+	h := newHarness(t, "keep_images: 1\n")
+	h.eng.useErr = errors.New("Error response from daemon: i/o timeout listing containers")
+	h.start()
+	done := func(name string) string { return filepath.Join(h.inbox(), DoneDir, name) }
+	v1 := h.drop("v1.pak", "proj/app", "1")
+	h.eventually("v1 is done", func() bool { return exists(done("v1.pak")) })
+	h.drop("v2.pak", "proj/app", "2")
+	h.eventually("v2 is done", func() bool { return exists(done("v2.pak")) })
+	if err := os.Remove(done("v1.pak")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the released image says why it stays", func() bool {
+		s := h.state()
+		return len(s.Released) == 1 && strings.Contains(s.Released[0].LastError, "i/o timeout")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if !h.eng.has(v1) || len(h.eng.removed) != 0 {
+		t.Fatalf("removed %v after an engine error", h.eng.removed)
+	}
+	h.eng.mu.Lock()
+	h.eng.useErr = nil
+	h.eng.mu.Unlock()
+	h.eventually("v1 is removed once the engine answers", func() bool { return !h.eng.has(v1) && len(h.state().Removed) == 1 })
 }
