@@ -293,6 +293,27 @@ func TestDeletedFromDoneIsNoLongerKept(t *testing.T) {
 	}
 }
 
+// TestDeletedWhilePulledIsLetGo deletes a pak while its image is pulled:
+// the pull is cancelled, the image let go, and the log says so once.
+func TestDeletedWhilePulledIsLetGo(t *testing.T) {
+	h := newHarness(t, "")
+	h.eng.pullWait = make(chan struct{}) // never closed: the pull runs until cancelled
+	h.start()
+	ref := h.drop("p.pak", "proj/p", "p")
+	h.eventually("the pull runs", func() bool { return h.eng.pullCount(ref) == 1 })
+	if err := os.Remove(filepath.Join(h.inbox(), "p.pak")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the image is let go", func() bool { s := h.state(); return len(s.Images) == 0 && len(s.Paks) == 0 })
+	h.eventually("the log says so", func() bool { return strings.Contains(h.logText(), msgLetGo) })
+	if n := strings.Count(h.logText(), msgLetGo); n != 1 {
+		t.Errorf("let go logged %d times, want once:\n%s", n, h.logText())
+	}
+	if n := h.eng.pullCount(ref); n != 1 {
+		t.Errorf("%d pulls, want 1", n)
+	}
+}
+
 func TestEngineDownThenBack(t *testing.T) {
 	h := newHarness(t, "")
 	h.eng.setDown(true)

@@ -128,9 +128,12 @@ func (a *Agent) unlink(p *PakState) {
 	}
 	delete(im.paks, p.File)
 	if a.release(im) {
-		a.log.Info("no other pak names the image, no longer keeping it present", zap.String("pak", p.Name), zap.String("reference", im.Reference))
+		a.log.Info(msgLetGo, zap.String("pak", p.Name), zap.String("reference", im.Reference))
 	}
 }
+
+// msgLetGo is logged when the agent lets go of an image.
+const msgLetGo = "no other pak names the image, no longer keeping it present"
 
 // release lets go of an image no pak names any more; an Ensure call for it
 // that still runs is cancelled, and finish lets go of it then. It never

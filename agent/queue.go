@@ -208,7 +208,11 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 		}
 	}
 	if len(im.paks) == 0 {
-		a.release(im) // its last pak went while it was pulled
+		// Its last pak went while it was pulled or verified: unlink could
+		// not let go of it then, and said nothing.
+		if a.release(im) {
+			a.log.Info(msgLetGo, zap.String("reference", im.Reference))
+		}
 		return
 	}
 	if ctx.Err() != nil {
