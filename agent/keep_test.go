@@ -109,6 +109,15 @@ func (e *fakeEngine) RemoveDigest(_ context.Context, ref string) (bool, error) {
 	return true, nil
 }
 
+// dropDone drops a pak naming repo (digest of seed) as name and waits
+// until it is in done/; it returns the reference.
+func (h *harness) dropDone(name, repo, seed string) string {
+	h.t.Helper()
+	ref := h.drop(name, repo, seed)
+	h.eventually(name+" is done", func() bool { return exists(filepath.Join(h.inbox(), DoneDir, name)) })
+	return ref
+}
+
 func (e *fakeEngine) has(ref string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -125,12 +134,9 @@ func TestKeepImagesRemovesOlderDigest(t *testing.T) {
 	h.eng.images[found] = true // pulled by someone else
 	h.start()
 	done := func(name string) string { return filepath.Join(h.inbox(), DoneDir, name) }
-	v0 := h.drop("v0.pak", "proj/app", "found")
-	h.eventually("v0 is done", func() bool { return exists(done("v0.pak")) })
-	v1 := h.drop("v1.pak", "proj/app", "1")
-	h.eventually("v1 is done", func() bool { return exists(done("v1.pak")) })
-	v2 := h.drop("v2.pak", "proj/app", "2")
-	h.eventually("v2 is done", func() bool { return exists(done("v2.pak")) })
+	v0 := h.dropDone("v0.pak", "proj/app", "found")
+	v1 := h.dropDone("v1.pak", "proj/app", "1")
+	v2 := h.dropDone("v2.pak", "proj/app", "2")
 	if v0 != found {
 		t.Fatalf("v0 names %s, want %s", v0, found)
 	}
@@ -170,10 +176,8 @@ func TestKeepImagesNothingWhileEngineDown(t *testing.T) {
 	h := newHarness(t, "keep_images: 1\n")
 	h.start()
 	done := func(name string) string { return filepath.Join(h.inbox(), DoneDir, name) }
-	v1 := h.drop("v1.pak", "proj/app", "1")
-	h.eventually("v1 is done", func() bool { return exists(done("v1.pak")) })
-	h.drop("v2.pak", "proj/app", "2")
-	h.eventually("v2 is done", func() bool { return exists(done("v2.pak")) })
+	v1 := h.dropDone("v1.pak", "proj/app", "1")
+	h.dropDone("v2.pak", "proj/app", "2")
 	h.eng.setDown(true)
 	h.eventually("the agent saw the engine down", func() bool {
 		h.agent.mu.Lock()
@@ -325,10 +329,8 @@ func TestKeepImagesNothingOnAnEngineError(t *testing.T) {
 	h.eng.useErr = errors.New("Error response from daemon: i/o timeout listing containers")
 	h.start()
 	done := func(name string) string { return filepath.Join(h.inbox(), DoneDir, name) }
-	v1 := h.drop("v1.pak", "proj/app", "1")
-	h.eventually("v1 is done", func() bool { return exists(done("v1.pak")) })
-	h.drop("v2.pak", "proj/app", "2")
-	h.eventually("v2 is done", func() bool { return exists(done("v2.pak")) })
+	v1 := h.dropDone("v1.pak", "proj/app", "1")
+	h.dropDone("v2.pak", "proj/app", "2")
 	if err := os.Remove(done("v1.pak")); err != nil {
 		t.Fatal(err)
 	}
