@@ -82,11 +82,15 @@ func (m *Meter) Update(p engine.Progress) {
 	}
 }
 
-// Flush emits the current line now, unless it was the last one emitted; call
-// it when the pull ends.
+// Flush emits the current line now, unless it was the last one emitted or
+// no layer was reported (an attempt that failed before it began); call it
+// when the pull ends.
 func (m *Meter) Flush() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(m.layers) == 0 {
+		return
+	}
 	m.last = m.now()
 	m.say()
 }

@@ -97,6 +97,11 @@ func TestLogProgressFlushesTheLastLine(t *testing.T) {
 	if n := logs.Len(); n != 0 {
 		t.Fatalf("%d lines before the interval, want none", n)
 	}
+	_, quiet := LogProgress(zap.New(core), time.Hour)("r/y@sha256:0")
+	quiet() // an attempt that failed before any layer: nothing to say
+	if n := logs.Len(); n != 0 {
+		t.Fatalf("%d lines for an attempt without progress, want none", n)
+	}
 	done()
 	entries := logs.AllUntimed()
 	if len(entries) != 1 {
