@@ -32,6 +32,7 @@ import (
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
 	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pull"
 	"github.com/prepull/prepull/internal/retry"
 )
 
@@ -59,14 +60,22 @@ type Options struct {
 	Config *config.Config
 	// Engine is the Docker Engine to keep images in. With keep_images set
 	// it must also be an ImageRemover.
-	Engine engine.Engine
+	Engine Engine
 	// Log receives one line per event. It never receives a secret.
 	Log *zap.Logger
 }
 
+// Engine is what the agent asks of the Docker Engine: what a pull needs,
+// and a ping to tell whether the engine answers (see engine.Engine, which
+// engine.NewDocker provides).
+type Engine interface {
+	pull.Engine
+	Ping(ctx context.Context) (apiVersion string, err error)
+}
+
 // Agent is the service. Make one with New and start it with Run.
 type Agent struct {
-	eng       engine.Engine
+	eng       Engine
 	log       *zap.Logger
 	cfgFile   string
 	watchDir  string

@@ -20,7 +20,7 @@ import (
 	"github.com/prepull/prepull/internal/retry"
 )
 
-// fakeEngine is an engine.Engine in memory. Its images are present after a
+// fakeEngine is an Engine in memory. Its images are present after a
 // pull; pullErr and loginErr, when set, decide how calls fail.
 type fakeEngine struct {
 	mu        sync.Mutex
