@@ -208,7 +208,11 @@ func TestMirrorErrorsExitAsAPullDoes(t *testing.T) {
 	missing := paktest.Pak{Kind: "Gone", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/vendor/single", Digest: "sha256:" + strings.Repeat("cd", 32)}.WriteFile(t, t.TempDir())
 	signedDir := t.TempDir()
 	signed := filepath.Join(signedDir, "Signed_1.0.0.pak")
-	addMember(t, f.pak, signed, "signature.jws")
+	data, err := os.ReadFile(f.pak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paktest.AddMember(t, data, signed, "signature.jws")
 	open := f.writeConfig(fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n", f.reg.Addr, f.passwordFile()))
 	openMirror := testenv.StartRegistry(t, testenv.RegistryOptions{})
 
@@ -234,32 +238,6 @@ func TestMirrorErrorsExitAsAPullDoes(t *testing.T) {
 				t.Errorf("output does not say %q:\nstdout:\n%s\nstderr:\n%s", tt.say, r.stdout, r.stderr)
 			}
 		})
-	}
-}
-
-// addMember writes the pak at src to dst with one more, empty member.
-func addMember(t *testing.T, src, dst, name string) {
-	t.Helper()
-	zr, err := zip.OpenReader(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range zr.File {
-		if err := zw.Copy(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := zw.Create(name); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

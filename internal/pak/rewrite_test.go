@@ -157,7 +157,7 @@ func readFile(t *testing.T, path string) []byte {
 func TestRewriteRefuses(t *testing.T) {
 	dir := t.TempDir()
 	signed := filepath.Join(dir, "Signed.pak")
-	writeWithExtraMember(t, paktest.Pak{}.Bytes(), signed, "signature.jws")
+	paktest.AddMember(t, paktest.Pak{}.Bytes(), signed, "signature.jws")
 	img, err := pak.Open(signed)
 	if err != nil {
 		t.Fatal(err)
@@ -186,30 +186,5 @@ func TestRewriteRefuses(t *testing.T) {
 	}
 	if err := pak.Rewrite(img, filepath.Join(t.TempDir(), "x.conf"), "m.example.com", "/x"); err == nil {
 		t.Error("rewrote a .conf given on its own")
-	}
-}
-
-// writeWithExtraMember writes the pak data to path with one more member.
-func writeWithExtraMember(t *testing.T, data []byte, path, name string) {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range zr.File {
-		if err := zw.Copy(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := zw.Create(name); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -601,6 +601,33 @@ func (p Pak) Save(path string) error {
 	return nil
 }
 
+// AddMember writes the zip archive of data (a pak) to path with one more,
+// empty, member called name, every other member copied as it is: e.g. a
+// signature.jws, which makes a pak signed.
+func AddMember(t testing.TB, data []byte, path, name string) {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if err := zw.Copy(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := zw.Create(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // zipWriter writes members the way Python's zipfile does to a file: sizes and
 // CRC in the local header, directories stored and empty. The first error
 // sticks and is returned by close.
