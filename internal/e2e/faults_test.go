@@ -205,7 +205,7 @@ func retryDelays(t *testing.T, stderr string) []time.Duration {
 	return delays
 }
 
-var retryDelay = regexp.MustCompile(`failed, will retry\t.*"delay": "([^"]+)"`)
+var retryDelay = regexp.MustCompile(`failed, will retry\t.*"retry_in": "([^"]+)"`)
 
 // faultedByPath counts the requests the proxy answered with a fault, by path.
 func faultedByPath(p *testenv.FaultProxy) map[string]int {
