@@ -140,6 +140,9 @@ func TestFaultRegistryAnswers429And503(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := testenv.StartFaultProxy(t, f.reg.Addr)
 			pak, ref := f.pakVia(p.Addr, "proj/fault-status-big", digest)
+			// Removed however the case ends: left behind, its layers would
+			// spare the next case's pull the blobs it must fail on.
+			t.Cleanup(func() { f.docker.RemoveImage(t, ref) })
 			cfg := f.writeConfig(f.loginFor(p.Addr))
 			testenv.Prepull(t) // built before the window opens, not inside it
 			start := time.Now()
@@ -185,7 +188,6 @@ func TestFaultRegistryAnswers429And503(t *testing.T) {
 			if tries := len(delays) + 1; tt.retried && n > perTry*tries {
 				t.Errorf("%d requests answered %d in %d tries, want at most %d a try", n, tt.failure.Status, tries, perTry)
 			}
-			f.docker.RemoveImage(t, ref)
 		})
 	}
 }
