@@ -13,9 +13,9 @@ import (
 
 // This file classifies engine and registry errors by their text. It must not
 // import the Docker client: docker.go's classifyAPI asks classifyText first,
-// since the text tells more than the engine's HTTP status (a registry's 401
-// comes back as the engine's 500, a 404 means another thing for each call),
-// and falls back to the status only when the text says nothing known.
+// since the text tells more than the engine's HTTP status (which differs
+// between engine versions and calls, and a 404 means another thing for each
+// call), and falls back to the status only when the text says nothing known.
 //
 // The strings below are what Docker Engine 20.10 (API 1.41), 26.1 and 28.5,
 // each with the classic and the containerd image store, and a distribution
