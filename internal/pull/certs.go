@@ -32,10 +32,11 @@ func CAPath(certsDir, host string) string {
 	return filepath.Join(certsDir, host, "ca.crt")
 }
 
-// readCA reads a ca_file and checks that it is PEM with at least one
-// CERTIFICATE block. Its errors wrap config.ErrInvalid: the configuration
-// names a file that cannot serve as a CA.
-func readCA(host, caFile string) ([]byte, error) {
+// ReadCA reads a ca_file and checks that it is PEM with at least one
+// CERTIFICATE block, for a pull and for the other registry clients (mirror).
+// Its errors wrap config.ErrInvalid: the configuration names a file that
+// cannot serve as a CA.
+func ReadCA(host, caFile string) ([]byte, error) {
 	where := fmt.Sprintf("registries entry for %s: ca_file %s", host, caFile)
 	f, err := os.Open(caFile)
 	if err != nil {
@@ -79,7 +80,7 @@ func hasCertificate(data []byte) bool {
 // already holds the same bytes. No other file in the folder is touched. It
 // returns the path and whether it wrote it.
 func installCA(certsDir, host, caFile string) (path string, changed bool, err error) {
-	data, err := readCA(host, caFile)
+	data, err := ReadCA(host, caFile)
 	if err != nil {
 		return "", false, err
 	}
@@ -152,7 +153,3 @@ func hostOnly(host string) string {
 	}
 	return host
 }
-
-// ReadCA reads and checks a registry's ca_file as a pull does, for the other
-// registry clients (mirror).
-func ReadCA(host, caFile string) ([]byte, error) { return readCA(host, caFile) }
