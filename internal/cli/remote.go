@@ -124,7 +124,7 @@ trusted counts 1.
 	fl.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "give up on connecting to and logging in to a host after this long")
 	fl.StringVar(&f.remoteCommand, "remote-command", "prepull", "command line run on each proxy, as shell text, before the arguments prepull appends (e.g. 'prepull --config /etc/prepull/fleet.yaml')")
-	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n; the proxy user must then be allowed prepull as root, which lets it obtain the registry secret (see README, Security)")
+	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n; the proxy user must then be allowed prepull as root, which lets it obtain the registry secret (see docs/security.md)")
 	fl.BoolVar(&f.keep, "keep", false, "after each successful pull, hand the pak to the proxy's agent with 'prepull keep' (see 'prepull keep --help') so that it keeps the image present; the KEPT column says whether the agent took it")
 	fl.BoolVar(&f.force, "force", false, "passed on: pull even when the image is present")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check the digest, its platform and the login on each proxy; pull nothing")
