@@ -28,38 +28,6 @@ import (
 // Empty, the version comes from the build information Go records.
 var Version = ""
 
-// ExitCode is a process exit status with a documented meaning.
-type ExitCode int
-
-// The exit codes prepull documents. With several paks, the highest code wins.
-const (
-	ExitOK       ExitCode = 0 // every image is present
-	ExitFailure  ExitCode = 1 // any other failure
-	ExitUsage    ExitCode = 2 // usage or configuration error
-	ExitBadPak   ExitCode = 3 // the pak does not name a pullable image
-	ExitAuth     ExitCode = 4 // the registry rejected the credentials
-	ExitNotFound ExitCode = 5 // the registry does not have that repository or digest
-	ExitEngine   ExitCode = 6 // Docker Engine unreachable
-	ExitPlatform ExitCode = 7 // the image cannot run on this proxy: no variant for the engine's platform
-
-	exitMax = ExitPlatform // the highest documented code: a proxy's higher code means nothing
-)
-
-const exitCodesHelp = `Exit codes:
-  0  every image is present
-  1  any other failure
-  2  usage or configuration error
-  3  the pak does not name a pullable image (not a pak, no .conf, bad or
-     missing DIGEST, no REGISTRY and no default_registry)
-  4  the registry rejected the credentials
-  5  the registry does not have that repository or digest
-  6  Docker Engine unreachable
-  7  the image cannot run on this proxy: it has no variant for the Docker
-     Engine's platform (e.g. linux/arm64 only, built on an Apple Silicon Mac)
-With several paks every pak is still tried, and the highest code wins.
-A one-shot run ended by Ctrl-C exits 130 (143 for SIGTERM): the paks not
-done are reported as interrupted, those done keep their status.`
-
 // CodeFor maps an error to the exit code that describes it.
 func CodeFor(err error) ExitCode {
 	var coded *exitError

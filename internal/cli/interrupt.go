@@ -8,13 +8,6 @@ import (
 	"syscall"
 )
 
-// The exit codes of a run ended by a signal, as shells report them: 128 plus
-// the signal's number.
-const (
-	ExitInterrupted ExitCode = 130 // SIGINT, Ctrl-C
-	ExitTerminated  ExitCode = 143 // SIGTERM
-)
-
 // interruption is the cause of a context canceled by a signal.
 type interruption struct{ sig os.Signal }
 
