@@ -70,7 +70,7 @@ func (a *Agent) take(p *PakState, img pak.Image, perr error) {
 			// The configuration is at fault (default_registry), not the
 			// pak: it stays where it is and is read again on reload.
 			a.unlink(p)
-			p.Reference, p.Status, p.LastError = "", StatusFailed, err.Error()
+			p.Reference, p.Status, p.LastError, p.ErrorKind = "", StatusFailed, err.Error(), ErrorConfig
 			a.markDirty()
 			a.log.Error("cannot resolve the pak's image, fix the configuration and reload", zap.String("pak", p.Name), zap.Error(err))
 			return
@@ -79,7 +79,7 @@ func (a *Agent) take(p *PakState, img pak.Image, perr error) {
 	if perr != nil {
 		a.unlink(p)
 		p.Reference, p.Digest = "", ""
-		p.Status, p.LastError, p.Attempts, p.Updated = StatusInvalid, perr.Error(), 0, now
+		p.Status, p.LastError, p.ErrorKind, p.Attempts, p.Updated = StatusInvalid, perr.Error(), "", 0, now
 		a.markDirty()
 		a.log.Error("pak names no pullable image", zap.String("pak", p.Name), zap.Error(perr))
 		return

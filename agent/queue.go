@@ -35,7 +35,7 @@ type image struct {
 
 // mirror gives a pak its image's status.
 func mirror(p *PakState, im *image) {
-	p.Status, p.Attempts, p.LastError = im.Status, im.Attempts, im.LastError
+	p.Status, p.Attempts, p.LastError, p.ErrorKind = im.Status, im.Attempts, im.LastError, im.ErrorKind
 	if im.Updated.After(p.Updated) {
 		p.Updated = im.Updated
 	}
@@ -223,7 +223,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	}
 	if res.Err == nil {
 		im.failures = 0
-		im.LastError = ""
+		im.LastError, im.ErrorKind = "", ""
 		im.LastVerified = now
 		switch {
 		case res.Status == pull.Pulled:
@@ -243,7 +243,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 		im.Attempts++ // a try that failed before any pull, e.g. at login
 	}
 	im.failures++
-	im.LastError = res.Err.Error()
+	im.LastError, im.ErrorKind = res.Err.Error(), errorKind(res.Err)
 	im.engineWait = errors.Is(res.Err, engine.ErrUnreachable)
 	log := fields()
 	if errors.Is(res.Err, pull.ErrPlatform) {
@@ -257,7 +257,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 			}
 			a.unlink(p)
 			p.Reference, p.Digest = "", ""
-			p.Status, p.LastError, p.Attempts, p.Updated = StatusInvalid, res.Err.Error(), 0, now
+			p.Status, p.LastError, p.ErrorKind, p.Attempts, p.Updated = StatusInvalid, res.Err.Error(), ErrorPlatform, 0, now
 			if filepath.Dir(path) == a.doneDir {
 				a.moveTo(p, FailedDir)
 			}
@@ -310,7 +310,7 @@ func (o imageObserver) Engine(err error) {
 func (o imageObserver) Retrying(_ string, err error) {
 	o.a.mu.Lock()
 	defer o.a.mu.Unlock()
-	o.im.LastError = err.Error()
+	o.im.LastError, o.im.ErrorKind = err.Error(), errorKind(err)
 	o.a.setStatus(o.im, o.im.Status, time.Now().UTC())
 }
 

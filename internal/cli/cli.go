@@ -226,7 +226,7 @@ variant for this Docker Engine's platform, and the login is accepted.
 
 	addPullFlags(root, g)
 	root.AddCommand(newInspectCommand(g), newVersionCommand(g))
-	root.AddCommand(newRemoteCommand(g), newMirrorCommand(g), newKeepCommand(g))
+	root.AddCommand(newRemoteCommand(g), newMirrorCommand(g), newKeepCommand(g), newSlimCommand(g))
 	root.AddCommand(newAgentCommand(g), newStatusCommand(g))
 	return root
 }

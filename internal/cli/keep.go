@@ -48,8 +48,9 @@ type keepResult struct {
 }
 
 type keepFlags struct {
-	name string
-	wait time.Duration
+	name         string
+	wait         time.Duration
+	untilPresent bool
 }
 
 func newKeepCommand(g *globals) *cobra.Command {
@@ -77,6 +78,18 @@ it), kept (the agent keeps that image already, through the pak in path),
 not-taken (written, but no agent runs or it did not take the file within
 --wait: it takes it when it runs; exit 1), failed.
 
+With --until-present it waits on until the agent has the image present
+(exit 0) or has failed the pak, and then exits as the one-shot would have:
+4 when the registry rejected the credentials, 5 when it has no such image,
+7 when the image has no variant for this engine's platform, 3 when the
+agent refused the pak; status failed, with the agent's reason in error. A
+failure the agent reached before keep started (for a pak it keeps already)
+is not taken for its verdict: the agent tries failed images again at once
+after systemctl reload prepull, and keep waits for that try. When --wait
+runs out first, it exits with the code of the agent's last error (1 when
+there is none). Configuration management uses this to fail a host whose
+agent cannot pull (the Ansible role in ansible/; prepull remote --keep).
+
 ` + exitCodesHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,7 +98,8 @@ not-taken (written, but no agent runs or it did not take the file within
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.name, "name", "", "file name in watch_dir, ending in .pak (default the PAK's file name; needed for -)")
-	fl.DurationVar(&f.wait, "wait", 0, "how long to wait for the agent to take the file (default the agent's settle time and 10s)")
+	fl.DurationVar(&f.wait, "wait", 0, "how long to wait for the agent to take the file (default the agent's settle time and 10s; with --until-present, and the configuration's timeout)")
+	fl.BoolVar(&f.untilPresent, "until-present", false, "wait until the agent has the image present or has failed the pak, and exit with the one-shot's code for its failure (4 credentials rejected, 5 not found, 7 wrong platform, ...)")
 	return cmd
 }
 
@@ -107,8 +121,11 @@ func runKeep(ctx context.Context, g *globals, f *keepFlags, arg string) error {
 	wait := f.wait
 	if wait == 0 {
 		wait = cfg.Settle + keepExtraWait
+		if f.untilPresent {
+			wait += cfg.Timeout
+		}
 	}
-	r := keepPak(ctx, g, cfg, arg, name, wait)
+	r := keepPak(ctx, g, cfg, arg, name, wait, f.untilPresent)
 	if err := printKeep(g, r); err != nil {
 		return err
 	}
@@ -157,8 +174,8 @@ func keepName(arg, name string) (string, error) {
 
 // keepPak reads arg, writes what the agent needs of it into watch_dir as
 // name unless the agent keeps its image already, and waits at most wait
-// for the agent to take it.
-func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name string, wait time.Duration) keepResult {
+// for the agent to take it or, with untilPresent, for its verdict.
+func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name string, wait time.Duration, untilPresent bool) keepResult {
 	r := keepResult{File: arg, Name: name, Status: keepFailed}
 	fail := func(err error) keepResult {
 		r.ExitCode, r.Error = CodeFor(err), err.Error()
@@ -167,6 +184,7 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		}
 		return r
 	}
+	start := time.Now()
 	img, data, err := readSlim(arg, g.stdin)
 	if err != nil {
 		return fail(err)
@@ -186,52 +204,72 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		return fail(fmt.Errorf("the agent's state: %w", err))
 	}
 	r.Agent = report.Agent.Status
+	// find returns the agent's pak to follow: the one that keeps the image
+	// already, or the file written.
+	var find func(*agent.State) (agent.PakState, bool)
 	if p, ok := keptBy(report.State, watchDir, t.Reference); ok {
 		r.Status, r.Path, r.PakStatus = keepKept, p.File, p.Status
-		return r
+		if !untilPresent {
+			return r
+		}
+		find = func(s *agent.State) (agent.PakState, bool) { return keptBy(s, watchDir, t.Reference) }
+	} else {
+		sha := sha256Text(data)
+		path, err := dropFile(watchDir, name, data, sha)
+		if err != nil {
+			return fail(err)
+		}
+		r.Path = path
+		r.Status = keepNotTaken
+		find = func(s *agent.State) (agent.PakState, bool) { return takenAs(s, watchDir, sha) }
 	}
-	sum := sha256.Sum256(data)
-	sha := "sha256:" + hex.EncodeToString(sum[:])
-	path, err := dropFile(watchDir, name, data, sha)
-	if err != nil {
-		return fail(err)
-	}
-	r.Path = path
-	r.Status = keepNotTaken
+	var last agent.PakState // the agent's pak as last seen
 	for attempt := 0; ; attempt++ {
-		if p, ok := takenAs(report.State, watchDir, sha); ok {
-			r.Status, r.Path, r.PakStatus = keepTaken, p.File, p.Status
-			switch p.Status {
-			case agent.StatusInvalid:
-				r.Status, r.ExitCode, r.Error = keepFailed, ExitBadPak, "the agent refused it: "+p.LastError
-				return r
-			case agent.StatusPresent, agent.StatusFailed:
+		if p, ok := find(report.State); ok {
+			last = p
+			if r.Status == keepNotTaken {
+				r.Status = keepTaken
+			}
+			r.Path, r.PakStatus = p.File, p.Status
+			if keepDone(&r, p, untilPresent, start) {
 				return r
 			}
 		}
 		switch r.Agent {
 		case agent.AgentStopped, agent.AgentNeverRun:
-			if r.Status == keepNotTaken {
+			switch {
+			case r.Status == keepNotTaken:
 				r.ExitCode, r.Error = ExitFailure, fmt.Sprintf("no agent is running (%s): it takes %s when it starts", r.Agent, name)
+			case untilPresent:
+				keepGaveUp(&r, last, fmt.Sprintf("no agent is running (%s) to pull the image", r.Agent))
 			}
 			return r
 		}
 		if time.Duration(attempt)*keepPoll >= wait {
-			if r.Status == keepNotTaken {
+			switch {
+			case r.Status == keepNotTaken:
 				r.ExitCode, r.Error = ExitFailure, fmt.Sprintf("the agent did not take %s within %v; it stays in watch_dir for the agent", name, wait)
 				if d := report.Agent.Degraded; len(d) > 0 {
 					r.Error += " (the agent is degraded: " + strings.Join(d, "; ") + ")"
 				}
+			case untilPresent:
+				keepGaveUp(&r, last, fmt.Sprintf("the image is not present within %v", wait))
 			}
 			return r
 		}
 		select {
 		case <-ctx.Done():
+			if r.Status != keepNotTaken && !untilPresent {
+				return r
+			}
+			r.ExitCode = ExitInterrupted
+			if i, ok := interrupted(ctx); ok {
+				r.ExitCode = i.code()
+			}
 			if r.Status == keepNotTaken {
-				r.ExitCode, r.Error = ExitInterrupted, fmt.Sprintf("interrupted before the agent took %s; it stays in watch_dir for the agent", name)
-				if i, ok := interrupted(ctx); ok {
-					r.ExitCode = i.code()
-				}
+				r.Error = fmt.Sprintf("interrupted before the agent took %s; it stays in watch_dir for the agent", name)
+			} else {
+				r.Status, r.Error = keepFailed, "interrupted before the image was present; the agent goes on with it"
 			}
 			return r
 		case <-time.After(keepPoll):
@@ -241,6 +279,69 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		}
 		r.Agent = report.Agent.Status
 	}
+}
+
+// keepDone tells whether the agent's pak p ends prepull keep, and sets r
+// accordingly. A pak the agent refused always ends it. Without
+// untilPresent, any verdict (present or failed) does; with it, present
+// does, and a failure does when the agent reached it after start: an older
+// one (from before a reload that fixed the credentials) is being retried.
+func keepDone(r *keepResult, p agent.PakState, untilPresent bool, start time.Time) bool {
+	switch p.Status {
+	case agent.StatusInvalid:
+		r.Status, r.ExitCode, r.Error = keepFailed, ExitBadPak, "the agent refused it: "+p.LastError
+		if p.ErrorKind == agent.ErrorPlatform {
+			r.ExitCode = ExitPlatform
+		}
+		return true
+	case agent.StatusPresent:
+		return true
+	case agent.StatusFailed:
+		if !untilPresent {
+			return true
+		}
+		if p.Updated.Before(start) {
+			return false
+		}
+		r.Status, r.ExitCode, r.Error = keepFailed, codeForKind(p.ErrorKind), "the agent failed it: "+p.LastError
+		return true
+	}
+	return false
+}
+
+// keepGaveUp sets r for a wait, with untilPresent, that ended before the
+// agent's verdict: failed, with why and the code of the agent's last error
+// for it.
+func keepGaveUp(r *keepResult, last agent.PakState, why string) {
+	r.Status, r.ExitCode, r.Error = keepFailed, ExitFailure, why
+	if last.LastError != "" {
+		r.ExitCode = codeForKind(last.ErrorKind)
+		r.Error += " (" + last.Status + ": " + last.LastError + ")"
+	}
+}
+
+// codeForKind is the one-shot's exit code for a failure of the agent's
+// kind (agent.ErrorKind).
+func codeForKind(kind string) ExitCode {
+	switch kind {
+	case agent.ErrorCredentials:
+		return ExitAuth
+	case agent.ErrorNotFound:
+		return ExitNotFound
+	case agent.ErrorPlatform:
+		return ExitPlatform
+	case agent.ErrorEngine:
+		return ExitEngine
+	case agent.ErrorConfig:
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// sha256Text is the digest of data as the agent's state writes it.
+func sha256Text(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // keptBy returns a pak of the agent's state, still in watch_dir or done/,
@@ -302,7 +403,7 @@ func dropFile(watchDir, name string, data []byte, sha string) (string, error) {
 	}
 	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
 		old, rerr := os.ReadFile(path)
-		if sum := sha256.Sum256(old); rerr != nil || "sha256:"+hex.EncodeToString(sum[:]) != sha {
+		if rerr != nil || sha256Text(old) != sha {
 			return "", fmt.Errorf("watch_dir already holds another %s: not replaced (remove it, or give another --name)", display.Text(path))
 		}
 		return path, nil

@@ -210,3 +210,124 @@ func writeConfigFile(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeepUntilPresent plays a running agent's part in its state file and
+// checks that keep --until-present waits for the agent's verdict and exits
+// with the one-shot's code for it: present 0, rejected credentials 4, the
+// wrong platform 7; that a failure older than keep (being retried after a
+// reload) is not its verdict, but the code it gives when the wait runs out.
+func TestKeepUntilPresent(t *testing.T) {
+	dir, watch, state, cfg := keepDirs(t)
+	holdAgentLock(t, state)
+	keep := func(args ...string) keepResult {
+		t.Helper()
+		out, stderr, code := runCLI(t, "", append([]string{"keep", "--config", cfg, "--json", "--until-present"}, args...)...)
+		var rs []keepResult
+		if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 || rs[0].ExitCode != code {
+			t.Fatalf("keep %v: exit %d, not one JSON result that agrees (%v):\n%s\n%s", args, code, err, out, stderr)
+		}
+		return rs[0]
+	}
+	// agentSays writes the state once path exists: its pak with each of
+	// statuses in turn, in done/.
+	agentSays := func(name string, statuses ...agent.PakState) <-chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			path := filepath.Join(watch, name)
+			for range 3000 {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				for _, p := range statuses {
+					p.File, p.Name, p.SHA256, p.Updated = filepath.Join(watch, agent.DoneDir, name), name, sha256Text(data), time.Now()
+					writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{p}})
+					time.Sleep(50 * time.Millisecond)
+				}
+				return
+			}
+		}()
+		return done
+	}
+
+	p := paktest.Pak{Kind: "Rejected", Registry: paktest.Registry}
+	done := agentSays("Rejected_1.0.0.pak", agent.PakState{Reference: p.Reference(""), Status: agent.StatusPulling},
+		agent.PakState{Reference: p.Reference(""), Status: agent.StatusFailed, LastError: "registry rejected the credentials", ErrorKind: agent.ErrorCredentials})
+	r := keep("--wait", "1m", p.WriteFile(t, dir))
+	<-done
+	if r.Status != keepFailed || r.ExitCode != ExitAuth || r.PakStatus != agent.StatusFailed || r.Error != "the agent failed it: registry rejected the credentials" {
+		t.Errorf("rejected credentials: %+v", r)
+	}
+
+	p = paktest.Pak{Kind: "Arm", Registry: paktest.Registry}
+	done = agentSays("Arm_1.0.0.pak", agent.PakState{Status: agent.StatusInvalid, LastError: "no linux/amd64 variant", ErrorKind: agent.ErrorPlatform})
+	r = keep("--wait", "1m", p.WriteFile(t, dir))
+	<-done
+	if r.Status != keepFailed || r.ExitCode != ExitPlatform || !strings.Contains(r.Error, "no linux/amd64 variant") {
+		t.Errorf("the wrong platform: %+v", r)
+	}
+
+	// A pak in done/ that the agent failed before keep started: no verdict
+	// until the wait runs out, then that failure's code.
+	p = paktest.Pak{Kind: "Old", Registry: paktest.Registry}
+	file := p.WriteFile(t, dir)
+	old := agent.PakState{File: filepath.Join(watch, agent.DoneDir, "Old_1.0.0.pak"), Name: "Old_1.0.0.pak", Reference: p.Reference(""),
+		Status: agent.StatusFailed, LastError: "registry rejected the credentials", ErrorKind: agent.ErrorCredentials, Updated: time.Now().Add(-time.Minute)}
+	if err := os.MkdirAll(filepath.Dir(old.File), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeConfigFile(t, old.File, string(p.Bytes()))
+	writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{old}})
+	r = keep("--wait", "300ms", file)
+	if r.Status != keepFailed || r.ExitCode != ExitAuth || r.Path != old.File ||
+		r.Error != "the image is not present within 300ms (failed: registry rejected the credentials)" {
+		t.Errorf("an old failure: %+v", r)
+	}
+	if _, err := os.Lstat(filepath.Join(watch, "Old_1.0.0.pak")); err == nil {
+		t.Error("a file was written although the agent keeps the image already")
+	}
+	// The agent tries again and the image is present: exit 0.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		p := old
+		p.Status, p.LastError, p.ErrorKind, p.Updated = agent.StatusPresent, "", "", time.Now()
+		writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{p}})
+	}()
+	if r = keep("--wait", "1m", file); r.Status != keepKept || r.ExitCode != ExitOK || r.PakStatus != agent.StatusPresent {
+		t.Errorf("the old failure retried: %+v", r)
+	}
+}
+
+// holdAgentLock holds state_dir's agent lock as a running agent does, until
+// t ends.
+func holdAgentLock(t *testing.T, state string) {
+	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(state, agent.LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := json.Marshal(agent.Live{PID: os.Getpid()})
+	if _, err := lock.Write(live); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeState writes the agent's state file atomically, as the agent does:
+// keep reads it meanwhile.
+func writeState(t *testing.T, state string, s agent.State) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	tmp := filepath.Join(state, ".state.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		err = os.Rename(tmp, filepath.Join(state, agent.StateFile))
+	}
+}

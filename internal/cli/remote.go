@@ -82,7 +82,7 @@ connection. Each host gets one SSH connection and, for each pak, runs
 
 With --keep, after each pull that succeeded, it runs on the same connection
 
-    [sudo -n] <remote-command> keep --json --name NAME.pak -
+    [sudo -n] <remote-command> keep --json --until-present --name NAME.pak -
 
 with the same input: the proxy's agent gets it in its watch_dir (see
 'prepull keep --help'), and the KEPT column says whether the agent took it.

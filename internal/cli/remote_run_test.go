@@ -95,7 +95,7 @@ func TestRemoteInProcess(t *testing.T) {
 	}
 	// The one-shot's arguments, then keep's, as the proxy got them; its
 	// stderr prefixed by the host.
-	for _, want := range []string{"root@proxy-a: fake prepull --json --timeout 1m0s -", "root@proxy-a: fake prepull keep --json --name Remote_1.0.0.pak --wait 1m0s -", "down: connect to"} {
+	for _, want := range []string{"root@proxy-a: fake prepull --json --timeout 1m0s -", "root@proxy-a: fake prepull keep --json --until-present --name Remote_1.0.0.pak --wait 1m0s -", "down: connect to"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}

@@ -42,7 +42,9 @@ func (f *remoteFlags) keepThen(images map[string]pak.Image) func(remote.Output) 
 		if r.ExitCode != ExitOK || (r.Status != pull.Pulled && r.Status != pull.Present) {
 			return ""
 		}
-		args := []string{"keep", "--json", "--name", remoteKeepName(o.File)}
+		// The image is present on the proxy: the agent's verdict comes
+		// as soon as it has checked, and says whether it keeps it.
+		args := []string{"keep", "--json", "--until-present", "--name", remoteKeepName(o.File)}
 		if f.timeout > 0 {
 			// The run is ended after --timeout and the grace: the wait
 			// for the agent must end first.

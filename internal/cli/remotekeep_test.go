@@ -20,14 +20,14 @@ func TestKeepThen(t *testing.T) {
 	then := f.keepThen(map[string]pak.Image{"/x/My Adapter_1.0.0.pak": testImage})
 	ok, _ := json.Marshal([]map[string]any{{"file": "-", "reference": testRef, "status": "present", "exit_code": 0}})
 	bad, _ := json.Marshal([]map[string]any{{"file": "-", "reference": testRef, "status": "failed", "exit_code": 4}})
-	if got := then(remote.Output{File: "/x/My Adapter_1.0.0.pak", Stdout: ok}); got != `prepull --config "$C" keep --json --name 'My Adapter_1.0.0.pak' -` {
+	if got := then(remote.Output{File: "/x/My Adapter_1.0.0.pak", Stdout: ok}); got != `prepull --config "$C" keep --json --until-present --name 'My Adapter_1.0.0.pak' -` {
 		t.Errorf("after a successful pull: %q", got)
 	}
 	if got := then(remote.Output{File: "/x/My Adapter_1.0.0.pak", Stdout: bad, ExitStatus: 4}); got != "" {
 		t.Errorf("after a failed pull: %q, want nothing", got)
 	}
 	f.timeout = 90 * time.Second
-	if got := then(remote.Output{File: "/x/My Adapter_1.0.0.pak", Stdout: ok}); got != `prepull --config "$C" keep --json --name 'My Adapter_1.0.0.pak' --wait 1m30s -` {
+	if got := then(remote.Output{File: "/x/My Adapter_1.0.0.pak", Stdout: ok}); got != `prepull --config "$C" keep --json --until-present --name 'My Adapter_1.0.0.pak' --wait 1m30s -` {
 		t.Errorf("with --timeout: %q", got)
 	}
 }
