@@ -92,7 +92,7 @@ func dockerRootfs(t testing.TB, suite string) string {
 	if _, err := partNspawn.path(); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	return Rootfs(t, suite, "docker.io", "ca-certificates")
+	return Rootfs(t, suite, dockerPackages...)
 }
 
 // nspawnDockerd returns the command line that runs the dockerd of root in

@@ -39,10 +39,15 @@ const rootfsMarker = "etc/prepull-rootfs"
 // is built again when missing or incomplete. The root is shared: callers
 // must not change it (bind their own writable directories instead). The
 // Debian mirror is the one this machine's apt sources name. It calls Require
-// and fails t when debootstrap is missing.
+// and fails t when debootstrap is missing, or when Roots does not list the
+// root (scripts/test.sh builds those before go test starts).
 func Rootfs(t testing.TB, suite string, pkgs ...string) string {
 	t.Helper()
 	Require(t)
+	if !listed(suite, pkgs) {
+		t.Fatalf("testenv: the %s root with %s is not in testenv.Roots: add it there, so that scripts/test.sh builds it before go test starts",
+			suite, strings.Join(pkgs, ","))
+	}
 	debootstrap, err := partDebootstrap.path()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)

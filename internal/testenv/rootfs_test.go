@@ -3,6 +3,7 @@ package testenv_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/prepull/prepull/internal/testenv"
@@ -19,5 +20,31 @@ func TestRootfs(t *testing.T) {
 	}
 	if again := testenv.Rootfs(t, "trixie", "ca-certificates", "docker.io"); again != root {
 		t.Errorf("the same packages in another order give %s, want %s", again, root)
+	}
+}
+
+// TestBuildRoots builds every root of testenv.Roots (or finds it cached),
+// two at a time: scripts/test.sh runs it alone before the other tests.
+func TestBuildRoots(t *testing.T) {
+	for _, r := range testenv.Roots {
+		t.Run(r.String(), func(t *testing.T) {
+			t.Parallel()
+			testenv.Rootfs(t, r.Suite, r.Packages...)
+		})
+	}
+}
+
+// TestRootsListEngines checks that Roots lists the root of every engine of
+// Engines that runs from a Debian suite.
+func TestRootsListEngines(t *testing.T) {
+	for _, e := range testenv.Engines {
+		if e.Suite == "" {
+			continue
+		}
+		if !slices.ContainsFunc(testenv.Roots, func(r testenv.Root) bool {
+			return r.Suite == e.Suite && slices.Contains(r.Packages, "docker.io")
+		}) {
+			t.Errorf("testenv.Roots lacks the %s root that Docker %s runs from", e.Suite, e.Version)
+		}
 	}
 }

@@ -1,22 +1,13 @@
-package e2e
+//go:build linux
 
-// The registries prepull is tested against, one test per row of
-// docs/compatibility.md. Plain HTTP on loopback with a login is
-// TestOneShotPullsThenPresent in oneshot_test.go.
+package registry
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -30,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
@@ -44,85 +36,46 @@ const dockerCertsDir = config.DefaultCertsDir
 // it pushes a fresh image to reg as repo, and writes a pak naming it and a
 // configuration whose registries list is registries, YAML such as
 // "registries: []\n", or the login of reg's user when registries is empty.
-func newRegistryFixture(t *testing.T, reg *testenv.Registry, repo, registries string) *fixture {
+func newRegistryFixture(t *testing.T, reg *testenv.Registry, repo, registries string) *e2e.Fixture {
 	t.Helper()
-	return newRegistryFixtureOn(t, testenv.Docker(t), reg, repo, registries)
-}
-
-// newRegistryFixtureOn is newRegistryFixture for the engine eng. The image
-// is pushed by the shared engine: eng only pulls.
-func newRegistryFixtureOn(t *testing.T, eng *testenv.DockerEngine, reg *testenv.Registry, repo, registries string) *fixture {
-	t.Helper()
-	f := &fixture{t: t, dir: t.TempDir(), password: reg.Password, repo: repo, reg: reg, docker: eng}
-	if f.password == "" {
-		f.password = "unused-" + randomWord(t) // still checked for in the output
-	}
-	f.digest = testenv.Docker(t).PushImage(t, reg, repo, testenv.ImageOptions{})
-	f.ref = reg.Addr + "/" + repo + "@" + f.digest
-	f.pak = paktest.Pak{Kind: "MyAdapter", Version: "1.0.0", Registry: reg.Addr, Repository: "/" + repo, Digest: f.digest}.WriteFile(t, f.dir)
-	f.dockerConfigDir = filepath.Join(f.dir, "docker")
-	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	f.writePasswordFile(f.password)
-	f.config = f.writeConfig(registries)
-	t.Cleanup(func() { f.checkSecretsUnwritten() })
-	return f
-}
-
-// pulledOnce runs prepull on the fixture's pak and checks that it pulled
-// the fixture's reference, with credentials from source (a prefix).
-func (f *fixture) pulledOnce(config, source string) {
-	f.t.Helper()
-	r := f.prepull(nil, "--config", config, "--json", f.pak)
-	r.want(f.t, 0)
-	rs := r.results(f.t)
-	if len(rs) != 1 || rs[0].Status != "pulled" || rs[0].Reference != f.ref {
-		f.t.Fatalf("results = %+v, want one pulled %s", rs, f.ref)
-	}
-	if !strings.HasPrefix(rs[0].CredentialSource, source) {
-		f.t.Errorf("credential_source = %q, want %s", rs[0].CredentialSource, source)
-	}
-	if !f.docker.HasImage(f.t, f.ref) {
-		f.t.Fatalf("engine does not hold %s after the pull", f.ref)
-	}
+	return e2e.NewRegistryFixtureOn(t, testenv.Docker(t), reg, repo, registries)
 }
 
 func TestRegistryAnonymousPublic(t *testing.T) {
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	f := newRegistryFixture(t, reg, "public/adapter", "registries: []\n")
-	f.pulledOnce(f.config, "anonymous")
+	f.PulledOnce(f.Config, "anonymous")
 }
 
 func TestRegistryNestedPathWithPort(t *testing.T) {
-	f := newFixture(t, "proj/team/sub/adapter")
-	if _, port, err := net.SplitHostPort(f.reg.Addr); err != nil || port == "" {
-		t.Fatalf("registry %s has no port", f.reg.Addr)
+	f := e2e.NewFixture(t, "proj/team/sub/adapter")
+	if _, port, err := net.SplitHostPort(f.Reg.Addr); err != nil || port == "" {
+		t.Fatalf("registry %s has no port", f.Reg.Addr)
 	}
-	if want := f.reg.Addr + "/proj/team/sub/adapter@" + f.digest; f.ref != want {
-		t.Fatalf("reference %s, want %s", f.ref, want)
+	if want := f.Reg.Addr + "/proj/team/sub/adapter@" + f.Digest; f.Ref != want {
+		t.Fatalf("reference %s, want %s", f.Ref, want)
 	}
-	f.pulledOnce(f.config, "password_file")
+	f.PulledOnce(f.Config, "password_file")
 
 	var inspected []map[string]any
-	out := f.prepull(nil, "inspect", "--json", "--config", f.config, f.pak)
-	out.want(t, 0)
-	if err := json.Unmarshal([]byte(out.stdout), &inspected); err != nil {
+	out := f.Prepull(nil, "inspect", "--json", "--config", f.Config, f.Pak)
+	out.Want(t, 0)
+	if err := json.Unmarshal([]byte(out.Stdout), &inspected); err != nil {
 		t.Fatal(err)
 	}
-	if inspected[0]["registry"] != f.reg.Addr || inspected[0]["repository"] != "proj/team/sub/adapter" {
-		t.Fatalf("inspect = %v, want registry %s and repository proj/team/sub/adapter", inspected[0], f.reg.Addr)
+	if inspected[0]["registry"] != f.Reg.Addr || inspected[0]["repository"] != "proj/team/sub/adapter" {
+		t.Fatalf("inspect = %v, want registry %s and repository proj/team/sub/adapter", inspected[0], f.Reg.Addr)
 	}
 }
 
 func TestRegistryTokenAuthRobotUser(t *testing.T) {
 	const robot = "robot$proj+pull"
-	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: robot, Password: "Robot-" + randomWord(t), TokenAuth: true})
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: robot, Password: "Robot-" + e2e.RandomWord(t), TokenAuth: true})
 	entry := func(pwFile string) string {
 		return fmt.Sprintf("registries:\n  - host: %s\n    username: %s\n    password_file: %s\n", reg.Addr, robot, pwFile)
 	}
 	f := newRegistryFixture(t, reg, "proj/tok/adapter", "registries: []\n")
-	cfg := f.writeConfig(entry(f.passwordFile()))
+	cfg := f.WriteConfig(entry(f.PasswordFile()))
 
 	// The registry wants a Bearer token: anonymous requests get a challenge.
 	resp, err := http.Get("http://" + reg.Addr + "/v2/")
@@ -135,7 +88,7 @@ func TestRegistryTokenAuthRobotUser(t *testing.T) {
 	}
 
 	before := len(reg.Token.Grants())
-	f.pulledOnce(cfg, "password_file")
+	f.PulledOnce(cfg, "password_file")
 	var pulled bool
 	for _, g := range reg.Token.Grants()[before:] {
 		if g.Account == robot && slices.Contains(g.Scopes, "repository:proj/tok/adapter:pull") {
@@ -146,91 +99,18 @@ func TestRegistryTokenAuthRobotUser(t *testing.T) {
 		t.Fatalf("the token server issued no pull token for proj/tok/adapter to %s: %+v", robot, reg.Token.Grants())
 	}
 
-	wrong := filepath.Join(f.dir, "wrong.password")
+	wrong := filepath.Join(f.Dir, "wrong.password")
 	if err := os.WriteFile(wrong, []byte("not-the-password\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f.docker.RemoveImage(t, f.ref)
-	r := f.prepull(nil, "--config", f.writeConfig(entry(wrong)), "--json", f.pak)
-	r.want(t, 4)
-	rs := r.results(t)
+	f.Docker.RemoveImage(t, f.Ref)
+	r := f.Prepull(nil, "--config", f.WriteConfig(entry(wrong)), "--json", f.Pak)
+	r.Want(t, 4)
+	rs := r.Results(t)
 	if !strings.Contains(rs[0].Error, `"`+robot+`"`) {
 		t.Errorf("error %q should name the user %s", rs[0].Error, robot)
 	}
 	t.Logf("rejected login: %s", rs[0].Error)
-}
-
-// tlsFiles are a private CA and a server certificate it signed, as PEM files.
-type tlsFiles struct {
-	caPEM     []byte
-	ca        string // the CA certificate
-	cert, key string // the server's certificate and key
-}
-
-// newTLSFiles makes a CA and, signed by it, a certificate for the IP
-// address ip, in a temporary folder of t.
-func newTLSFiles(t *testing.T, ip string) tlsFiles {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "prepull e2e private CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: ip},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP(ip)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tf := tlsFiles{
-		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		ca:    filepath.Join(dir, "registry-ca.pem"),
-		cert:  filepath.Join(dir, "server.crt"),
-		key:   filepath.Join(dir, "server.key"),
-	}
-	for path, data := range map[string][]byte{
-		tf.ca:   tf.caPEM,
-		tf.cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		tf.key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return tf
 }
 
 // engineCADir returns the folder where Docker Engine reads host's CAs and
@@ -257,9 +137,9 @@ func engineCADir(t *testing.T, host string) string {
 
 func TestRegistryTLSPrivateCA(t *testing.T) {
 	ns := testenv.NewNetns(t)
-	tf := newTLSFiles(t, ns.Addr)
+	tf := e2e.NewTLSFiles(t, ns.Addr)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{
-		User: "alice", Password: "pw-" + randomWord(t), TLSCert: tf.cert, TLSKey: tf.key, Netns: ns,
+		User: "alice", Password: "pw-" + e2e.RandomWord(t), TLSCert: tf.Cert, TLSKey: tf.Key, Netns: ns,
 	})
 	caDir := engineCADir(t, reg.Addr)
 	installed := filepath.Join(caDir, "ca.crt")
@@ -269,22 +149,22 @@ func TestRegistryTLSPrivateCA(t *testing.T) {
 	if err := os.MkdirAll(caDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(installed, tf.caPEM, 0o644); err != nil {
+	if err := os.WriteFile(installed, tf.CAPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f := newRegistryFixture(t, reg, "proj/tls/adapter", "registries: []\n")
 	if err := os.RemoveAll(caDir); err != nil {
 		t.Fatal(err)
 	}
-	entry := fmt.Sprintf("registries:\n  - host: %s\n    username: alice\n    password_file: %s\n", reg.Addr, f.passwordFile())
+	entry := fmt.Sprintf("registries:\n  - host: %s\n    username: alice\n    password_file: %s\n", reg.Addr, f.PasswordFile())
 
 	t.Run("without ca_file the error names the fix", func(t *testing.T) {
-		r := f.prepull(nil, "--config", f.writeConfig(entry), "--json", f.pak)
-		r.want(t, 1)
+		r := f.Prepull(nil, "--config", f.WriteConfig(entry), "--json", f.Pak)
+		r.Want(t, 1)
 		want := fmt.Sprintf("registry %s presents a certificate signed by an unknown authority: "+
 			"set ca_file for it in the registries list (prepull installs it as %s), or place the CA there yourself",
 			reg.Addr, installed)
-		rs := r.results(t)
+		rs := r.Results(t)
 		if !strings.Contains(rs[0].Error, want) || !strings.Contains(rs[0].Error, "x509:") {
 			t.Fatalf("error:\n\t%s\nwant it to contain\n\t%s\nand the engine's x509 message", rs[0].Error, want)
 		}
@@ -295,22 +175,22 @@ func TestRegistryTLSPrivateCA(t *testing.T) {
 	})
 
 	t.Run("a ca_file that is no certificate is a configuration error", func(t *testing.T) {
-		bad := filepath.Join(f.dir, "not-a-ca.pem")
+		bad := filepath.Join(f.Dir, "not-a-ca.pem")
 		if err := os.WriteFile(bad, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := f.prepull(nil, "--config", f.writeConfig(entry+"    ca_file: "+bad+"\n"), f.pak)
-		r.want(t, 2)
-		if !strings.Contains(r.stdout+r.stderr, bad) {
-			t.Fatalf("output should name %s:\n%s%s", bad, r.stdout, r.stderr)
+		r := f.Prepull(nil, "--config", f.WriteConfig(entry+"    ca_file: "+bad+"\n"), f.Pak)
+		r.Want(t, 2)
+		if !strings.Contains(r.Stdout+r.Stderr, bad) {
+			t.Fatalf("output should name %s:\n%s%s", bad, r.Stdout, r.Stderr)
 		}
 	})
 
 	t.Run("with ca_file prepull installs the CA and pulls", func(t *testing.T) {
-		cfg := f.writeConfig(entry + "    ca_file: " + tf.ca + "\n")
-		f.pulledOnce(cfg, "password_file")
+		cfg := f.WriteConfig(entry + "    ca_file: " + tf.CA + "\n")
+		f.PulledOnce(cfg, "password_file")
 		got, err := os.ReadFile(installed)
-		if err != nil || string(got) != string(tf.caPEM) {
+		if err != nil || string(got) != string(tf.CAPEM) {
 			t.Fatalf("%s = %q, %v; want the CA", installed, got, err)
 		}
 		st, err := os.Stat(installed)
@@ -318,8 +198,8 @@ func TestRegistryTLSPrivateCA(t *testing.T) {
 			t.Fatalf("%s: %v, %v; want mode 0644", installed, st, err)
 		}
 		// Again, forced: the same CA is left alone.
-		r := f.prepull(nil, "--config", cfg, "--force", f.pak)
-		r.want(t, 0)
+		r := f.Prepull(nil, "--config", cfg, "--force", f.Pak)
+		r.Want(t, 0)
 		if st2, err := os.Stat(installed); err != nil || !st2.ModTime().Equal(st.ModTime()) {
 			t.Fatalf("an identical ca.crt was rewritten: %v", err)
 		}
@@ -355,30 +235,30 @@ func TestRegistryDockerHubViaMirror(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			digest := digests[tt.name]
-			f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t), docker: d, reg: mirror, digest: digest}
-			f.dockerConfigDir = filepath.Join(f.dir, "docker")
-			if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
+			f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t), Docker: d, Reg: mirror, Digest: digest}
+			f.DockerConfigDir = filepath.Join(f.Dir, "docker")
+			if err := os.MkdirAll(f.DockerConfigDir, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			f.pak = tt.pak(digest).WriteFile(t, f.dir)
-			f.ref = tt.ref + "@" + digest
-			t.Cleanup(func() { d.RemoveImage(t, f.ref) })
+			f.Pak = tt.pak(digest).WriteFile(t, f.Dir)
+			f.Ref = tt.ref + "@" + digest
+			t.Cleanup(func() { d.RemoveImage(t, f.Ref) })
 
-			cfg := f.writeConfig("registries: []\n")
-			r := f.prepull(nil, "--config", cfg, "inspect", "--json", f.pak)
-			r.want(t, 0)
+			cfg := f.WriteConfig("registries: []\n")
+			r := f.Prepull(nil, "--config", cfg, "inspect", "--json", f.Pak)
+			r.Want(t, 0)
 			var inspected []map[string]any
-			if err := json.Unmarshal([]byte(r.stdout), &inspected); err != nil {
-				t.Fatalf("inspect --json: %v\n%s", err, r.stdout)
+			if err := json.Unmarshal([]byte(r.Stdout), &inspected); err != nil {
+				t.Fatalf("inspect --json: %v\n%s", err, r.Stdout)
 			}
-			if len(inspected) != 1 || inspected[0]["reference"] != f.ref || inspected[0]["registry"] != "docker.io" {
-				t.Fatalf("inspect --json = %v, want reference %s from registry docker.io", inspected, f.ref)
+			if len(inspected) != 1 || inspected[0]["reference"] != f.Ref || inspected[0]["registry"] != "docker.io" {
+				t.Fatalf("inspect --json = %v, want reference %s from registry docker.io", inspected, f.Ref)
 			}
-			f.pulledOnce(cfg, "anonymous")
+			f.PulledOnce(cfg, "anonymous")
 			// Present now, under exactly that name.
-			r = f.prepull(nil, "--config", cfg, "--json", f.pak)
-			r.want(t, 0)
-			if rs := r.results(t); len(rs) != 1 || rs[0].Status != "present" {
+			r = f.Prepull(nil, "--config", cfg, "--json", f.Pak)
+			r.Want(t, 0)
+			if rs := r.Results(t); len(rs) != 1 || rs[0].Status != "present" {
 				t.Fatalf("second run: %+v, want present", rs)
 			}
 		})
@@ -450,12 +330,12 @@ func (rec *apiRecorder) versions() map[string]int {
 }
 
 func TestRegistryEngineAPINegotiation(t *testing.T) {
-	f := newFixture(t, "proj/apiversion")
-	server := f.docker.Run(t, "version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Version}}")
+	f := e2e.NewFixture(t, "proj/apiversion")
+	server := f.Docker.Run(t, "version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Version}}")
 	t.Logf("Docker Engine under test: API %s", server)
 	serverAPI := strings.Fields(server)[0]
 
-	eng, err := engine.NewDocker(f.docker.Host)
+	eng, err := engine.NewDocker(f.Docker.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,10 +354,10 @@ func TestRegistryEngineAPINegotiation(t *testing.T) {
 	// and a whole pull works in it.
 	const oldest = "1.24"
 	var rec apiRecorder
-	proxied := rec.start(t, f.docker.Host, oldest)
-	r := f.prepull(nil, "--config", f.config, "--docker-host", proxied, "--json", f.pak)
-	r.want(t, 0)
-	if rs := r.results(t); rs[0].Status != "pulled" {
+	proxied := rec.start(t, f.Docker.Host, oldest)
+	r := f.Prepull(nil, "--config", f.Config, "--docker-host", proxied, "--json", f.Pak)
+	r.Want(t, 0)
+	if rs := r.Results(t); rs[0].Status != "pulled" {
 		t.Fatalf("results = %+v, want pulled through API %s", rs, oldest)
 	}
 	seen := rec.versions()
@@ -497,39 +377,39 @@ func TestRegistryEngineAPINegotiation(t *testing.T) {
 // REPOSITORY=/localhost. prepull reads it as the proxy would, and both
 // inspect and the failed pull explain it and say what to rebuild.
 func TestRegistrySDK1LocalhostMangling(t *testing.T) {
-	f := newFixture(t, "team/app")
-	_, port, err := net.SplitHostPort(f.reg.Addr)
+	f := e2e.NewFixture(t, "team/app")
+	_, port, err := net.SplitHostPort(f.Reg.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := paktest.Pak{Release: paktest.Release131, From: "localhost:" + port + "/team/app", Digest: f.digest}.WriteFile(t, t.TempDir())
-	ref := "registry.hub.docker.com/localhost@" + f.digest
+	p := paktest.Pak{Release: paktest.Release131, From: "localhost:" + port + "/team/app", Digest: f.Digest}.WriteFile(t, t.TempDir())
+	ref := "registry.hub.docker.com/localhost@" + f.Digest
 
-	r := f.prepull(nil, "inspect", "--json", "--config", f.config, p)
-	r.want(t, 0)
+	r := f.Prepull(nil, "inspect", "--json", "--config", f.Config, p)
+	r.Want(t, 0)
 	var inspected []map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &inspected); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &inspected); err != nil {
 		t.Fatal(err)
 	}
 	if inspected[0]["reference"] != ref || !strings.Contains(fmt.Sprint(inspected[0]["warnings"]), "127.0.0.1:PORT") {
 		t.Fatalf("inspect = %v, want reference %s with a warning", inspected[0], ref)
 	}
-	if !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "localhost:PORT/...") {
-		t.Fatalf("inspect stderr does not warn:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "warning: ") || !strings.Contains(r.Stderr, "localhost:PORT/...") {
+		t.Fatalf("inspect stderr does not warn:\n%s", r.Stderr)
 	}
 
 	// No internet here: the pull of Docker Hub's "localhost" fails, however
 	// it fails, and says why.
-	r = f.prepull(nil, "--config", f.config, "--timeout", "5s", "--json", p)
-	if r.code == 0 {
+	r = f.Prepull(nil, "--config", f.Config, "--timeout", "5s", "--json", p)
+	if r.Code == 0 {
 		t.Fatalf("a pull of %s succeeded", ref)
 	}
-	rs := r.results(t)
+	rs := r.Results(t)
 	if len(rs) != 1 || rs[0].Reference != ref || !strings.Contains(rs[0].Error, "note: REGISTRY=registry.hub.docker.com with the one-component REPOSITORY=/localhost") ||
 		!strings.Contains(rs[0].Error, "Rebuild the pak") {
 		t.Fatalf("results = %+v, want the failed pull of %s to explain the mangling", rs, ref)
 	}
-	t.Logf("exit %d: %s", r.code, rs[0].Error)
+	t.Logf("exit %d: %s", r.Code, rs[0].Error)
 }
 
 // TestRegistryCAFolderIsCanonical: a CA configured for localhost:PORT is
@@ -539,29 +419,29 @@ func TestRegistrySDK1LocalhostMangling(t *testing.T) {
 // registry is plain HTTP on loopback, which the engine never verifies, so
 // certs_dir is a folder of the test's own.
 func TestRegistryCAFolderIsCanonical(t *testing.T) {
-	f := newFixture(t, "proj/canonical")
-	_, port, err := net.SplitHostPort(f.reg.Addr)
+	f := e2e.NewFixture(t, "proj/canonical")
+	_, port, err := net.SplitHostPort(f.Reg.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certsDir := filepath.Join(f.dir, "certs.d")
+	certsDir := filepath.Join(f.Dir, "certs.d")
 	entry := fmt.Sprintf("certs_dir: %s\nregistries:\n  - host: localhost:%s\n    username: alice\n    password_file: %s\n    ca_file: %s\n",
-		certsDir, port, f.passwordFile(), newTLSFiles(t, "127.0.0.1").ca)
-	cfg := f.writeConfig(entry)
+		certsDir, port, f.PasswordFile(), e2e.NewTLSFiles(t, "127.0.0.1").CA)
+	cfg := f.WriteConfig(entry)
 	for _, host := range []string{"localhost", "LOCALHOST", "LocalHost"} {
 		registry := host + ":" + port
-		p := paktest.Pak{Kind: "Canon" + host, Registry: registry, Repository: "/proj/canonical", Digest: f.digest}.WriteFile(t, t.TempDir())
-		ref := registry + "/proj/canonical@" + f.digest
-		r := f.prepull(nil, "--config", cfg, "--json", p)
-		r.want(t, 0)
-		if rs := r.results(t); len(rs) != 1 || rs[0].Reference != ref || rs[0].Status != "pulled" || !strings.HasPrefix(rs[0].CredentialSource, "password_file") {
+		p := paktest.Pak{Kind: "Canon" + host, Registry: registry, Repository: "/proj/canonical", Digest: f.Digest}.WriteFile(t, t.TempDir())
+		ref := registry + "/proj/canonical@" + f.Digest
+		r := f.Prepull(nil, "--config", cfg, "--json", p)
+		r.Want(t, 0)
+		if rs := r.Results(t); len(rs) != 1 || rs[0].Reference != ref || rs[0].Status != "pulled" || !strings.HasPrefix(rs[0].CredentialSource, "password_file") {
 			t.Fatalf("REGISTRY=%s: results %+v, want %s pulled with the localhost entry's login", registry, rs, ref)
 		}
-		warned := strings.Contains(r.stderr, "Docker Engine reads the CA for it from "+filepath.Join(certsDir, registry))
+		warned := strings.Contains(r.Stderr, "Docker Engine reads the CA for it from "+filepath.Join(certsDir, registry))
 		if warned != (host != "localhost") {
-			t.Errorf("REGISTRY=%s: warned about the engine's folder: %v; stderr:\n%s", registry, warned, r.stderr)
+			t.Errorf("REGISTRY=%s: warned about the engine's folder: %v; stderr:\n%s", registry, warned, r.Stderr)
 		}
-		f.docker.RemoveImage(t, ref)
+		f.Docker.RemoveImage(t, ref)
 	}
 	entries, err := os.ReadDir(certsDir)
 	if err != nil {

@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package security
 
 import (
 	"encoding/json"
@@ -13,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -69,16 +72,16 @@ exit $(cat "$dir/$HOSTILE.exit" 2>/dev/null || echo 0)
 		lines = append(lines, s.HostKeyLine(t))
 	}
 	h.knownHosts = filepath.Join(t.TempDir(), "known_hosts")
-	writeTestFile(t, h.knownHosts, strings.Join(lines, "\n")+"\n")
+	e2e.WriteTestFile(t, h.knownHosts, strings.Join(lines, "\n")+"\n")
 	return h
 }
 
 // say makes the proxies of mode print stdout and stderr and exit with code.
 func (h *hostileProxies) say(t *testing.T, mode, stdout, stderr string, code int) {
 	t.Helper()
-	writeTestFile(t, filepath.Join(h.dir, mode+".stdout"), stdout)
-	writeTestFile(t, filepath.Join(h.dir, mode+".stderr"), stderr)
-	writeTestFile(t, filepath.Join(h.dir, mode+".exit"), strconv.Itoa(code))
+	e2e.WriteTestFile(t, filepath.Join(h.dir, mode+".stdout"), stdout)
+	e2e.WriteTestFile(t, filepath.Join(h.dir, mode+".stderr"), stderr)
+	e2e.WriteTestFile(t, filepath.Join(h.dir, mode+".exit"), strconv.Itoa(code))
 }
 
 func (h *hostileProxies) dest(i int) string { return "root@" + h.proxies[i].Addr() }
@@ -143,18 +146,18 @@ func TestRemoteHostileProxies(t *testing.T) {
 	h.say(t, "escapes", proxyResult(ref, "failed", 4, "unauthorized: \x1b]0;owned\a\x1b[2J\u202e\u009b2J\nroot@other  x  y  pulled"), hostileStderr, 4)
 	h.say(t, "garbage", "\x1b[2Jpulled\n", hostileStderr, 0)
 
-	f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t)}
-	r := f.prepull(nil, h.args(file)...)
-	r.want(t, 4) // the worst row: the escapes proxy's rejected login
-	t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
-	if raw := rawControls(r.stdout); len(raw) > 0 {
-		t.Errorf("stdout holds raw control characters: %v\n%q", raw, r.stdout)
+	f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t)}
+	r := f.Prepull(nil, h.args(file)...)
+	r.Want(t, 4) // the worst row: the escapes proxy's rejected login
+	t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
+	if raw := rawControls(r.Stdout); len(raw) > 0 {
+		t.Errorf("stdout holds raw control characters: %v\n%q", raw, r.Stdout)
 	}
-	if raw := rawControls(r.stderr); len(raw) > 0 {
-		t.Errorf("stderr holds raw control characters: %v\n%q", raw, r.stderr)
+	if raw := rawControls(r.Stderr); len(raw) > 0 {
+		t.Errorf("stderr holds raw control characters: %v\n%q", raw, r.Stderr)
 	}
 	// Every stderr line is a host's, and the escapes show as escapes.
-	for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+	for _, l := range strings.Split(strings.TrimSuffix(r.Stderr, "\n"), "\n") {
 		if !strings.HasPrefix(l, "root@127.0.0.1:") {
 			t.Errorf("stderr line without a host prefix: %q", l)
 		}
@@ -168,14 +171,14 @@ func TestRemoteHostileProxies(t *testing.T) {
 		h.dest(1) + `: "pulled\rfailed"`,
 		h.dest(1) + ": 12:00:00\tINFO\tpulling\t" + `"{\"progress\": \"\x1b[31mred\"}"`,
 	} {
-		if !strings.Contains(r.stderr, want+"\n") {
+		if !strings.Contains(r.Stderr, want+"\n") {
 			t.Errorf("stderr lacks the line %q", want)
 		}
 	}
 
-	rows := r.tableRows(t)
+	rows := r.TableRows(t)
 	if len(rows) != len(h.proxies) {
-		t.Fatalf("%d table rows, want %d, one per host:\n%s", len(rows), len(h.proxies), r.stdout)
+		t.Fatalf("%d table rows, want %d, one per host:\n%s", len(rows), len(h.proxies), r.Stdout)
 	}
 	want := []struct{ status, err string }{
 		{"pulled", "-"},
@@ -186,7 +189,7 @@ func TestRemoteHostileProxies(t *testing.T) {
 		{"failed", strconv.Quote("unauthorized: \x1b]0;owned\a\x1b[2J\u202e\u009b2J\nroot@other  x  y  pulled")},
 		{"failed", "the proxy's result is invalid: not a JSON array of results"},
 	}
-	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")[1:]
+	lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")[1:]
 	for i, row := range rows {
 		if row[0] != h.dest(i) || row[1] != file || row[2] != ref || row[3] != want[i].status {
 			t.Errorf("row %d = %q, want host %s, pak %s, %s, %s", i, row, h.dest(i), file, ref, want[i].status)
@@ -197,11 +200,11 @@ func TestRemoteHostileProxies(t *testing.T) {
 	}
 
 	// --json: the same rows, the strings exact (JSON-escaped), nothing forged.
-	r = f.prepull(nil, h.args("--json", file)...)
-	r.want(t, 4)
-	results := r.remoteResults(t)
+	r = f.Prepull(nil, h.args("--json", file)...)
+	r.Want(t, 4)
+	results := r.RemoteResults(t)
 	if len(results) != len(h.proxies) {
-		t.Fatalf("%d JSON rows, want %d:\n%s", len(results), len(h.proxies), r.stdout)
+		t.Fatalf("%d JSON rows, want %d:\n%s", len(results), len(h.proxies), r.Stdout)
 	}
 	for i := range h.proxies {
 		row := results[h.dest(i)+" "+file]
@@ -209,8 +212,8 @@ func TestRemoteHostileProxies(t *testing.T) {
 			t.Errorf("%s: %+v, want %s with %s", h.dest(i), row, want[i].status, ref)
 		}
 	}
-	if raw := rawControls(r.stdout); len(raw) > 0 {
-		t.Errorf("stdout of --json holds raw control characters: %v\n%q", raw, r.stdout)
+	if raw := rawControls(r.Stdout); len(raw) > 0 {
+		t.Errorf("stdout of --json holds raw control characters: %v\n%q", raw, r.Stdout)
 	}
 }
 
@@ -225,12 +228,12 @@ func TestRemoteTimeoutEndsSlowHost(t *testing.T) {
 	h := startHostileProxies(t, "honest", "sleep")
 	h.say(t, "honest", proxyResult(ref, "present", 0, ""), "", 0)
 
-	f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t)}
-	proc := startRemote(t, f, h.args("--json", "--timeout", "1s", file)...)
-	pids := waitPids(t, h.dir, 1)
-	r := proc.wait(t, 30*time.Second)
-	r.want(t, 1)
-	results := r.remoteResults(t)
+	f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t)}
+	proc := e2e.StartRemote(t, f, h.args("--json", "--timeout", "1s", file)...)
+	pids := e2e.WaitPids(t, h.dir, 1)
+	r := proc.Wait(t, 30*time.Second)
+	r.Want(t, 1)
+	results := r.RemoteResults(t)
 	if row := results[h.dest(0)+" "+file]; row.Status != "present" || row.ExitCode != 0 {
 		t.Errorf("the answering host: %+v, want present", row)
 	}
@@ -242,17 +245,17 @@ func TestRemoteTimeoutEndsSlowHost(t *testing.T) {
 	if slow.DurationMS < 6000 {
 		t.Errorf("the slow host was ended after %dms, before --timeout and its grace", slow.DurationMS)
 	}
-	if !strings.Contains(r.stderr, h.dest(1)+": timed out") {
-		t.Errorf("stderr does not say the slow host timed out:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, h.dest(1)+": timed out") {
+		t.Errorf("stderr does not say the slow host timed out:\n%s", r.Stderr)
 	}
 	// The kill was sent before prepull exited; the process may take a
 	// moment to die.
 	deadline := time.Now().Add(5 * time.Second)
 	for _, pid := range pids {
-		for alive(pid) && time.Now().Before(deadline) {
+		for e2e.Alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if alive(pid) {
+		if e2e.Alive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("the slow host's command (pid %d) still runs", pid)
 		}
@@ -269,14 +272,14 @@ func TestRemoteSudoMissing(t *testing.T) {
 	// The session's PATH holds no sudo; the remote command is an absolute path.
 	s := testenv.StartSSHD(t, testenv.SSHDOptions{AuthorizedKeys: []string{key.Public}, Env: []string{"PATH=/nonexistent"}})
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
-	writeTestFile(t, knownHosts, s.HostKeyLine(t)+"\n")
+	e2e.WriteTestFile(t, knownHosts, s.HostKeyLine(t)+"\n")
 	dest := "root@" + s.Addr()
 
-	f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t)}
-	r := f.prepull(nil, "remote", "--json", "--sudo", "--known-hosts", knownHosts, "-i", key.Path,
+	f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t)}
+	r := f.Prepull(nil, "remote", "--json", "--sudo", "--known-hosts", knownHosts, "-i", key.Path,
 		"--remote-command", testenv.Prepull(t), "-H", dest, file)
-	r.want(t, 1)
-	row := r.remoteResults(t)[dest+" "+file]
+	r.Want(t, 1)
+	row := r.RemoteResults(t)[dest+" "+file]
 	if want := "sudo is not installed on the proxy"; row.Status != "failed" || !strings.Contains(row.Error, want) {
 		t.Errorf("row %+v, want failed saying %q", row, want)
 	}
@@ -294,7 +297,7 @@ func hostileRegistry(t *testing.T, message string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveAttacker(t, func(w http.ResponseWriter, r *http.Request) {
+	return e2e.ServeAttacker(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == "/v2/" {
@@ -316,39 +319,39 @@ func TestOneShotHostileRegistryErrorEscaped(t *testing.T) {
 	testenv.Require(t)
 	message := "\x1b]0;owned\a\x1b[2J\x1b[H\npresent   forged.pak  reg/x@sha256:00  \u202egnp.exe \u009b2J\rdone"
 	addr := hostileRegistry(t, message)
-	f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t), docker: testenv.Docker(t)}
-	f.dockerConfigDir = filepath.Join(f.dir, "docker")
-	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
+	f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t), Docker: testenv.Docker(t)}
+	f.DockerConfigDir = filepath.Join(f.Dir, "docker")
+	if err := os.MkdirAll(f.DockerConfigDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	config := f.writeConfig("registries: []\n")
+	config := f.WriteConfig("registries: []\n")
 	p := paktest.Pak{Kind: "Hostile", Registry: addr, Repository: "/hostile/x", Digest: paktest.DigestOf("hostile registry")}
-	file := p.WriteFile(t, f.dir)
+	file := p.WriteFile(t, f.Dir)
 
-	r := f.prepull(nil, "--config", config, file)
-	t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
-	if r.code == 0 {
+	r := f.Prepull(nil, "--config", config, file)
+	t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
+	if r.Code == 0 {
 		t.Fatal("the pull from the hostile registry succeeded")
 	}
-	if raw := rawControls(r.stdout); len(raw) > 0 {
-		t.Errorf("stdout holds raw control characters: %v\n%q", raw, r.stdout)
+	if raw := rawControls(r.Stdout); len(raw) > 0 {
+		t.Errorf("stdout holds raw control characters: %v\n%q", raw, r.Stdout)
 	}
-	if raw := rawControls(r.stderr); len(raw) > 0 {
-		t.Errorf("stderr holds raw control characters: %v\n%q", raw, r.stderr)
+	if raw := rawControls(r.Stderr); len(raw) > 0 {
+		t.Errorf("stderr holds raw control characters: %v\n%q", raw, r.Stderr)
 	}
-	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], "failed     "+file+"  "+p.Reference("")+"  error: ") {
-		t.Fatalf("stdout is not one failed line for %s:\n%s", file, r.stdout)
+		t.Fatalf("stdout is not one failed line for %s:\n%s", file, r.Stdout)
 	}
 	if want := `\x1b]0;owned\a\x1b[2J\x1b[H\npresent   forged.pak`; !strings.Contains(lines[0], want) {
 		t.Errorf("the result line does not show the registry's text escaped (%s):\n%s", want, lines[0])
 	}
 
-	r = f.prepull(nil, "--config", config, "--json", file)
-	if raw := rawControls(r.stdout + r.stderr); len(raw) > 0 {
-		t.Errorf("--json output holds raw control characters: %v\nstdout: %q\nstderr: %q", raw, r.stdout, r.stderr)
+	r = f.Prepull(nil, "--config", config, "--json", file)
+	if raw := rawControls(r.Stdout + r.Stderr); len(raw) > 0 {
+		t.Errorf("--json output holds raw control characters: %v\nstdout: %q\nstderr: %q", raw, r.Stdout, r.Stderr)
 	}
-	rs := r.results(t)
+	rs := r.Results(t)
 	if len(rs) != 1 || rs[0].Status != "failed" || !strings.Contains(rs[0].Error, message) {
 		t.Errorf("--json results %+v, want one failed result whose error holds the registry's exact text", rs)
 	}

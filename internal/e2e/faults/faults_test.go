@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package faults
 
 import (
 	"fmt"
@@ -7,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/retry"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -17,32 +20,7 @@ import (
 // one showed. None runs in parallel (no e2e test does):
 // TestFaultEngineRestartedUnderAgent restarts the shared engine.
 //
-//	PREPULL_E2E=1 go test -race -count=1 ./internal/e2e -run 'Fault' -v
-
-// faultImage is the image most fault tests pull: 3 MiB in 3 layers, so that
-// a throttled pull has a middle and the vfs driver has little to copy.
-var faultImage = testenv.ImageOptions{Size: 3 << 20, Layers: 3}
-
-// prepullAsync runs prepull with args in the background; the channel yields
-// its run, or is closed without one when the run failed the test.
-func (f *fixture) prepullAsync(args ...string) <-chan run {
-	ch := make(chan run, 1)
-	go func() {
-		defer close(ch)
-		ch <- f.prepull(nil, args...)
-	}()
-	return ch
-}
-
-// oneResult returns the one result of a --json run.
-func oneResult(t *testing.T, r run) result {
-	t.Helper()
-	rs := r.results(t)
-	if len(rs) != 1 {
-		t.Fatalf("%d results, want 1\nstderr:\n%s", len(rs), r.stderr)
-	}
-	return rs[0]
-}
+//	PREPULL_E2E=1 go test -race -count=1 ./internal/e2e/... -run 'Fault' -v
 
 // logRequests logs every request the proxy saw and their summary: the
 // record of what the engine did under the fault.
@@ -70,31 +48,31 @@ func logRequests(t *testing.T, p *testenv.FaultProxy) {
 // The layers are 8 MiB: loopback lets the registry write up to about 4 MiB
 // ahead of a slow reader into its socket buffer, which a stop does not cut.
 func TestFaultRegistryStoppedMidPull(t *testing.T) {
-	f := newFixture(t, "proj/fault-stopped")
-	digest := f.docker.PushImage(t, f.reg, "proj/fault-stopped-big", testenv.ImageOptions{Size: 16 << 20, Layers: 2})
-	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	f := e2e.NewFixture(t, "proj/fault-stopped")
+	digest := f.Docker.PushImage(t, f.Reg, "proj/fault-stopped-big", testenv.ImageOptions{Size: 16 << 20, Layers: 2})
+	p := testenv.StartFaultProxy(t, f.Reg.Addr)
 	p.Throttle(2 << 20) // 4 s for each layer
-	pak, ref := f.pakVia(p.Addr, "proj/fault-stopped-big", digest)
-	cfg := f.writeConfig(f.loginFor(p.Addr))
+	pak, ref := f.PakVia(p.Addr, "proj/fault-stopped-big", digest)
+	cfg := f.WriteConfig(f.LoginFor(p.Addr))
 
 	start := time.Now()
-	done := f.prepullAsync("--config", cfg, "--json", "--timeout", "60s", pak)
-	waitUntil(t, 30*time.Second, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 3 })
+	done := f.PrepullAsync("--config", cfg, "--json", "--timeout", "60s", pak)
+	e2e.WaitUntil(t, 30*time.Second, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 3 })
 	time.Sleep(time.Second)
-	f.reg.Stop(t)
+	f.Reg.Stop(t)
 	stopped := time.Since(start)
-	f.reg.StartAfter(t, 3*time.Second)
+	f.Reg.StartAfter(t, 3*time.Second)
 	r, ok := <-done
 	if !ok {
 		t.FailNow()
 	}
 	logRequests(t, p)
-	t.Logf("registry stopped %.1fs after the start, for 3 s; prepull took %v\nstderr:\n%s", stopped.Seconds(), time.Since(start), r.stderr)
-	r.want(t, 0)
-	if res := oneResult(t, r); res.Status != "pulled" {
+	t.Logf("registry stopped %.1fs after the start, for 3 s; prepull took %v\nstderr:\n%s", stopped.Seconds(), time.Since(start), r.Stderr)
+	r.Want(t, 0)
+	if res := e2e.OneResult(t, r); res.Status != "pulled" {
 		t.Fatalf("result %+v, want pulled", res)
 	}
-	if !f.docker.HasImage(t, ref) {
+	if !f.Docker.HasImage(t, ref) {
 		t.Fatalf("%s is not in the engine", ref)
 	}
 	// The engine fetches each blob again (from where it was cut, or anew).
@@ -112,8 +90,8 @@ func TestFaultRegistryStoppedMidPull(t *testing.T) {
 // asked for at most engineTries times per pull attempt. Engine 20.10 does
 // not pass Retry-After on, so prepull's own backoff spaces its tries.
 func TestFaultRegistryAnswers429And503(t *testing.T) {
-	f := newFixture(t, "proj/fault-status")
-	digest := f.docker.PushImage(t, f.reg, "proj/fault-status-big", faultImage)
+	f := e2e.NewFixture(t, "proj/fault-status")
+	digest := f.Docker.PushImage(t, f.Reg, "proj/fault-status-big", e2e.FaultImage)
 	// perTry is the most requests one try of a login (GET /v2/, then again
 	// with the login) or of a registry inspect (HEAD, then GET of the
 	// manifest) makes.
@@ -138,22 +116,22 @@ func TestFaultRegistryAnswers429And503(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := testenv.StartFaultProxy(t, f.reg.Addr)
-			pak, ref := f.pakVia(p.Addr, "proj/fault-status-big", digest)
+			p := testenv.StartFaultProxy(t, f.Reg.Addr)
+			pak, ref := f.PakVia(p.Addr, "proj/fault-status-big", digest)
 			// Removed however the case ends: left behind, its layers would
 			// spare the next case's pull the blobs it must fail on.
-			t.Cleanup(func() { f.docker.RemoveImage(t, ref) })
-			cfg := f.writeConfig(f.loginFor(p.Addr))
+			t.Cleanup(func() { f.Docker.RemoveImage(t, ref) })
+			cfg := f.WriteConfig(f.LoginFor(p.Addr))
 			testenv.Prepull(t) // built before the window opens, not inside it
 			start := time.Now()
 			p.Fail(tt.failure)
-			r := f.prepull(nil, "--config", cfg, "--json", pak)
+			r := f.Prepull(nil, "--config", cfg, "--json", pak)
 			took := time.Since(start)
 			logRequests(t, p)
-			t.Logf("prepull took %v\nstderr:\n%s", took, r.stderr)
-			r.want(t, 0)
-			res := oneResult(t, r)
-			if res.Status != "pulled" || !f.docker.HasImage(t, ref) {
+			t.Logf("prepull took %v\nstderr:\n%s", took, r.Stderr)
+			r.Want(t, 0)
+			res := e2e.OneResult(t, r)
+			if res.Status != "pulled" || !f.Docker.HasImage(t, ref) {
 				t.Fatalf("result %+v; want pulled and the image in the engine", res)
 			}
 			if took < tt.failure.For-time.Second {
@@ -162,7 +140,7 @@ func TestFaultRegistryAnswers429And503(t *testing.T) {
 			if res.Attempts != 1 {
 				t.Errorf("%d pull attempts, want 1", res.Attempts)
 			}
-			delays := retryDelays(t, r.stderr)
+			delays := retryDelays(t, r.Stderr)
 			if retried := len(delays) > 0; retried != tt.retried {
 				t.Fatalf("prepull said it will retry %d times, want retries: %v", len(delays), tt.retried)
 			}
@@ -224,24 +202,24 @@ func faultedByPath(p *testenv.FaultProxy) map[string]int {
 // closing the connection: the stall watchdog (stall_timeout 3s) cancels the
 // pull, says so, and the next attempt downloads the layer anew.
 func TestFaultStalledBlobIsRetried(t *testing.T) {
-	f := newFixture(t, "proj/fault-stall")
-	digest := f.docker.PushImage(t, f.reg, "proj/fault-stall-big", faultImage)
-	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	f := e2e.NewFixture(t, "proj/fault-stall")
+	digest := f.Docker.PushImage(t, f.Reg, "proj/fault-stall-big", e2e.FaultImage)
+	p := testenv.StartFaultProxy(t, f.Reg.Addr)
 	p.StallBlobs(testenv.Stall{After: 256 << 10, Count: 1})
-	pak, ref := f.pakVia(p.Addr, "proj/fault-stall-big", digest)
-	cfg := f.writeConfig(f.loginFor(p.Addr) + "stall_timeout: 3s\n")
+	pak, ref := f.PakVia(p.Addr, "proj/fault-stall-big", digest)
+	cfg := f.WriteConfig(f.LoginFor(p.Addr) + "stall_timeout: 3s\n")
 
 	start := time.Now()
-	r := f.prepull(nil, "--config", cfg, "--json", "--timeout", "60s", pak)
+	r := f.Prepull(nil, "--config", cfg, "--json", "--timeout", "60s", pak)
 	took := time.Since(start)
 	logRequests(t, p)
-	t.Logf("prepull took %v\nstderr:\n%s", took, r.stderr)
-	r.want(t, 0)
-	res := oneResult(t, r)
-	if res.Status != "pulled" || res.Attempts != 2 || !f.docker.HasImage(t, ref) {
+	t.Logf("prepull took %v\nstderr:\n%s", took, r.Stderr)
+	r.Want(t, 0)
+	res := e2e.OneResult(t, r)
+	if res.Status != "pulled" || res.Attempts != 2 || !f.Docker.HasImage(t, ref) {
 		t.Fatalf("result %+v; want pulled in 2 attempts and the image in the engine", res)
 	}
-	if !strings.Contains(r.stderr, "pull stalled: no progress for 3s") {
+	if !strings.Contains(r.Stderr, "pull stalled: no progress for 3s") {
 		t.Error("stderr does not say the pull stalled")
 	}
 	if s := p.Stalls(); s.Started != 1 {
@@ -261,24 +239,24 @@ func TestFaultStalledBlobIsRetried(t *testing.T) {
 // with the pull, and the next attempt succeeds, as for a layer that stalls
 // mid-body.)
 func TestFaultStalledBeforeHeadersEndsAtTimeout(t *testing.T) {
-	f := newFixture(t, "proj/fault-hang")
-	digest := f.docker.PushImage(t, f.reg, "proj/fault-hang-big", faultImage)
-	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	f := e2e.NewFixture(t, "proj/fault-hang")
+	digest := f.Docker.PushImage(t, f.Reg, "proj/fault-hang-big", e2e.FaultImage)
+	p := testenv.StartFaultProxy(t, f.Reg.Addr)
 	p.StallBlobs(testenv.Stall{After: testenv.BeforeHeaders, Count: 1, MinSize: 64 << 10}) // a layer, not the config
-	pak, ref := f.pakVia(p.Addr, "proj/fault-hang-big", digest)
-	cfg := f.writeConfig(f.loginFor(p.Addr) + "stall_timeout: 3s\n")
+	pak, ref := f.PakVia(p.Addr, "proj/fault-hang-big", digest)
+	cfg := f.WriteConfig(f.LoginFor(p.Addr) + "stall_timeout: 3s\n")
 
 	start := time.Now()
-	r := f.prepull(nil, "--config", cfg, "--json", "--timeout", "10s", pak)
+	r := f.Prepull(nil, "--config", cfg, "--json", "--timeout", "10s", pak)
 	took := time.Since(start)
 	logRequests(t, p)
-	t.Logf("prepull took %v\nstderr:\n%s", took, r.stderr)
-	r.want(t, 1)
-	res := oneResult(t, r)
+	t.Logf("prepull took %v\nstderr:\n%s", took, r.Stderr)
+	r.Want(t, 1)
+	res := e2e.OneResult(t, r)
 	if res.Status != "failed" || res.Attempts < 2 || !strings.Contains(res.Error, "pull stalled: no progress for 3s") {
 		t.Errorf("result %+v; want failed after 2 or more attempts, saying the pull stalled", res)
 	}
-	if n := strings.Count(r.stderr, "pull stalled"); n < 2 {
+	if n := strings.Count(r.Stderr, "pull stalled"); n < 2 {
 		t.Errorf("stderr says %d times that the pull stalled, want every attempt", n)
 	}
 	if took < 9*time.Second || took > 15*time.Second {
@@ -304,10 +282,10 @@ func TestFaultStalledBeforeHeadersEndsAtTimeout(t *testing.T) {
 	}
 
 	p.Release()
-	again := f.prepull(nil, "--config", cfg, "--json", "--timeout", "30s", pak)
-	t.Logf("after the release:\n%s", again.stderr)
-	again.want(t, 0)
-	if res := oneResult(t, again); res.Status != "pulled" || !f.docker.HasImage(t, ref) {
+	again := f.Prepull(nil, "--config", cfg, "--json", "--timeout", "30s", pak)
+	t.Logf("after the release:\n%s", again.Stderr)
+	again.Want(t, 0)
+	if res := e2e.OneResult(t, again); res.Status != "pulled" || !f.Docker.HasImage(t, ref) {
 		t.Fatalf("after the release: %+v; want pulled and the image in the engine", res)
 	}
 }
@@ -316,40 +294,40 @@ func TestFaultStalledBeforeHeadersEndsAtTimeout(t *testing.T) {
 // agent pulls (slowed down by the proxy): the agent survives, says the
 // engine went away and came back, finishes that pull and the next pak's.
 func TestFaultEngineRestartedUnderAgent(t *testing.T) {
-	f := newFixture(t, "proj/fault-restart-small")
-	digest := f.docker.PushImage(t, f.reg, "proj/fault-restart", faultImage)
-	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	f := e2e.NewFixture(t, "proj/fault-restart-small")
+	digest := f.Docker.PushImage(t, f.Reg, "proj/fault-restart", e2e.FaultImage)
+	p := testenv.StartFaultProxy(t, f.Reg.Addr)
 	p.Throttle(512 << 10)
-	bigPak, bigRef := f.pakVia(p.Addr, "proj/fault-restart", digest)
+	bigPak, bigRef := f.PakVia(p.Addr, "proj/fault-restart", digest)
 	// The agent pings the engine every rescan_interval.
-	config, inbox, state := f.agentConfig(f.loginFor(p.Addr, f.reg.Addr) + "rescan_interval: 300ms\n")
-	a := f.startAgent(config, inbox, state)
+	config, inbox, state := f.AgentConfig(f.LoginFor(p.Addr, f.Reg.Addr) + "rescan_interval: 300ms\n")
+	a := f.StartAgent(config, inbox, state)
 
-	a.drop(bigPak, "big.pak")
-	a.eventually(30*time.Second, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 4 })
+	a.Drop(bigPak, "big.pak")
+	a.Eventually(30*time.Second, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 4 })
 	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
-	f.docker.Restart(t)
+	f.Docker.Restart(t)
 	t.Logf("engine restarted in %v", time.Since(start))
-	a.eventually(60*time.Second, "big.pak is in done/ after the restart", func() bool { return a.inDone("big.pak") })
+	a.Eventually(60*time.Second, "big.pak is in done/ after the restart", func() bool { return a.InDone("big.pak") })
 	t.Logf("big.pak done %v after the restart began", time.Since(start))
 
-	a.drop(f.pak, "small.pak")
-	a.eventually(30*time.Second, "small.pak is in done/", func() bool { return a.inDone("small.pak") })
+	a.Drop(f.Pak, "small.pak")
+	a.Eventually(30*time.Second, "small.pak is in done/", func() bool { return a.InDone("small.pak") })
 	logRequests(t, p)
-	t.Logf("agent log:\n%s", a.logText())
-	for _, ref := range []string{bigRef, f.ref} {
-		if !f.docker.HasImage(t, ref) {
+	t.Logf("agent log:\n%s", a.LogText())
+	for _, ref := range []string{bigRef, f.Ref} {
+		if !f.Docker.HasImage(t, ref) {
 			t.Errorf("%s is not in the engine", ref)
 		}
 	}
-	if a.countLogs("docker engine unreachable, will keep trying", nil) == 0 {
+	if a.CountLogs("docker engine unreachable, will keep trying", nil) == 0 {
 		t.Error("the agent's log does not say the engine was unreachable")
 	}
-	if a.countLogs("docker engine reachable again", nil) == 0 {
+	if a.CountLogs("docker engine reachable again", nil) == 0 {
 		t.Error("the agent's log does not say the engine came back")
 	}
-	code, took := a.terminate()
+	code, took := a.Terminate()
 	if code != 0 {
 		t.Errorf("SIGTERM: exit code %d after %v, want 0", code, took)
 	}
@@ -360,24 +338,24 @@ func TestFaultEngineRestartedUnderAgent(t *testing.T) {
 // seconds, and no retry (the registry sees the manifest fetched once by the
 // platform check and once by the one pull).
 func TestFaultDiskFull(t *testing.T) {
-	f := newFixture(t, "proj/fault-disk")
-	digest := f.docker.PushImage(t, f.reg, "proj/fault-disk-big", testenv.ImageOptions{Size: 24 << 20, Layers: 2})
+	f := e2e.NewFixture(t, "proj/fault-disk")
+	digest := f.Docker.PushImage(t, f.Reg, "proj/fault-disk-big", testenv.ImageOptions{Size: 24 << 20, Layers: 2})
 	small := testenv.StartDocker(t, testenv.DockerOptions{DiskSize: 16 << 20})
-	p := testenv.StartFaultProxy(t, f.reg.Addr)
-	pak, ref := f.pakVia(p.Addr, "proj/fault-disk-big", digest)
-	cfg := f.writeConfig(f.loginFor(p.Addr))
+	p := testenv.StartFaultProxy(t, f.Reg.Addr)
+	pak, ref := f.PakVia(p.Addr, "proj/fault-disk-big", digest)
+	cfg := f.WriteConfig(f.LoginFor(p.Addr))
 
 	start := time.Now()
-	r := f.prepull(nil, "--config", cfg, "--docker-host", small.Host, "--json", pak)
+	r := f.Prepull(nil, "--config", cfg, "--docker-host", small.Host, "--json", pak)
 	took := time.Since(start)
 	logRequests(t, p)
-	t.Logf("prepull took %v\nstderr:\n%s", took, r.stderr)
-	r.want(t, 1)
-	res := oneResult(t, r)
+	t.Logf("prepull took %v\nstderr:\n%s", took, r.Stderr)
+	r.Want(t, 1)
+	res := e2e.OneResult(t, r)
 	if res.Status != "failed" || res.Attempts != 1 || !strings.Contains(res.Error, "no space left") {
 		t.Errorf("result %+v; want failed after 1 attempt, saying there is no space left", res)
 	}
-	if strings.Contains(r.stderr, "will retry") {
+	if strings.Contains(r.Stderr, "will retry") {
 		t.Error("prepull retried a full disk")
 	}
 	// Once by the platform check before the pull, once by the pull.
@@ -389,17 +367,5 @@ func TestFaultDiskFull(t *testing.T) {
 	}
 	if small.HasImage(t, ref) {
 		t.Errorf("%s is in the engine with the full disk", ref)
-	}
-}
-
-// waitUntil polls cond every 50 ms for up to limit, failing t with what.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

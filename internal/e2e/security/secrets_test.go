@@ -1,9 +1,9 @@
-package e2e
+//go:build linux
+
+package security
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,62 +19,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
-
-// secretForms returns the password as it would show if it leaked: as is, in
-// hex, and base64 in both alphabets at the three alignments a longer
-// encoded text can put it in ("user:password" in Docker's config.json, a
-// JSON login in an X-Registry-Auth header), cut to the characters that
-// depend on the password alone.
-func secretForms(pw string) []string {
-	forms := []string{pw, hex.EncodeToString([]byte(pw))}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-		for pad := range 3 {
-			e := enc.EncodeToString(append(make([]byte, pad), pw...))
-			start, end := (pad*8+5)/6, (pad+len(pw))*8/6
-			forms = append(forms, e[start:end])
-		}
-	}
-	return forms
-}
-
-// leakFinder tells where the password shows.
-type leakFinder struct {
-	forms []string
-
-	mu    sync.Mutex
-	leaks []string // each once, in the order found
-}
-
-// check records a leak when data holds a form of the password; where says
-// what data is.
-func (l *leakFinder) check(where string, data []byte) {
-	for _, form := range l.forms {
-		if bytes.Contains(data, []byte(form)) {
-			leak := fmt.Sprintf("%s holds the password (as %q)", where, form)
-			l.mu.Lock()
-			if !slices.Contains(l.leaks, leak) {
-				l.leaks = append(l.leaks, leak)
-			}
-			l.mu.Unlock()
-			return
-		}
-	}
-}
-
-func (l *leakFinder) found() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.leaks)
-}
 
 // procSampler reads the command line and environment of every process on
 // the machine, every interval, and records those that hold the password,
 // and every command line of a prepull process it saw.
 type procSampler struct {
-	leaks   *leakFinder
+	leaks   *e2e.LeakFinder
 	prepull string // the binary's path
 
 	mu       sync.Mutex
@@ -85,7 +39,7 @@ type procSampler struct {
 	done     chan struct{}
 }
 
-func startProcSampler(t *testing.T, leaks *leakFinder, every time.Duration) *procSampler {
+func startProcSampler(t *testing.T, leaks *e2e.LeakFinder, every time.Duration) *procSampler {
 	s := &procSampler{leaks: leaks, prepull: testenv.Prepull(t), seen: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -136,12 +90,12 @@ func (s *procSampler) scan(pid int) {
 	}
 	comm, _ := os.ReadFile(dir + "/comm")
 	who := fmt.Sprintf("process %d (%s)", pid, strings.TrimSpace(string(comm)))
-	s.leaks.check(who+" command line", cmdline)
+	s.leaks.Check(who+" command line", cmdline)
 	// Kernel threads and the machine's init may refuse; every process of
 	// the test's user may not, which envReads checks for prepull's.
 	env, envErr := os.ReadFile(dir + "/environ")
 	if envErr == nil {
-		s.leaks.check(who+" environment", env)
+		s.leaks.Check(who+" environment", env)
 	}
 	if exe, err := os.Readlink(dir + "/exe"); err == nil && exe == s.prepull {
 		s.mu.Lock()
@@ -169,27 +123,27 @@ func (s *procSampler) sawPrepull(match func(cmd string) bool) bool {
 // secretRun is one prepull run of the secrets test.
 type secretRun struct {
 	t       *testing.T
-	f       *fixture
+	f       *e2e.Fixture
 	sampler *procSampler
-	leaks   *leakFinder
+	leaks   *e2e.LeakFinder
 	outputs int
 }
 
 // prepull runs the real prepull with stdin and args in the clean environment
 // of fixture.prepull; its process is sampled as soon as it started, and its
 // output checked for the password.
-func (s *secretRun) prepull(stdin io.Reader, args ...string) run {
+func (s *secretRun) prepull(stdin io.Reader, args ...string) e2e.Run {
 	s.t.Helper()
-	r := s.f.prepull(stdin, args...)
+	r := s.f.Prepull(stdin, args...)
 	s.check("prepull "+strings.Join(args, " "), r)
 	return r
 }
 
 // check looks for the password in what a run printed.
-func (s *secretRun) check(what string, r run) {
+func (s *secretRun) check(what string, r e2e.Run) {
 	s.outputs++
-	s.leaks.check("stdout of "+what, []byte(r.stdout))
-	s.leaks.check("stderr of "+what, []byte(r.stderr))
+	s.leaks.Check("stdout of "+what, []byte(r.Stdout))
+	s.leaks.Check("stderr of "+what, []byte(r.Stderr))
 }
 
 // fileState is what a file was before the test: absent, or its content and
@@ -226,33 +180,33 @@ func statFile(t *testing.T, path string) fileState {
 // file, HOME and TMPDIR, and dockerd's log are searched. The password must
 // show nowhere, and no Docker config.json may be written.
 func TestSecretNeverLeaks(t *testing.T) {
-	f := newFixture(t, "secret/first")
-	pw := f.password
-	leaks := &leakFinder{forms: secretForms(pw)}
+	f := e2e.NewFixture(t, "secret/first")
+	pw := f.Password
+	leaks := &e2e.LeakFinder{Forms: e2e.SecretForms(pw)}
 	// A second registry that knows alice by another password: logging in
 	// there with the known password is the rejected-credentials path.
-	reg2 := testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: "other-" + randomWord(t)})
-	digest2 := f.docker.PushImage(t, reg2, "secret/second", testenv.ImageOptions{})
+	reg2 := testenv.StartRegistry(t, testenv.RegistryOptions{User: "alice", Password: "other-" + e2e.RandomWord(t)})
+	digest2 := f.Docker.PushImage(t, reg2, "secret/second", testenv.ImageOptions{})
 	ref2 := reg2.Addr + "/secret/second@" + digest2
-	pak2 := paktest.Pak{Kind: "Rejected", Registry: reg2.Addr, Repository: "/secret/second", Digest: digest2}.WriteFile(t, f.dir)
+	pak2 := paktest.Pak{Kind: "Rejected", Registry: reg2.Addr, Repository: "/secret/second", Digest: digest2}.WriteFile(t, f.Dir)
 
-	openPW := filepath.Join(f.dir, "registry-0644.password")
-	writeTestFile(t, openPW, pw+"\n")
+	openPW := filepath.Join(f.Dir, "registry-0644.password")
+	e2e.WriteTestFile(t, openPW, pw+"\n")
 	if err := os.Chmod(openPW, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	groupPW := filepath.Join(f.dir, "registry-0640.password")
-	writeTestFile(t, groupPW, pw+"\n")
+	groupPW := filepath.Join(f.Dir, "registry-0640.password")
+	e2e.WriteTestFile(t, groupPW, pw+"\n")
 	if err := os.Chmod(groupPW, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	entry := func(host, file string) string {
 		return fmt.Sprintf("  - host: %s\n    username: alice\n    password_file: %s\n", host, file)
 	}
-	cfgOpen := f.writeConfig("registries:\n" + entry(f.reg.Addr, openPW))
-	cfgGroup := f.writeConfig("registries:\n" + entry(f.reg.Addr, groupPW))
-	cfgBoth := f.writeConfig("registries:\n" + entry(f.reg.Addr, f.passwordFile()) + entry(reg2.Addr, openPW))
-	cfgNone := f.writeConfig("registries: []\n")
+	cfgOpen := f.WriteConfig("registries:\n" + entry(f.Reg.Addr, openPW))
+	cfgGroup := f.WriteConfig("registries:\n" + entry(f.Reg.Addr, groupPW))
+	cfgBoth := f.WriteConfig("registries:\n" + entry(f.Reg.Addr, f.PasswordFile()) + entry(reg2.Addr, openPW))
+	cfgNone := f.WriteConfig("registries: []\n")
 
 	// The proxies run prepull as the user the test runs as, root, in the
 	// HOME that sshd gives it.
@@ -265,101 +219,101 @@ func TestSecretNeverLeaks(t *testing.T) {
 
 	sampler := startProcSampler(t, leaks, 20*time.Millisecond)
 	s := &secretRun{t: t, f: f, sampler: sampler, leaks: leaks}
-	f.onStart = sampler.scan
+	f.OnStart = sampler.scan
 
 	// The one-shot.
 	{
-		r := s.prepull(nil, "--config", f.config, "--json", f.pak)
-		r.want(t, 0)
-		if rs := r.results(t); rs[0].Status != "pulled" {
+		r := s.prepull(nil, "--config", f.Config, "--json", f.Pak)
+		r.Want(t, 0)
+		if rs := r.Results(t); rs[0].Status != "pulled" {
 			t.Fatalf("results %+v, want pulled", rs)
 		}
-		if strings.Contains(r.stderr, "accessible by group or others") {
-			t.Errorf("a warning for a 0600 password file:\n%s", r.stderr)
+		if strings.Contains(r.Stderr, "accessible by group or others") {
+			t.Errorf("a warning for a 0600 password file:\n%s", r.Stderr)
 		}
 		for _, c := range []struct{ cfg, file, mode string }{{cfgOpen, openPW, "0644"}, {cfgGroup, groupPW, "0640"}} {
-			r = s.prepull(nil, "--config", c.cfg, "--force", f.pak)
-			r.want(t, 0)
+			r = s.prepull(nil, "--config", c.cfg, "--force", f.Pak)
+			r.Want(t, 0)
 			want := fmt.Sprintf("password file %s is accessible by group or others (mode %s); chmod 600 it", c.file, c.mode)
-			if !strings.Contains(r.stderr, want) {
-				t.Errorf("no warning for the %s password file; want %q in stderr:\n%s", c.mode, want, r.stderr)
+			if !strings.Contains(r.Stderr, want) {
+				t.Errorf("no warning for the %s password file; want %q in stderr:\n%s", c.mode, want, r.Stderr)
 			}
 		}
-		r = s.prepull(strings.NewReader(pw+"\n"), "--config", cfgNone, "--registry", f.reg.Addr, "--username", "alice", "--password-stdin", "--force", "--json", f.pak)
-		r.want(t, 0)
-		if rs := r.results(t); rs[0].Status != "pulled" || !strings.HasPrefix(rs[0].CredentialSource, "command line") {
+		r = s.prepull(strings.NewReader(pw+"\n"), "--config", cfgNone, "--registry", f.Reg.Addr, "--username", "alice", "--password-stdin", "--force", "--json", f.Pak)
+		r.Want(t, 0)
+		if rs := r.Results(t); rs[0].Status != "pulled" || !strings.HasPrefix(rs[0].CredentialSource, "command line") {
 			t.Fatalf("--password-stdin: results %+v, want pulled with the command line's login", rs)
 		}
 		r = s.prepull(nil, "--config", cfgBoth, pak2)
-		r.want(t, 4)
+		r.Want(t, 4)
 		for _, want := range []string{reg2.Addr, `"alice"`, "password_file " + openPW} {
-			if !strings.Contains(r.stdout+r.stderr, want) {
-				t.Errorf("the rejection does not name %s:\nstdout:\n%s\nstderr:\n%s", want, r.stdout, r.stderr)
+			if !strings.Contains(r.Stdout+r.Stderr, want) {
+				t.Errorf("the rejection does not name %s:\nstdout:\n%s\nstderr:\n%s", want, r.Stdout, r.Stderr)
 			}
 		}
 		// The password file given by mistake as a pak: refused, never echoed.
-		s.prepull(nil, "--config", f.config, f.passwordFile()).want(t, 3)
-		s.prepull(nil, "inspect", "--config", f.config, f.passwordFile()).want(t, 3)
+		s.prepull(nil, "--config", f.Config, f.PasswordFile()).Want(t, 3)
+		s.prepull(nil, "inspect", "--config", f.Config, f.PasswordFile()).Want(t, 3)
 	}
 
 	// The agent: the image is removed first, so that it logs in and pulls.
 	{
-		f.docker.RemoveImage(t, f.ref)
-		_, inbox, state := f.agentConfig("")
-		cfg := f.writeConfig(strings.Join([]string{
+		f.Docker.RemoveImage(t, f.Ref)
+		_, inbox, state := f.AgentConfig("")
+		cfg := f.WriteConfig(strings.Join([]string{
 			"watch_dir: " + inbox, "state_dir: " + state, "log_format: json", "concurrency: 2",
 			"rescan_interval: 1s", "settle: 200ms", "verify_interval: 1h", "stall_timeout: 5s", "pull_timeout: 5m",
-			"registries:\n" + entry(f.reg.Addr, f.passwordFile()) + entry(reg2.Addr, openPW),
+			"registries:\n" + entry(f.Reg.Addr, f.PasswordFile()) + entry(reg2.Addr, openPW),
 		}, "\n"))
-		a := f.startAgent(cfg, inbox, state)
-		a.drop(f.pak, "good.pak")
-		a.drop(pak2, "rejected.pak")
-		a.drop(f.passwordFile(), "oops.pak")
-		a.eventually(30*time.Second, "good.pak is in done/", func() bool { return a.inDone("good.pak") })
-		a.eventually(30*time.Second, "oops.pak.error is in failed/", func() bool {
+		a := f.StartAgent(cfg, inbox, state)
+		a.Drop(f.Pak, "good.pak")
+		a.Drop(pak2, "rejected.pak")
+		a.Drop(f.PasswordFile(), "oops.pak")
+		a.Eventually(30*time.Second, "good.pak is in done/", func() bool { return a.InDone("good.pak") })
+		a.Eventually(30*time.Second, "oops.pak.error is in failed/", func() bool {
 			_, err := os.Stat(filepath.Join(inbox, "failed", "oops.pak.error"))
 			return err == nil
 		})
-		a.eventually(30*time.Second, "the rejected login is in the state", func() bool {
-			for _, im := range a.readState().Images {
+		a.Eventually(30*time.Second, "the rejected login is in the state", func() bool {
+			for _, im := range a.ReadState().Images {
 				if im.Reference == ref2 && im.Status == "failed" && im.LastError != "" {
 					return true
 				}
 			}
 			return false
 		})
-		if !f.docker.HasImage(t, f.ref) {
-			t.Errorf("the agent did not pull %s", f.ref)
+		if !f.Docker.HasImage(t, f.Ref) {
+			t.Errorf("the agent did not pull %s", f.Ref)
 		}
-		if want := "password file " + openPW + " is accessible by group or others"; !strings.Contains(a.logText(), want) {
+		if want := "password file " + openPW + " is accessible by group or others"; !strings.Contains(a.LogText(), want) {
 			t.Errorf("the agent's log does not warn %q", want)
 		}
-		s.prepull(nil, "status", "--config", cfg).want(t, 0)
-		s.prepull(nil, "status", "--json", "--config", cfg).want(t, 0)
+		s.prepull(nil, "status", "--config", cfg).Want(t, 0)
+		s.prepull(nil, "status", "--json", "--config", cfg).Want(t, 0)
 		if !sampler.sawPrepull(func(cmd string) bool { return strings.HasSuffix(cmd, " agent --config "+cfg) }) {
 			t.Error("the sampler never saw the agent's process")
 		}
-		code, _ := a.terminate()
+		code, _ := a.Terminate()
 		if code != 0 {
 			t.Errorf("the agent exited %d on SIGTERM, want 0", code)
 		}
-		leaks.check("the agent's log", []byte(a.logText()))
+		leaks.Check("the agent's log", []byte(a.LogText()))
 	}
 
 	// Remote: proxy 0 has the password file, proxy 1 also sends the password
 	// where it is rejected.
 	{
-		fleet := newProxyFleet(t, f, f.config, cfgBoth)
-		proc := startRemote(t, f, fleet.args(t, "--json", "--force", f.pak, pak2)...)
-		sampler.scan(proc.cmd.Process.Pid)
-		r := proc.wait(t, 60*time.Second)
+		fleet := e2e.NewProxyFleet(t, f, f.Config, cfgBoth)
+		proc := e2e.StartRemote(t, f, fleet.Args(t, "--json", "--force", f.Pak, pak2)...)
+		sampler.scan(proc.Cmd.Process.Pid)
+		r := proc.Wait(t, 60*time.Second)
 		s.check("prepull remote", r)
-		r.want(t, 4)
-		results := r.remoteResults(t)
-		if row := results[fleet.dest(0)+" "+f.pak]; row.Status != "pulled" {
-			t.Errorf("proxy 0, %s: %+v, want pulled", f.pak, row)
+		r.Want(t, 4)
+		results := r.RemoteResults(t)
+		if row := results[fleet.Dest(0)+" "+f.Pak]; row.Status != "pulled" {
+			t.Errorf("proxy 0, %s: %+v, want pulled", f.Pak, row)
 		}
-		if row := results[fleet.dest(1)+" "+pak2]; row.ExitCode != 4 || !strings.Contains(row.Error, "password_file "+openPW) {
+		if row := results[fleet.Dest(1)+" "+pak2]; row.ExitCode != 4 || !strings.Contains(row.Error, "password_file "+openPW) {
 			t.Errorf("proxy 1, %s: %+v, want exit code 4 naming the password file", pak2, row)
 		}
 		onProxy := func(cmd string) bool {
@@ -386,21 +340,21 @@ func TestSecretNeverLeaks(t *testing.T) {
 	// dockerd's log. The password files themselves, and the one dropped into
 	// the inbox by mistake, are the only files that may hold it.
 	own := map[string]bool{
-		f.passwordFile(): true, openPW: true, groupPW: true,
-		filepath.Join(f.dir, "inbox", "failed", "oops.pak"): true,
+		f.PasswordFile(): true, openPW: true, groupPW: true,
+		filepath.Join(f.Dir, "inbox", "failed", "oops.pak"): true,
 	}
 	scanned := 0
-	err = filepath.WalkDir(f.dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(f.Dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		leaks.check("the name of "+path, []byte(path))
+		leaks.Check("the name of "+path, []byte(path))
 		if d.Type().IsRegular() && !own[path] {
 			data, err := os.ReadFile(path)
 			if err != nil {
 				return err
 			}
-			leaks.check(path, data)
+			leaks.Check(path, data)
 			scanned++
 		}
 		return nil
@@ -409,22 +363,22 @@ func TestSecretNeverLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"state/state.json", "inbox/failed/oops.pak.error", "inbox/done/good.pak"} {
-		if _, err := os.Stat(filepath.Join(f.dir, want)); err != nil {
+		if _, err := os.Stat(filepath.Join(f.Dir, want)); err != nil {
 			t.Errorf("%s was not there to be searched: %v", want, err)
 		}
 	}
-	logs, _ := filepath.Glob(filepath.Join(f.docker.Dir, "*.log"))
+	logs, _ := filepath.Glob(filepath.Join(f.Docker.Dir, "*.log"))
 	for _, l := range logs {
 		data, err := os.ReadFile(l)
 		if err != nil {
 			t.Fatal(err)
 		}
-		leaks.check(l, data)
+		leaks.Check(l, data)
 	}
 	if spools, _ := filepath.Glob("/tmp/prepull-stdin-*"); len(spools) > 0 {
 		t.Errorf("spooled standard input left behind: %v", spools)
 	}
-	for _, dir := range []string{f.dockerConfigDir, filepath.Join(f.dir, ".docker")} {
+	for _, dir := range []string{f.DockerConfigDir, filepath.Join(f.Dir, ".docker")} {
 		if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
 			t.Errorf("%s/config.json was written", dir)
 		}
@@ -434,7 +388,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		t.Errorf("%s changed during the test", rootDockerConfig)
 	}
 
-	for _, leak := range leaks.found() {
+	for _, leak := range leaks.Found() {
 		t.Error(leak)
 	}
 	seen := slices.Sorted(maps.Keys(sampler.seen))
@@ -470,7 +424,7 @@ func TestSecretAgentRefusesUnsafeFolders(t *testing.T) {
 			if err := os.Remove(inbox); err != nil {
 				t.Fatal(err)
 			}
-			writeTestFile(t, inbox, "")
+			e2e.WriteTestFile(t, inbox, "")
 		}, []string{"watch_dir", "not a directory"}},
 		{"done/ is a symlink", func(t *testing.T, inbox, _ string) { symlink(t, t.TempDir(), filepath.Join(inbox, "done")) },
 			[]string{"done", "must be a directory, not a symlink"}},
@@ -479,23 +433,23 @@ func TestSecretAgentRefusesUnsafeFolders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t)}
-			inbox, state := filepath.Join(f.dir, "inbox"), filepath.Join(f.dir, "state")
+			f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t)}
+			inbox, state := filepath.Join(f.Dir, "inbox"), filepath.Join(f.Dir, "state")
 			for _, d := range []string{inbox, state} {
 				mkdirAll(t, d)
 			}
 			tt.prepare(t, inbox, state)
-			config := filepath.Join(f.dir, "config.yaml")
-			writeTestFile(t, config, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\ndocker_host: unix://%s\n", inbox, state, filepath.Join(f.dir, "none.sock")))
+			config := filepath.Join(f.Dir, "config.yaml")
+			e2e.WriteTestFile(t, config, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\ndocker_host: unix://%s\n", inbox, state, filepath.Join(f.Dir, "none.sock")))
 			start := time.Now()
-			r := f.prepull(nil, "agent", "--config", config)
-			r.want(t, 2)
+			r := f.Prepull(nil, "agent", "--config", config)
+			r.Want(t, 2)
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("the refusal took %v", d)
 			}
 			for _, want := range tt.want {
-				if !strings.Contains(r.stderr, want) {
-					t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+				if !strings.Contains(r.Stderr, want) {
+					t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
 				}
 			}
 			if _, err := os.Stat(filepath.Join(state, "state.json")); err == nil {

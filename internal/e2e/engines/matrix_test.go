@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package engines
 
 import (
 	"fmt"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -32,13 +35,13 @@ var matrixCases = []matrixCase{
 	{"index-digest", matrixIndex(testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}})},
 	{"index-digest-with-attestations", matrixIndex(testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}, Attestations: true})},
 	{"platform-exits-7", func(t *testing.T, d *testenv.DockerEngine) {
-		runPlatformCases(t, newFixtureOn(t, d, "matrix/platform"))
+		runPlatformCases(t, e2e.NewFixtureOn(t, d, "matrix/platform"))
 	}},
 	{"platform-agent-failed", func(t *testing.T, d *testenv.DockerEngine) {
-		runPlatformAgentCase(t, newFixtureOn(t, d, "matrix/platform-agent"))
+		runPlatformAgentCase(t, e2e.NewFixtureOn(t, d, "matrix/platform-agent"))
 	}},
 	{"platform-remote-row", func(t *testing.T, d *testenv.DockerEngine) {
-		runPlatformRemoteCase(t, newFixtureOn(t, d, "matrix/platform-remote"))
+		runPlatformRemoteCase(t, e2e.NewFixtureOn(t, d, "matrix/platform-remote"))
 	}},
 	{"agent-keep-present", matrixAgentKeepPresent},
 	{"engine-restart", matrixEngineRestart},
@@ -58,84 +61,75 @@ func TestEngineMatrix(t *testing.T) {
 	})
 }
 
-// runOne runs prepull --json on the fixture's pak with config, checks the
-// exit code and returns the one result.
-func (f *fixture) runOne(config string, code int) result {
-	f.t.Helper()
-	r := f.prepull(nil, "--config", config, "--json", f.pak)
-	r.want(f.t, code)
-	return oneResult(f.t, r)
-}
-
 func matrixPull(t *testing.T, d *testenv.DockerEngine) {
-	f := newFixtureOn(t, d, "matrix/pull")
-	if res := f.runOne(f.config, 0); res.Status != "pulled" || res.Reference != f.ref {
-		t.Fatalf("result = %+v, want %s pulled", res, f.ref)
+	f := e2e.NewFixtureOn(t, d, "matrix/pull")
+	if res := f.RunOne(f.Config, 0); res.Status != "pulled" || res.Reference != f.Ref {
+		t.Fatalf("result = %+v, want %s pulled", res, f.Ref)
 	}
-	if !d.HasImage(t, f.ref) {
-		t.Fatalf("the engine does not hold %s after the pull", f.ref)
+	if !d.HasImage(t, f.Ref) {
+		t.Fatalf("the engine does not hold %s after the pull", f.Ref)
 	}
 }
 
 func matrixPresent(t *testing.T, d *testenv.DockerEngine) {
-	f := newFixtureOn(t, d, "matrix/present")
-	f.runOne(f.config, 0)
-	if res := f.runOne(f.config, 0); res.Status != "present" {
+	f := e2e.NewFixtureOn(t, d, "matrix/present")
+	f.RunOne(f.Config, 0)
+	if res := f.RunOne(f.Config, 0); res.Status != "present" {
 		t.Fatalf("second run: %+v, want present", res)
 	}
 }
 
 func matrixWrongPassword(t *testing.T, d *testenv.DockerEngine) {
-	f := newFixtureOn(t, d, "matrix/wrongpw")
-	f.writePasswordFile("not-the-password")
-	res := f.runOne(f.config, 4)
+	f := e2e.NewFixtureOn(t, d, "matrix/wrongpw")
+	f.WritePasswordFile("not-the-password")
+	res := f.RunOne(f.Config, 4)
 	if !strings.Contains(res.Error, `"alice"`) || strings.Contains(res.Error, "not-the-password") {
 		t.Errorf("error %q should name the user and not the password", res.Error)
 	}
-	if d.HasImage(t, f.ref) {
+	if d.HasImage(t, f.Ref) {
 		t.Fatal("an image was pulled with rejected credentials")
 	}
 }
 
 func matrixUnknownDigest(t *testing.T, d *testenv.DockerEngine) {
-	f := newFixtureOn(t, d, "matrix/unknown")
-	f.pak = paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/" + f.repo, Digest: "sha256:" + strings.Repeat("ab", 32)}.WriteFile(t, t.TempDir())
-	if res := f.runOne(f.config, 5); res.Status != "failed" || res.ExitCode != 5 {
+	f := e2e.NewFixtureOn(t, d, "matrix/unknown")
+	f.Pak = paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/" + f.Repo, Digest: "sha256:" + strings.Repeat("ab", 32)}.WriteFile(t, t.TempDir())
+	if res := f.RunOne(f.Config, 5); res.Status != "failed" || res.ExitCode != 5 {
 		t.Fatalf("result = %+v, want failed with exit_code 5", res)
 	}
 }
 
 func matrixUnknownRepository(t *testing.T, d *testenv.DockerEngine) {
-	f := newFixtureOn(t, d, "matrix/known")
-	f.pak = paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/matrix/nosuchrepo", Digest: f.digest}.WriteFile(t, t.TempDir())
-	if res := f.runOne(f.config, 5); res.Status != "failed" || res.ExitCode != 5 {
+	f := e2e.NewFixtureOn(t, d, "matrix/known")
+	f.Pak = paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/matrix/nosuchrepo", Digest: f.Digest}.WriteFile(t, t.TempDir())
+	if res := f.RunOne(f.Config, 5); res.Status != "failed" || res.ExitCode != 5 {
 		t.Fatalf("result = %+v, want failed with exit_code 5", res)
 	}
 }
 
 func matrixMissingLogin(t *testing.T, d *testenv.DockerEngine) {
-	f := newFixtureOn(t, d, "matrix/nologin")
-	res := f.runOne(f.writeConfig("registries: []\n"), 4)
-	if res.CredentialSource != "anonymous" || !strings.Contains(res.Error, "prepull has no login for "+f.reg.Addr) {
+	f := e2e.NewFixtureOn(t, d, "matrix/nologin")
+	res := f.RunOne(f.WriteConfig("registries: []\n"), 4)
+	if res.CredentialSource != "anonymous" || !strings.Contains(res.Error, "prepull has no login for "+f.Reg.Addr) {
 		t.Fatalf("result = %+v, want an anonymous failure that says which login is missing", res)
 	}
-	if d.HasImage(t, f.ref) {
+	if d.HasImage(t, f.Ref) {
 		t.Fatal("an image was pulled without a login")
 	}
 }
 
 func matrixTokenLogin(t *testing.T, d *testenv.DockerEngine) {
 	const robot = "robot$proj+pull"
-	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: robot, Password: "Robot-" + randomWord(t), TokenAuth: true})
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{User: robot, Password: "Robot-" + e2e.RandomWord(t), TokenAuth: true})
 	login := func(pwFile string) string {
 		return fmt.Sprintf("registries:\n  - host: %s\n    username: %s\n    password_file: %s\n", reg.Addr, robot, pwFile)
 	}
-	f := newRegistryFixtureOn(t, d, reg, "matrix/token", "registries: []\n")
-	f.pulledOnce(f.writeConfig(login(f.passwordFile())), "password_file")
+	f := e2e.NewRegistryFixtureOn(t, d, reg, "matrix/token", "registries: []\n")
+	f.PulledOnce(f.WriteConfig(login(f.PasswordFile())), "password_file")
 
-	d.RemoveImage(t, f.ref)
-	f.writePasswordFile("not-the-password")
-	if res := f.runOne(f.writeConfig(login(f.passwordFile())), 4); !strings.Contains(res.Error, `"`+robot+`"`) {
+	d.RemoveImage(t, f.Ref)
+	f.WritePasswordFile("not-the-password")
+	if res := f.RunOne(f.WriteConfig(login(f.PasswordFile())), 4); !strings.Contains(res.Error, `"`+robot+`"`) {
 		t.Errorf("error %q should name the user %s", res.Error, robot)
 	}
 }
@@ -144,40 +138,30 @@ func matrixTokenLogin(t *testing.T, d *testenv.DockerEngine) {
 // buildx pushes it) and finds it present on the second run.
 func matrixIndex(opts testenv.IndexOptions) func(t *testing.T, d *testenv.DockerEngine) {
 	return func(t *testing.T, d *testenv.DockerEngine) {
-		f := newFixtureOn(t, d, "matrix/index")
-		index := testenv.PushIndex(t, f.reg, "matrix/multi", opts)
-		f.pak = paktest.Pak{Kind: "Multi", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/matrix/multi", Digest: index}.WriteFile(t, t.TempDir())
-		f.ref = f.reg.Addr + "/matrix/multi@" + index
-		f.pulledOnce(f.config, "password_file")
-		if res := f.runOne(f.config, 0); res.Status != "present" {
+		f := e2e.NewFixtureOn(t, d, "matrix/index")
+		index := testenv.PushIndex(t, f.Reg, "matrix/multi", opts)
+		f.Pak = paktest.Pak{Kind: "Multi", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/matrix/multi", Digest: index}.WriteFile(t, t.TempDir())
+		f.Ref = f.Reg.Addr + "/matrix/multi@" + index
+		f.PulledOnce(f.Config, "password_file")
+		if res := f.RunOne(f.Config, 0); res.Status != "present" {
 			t.Fatalf("second run: %+v, want present", res)
 		}
 	}
 }
 
-// agentDone starts an agent configured with extra, drops the fixture's pak
-// as name and waits until it is in done/.
-func (f *fixture) agentDone(extra, name string) *agentProc {
-	f.t.Helper()
-	a := f.startAgent(f.agentConfig(extra))
-	a.drop(f.pak, name)
-	a.eventually(30*time.Second, name+" is in done/", func() bool { return a.inDone(name) })
-	return a
-}
-
 func matrixAgentKeepPresent(t *testing.T, d *testenv.DockerEngine) {
-	f := newFixtureOn(t, d, "matrix/agent")
-	a := f.agentDone("verify_interval: 1s\n", "m.pak")
+	f := e2e.NewFixtureOn(t, d, "matrix/agent")
+	a := f.AgentDone("verify_interval: 1s\n", "m.pak")
 
-	d.RemoveImage(t, f.ref)
-	a.eventually(30*time.Second, "the removed image is pulled again", func() bool {
-		s := a.readState()
+	d.RemoveImage(t, f.Ref)
+	a.Eventually(30*time.Second, "the removed image is pulled again", func() bool {
+		s := a.ReadState()
 		return len(s.Images) == 1 && s.Images[0].Pulls == 2 && s.Images[0].Status == "present"
 	})
-	if !d.HasImage(t, f.ref) {
-		t.Errorf("%s is not in the engine", f.ref)
+	if !d.HasImage(t, f.Ref) {
+		t.Errorf("%s is not in the engine", f.Ref)
 	}
-	if code, took := a.terminate(); code != 0 {
+	if code, took := a.Terminate(); code != 0 {
 		t.Errorf("SIGTERM: exit code %d after %v, want 0", code, took)
 	}
 }
@@ -187,25 +171,25 @@ func matrixAgentKeepPresent(t *testing.T, d *testenv.DockerEngine) {
 // and came back, pulls the new pak, and the image pulled before the restart
 // is still present.
 func matrixEngineRestart(t *testing.T, d *testenv.DockerEngine) {
-	f := newFixtureOn(t, d, "matrix/restart")
-	a := f.agentDone("rescan_interval: 300ms\n", "first.pak")
-	digest := testenv.Docker(t).PushImage(t, f.reg, "matrix/restart-next", testenv.ImageOptions{})
-	next := paktest.Pak{Kind: "Next", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/matrix/restart-next", Digest: digest}.WriteFile(t, t.TempDir())
+	f := e2e.NewFixtureOn(t, d, "matrix/restart")
+	a := f.AgentDone("rescan_interval: 300ms\n", "first.pak")
+	digest := testenv.Docker(t).PushImage(t, f.Reg, "matrix/restart-next", testenv.ImageOptions{})
+	next := paktest.Pak{Kind: "Next", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/matrix/restart-next", Digest: digest}.WriteFile(t, t.TempDir())
 
 	d.Stop(t)
-	a.drop(next, "next.pak")
-	a.eventually(30*time.Second, "the agent says the engine is unreachable", func() bool {
-		return a.countLogs("docker engine unreachable, will keep trying", nil) > 0
+	a.Drop(next, "next.pak")
+	a.Eventually(30*time.Second, "the agent says the engine is unreachable", func() bool {
+		return a.CountLogs("docker engine unreachable, will keep trying", nil) > 0
 	})
 	d.Start(t)
-	a.eventually(60*time.Second, "next.pak is in done/", func() bool { return a.inDone("next.pak") })
-	if a.countLogs("docker engine reachable again", nil) == 0 {
+	a.Eventually(60*time.Second, "next.pak is in done/", func() bool { return a.InDone("next.pak") })
+	if a.CountLogs("docker engine reachable again", nil) == 0 {
 		t.Error("the agent's log does not say the engine came back")
 	}
-	if res := f.runOne(f.config, 0); res.Status != "present" {
+	if res := f.RunOne(f.Config, 0); res.Status != "present" {
 		t.Errorf("one-shot after the restart: %+v, want the image pulled before it present", res)
 	}
-	if code, took := a.terminate(); code != 0 {
+	if code, took := a.Terminate(); code != 0 {
 		t.Errorf("SIGTERM: exit code %d after %v, want 0", code, took)
 	}
 }
@@ -214,7 +198,7 @@ func matrixEngineRestart(t *testing.T, d *testenv.DockerEngine) {
 // together: every cell of TestEngineMatrix is cited there by its full name,
 // and every name cited there is a cell. It needs no engine.
 func TestCompatibilityDocCitesMatrix(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/compatibility.md")
+	doc, err := os.ReadFile("../../../docs/compatibility.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package agent
 
 import (
 	"flag"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -20,7 +23,7 @@ import (
 // happens on a proxy, and checks after each step that the state never lies.
 // It runs with a fixed seed, printed, so that a failure replays:
 //
-//	PREPULL_MODEL_SEED=N PREPULL_E2E=1 go test -run TestAgentModel ./internal/e2e/
+//	PREPULL_MODEL_SEED=N PREPULL_E2E=1 go test -run TestAgentModel ./internal/e2e/agent
 //
 // (or -args -model.seed N); PREPULL_MODEL_STEPS sets the number of steps.
 
@@ -35,12 +38,12 @@ const (
 // model is the test's side: the real parts, and what it did to them.
 type model struct {
 	t      *testing.T
-	f      *fixture
+	f      *e2e.Fixture
 	rng    *rand.Rand
 	config string
 	inbox  string
 	disk   string // state_dir, a small tmpfs
-	agent  *agentProc
+	agent  *e2e.AgentProc
 	refs   map[string]bool // the images good paks name
 	found  string          // an image present before the agent ran: keep_images never removes it
 	good   []string        // pak files naming a pullable image, to drop
@@ -94,21 +97,21 @@ func TestAgentModel(t *testing.T) {
 		}
 	}()
 
-	f := newFixture(t, "proj/model-a")
-	digestB := f.docker.PushImage(t, f.reg, "proj/model-b", testenv.ImageOptions{})
+	f := e2e.NewFixture(t, "proj/model-a")
+	digestB := f.Docker.PushImage(t, f.Reg, "proj/model-b", testenv.ImageOptions{})
 	// Two more digests of proj/model-a: a newer one, and one pulled before
 	// the agent runs (by the one-shot), which keep_images must never remove.
-	digestA2 := f.docker.PushImage(t, f.reg, f.repo, testenv.ImageOptions{Size: 8 << 10})
-	digestF := f.docker.PushImage(t, f.reg, f.repo, testenv.ImageOptions{Size: 8 << 10})
-	m := &model{t: t, f: f, rng: rand.New(rand.NewPCG(seed, 0)), refs: map[string]bool{f.ref: true}, byHand: map[string]bool{}}
-	m.refs[f.reg.Addr+"/proj/model-b@"+digestB] = true
-	m.refs[f.reg.Addr+"/"+f.repo+"@"+digestA2] = true
-	m.found = f.reg.Addr + "/" + f.repo + "@" + digestF
+	digestA2 := f.Docker.PushImage(t, f.Reg, f.Repo, testenv.ImageOptions{Size: 8 << 10})
+	digestF := f.Docker.PushImage(t, f.Reg, f.Repo, testenv.ImageOptions{Size: 8 << 10})
+	m := &model{t: t, f: f, rng: rand.New(rand.NewPCG(seed, 0)), refs: map[string]bool{f.Ref: true}, byHand: map[string]bool{}}
+	m.refs[f.Reg.Addr+"/proj/model-b@"+digestB] = true
+	m.refs[f.Reg.Addr+"/"+f.Repo+"@"+digestA2] = true
+	m.found = f.Reg.Addr + "/" + f.Repo + "@" + digestF
 	m.refs[m.found] = true
-	foundPak := paktest.Pak{Kind: "Found", Registry: f.reg.Addr, Repository: "/" + f.repo, Digest: digestF}.WriteFile(t, t.TempDir())
-	f.prepull(nil, "--config", f.config, foundPak).want(t, 0)
+	foundPak := paktest.Pak{Kind: "Found", Registry: f.Reg.Addr, Repository: "/" + f.Repo, Digest: digestF}.WriteFile(t, t.TempDir())
+	f.Prepull(nil, "--config", f.Config, foundPak).Want(t, 0)
 	for i := range 8 {
-		repo, digest := f.repo, f.digest
+		repo, digest := f.Repo, f.Digest
 		switch i % 4 {
 		case 1:
 			repo, digest = "proj/model-b", digestB
@@ -117,18 +120,18 @@ func TestAgentModel(t *testing.T) {
 		case 3:
 			digest = digestF
 		}
-		dir := filepath.Join(f.dir, "model", strconv.Itoa(i))
+		dir := filepath.Join(f.Dir, "model", strconv.Itoa(i))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		m.good = append(m.good, paktest.Pak{Kind: "Model", Version: "1.0." + strconv.Itoa(i), Registry: f.reg.Addr, Repository: "/" + repo, Digest: digest}.WriteFile(t, dir))
+		m.good = append(m.good, paktest.Pak{Kind: "Model", Version: "1.0." + strconv.Itoa(i), Registry: f.Reg.Addr, Repository: "/" + repo, Digest: digest}.WriteFile(t, dir))
 	}
-	m.stuck = paktest.Pak{Kind: "Stuck", Registry: "127.0.0.1:9", Repository: "/proj/none", Digest: f.digest}.WriteFile(t, f.dir)
+	m.stuck = paktest.Pak{Kind: "Stuck", Registry: "127.0.0.1:9", Repository: "/proj/none", Digest: f.Digest}.WriteFile(t, f.Dir)
 	m.disk = testenv.Tmpfs(t, 64<<10)
 	t.Cleanup(func() { testenv.Docker(t) }) // started again if a step stopped it
-	m.config, m.inbox, _ = f.agentConfig("state_dir: " + m.disk + "\nrescan_interval: 500ms\nsettle: 100ms\nverify_interval: 2s\nkeep_images: 1\n")
-	m.agent = f.startAgent(m.config, m.inbox, m.disk)
-	m.agent.waitStarted()
+	m.config, m.inbox, _ = f.AgentConfig("state_dir: " + m.disk + "\nrescan_interval: 500ms\nsettle: 100ms\nverify_interval: 2s\nkeep_images: 1\n")
+	m.agent = f.StartAgent(m.config, m.inbox, m.disk)
+	m.agent.WaitStarted()
 
 	type op struct {
 		weight int
@@ -177,7 +180,7 @@ func TestAgentModel(t *testing.T) {
 		t.Logf("end: %s", m.toggleEngine())
 	}
 	m.check(steps + 1)
-	st := m.agent.status()
+	st := m.agent.Status()
 	t.Logf("end: keep_images released %d images and removed %d", len(st.Released), len(st.Removed))
 }
 
@@ -189,7 +192,7 @@ func (m *model) name() string {
 func (m *model) drop() string {
 	src := m.good[m.rng.IntN(len(m.good))]
 	name := m.name()
-	m.agent.drop(src, name)
+	m.agent.Drop(src, name)
 	return fmt.Sprintf("%s as %s", filepath.Base(src), name)
 }
 
@@ -200,16 +203,16 @@ func (m *model) copyUnderAnotherName() string {
 	}
 	src := files[m.rng.IntN(len(files))]
 	name := m.name()
-	m.agent.drop(src, name)
+	m.agent.Drop(src, name)
 	return fmt.Sprintf("%s copied as %s", m.rel(src), name)
 }
 
 func (m *model) overwriteDuringPull() string {
 	name := m.name()
-	m.agent.drop(m.stuck, name)
+	m.agent.Drop(m.stuck, name)
 	time.Sleep(700 * time.Millisecond) // settled, taken, its image tried
 	src := m.good[m.rng.IntN(len(m.good))]
-	m.agent.drop(src, name)
+	m.agent.Drop(src, name)
 	return fmt.Sprintf("%s (unpullable) overwritten with %s", name, filepath.Base(src))
 }
 
@@ -242,9 +245,9 @@ func (m *model) deleteFromDone() string {
 }
 
 func (m *model) killAndRestart() string {
-	m.agent.kill()
-	m.agent = m.f.startAgent(m.config, m.inbox, m.disk)
-	m.agent.waitStarted()
+	m.agent.Kill()
+	m.agent = m.f.StartAgent(m.config, m.inbox, m.disk)
+	m.agent.WaitStarted()
 	return "kill -9, restarted"
 }
 
@@ -262,19 +265,19 @@ func (m *model) toggleDisk() string {
 
 func (m *model) toggleEngine() string {
 	if m.engineDown {
-		m.f.docker.Start(m.t)
+		m.f.Docker.Start(m.t)
 		m.engineDown = false
 		return "engine started"
 	}
-	m.f.docker.Stop(m.t)
+	m.f.Docker.Stop(m.t)
 	m.engineDown = true
 	return "engine stopped"
 }
 
 func (m *model) secondAgent() string {
-	r := m.f.prepull(nil, "agent", "--config", m.config)
-	if r.code != 2 || !strings.Contains(r.stderr, "pid "+strconv.Itoa(m.agent.cmd.Process.Pid)) {
-		m.t.Fatalf("a second agent exited %d, want 2 naming pid %d:\n%s", r.code, m.agent.cmd.Process.Pid, r.stderr)
+	r := m.f.Prepull(nil, "agent", "--config", m.config)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "pid "+strconv.Itoa(m.agent.Cmd.Process.Pid)) {
+		m.t.Fatalf("a second agent exited %d, want 2 naming pid %d:\n%s", r.Code, m.agent.Cmd.Process.Pid, r.Stderr)
 	}
 	return "a second agent exits 2"
 }
@@ -314,7 +317,7 @@ func (m *model) check(step int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			m.t.Fatalf("after step %d: %s\nagent status: %+v", step, why, m.agent.status().Agent)
+			m.t.Fatalf("after step %d: %s\nagent status: %+v", step, why, m.agent.Status().Agent)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -322,11 +325,11 @@ func (m *model) check(step int) {
 
 // violation names the first invariant that does not hold now, or "".
 func (m *model) violation() string {
-	s := m.agent.readState()
+	s := m.agent.ReadState()
 	// Durable before visible: the agent moved no pak into done/ that the
 	// saved state does not record. This holds even while the disk is full.
 	for _, path := range m.doneFiles() {
-		if !s.knows(path) && !m.byHand[filepath.Base(path)] {
+		if !s.Knows(path) && !m.byHand[filepath.Base(path)] {
 			return fmt.Sprintf("done/%s is not in the saved state", filepath.Base(path))
 		}
 	}
@@ -364,15 +367,15 @@ func (m *model) violation() string {
 		if !m.refs[ref] {
 			return fmt.Sprintf("a pak in done/ names %s, not a good image", ref)
 		}
-		if !m.f.docker.HasImage(m.t, ref) {
+		if !m.f.Docker.HasImage(m.t, ref) {
 			return fmt.Sprintf("%s is not in the engine", ref)
 		}
 	}
 	// keep_images: never an image the agent did not pull.
-	if !m.f.docker.HasImage(m.t, m.found) {
+	if !m.f.Docker.HasImage(m.t, m.found) {
 		return fmt.Sprintf("%s, which the agent found present, left the engine", m.found)
 	}
-	st := m.agent.status()
+	st := m.agent.Status()
 	for _, r := range st.Released {
 		if r.Origin != "pulled" {
 			return fmt.Sprintf("released %s has origin %q, want pulled", r.Reference, r.Origin)

@@ -1,9 +1,10 @@
-package e2e
+//go:build linux
+
+package mirror
 
 import (
 	"archive/zip"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,37 +15,16 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
-
-// mirrorResult is one entry of `prepull mirror --json`.
-type mirrorResult struct {
-	File      string `json:"file"`
-	Source    string `json:"source"`
-	Reference string `json:"reference"`
-	Status    string `json:"status"`
-	Manifests int    `json:"manifests"`
-	Out       string `json:"out"`
-	ExitCode  int    `json:"exit_code"`
-	Error     string `json:"error"`
-}
-
-func (r run) mirrorResults(t *testing.T) []mirrorResult {
-	t.Helper()
-	var rs []mirrorResult
-	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
-		t.Fatalf("stdout is not the JSON result array: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout, r.stderr)
-	}
-	return rs
-}
 
 // pushIndex pushes to reg, as repo, an index of a linux/amd64 and a
 // linux/arm64 image with an attestation manifest for each, as buildx pushes
@@ -119,31 +99,31 @@ func uploads(p *testenv.FaultProxy) (blobs, manifests int) {
 }
 
 func TestMirrorIndexBetweenTwoRegistriesThenPullFromTheMirror(t *testing.T) {
-	f := newFixture(t, "vendor/adapter")
+	f := e2e.NewFixture(t, "vendor/adapter")
 	// The source holds a two-platform index with attestations.
-	srcDigest, children := pushIndex(t, f.reg, "vendor/adapter")
-	srcPak := paktest.Pak{Kind: "Dark", Version: "2.0.0", Registry: f.reg.Addr, Repository: "/vendor/adapter", Digest: srcDigest}.WriteFile(t, t.TempDir())
+	srcDigest, children := pushIndex(t, f.Reg, "vendor/adapter")
+	srcPak := paktest.Pak{Kind: "Dark", Version: "2.0.0", Registry: f.Reg.Addr, Repository: "/vendor/adapter", Digest: srcDigest}.WriteFile(t, t.TempDir())
 
 	// The mirror has a login of its own, and a proxy in front that counts writes.
-	mirrorPW := "mirror-" + randomWord(t)
+	mirrorPW := "mirror-" + e2e.RandomWord(t)
 	mreg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "bob", Password: mirrorPW})
 	proxy := testenv.StartFaultProxy(t, mreg.Addr)
-	mirrorPWFile := filepath.Join(f.dir, "mirror.password")
+	mirrorPWFile := filepath.Join(f.Dir, "mirror.password")
 	if err := os.WriteFile(mirrorPWFile, []byte(mirrorPW+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := f.writeConfig(fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n  - {host: %q, username: bob, password_file: %q}\n",
-		f.reg.Addr, f.passwordFile(), proxy.Addr, mirrorPWFile))
+	cfg := f.WriteConfig(fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n  - {host: %q, username: bob, password_file: %q}\n",
+		f.Reg.Addr, f.PasswordFile(), proxy.Addr, mirrorPWFile))
 	out := t.TempDir()
 	wantRef := proxy.Addr + "/dc1/vendor/adapter@" + srcDigest
 
-	first := f.prepull(nil, "--config", cfg, "--json", "mirror", "--to", proxy.Addr+"/dc1", "--out", out, srcPak)
-	first.want(t, 0)
-	rs := first.mirrorResults(t)
+	first := f.Prepull(nil, "--config", cfg, "--json", "mirror", "--to", proxy.Addr+"/dc1", "--out", out, srcPak)
+	first.Want(t, 0)
+	rs := first.MirrorResults(t)
 	if len(rs) != 1 || rs[0].Status != "mirrored" || rs[0].Reference != wantRef || rs[0].Manifests != 5 {
 		t.Fatalf("results = %+v, want one mirrored %s with 5 manifests", rs, wantRef)
 	}
-	if strings.Contains(first.stdout+first.stderr, mirrorPW) {
+	if strings.Contains(first.Stdout+first.Stderr, mirrorPW) {
 		t.Fatal("the mirror's password appears in the output")
 	}
 
@@ -165,9 +145,9 @@ func TestMirrorIndexBetweenTwoRegistriesThenPullFromTheMirror(t *testing.T) {
 
 	// Again: nothing is sent.
 	blobsBefore, manifestsBefore := uploads(proxy)
-	second := f.prepull(nil, "--config", cfg, "--json", "mirror", "--to", proxy.Addr+"/dc1", srcPak)
-	second.want(t, 0)
-	if rs := second.mirrorResults(t); len(rs) != 1 || rs[0].Status != "present" {
+	second := f.Prepull(nil, "--config", cfg, "--json", "mirror", "--to", proxy.Addr+"/dc1", srcPak)
+	second.Want(t, 0)
+	if rs := second.MirrorResults(t); len(rs) != 1 || rs[0].Status != "present" {
 		t.Fatalf("second run results = %+v, want present", rs)
 	}
 	if b, m := uploads(proxy); b != blobsBefore || m != manifestsBefore {
@@ -177,43 +157,43 @@ func TestMirrorIndexBetweenTwoRegistriesThenPullFromTheMirror(t *testing.T) {
 	// The rewritten pak names the mirror; everything else is byte-identical.
 	rewritten := filepath.Join(out, filepath.Base(srcPak))
 	checkSameMembersButConf(t, srcPak, rewritten)
-	ins := f.prepull(nil, "inspect", "--json", rewritten)
-	ins.want(t, 0)
-	if !strings.Contains(ins.stdout, `"reference": "`+wantRef+`"`) {
-		t.Fatalf("inspect of the rewritten pak:\n%s", ins.stdout)
+	ins := f.Prepull(nil, "inspect", "--json", rewritten)
+	ins.Want(t, 0)
+	if !strings.Contains(ins.Stdout, `"reference": "`+wantRef+`"`) {
+		t.Fatalf("inspect of the rewritten pak:\n%s", ins.Stdout)
 	}
 
 	// The proxy pulls it from the mirror, with the mirror's login only.
-	pullCfg := f.writeConfig(fmt.Sprintf("registries:\n  - {host: %q, username: bob, password_file: %q}\n", proxy.Addr, mirrorPWFile))
-	p := f.prepull(nil, "--config", pullCfg, "--json", rewritten)
-	p.want(t, 0)
-	if prs := p.results(t); len(prs) != 1 || prs[0].Status != "pulled" || prs[0].Reference != wantRef {
+	pullCfg := f.WriteConfig(fmt.Sprintf("registries:\n  - {host: %q, username: bob, password_file: %q}\n", proxy.Addr, mirrorPWFile))
+	p := f.Prepull(nil, "--config", pullCfg, "--json", rewritten)
+	p.Want(t, 0)
+	if prs := p.Results(t); len(prs) != 1 || prs[0].Status != "pulled" || prs[0].Reference != wantRef {
 		t.Fatalf("pull from the mirror = %+v", prs)
 	}
-	if !f.docker.HasImage(t, wantRef) {
+	if !f.Docker.HasImage(t, wantRef) {
 		t.Fatalf("the engine does not hold %s", wantRef)
 	}
 }
 
 func TestMirrorErrorsExitAsAPullDoes(t *testing.T) {
-	f := newFixture(t, "vendor/single")
+	f := e2e.NewFixture(t, "vendor/single")
 	mreg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "bob", Password: "right"})
-	wrong := filepath.Join(f.dir, "wrong.password")
+	wrong := filepath.Join(f.Dir, "wrong.password")
 	if err := os.WriteFile(wrong, []byte("wrong\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logins := fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n  - {host: %q, username: bob, password_file: %q}\n",
-		f.reg.Addr, f.passwordFile(), mreg.Addr, wrong)
-	cfg := f.writeConfig(logins)
-	missing := paktest.Pak{Kind: "Gone", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/vendor/single", Digest: "sha256:" + strings.Repeat("cd", 32)}.WriteFile(t, t.TempDir())
+		f.Reg.Addr, f.PasswordFile(), mreg.Addr, wrong)
+	cfg := f.WriteConfig(logins)
+	missing := paktest.Pak{Kind: "Gone", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/vendor/single", Digest: "sha256:" + strings.Repeat("cd", 32)}.WriteFile(t, t.TempDir())
 	signedDir := t.TempDir()
 	signed := filepath.Join(signedDir, "Signed_1.0.0.pak")
-	data, err := os.ReadFile(f.pak)
+	data, err := os.ReadFile(f.Pak)
 	if err != nil {
 		t.Fatal(err)
 	}
 	paktest.AddMember(t, data, signed, "signature.jws")
-	open := f.writeConfig(fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n", f.reg.Addr, f.passwordFile()))
+	open := f.WriteConfig(fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n", f.Reg.Addr, f.PasswordFile()))
 	openMirror := testenv.StartRegistry(t, testenv.RegistryOptions{})
 
 	tests := []struct {
@@ -223,19 +203,19 @@ func TestMirrorErrorsExitAsAPullDoes(t *testing.T) {
 		code   int
 		say    string
 	}{
-		{"the mirror rejects the login", cfg, []string{"--to", mreg.Addr, f.pak}, 4, mreg.Addr},
+		{"the mirror rejects the login", cfg, []string{"--to", mreg.Addr, f.Pak}, 4, mreg.Addr},
 		{"the source lacks the digest", open, []string{"--to", openMirror.Addr, missing}, 5, "vendor/single"},
-		{"not a pak", open, []string{"--to", openMirror.Addr, f.config}, 3, f.config},
-		{"no --to", open, []string{f.pak}, 2, "--to"},
-		{"--to is a URL", open, []string{"--to", "https://" + openMirror.Addr, f.pak}, 2, "URL"},
+		{"not a pak", open, []string{"--to", openMirror.Addr, f.Config}, 3, f.Config},
+		{"no --to", open, []string{f.Pak}, 2, "--to"},
+		{"--to is a URL", open, []string{"--to", "https://" + openMirror.Addr, f.Pak}, 2, "URL"},
 		{"a signed pak cannot be rewritten", open, []string{"--to", openMirror.Addr, "--out", t.TempDir(), signed}, 1, "signature.jws"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := f.prepull(nil, append([]string{"--config", tt.config, "mirror"}, tt.args...)...)
-			r.want(t, tt.code)
-			if !strings.Contains(r.stdout+r.stderr, tt.say) {
-				t.Errorf("output does not say %q:\nstdout:\n%s\nstderr:\n%s", tt.say, r.stdout, r.stderr)
+			r := f.Prepull(nil, append([]string{"--config", tt.config, "mirror"}, tt.args...)...)
+			r.Want(t, tt.code)
+			if !strings.Contains(r.Stdout+r.Stderr, tt.say) {
+				t.Errorf("output does not say %q:\nstdout:\n%s\nstderr:\n%s", tt.say, r.Stdout, r.Stderr)
 			}
 		})
 	}

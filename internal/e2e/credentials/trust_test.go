@@ -1,8 +1,9 @@
-package e2e
+//go:build linux
+
+package credentials
 
 import (
 	"encoding/base64"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -26,25 +28,10 @@ type authLogger struct {
 	headers  []string // raw Authorization headers, then their decoded Basic forms
 }
 
-// serveAttacker serves handler on a free port of 127.0.0.1, where Docker
-// Engine speaks plain HTTP to a registry, until the test ends, and returns
-// the address: a hostile registry written for a test.
-func serveAttacker(t *testing.T, handler http.HandlerFunc) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: handler}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
-}
-
 func startAuthLogger(t *testing.T) *authLogger {
 	t.Helper()
 	a := &authLogger{}
-	a.addr = serveAttacker(t, func(w http.ResponseWriter, r *http.Request) {
+	a.addr = e2e.ServeAttacker(t, func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		a.requests++
 		if h := r.Header.Get("Authorization"); h != "" {
@@ -78,27 +65,27 @@ func (a *authLogger) seen() (int, []string) {
 // usage error that contacts nothing. A decoy login meant for the hostile
 // registry shows that it does record what it is sent.
 func TestFlagLoginGoesToItsRegistryOnly(t *testing.T) {
-	f := newFixture(t, "proj/flaglogin")
-	cfgNone := f.writeConfig("registries: []\n")
+	f := e2e.NewFixture(t, "proj/flaglogin")
+	cfgNone := f.WriteConfig("registries: []\n")
 	evil := startAuthLogger(t)
-	evilPak := paktest.Pak{Kind: "Evil", Registry: evil.addr, Repository: "/proj/evil", Digest: f.digest}.WriteFile(t, t.TempDir())
-	leaks := &leakFinder{forms: secretForms(f.password)}
+	evilPak := paktest.Pak{Kind: "Evil", Registry: evil.addr, Repository: "/proj/evil", Digest: f.Digest}.WriteFile(t, t.TempDir())
+	leaks := &e2e.LeakFinder{Forms: e2e.SecretForms(f.Password)}
 	login := func(host string) []string {
 		return []string{"--config", cfgNone, "--registry", host, "--username", "alice", "--password-stdin", "--json"}
 	}
 
-	r := f.prepull(strings.NewReader(f.password+"\n"), append(login(f.reg.Addr), evilPak, f.pak)...)
-	r.want(t, 4)
-	rs := r.results(t)
+	r := f.Prepull(strings.NewReader(f.Password+"\n"), append(login(f.Reg.Addr), evilPak, f.Pak)...)
+	r.Want(t, 4)
+	rs := r.Results(t)
 	if len(rs) != 2 || rs[0].Status != "failed" || rs[0].CredentialSource != "anonymous" || rs[0].ExitCode != 4 {
 		t.Fatalf("results = %+v, want the hostile registry's pak failed anonymously (4)", rs)
 	}
-	if rs[1].Status != "pulled" || !strings.HasPrefix(rs[1].CredentialSource, "command line (--registry "+f.reg.Addr) {
+	if rs[1].Status != "pulled" || !strings.HasPrefix(rs[1].CredentialSource, "command line (--registry "+f.Reg.Addr) {
 		t.Fatalf("results = %+v, want the registry's own pak pulled with the command line's login", rs)
 	}
 
-	r = f.prepull(strings.NewReader(f.password+"\n"), append(login(f.reg.Addr), "--dry-run", "--force", evilPak, f.pak)...)
-	if rs := r.results(t); len(rs) != 2 || rs[0].CredentialSource != "anonymous" {
+	r = f.Prepull(strings.NewReader(f.Password+"\n"), append(login(f.Reg.Addr), "--dry-run", "--force", evilPak, f.Pak)...)
+	if rs := r.Results(t); len(rs) != 2 || rs[0].CredentialSource != "anonymous" {
 		t.Fatalf("--dry-run results = %+v, want the hostile registry's pak anonymous", rs)
 	}
 
@@ -107,26 +94,26 @@ func TestFlagLoginGoesToItsRegistryOnly(t *testing.T) {
 		t.Fatal("the hostile registry was never asked: the test proves nothing")
 	}
 	for _, h := range headers {
-		leaks.check("the hostile registry's Authorization log", []byte(h))
+		leaks.Check("the hostile registry's Authorization log", []byte(h))
 	}
-	if l := leaks.found(); len(l) > 0 {
+	if l := leaks.Found(); len(l) > 0 {
 		t.Fatalf("the command line's password reached another registry: %v", l)
 	}
 
 	// Without --registry: refused before anything is contacted.
 	before, _ := evil.seen()
-	r = f.prepull(strings.NewReader(f.password+"\n"), "--config", cfgNone, "--username", "alice", "--password-stdin", evilPak)
-	r.want(t, 2)
-	if !strings.Contains(r.stderr, "--username needs --registry") {
-		t.Errorf("stderr should say --registry is needed:\n%s", r.stderr)
+	r = f.Prepull(strings.NewReader(f.Password+"\n"), "--config", cfgNone, "--username", "alice", "--password-stdin", evilPak)
+	r.Want(t, 2)
+	if !strings.Contains(r.Stderr, "--username needs --registry") {
+		t.Errorf("stderr should say --registry is needed:\n%s", r.Stderr)
 	}
 	if after, _ := evil.seen(); after != before {
 		t.Errorf("a refused command line still contacted the hostile registry (%d requests)", after-before)
 	}
 
 	// The control: a login meant for the hostile registry does reach it.
-	decoy := "decoy-" + randomWord(t)
-	f.prepull(strings.NewReader(decoy+"\n"), append(login(evil.addr), evilPak)...)
+	decoy := "decoy-" + e2e.RandomWord(t)
+	f.Prepull(strings.NewReader(decoy+"\n"), append(login(evil.addr), evilPak)...)
 	_, headers = evil.seen()
 	if !strings.Contains(strings.Join(headers, "\n"), "alice:"+decoy) {
 		t.Fatalf("the hostile registry did not record a login meant for it; it saw %q", headers)
@@ -139,21 +126,21 @@ func TestFlagLoginGoesToItsRegistryOnly(t *testing.T) {
 // the third, never tried, are reported interrupted, without the engine
 // call's error.
 func TestOneShotInterrupted(t *testing.T) {
-	f := newFixture(t, "proj/interrupt")
-	f.prepull(nil, "--config", f.config, f.pak).want(t, 0)
-	digest := f.docker.PushImage(t, f.reg, "proj/interrupt-big", faultImage)
-	p := testenv.StartFaultProxy(t, f.reg.Addr)
+	f := e2e.NewFixture(t, "proj/interrupt")
+	f.Prepull(nil, "--config", f.Config, f.Pak).Want(t, 0)
+	digest := f.Docker.PushImage(t, f.Reg, "proj/interrupt-big", e2e.FaultImage)
+	p := testenv.StartFaultProxy(t, f.Reg.Addr)
 	p.StallBlobs(testenv.Stall{After: 256 << 10, MinSize: 512 << 10})
 	t.Cleanup(p.Release)
-	slow, _ := f.pakVia(p.Addr, "proj/interrupt-big", digest)
-	third := paktest.Pak{Kind: "Third", Registry: f.reg.Addr, Repository: "/proj/other"}.WriteFile(t, t.TempDir())
-	cfg := f.writeConfig(f.loginFor(f.reg.Addr, p.Addr))
+	slow, _ := f.PakVia(p.Addr, "proj/interrupt-big", digest)
+	third := paktest.Pak{Kind: "Third", Registry: f.Reg.Addr, Repository: "/proj/other"}.WriteFile(t, t.TempDir())
+	cfg := f.WriteConfig(f.LoginFor(f.Reg.Addr, p.Addr))
 
 	pids := make(chan int, 1)
-	f.onStart = func(pid int) { pids <- pid }
-	done := f.prepullAsync("--config", cfg, "--json", f.pak, slow, third)
+	f.OnStart = func(pid int) { pids <- pid }
+	done := f.PrepullAsync("--config", cfg, "--json", f.Pak, slow, third)
 	pid := <-pids
-	waitUntil(t, 60*time.Second, "a layer download held back", func() bool { return p.Stalls().Waiting > 0 })
+	e2e.WaitUntil(t, 60*time.Second, "a layer download held back", func() bool { return p.Stalls().Waiting > 0 })
 	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +148,8 @@ func TestOneShotInterrupted(t *testing.T) {
 	if !ok {
 		t.Fatal("prepull did not run")
 	}
-	r.want(t, 130)
-	rs := r.results(t)
+	r.Want(t, 130)
+	rs := r.Results(t)
 	if len(rs) != 3 || rs[0].Status != "present" || rs[0].ExitCode != 0 {
 		t.Fatalf("results = %+v; want the first pak still present", rs)
 	}
@@ -172,8 +159,8 @@ func TestOneShotInterrupted(t *testing.T) {
 		}
 	}
 	for _, engineWords := range []string{"http", "docker.sock", "context canceled", "pull failed"} {
-		if strings.Contains(r.stdout+r.stderr, engineWords) {
-			t.Errorf("the output holds %q:\nstdout:\n%s\nstderr:\n%s", engineWords, r.stdout, r.stderr)
+		if strings.Contains(r.Stdout+r.Stderr, engineWords) {
+			t.Errorf("the output holds %q:\nstdout:\n%s\nstderr:\n%s", engineWords, r.Stdout, r.Stderr)
 		}
 	}
 }
@@ -183,17 +170,17 @@ func TestOneShotInterrupted(t *testing.T) {
 // login (exit 4), and prepull's error and warning name the file and the
 // space, never the password.
 func TestOneShotPasswordFileTrailingSpace(t *testing.T) {
-	f := newFixture(t, "proj/trailing")
-	if err := os.WriteFile(f.passwordFile(), []byte(f.password+" \n"), 0o600); err != nil {
+	f := e2e.NewFixture(t, "proj/trailing")
+	if err := os.WriteFile(f.PasswordFile(), []byte(f.Password+" \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := f.prepull(nil, "--config", f.config, "--json", f.pak)
-	r.want(t, 4)
-	note := "password file " + f.passwordFile() + " ends with spaces or tabs"
-	if rs := r.results(t); len(rs) != 1 || !strings.Contains(rs[0].Error, "note: "+note) {
+	r := f.Prepull(nil, "--config", f.Config, "--json", f.Pak)
+	r.Want(t, 4)
+	note := "password file " + f.PasswordFile() + " ends with spaces or tabs"
+	if rs := r.Results(t); len(rs) != 1 || !strings.Contains(rs[0].Error, "note: "+note) {
 		t.Fatalf("results = %+v; want the rejection to note %q", rs, note)
 	}
-	if !strings.Contains(r.stderr, note) {
-		t.Errorf("stderr does not warn %q:\n%s", note, r.stderr)
+	if !strings.Contains(r.Stderr, note) {
+		t.Errorf("stderr does not warn %q:\n%s", note, r.Stderr)
 	}
 }

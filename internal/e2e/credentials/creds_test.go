@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package credentials
 
 import (
 	"encoding/json"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -80,29 +83,6 @@ func (s *passStore) store(host, user, password string) {
 	s.must(strings.NewReader(string(body)), "docker-credential-pass", "store")
 }
 
-// writeDockerConfig writes the fixture's Docker config.json.
-func (f *fixture) writeDockerConfig(body string) {
-	f.t.Helper()
-	for name, data := range map[string]string{"config.json": body, ".written-by-test": ""} {
-		if err := os.WriteFile(filepath.Join(f.dockerConfigDir, name), []byte(data), 0o600); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-}
-
-// helperBin puts a folder first on the PATH of every prepull the fixture
-// runs and returns it, for credential helpers and commands of the test's
-// own.
-func (f *fixture) helperBin() string {
-	f.t.Helper()
-	bin := filepath.Join(f.dir, "bin")
-	if err := os.MkdirAll(bin, 0o700); err != nil {
-		f.t.Fatal(err)
-	}
-	f.env = append(f.env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	return bin
-}
-
 // writeScript writes an executable shell script and returns its path.
 func writeScript(t *testing.T, path, body string) string {
 	t.Helper()
@@ -112,62 +92,50 @@ func writeScript(t *testing.T, path, body string) string {
 	return path
 }
 
-// onePull runs the one-shot on the fixture's pak and returns its result.
-func (f *fixture) onePull(config string, code int) result {
-	f.t.Helper()
-	r := f.prepull(nil, "--json", "--config", config, f.pak)
-	r.want(f.t, code)
-	rs := r.results(f.t)
-	if len(rs) != 1 {
-		f.t.Fatalf("%d results, want 1:\n%s", len(rs), r.stdout)
-	}
-	return rs[0]
-}
-
 // TestCredsStorePass pulls with the login Debian's docker-credential-pass
 // holds, from a pass store and GPG key made for the test: the one-shot, then
 // the agent. A credHelpers entry for the host wins over credsStore.
 func TestCredsStorePass(t *testing.T) {
-	f := newFixture(t, "proj/creds-pass")
+	f := e2e.NewFixture(t, "proj/creds-pass")
 	store := newPassStore(t)
-	f.env = append(f.env, store.env...)
-	store.store(f.reg.Addr, "alice", f.password)
-	f.writeDockerConfig(`{"credsStore": "pass"}`)
-	config := f.writeConfig("registries: []\n")
+	f.Env = append(f.Env, store.env...)
+	store.store(f.Reg.Addr, "alice", f.Password)
+	f.WriteDockerConfig(`{"credsStore": "pass"}`)
+	config := f.WriteConfig("registries: []\n")
 
-	res := f.onePull(config, 0)
-	if res.Status != "pulled" || res.CredentialSource != "docker config "+filepath.Join(f.dockerConfigDir, "config.json")+" (credsStore docker-credential-pass)" {
+	res := f.OnePull(config, 0)
+	if res.Status != "pulled" || res.CredentialSource != "docker config "+filepath.Join(f.DockerConfigDir, "config.json")+" (credsStore docker-credential-pass)" {
 		t.Fatalf("one-shot: %+v, want pulled with the login of credsStore docker-credential-pass", res)
 	}
 
 	// The agent, with the same store.
-	f.docker.RemoveImage(t, f.ref)
-	agentConf, inbox, state := f.agentConfig("registries: []\n")
-	a := f.startAgent(agentConf, inbox, state)
-	a.drop(f.pak, "pass.pak")
-	a.eventually(60*time.Second, "pass.pak is in done/", func() bool { return a.inDone("pass.pak") })
-	if n := a.countLogs("using registry credentials", map[string]string{"credential_source": res.CredentialSource}); n == 0 {
+	f.Docker.RemoveImage(t, f.Ref)
+	agentConf, inbox, state := f.AgentConfig("registries: []\n")
+	a := f.StartAgent(agentConf, inbox, state)
+	a.Drop(f.Pak, "pass.pak")
+	a.Eventually(60*time.Second, "pass.pak is in done/", func() bool { return a.InDone("pass.pak") })
+	if n := a.CountLogs("using registry credentials", map[string]string{"credential_source": res.CredentialSource}); n == 0 {
 		t.Errorf("the agent did not log in with credsStore docker-credential-pass")
 	}
-	a.terminate()
+	a.Terminate()
 
 	// pass now holds a wrong password for the host; a credHelpers entry
 	// for it names a helper that has the right one, and wins.
-	store.store(f.reg.Addr, "alice", "wrong-"+f.password)
-	bin := f.helperBin()
+	store.store(f.Reg.Addr, "alice", "wrong-"+f.Password)
+	bin := f.HelperBin()
 	writeScript(t, filepath.Join(bin, "docker-credential-prepull-e2e"),
-		fmt.Sprintf(`read host; printf '{"ServerURL":"%%s","Username":"alice","Secret":"%s"}' "$host"`, f.password))
-	f.writeDockerConfig(fmt.Sprintf(`{"credsStore": "pass", "credHelpers": {%q: "prepull-e2e"}}`, f.reg.Addr))
-	f.docker.RemoveImage(t, f.ref)
-	res = f.onePull(config, 0)
+		fmt.Sprintf(`read host; printf '{"ServerURL":"%%s","Username":"alice","Secret":"%s"}' "$host"`, f.Password))
+	f.WriteDockerConfig(fmt.Sprintf(`{"credsStore": "pass", "credHelpers": {%q: "prepull-e2e"}}`, f.Reg.Addr))
+	f.Docker.RemoveImage(t, f.Ref)
+	res = f.OnePull(config, 0)
 	if res.Status != "pulled" || !strings.HasSuffix(res.CredentialSource, "(credHelpers docker-credential-prepull-e2e)") {
 		t.Fatalf("with credHelpers: %+v, want pulled with docker-credential-prepull-e2e", res)
 	}
 
 	// Without the credHelpers entry, pass's wrong password is rejected.
-	f.writeDockerConfig(`{"credsStore": "pass"}`)
-	f.docker.RemoveImage(t, f.ref)
-	if res = f.onePull(config, 4); !strings.Contains(res.Error, "credsStore docker-credential-pass") {
+	f.WriteDockerConfig(`{"credsStore": "pass"}`)
+	f.Docker.RemoveImage(t, f.Ref)
+	if res = f.OnePull(config, 4); !strings.Contains(res.Error, "credsStore docker-credential-pass") {
 		t.Errorf("a rejected login from pass: %+v, want exit 4 naming credsStore docker-credential-pass", res)
 	}
 }
@@ -177,17 +145,17 @@ func TestCredsStorePass(t *testing.T) {
 // pull; a helper never sees a password_env secret or anything else of
 // prepull's environment it was not meant to have.
 func TestCredentialHelperFailures(t *testing.T) {
-	f := newFixture(t, "proj/creds-helpers")
-	bin := f.helperBin()
-	dump := filepath.Join(f.dir, "helper.env")
+	f := e2e.NewFixture(t, "proj/creds-helpers")
+	bin := f.HelperBin()
+	dump := filepath.Join(f.Dir, "helper.env")
 	writeScript(t, filepath.Join(bin, "docker-credential-fails"), `echo "pass store is locked"; echo "gpg: decryption failed: No secret key" >&2; exit 1`)
 	writeScript(t, filepath.Join(bin, "docker-credential-garbage"), `printf 'not a login\n'`)
 	writeScript(t, filepath.Join(bin, "docker-credential-dump"),
-		fmt.Sprintf(`env > %q; read host; printf '{"ServerURL":"%%s","Username":"alice","Secret":"%s"}' "$host"`, dump, f.password))
+		fmt.Sprintf(`env > %q; read host; printf '{"ServerURL":"%%s","Username":"alice","Secret":"%s"}' "$host"`, dump, f.Password))
 	const secret = "other-registry-secret-d41d8cd9"
-	f.env = append(f.env, "OTHER_REGISTRY_PW="+secret, "AWS_REGION=eu-west-1", "PASSWORD_STORE_DIR=/nonexistent/store", "SOME_TOKEN=unrelated-d41d8cd9")
-	config := f.writeConfig("registries: [{host: other.example, username: bob, password_env: OTHER_REGISTRY_PW}]\n")
-	conf := filepath.Join(f.dockerConfigDir, "config.json")
+	f.Env = append(f.Env, "OTHER_REGISTRY_PW="+secret, "AWS_REGION=eu-west-1", "PASSWORD_STORE_DIR=/nonexistent/store", "SOME_TOKEN=unrelated-d41d8cd9")
+	config := f.WriteConfig("registries: [{host: other.example, username: bob, password_env: OTHER_REGISTRY_PW}]\n")
+	conf := filepath.Join(f.DockerConfigDir, "config.json")
 
 	for _, tt := range []struct{ helper, want string }{
 		{"missing", "docker-credential-missing is not installed (not found in PATH)"},
@@ -195,13 +163,13 @@ func TestCredentialHelperFailures(t *testing.T) {
 		{"garbage", "docker-credential-garbage answered something other than a login (JSON with Username and Secret)"},
 	} {
 		t.Run(tt.helper, func(t *testing.T) {
-			f.writeDockerConfig(fmt.Sprintf(`{"credsStore": "pass", "credHelpers": {%q: %q}}`, f.reg.Addr, tt.helper))
-			res := f.onePull(config, 2)
-			want := fmt.Sprintf("%s: credHelpers docker-credential-%s for %s: credential unavailable: %s", conf, tt.helper, f.reg.Addr, tt.want)
+			f.WriteDockerConfig(fmt.Sprintf(`{"credsStore": "pass", "credHelpers": {%q: %q}}`, f.Reg.Addr, tt.helper))
+			res := f.OnePull(config, 2)
+			want := fmt.Sprintf("%s: credHelpers docker-credential-%s for %s: credential unavailable: %s", conf, tt.helper, f.Reg.Addr, tt.want)
 			if res.Status != "failed" || !strings.Contains(res.Error, want) {
 				t.Errorf("result %+v, want failed with %q", res, want)
 			}
-			if f.docker.HasImage(t, f.ref) {
+			if f.Docker.HasImage(t, f.Ref) {
 				t.Errorf("the image was pulled despite the failing helper")
 			}
 		})
@@ -211,9 +179,9 @@ func TestCredentialHelperFailures(t *testing.T) {
 	// and names the drop-in that lifts it.
 	t.Run("no network", func(t *testing.T) {
 		needPrograms(t, map[string]string{"unshare": "util-linux"})
-		f.writeDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "fails"}}`, f.reg.Addr))
-		cmd := exec.Command("unshare", "--net", "--", testenv.Prepull(t), "--config", config, f.pak)
-		cmd.Env = f.cleanEnv()
+		f.WriteDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "fails"}}`, f.Reg.Addr))
+		cmd := exec.Command("unshare", "--net", "--", testenv.Prepull(t), "--config", config, f.Pak)
+		cmd.Env = f.CleanEnv()
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "install.sh --network-logins") {
@@ -221,8 +189,8 @@ func TestCredentialHelperFailures(t *testing.T) {
 		}
 	})
 
-	f.writeDockerConfig(`{"credsStore": "dump"}`)
-	if res := f.onePull(config, 0); res.Status != "pulled" {
+	f.WriteDockerConfig(`{"credsStore": "dump"}`)
+	if res := f.OnePull(config, 0); res.Status != "pulled" {
 		t.Fatalf("with the dumping helper: %+v", res)
 	}
 	data, err := os.ReadFile(dump)
@@ -230,7 +198,7 @@ func TestCredentialHelperFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := string(data)
-	for _, want := range []string{"PATH=" + bin, "HOME=" + f.dir, "AWS_REGION=eu-west-1", "PASSWORD_STORE_DIR=/nonexistent/store"} {
+	for _, want := range []string{"PATH=" + bin, "HOME=" + f.Dir, "AWS_REGION=eu-west-1", "PASSWORD_STORE_DIR=/nonexistent/store"} {
 		if !strings.Contains(env, want+"\n") && !strings.Contains(env, want+string(os.PathListSeparator)) {
 			t.Errorf("the helper's environment lacks %s:\n%s", want, env)
 		}
@@ -249,12 +217,12 @@ func TestCredentialHelperFailures(t *testing.T) {
 // ask it at every login; a token the registry rejects is replaced by a
 // fresh one at once; the image stays present across the rotations.
 func TestPasswordCommandTokenRotation(t *testing.T) {
-	f := newFixture(t, "proj/creds-rotation")
+	f := e2e.NewFixture(t, "proj/creds-rotation")
 	// The command prints the first line of its queue, dropping it while
 	// more follow, and counts its runs.
-	queue := filepath.Join(f.dir, "tokens")
-	runs := filepath.Join(f.dir, "runs")
-	command := writeScript(t, filepath.Join(f.dir, "get-login-password"), fmt.Sprintf(`echo run >> %[2]q
+	queue := filepath.Join(f.Dir, "tokens")
+	runs := filepath.Join(f.Dir, "runs")
+	command := writeScript(t, filepath.Join(f.Dir, "get-login-password"), fmt.Sprintf(`echo run >> %[2]q
 head -n 1 %[1]q
 if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 `, queue, runs))
@@ -268,32 +236,32 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 		data, _ := os.ReadFile(runs)
 		return strings.Count(string(data), "run\n")
 	}
-	token1, token2, token3 := f.password, "token2-"+randomWord(t), "token3-"+randomWord(t)
+	token1, token2, token3 := f.Password, "token2-"+e2e.RandomWord(t), "token3-"+e2e.RandomWord(t)
 	setTokens(token1)
-	login := fmt.Sprintf("registries: [{host: %q, username: alice, password_command: [%q]}]\n", f.reg.Addr, command)
+	login := fmt.Sprintf("registries: [{host: %q, username: alice, password_command: [%q]}]\n", f.Reg.Addr, command)
 
 	// A command that fails: exit 2, its stderr shown, never its output.
-	failing := writeScript(t, filepath.Join(f.dir, "failing"), "echo partial-output-d41d8cd9\necho 'Unable to locate credentials. You can configure credentials by running \"aws configure\".' >&2\nexit 253\n")
-	r := f.prepull(nil, "--config", f.writeConfig(fmt.Sprintf("registries: [{host: %q, username: AWS, password_command: [%q]}]\n", f.reg.Addr, failing)), f.pak)
-	r.want(t, 2)
-	want := fmt.Sprintf("registries entry for %s: password_command %s: credential unavailable: exit status 253; its stderr: Unable to locate credentials.", f.reg.Addr, failing)
-	if !strings.Contains(r.stderr+r.stdout, want) || strings.Contains(r.stderr+r.stdout, "partial-output") {
-		t.Errorf("a failing password_command: want %q and not its output:\n%s%s", want, r.stdout, r.stderr)
+	failing := writeScript(t, filepath.Join(f.Dir, "failing"), "echo partial-output-d41d8cd9\necho 'Unable to locate credentials. You can configure credentials by running \"aws configure\".' >&2\nexit 253\n")
+	r := f.Prepull(nil, "--config", f.WriteConfig(fmt.Sprintf("registries: [{host: %q, username: AWS, password_command: [%q]}]\n", f.Reg.Addr, failing)), f.Pak)
+	r.Want(t, 2)
+	want := fmt.Sprintf("registries entry for %s: password_command %s: credential unavailable: exit status 253; its stderr: Unable to locate credentials.", f.Reg.Addr, failing)
+	if !strings.Contains(r.Stderr+r.Stdout, want) || strings.Contains(r.Stderr+r.Stdout, "partial-output") {
+		t.Errorf("a failing password_command: want %q and not its output:\n%s%s", want, r.Stdout, r.Stderr)
 	}
 
 	// The one-shot asks the command once per login.
-	res := f.onePull(f.writeConfig(login), 0)
+	res := f.OnePull(f.WriteConfig(login), 0)
 	if res.Status != "pulled" || res.CredentialSource != "password_command "+command || countRuns() != 1 {
 		t.Fatalf("one-shot: %+v after %d runs, want pulled with password_command after 1 run", res, countRuns())
 	}
-	f.docker.RemoveImage(t, f.ref)
+	f.Docker.RemoveImage(t, f.Ref)
 
-	config, inbox, state := f.agentConfig(login + "verify_interval: 1s\n")
-	a := f.startAgent(config, inbox, state)
-	a.drop(f.pak, "ecr.pak")
-	a.eventually(60*time.Second, "ecr.pak is in done/", func() bool { return a.inDone("ecr.pak") })
+	config, inbox, state := f.AgentConfig(login + "verify_interval: 1s\n")
+	a := f.StartAgent(config, inbox, state)
+	a.Drop(f.Pak, "ecr.pak")
+	a.Eventually(60*time.Second, "ecr.pak is in done/", func() bool { return a.InDone("ecr.pak") })
 	pulls := func() int {
-		s := a.readState()
+		s := a.ReadState()
 		if len(s.Images) != 1 || s.Images[0].Status != "present" {
 			return 0
 		}
@@ -302,35 +270,35 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 
 	// Rotation: the registry accepts only token2, which the command now
 	// prints. The image vanishes; the agent pulls it with the new token.
-	f.reg.SetPassword(t, token2)
+	f.Reg.SetPassword(t, token2)
 	setTokens(token2)
-	f.docker.RemoveImage(t, f.ref)
-	a.eventually(60*time.Second, "the image is pulled again with token2", func() bool { return pulls() == 2 })
+	f.Docker.RemoveImage(t, f.Ref)
+	a.Eventually(60*time.Second, "the image is pulled again with token2", func() bool { return pulls() == 2 })
 
 	// The registry moves on to token3 while the command still prints the
 	// expired token2 once: the registry rejects it, and the agent asks
 	// again at once and logs in with token3, within the same try.
-	f.reg.SetPassword(t, token3)
+	f.Reg.SetPassword(t, token3)
 	setTokens(token2, token3)
 	before := countRuns()
-	f.docker.RemoveImage(t, f.ref)
-	a.eventually(60*time.Second, "the image is pulled again with token3", func() bool { return pulls() == 3 })
+	f.Docker.RemoveImage(t, f.Ref)
+	a.Eventually(60*time.Second, "the image is pulled again with token3", func() bool { return pulls() == 3 })
 	if n := countRuns() - before; n != 2 {
 		t.Errorf("the command ran %d times for the last pull, want 2 (the rejected token, then the fresh one)", n)
 	}
-	if a.countLogs("registry rejected the login, asking its source for a fresh one", map[string]string{"credential_source": "password_command " + command}) != 1 {
+	if a.CountLogs("registry rejected the login, asking its source for a fresh one", map[string]string{"credential_source": "password_command " + command}) != 1 {
 		t.Errorf("no log line says the rejected token was replaced")
 	}
-	if s := a.readState(); s.Images[0].LastError != "" {
+	if s := a.ReadState(); s.Images[0].LastError != "" {
 		t.Errorf("the image keeps the error %q", s.Images[0].LastError)
 	}
 	for _, tok := range []string{token2, token3} {
-		if strings.Contains(a.logText(), tok) {
+		if strings.Contains(a.LogText(), tok) {
 			t.Errorf("a token appears in the agent's log")
 		}
 	}
-	if !f.docker.HasImage(t, f.ref) {
-		t.Errorf("%s is not in the engine", f.ref)
+	if !f.Docker.HasImage(t, f.Ref) {
+		t.Errorf("%s is not in the engine", f.Ref)
 	}
 }
 
@@ -342,19 +310,19 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 func TestECRHelperWithoutAWS(t *testing.T) {
 	testenv.Require(t)
 	needPrograms(t, map[string]string{"docker-credential-ecr-login": "amazon-ecr-credential-helper"})
-	f := &fixture{t: t, dir: t.TempDir(), password: "unused-" + randomWord(t), docker: testenv.Docker(t)}
-	f.dockerConfigDir = filepath.Join(f.dir, "docker")
-	if err := os.MkdirAll(f.dockerConfigDir, 0o700); err != nil {
+	f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t), Docker: testenv.Docker(t)}
+	f.DockerConfigDir = filepath.Join(f.Dir, "docker")
+	if err := os.MkdirAll(f.DockerConfigDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-	pak := paktest.Pak{Kind: "EcrAdapter", Registry: host, Repository: "/vcfops/ecr-adapter"}.WriteFile(t, f.dir)
-	f.writeDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "ecr-login"}}`, host))
-	f.env = append(f.env, "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+	pak := paktest.Pak{Kind: "EcrAdapter", Registry: host, Repository: "/vcfops/ecr-adapter"}.WriteFile(t, f.Dir)
+	f.WriteDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "ecr-login"}}`, host))
+	f.Env = append(f.Env, "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		"AWS_REGION=eu-west-1", "AWS_EC2_METADATA_DISABLED=true")
-	r := f.prepull(nil, "--json", "--config", f.writeConfig("registries: []\n"), pak)
-	r.want(t, 2)
-	rs := r.results(t)
+	r := f.Prepull(nil, "--json", "--config", f.WriteConfig("registries: []\n"), pak)
+	r.Want(t, 2)
+	rs := r.Results(t)
 	want := "credHelpers docker-credential-ecr-login for " + host + ": credential unavailable: the helper has no login for it"
 	if len(rs) != 1 || rs[0].Status != "failed" || !strings.Contains(rs[0].Error, want) {
 		t.Fatalf("results %+v, want failed with %q", rs, want)

@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package security
 
 import (
 	"archive/zip"
@@ -20,6 +22,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -44,7 +47,7 @@ type badInput struct {
 // measuredRun is a finished prepull process with its wall time and peak
 // resident memory.
 type measuredRun struct {
-	run
+	e2e.Run
 	wall   time.Duration
 	maxRSS int64 // bytes
 }
@@ -89,8 +92,8 @@ func main() {
 func buildRSSWrap(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	writeTestFile(t, filepath.Join(dir, "go.mod"), "module rsswrap\n\ngo 1.21\n")
-	writeTestFile(t, filepath.Join(dir, "main.go"), rssWrapSource)
+	e2e.WriteTestFile(t, filepath.Join(dir, "go.mod"), "module rsswrap\n\ngo 1.21\n")
+	e2e.WriteTestFile(t, filepath.Join(dir, "main.go"), rssWrapSource)
 	cmd := exec.Command("go", "build", "-o", "rsswrap", ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "CGO_ENABLED=0")
@@ -101,13 +104,13 @@ func buildRSSWrap(t *testing.T) string {
 }
 
 // runMeasured runs the real prepull with args through the wrapper at wrap,
-// in the clean environment of fixture.prepull, and measures it. It fails
+// in the clean environment of Fixture.Prepull, and measures it. It fails
 // the test after a minute.
-func runMeasured(t *testing.T, f *fixture, wrap string, args ...string) measuredRun {
+func runMeasured(t *testing.T, f *e2e.Fixture, wrap string, args ...string) measuredRun {
 	t.Helper()
 	result := filepath.Join(t.TempDir(), "rss")
 	cmd := exec.Command(wrap, append([]string{result, testenv.Prepull(t)}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir, "TMPDIR=" + f.dir}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.Dir, "TMPDIR=" + f.Dir}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -129,7 +132,7 @@ func runMeasured(t *testing.T, f *fixture, wrap string, args ...string) measured
 	if _, err := fmt.Sscan(string(data), &code, &rssKiB, &wallNS); err != nil {
 		t.Fatalf("rsswrap result %q: %v", data, err)
 	}
-	return measuredRun{run: run{stdout: out.String(), stderr: errOut.String(), code: code}, wall: time.Duration(wallNS), maxRSS: rssKiB << 10}
+	return measuredRun{Run: e2e.Run{Stdout: out.String(), Stderr: errOut.String(), Code: code}, wall: time.Duration(wallNS), maxRSS: rssKiB << 10}
 }
 
 // TestBadInputExit3 gives prepull every kind of bad input the issue lists,
@@ -140,18 +143,18 @@ func runMeasured(t *testing.T, f *fixture, wrap string, args ...string) measured
 // the input, and stay within badInputMaxWall and badInputMaxRSS; the engine
 // must see no pull and the listener no connection.
 func TestBadInputExit3(t *testing.T) {
-	f := newFixture(t, "bad/input")
-	good, err := os.ReadFile(f.pak)
+	f := e2e.NewFixture(t, "bad/input")
+	good, err := os.ReadFile(f.Pak)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, accepted := countConnections(t)
+	addr, accepted := e2e.CountConnections(t)
 	modes := []struct {
 		name string
 		args []string
 	}{
-		{"inspect", []string{"inspect", "--config", f.config}},
-		{"one-shot", []string{"--config", f.config}},
+		{"inspect", []string{"inspect", "--config", f.Config}},
+		{"one-shot", []string{"--config", f.Config}},
 		{"remote", []string{"remote", "-H", "root@" + addr, "--connect-timeout", "2s"}},
 	}
 
@@ -163,7 +166,7 @@ func TestBadInputExit3(t *testing.T) {
 			path := in.make(t, filepath.Join(dir, strconv.Itoa(i)))
 			for _, mode := range modes {
 				r := runMeasured(t, f, wrap, append(mode.args, path)...)
-				t.Logf("%-8s exit %d in %6.3fs, peak RSS %5.1f MiB", mode.name, r.code, r.wall.Seconds(), float64(r.maxRSS)/(1<<20))
+				t.Logf("%-8s exit %d in %6.3fs, peak RSS %5.1f MiB", mode.name, r.Code, r.wall.Seconds(), float64(r.maxRSS)/(1<<20))
 				checkBadInputRun(t, mode.name, path, in.want, r)
 			}
 		})
@@ -171,16 +174,16 @@ func TestBadInputExit3(t *testing.T) {
 
 	// Pulls of this test's registry only: an earlier test's pull may still
 	// end in the shared engine meanwhile.
-	events := f.docker.Run(t, "events", "--since", fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+	events := f.Docker.Run(t, "events", "--since", fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
 		"--until", strconv.FormatInt(time.Now().Unix()+1, 10),
 		"--filter", "type=image", "--filter", "event=pull", "--format", "{{.Actor.ID}}")
 	for _, ref := range strings.Fields(events) {
-		if strings.Contains(ref, f.reg.Addr) {
+		if strings.Contains(ref, f.Reg.Addr) {
 			t.Errorf("the engine pulled %s during the bad inputs", ref)
 		}
 	}
-	if f.docker.HasImage(t, f.ref) {
-		t.Errorf("the engine holds %s: a bad input was pulled", f.ref)
+	if f.Docker.HasImage(t, f.Ref) {
+		t.Errorf("the engine holds %s: a bad input was pulled", f.Ref)
 	}
 	if n := accepted.Load(); n != 0 {
 		t.Errorf("prepull remote made %d connection(s) for bad input", n)
@@ -190,34 +193,34 @@ func TestBadInputExit3(t *testing.T) {
 // checkBadInputRun checks one run of prepull on a bad input.
 func checkBadInputRun(t *testing.T, mode, path, want string, r measuredRun) {
 	t.Helper()
-	if r.code != 3 {
-		t.Errorf("%s: exit code %d, want 3\nstdout:\n%s\nstderr:\n%s", mode, r.code, r.stdout, r.stderr)
+	if r.Code != 3 {
+		t.Errorf("%s: exit code %d, want 3\nstdout:\n%s\nstderr:\n%s", mode, r.Code, r.Stdout, r.Stderr)
 	}
 	// A name that is not printable text is named quoted, as pak.Display
 	// does; the one-shot logs it as a JSON string.
 	named := false
 	for _, name := range []string{path, strconv.Quote(path), jsonString(path)} {
-		named = named || strings.Contains(r.stderr, name)
+		named = named || strings.Contains(r.Stderr, name)
 	}
 	if !named {
-		t.Errorf("%s: stderr does not name %q:\n%s", mode, path, r.stderr)
+		t.Errorf("%s: stderr does not name %q:\n%s", mode, path, r.Stderr)
 	}
 	// The one-shot logs the error as a JSON string.
-	if !strings.Contains(r.stderr, want) && !strings.Contains(strings.ReplaceAll(r.stderr, `\"`, `"`), want) {
-		t.Errorf("%s: stderr does not say %q:\n%s", mode, want, r.stderr)
+	if !strings.Contains(r.Stderr, want) && !strings.Contains(strings.ReplaceAll(r.Stderr, `\"`, `"`), want) {
+		t.Errorf("%s: stderr does not say %q:\n%s", mode, want, r.Stderr)
 	}
 	for _, trace := range []string{"panic", "goroutine ", "runtime.", ".go:"} {
-		if strings.Contains(r.stderr, trace) {
-			t.Errorf("%s: stderr holds %q, a stack trace?\n%s", mode, trace, r.stderr)
+		if strings.Contains(r.Stderr, trace) {
+			t.Errorf("%s: stderr holds %q, a stack trace?\n%s", mode, trace, r.Stderr)
 		}
 	}
 	// One line of diagnostics, nothing raw from the input: no line the
 	// input could forge, no terminal escape, no NUL.
-	if lines := strings.Count(strings.TrimSuffix(r.stderr, "\n"), "\n") + 1; lines != 1 {
-		t.Errorf("%s: stderr has %d lines, want 1:\n%q", mode, lines, r.stderr)
+	if lines := strings.Count(strings.TrimSuffix(r.Stderr, "\n"), "\n") + 1; lines != 1 {
+		t.Errorf("%s: stderr has %d lines, want 1:\n%q", mode, lines, r.Stderr)
 	}
-	if strings.ContainsAny(r.stdout+r.stderr, "\x00\x1b\r") {
-		t.Errorf("%s: output holds raw control characters:\nstdout: %q\nstderr: %q", mode, r.stdout, r.stderr)
+	if strings.ContainsAny(r.Stdout+r.Stderr, "\x00\x1b\r") {
+		t.Errorf("%s: output holds raw control characters:\nstdout: %q\nstderr: %q", mode, r.Stdout, r.Stderr)
 	}
 	if r.wall > badInputMaxWall {
 		t.Errorf("%s: took %v, over %v", mode, r.wall, badInputMaxWall)
@@ -235,8 +238,8 @@ func jsonString(s string) string {
 
 // badInputs returns the table of bad inputs: good is the fixture's pak,
 // which names a pullable image.
-func badInputs(f *fixture, good []byte) []badInput {
-	base := paktest.Pak{Kind: "MyAdapter", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/" + f.repo, Digest: f.digest}
+func badInputs(f *e2e.Fixture, good []byte) []badInput {
+	base := paktest.Pak{Kind: "MyAdapter", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/" + f.Repo, Digest: f.Digest}
 	// pakWith returns base changed by edit.
 	pakWith := func(edit func(p *paktest.Pak)) func(t *testing.T, dir string) string {
 		p := base
@@ -255,7 +258,7 @@ func badInputs(f *fixture, good []byte) []badInput {
 		return badInput{fmt.Sprintf("truncated to %d of %d bytes", n, len(good)),
 			bytesOf("bad.pak", func(*testing.T) []byte { return good[:n] }), ""}
 	}
-	reg, repo, dgst := f.reg.Addr, "/"+f.repo, f.digest
+	reg, repo, dgst := f.Reg.Addr, "/"+f.Repo, f.Digest
 
 	inputs := []badInput{
 		// Archives that claim gigabytes, and real bombs.

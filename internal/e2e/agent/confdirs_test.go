@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package agent
 
 import (
 	"errors"
@@ -10,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"golang.org/x/sys/unix"
 )
 
 // readOnlyView bind-mounts src read-only on a new folder and returns it;
@@ -61,13 +62,13 @@ func snapshot(t *testing.T, dir string) []string {
 // a conf deleted releases its image; nothing is written in the folder.
 func TestAgentConfDirs(t *testing.T) {
 	k := newKeepFixture(t, "proj/conf-dir")
-	src := filepath.Join(k.dir, "plugins-inbound")
+	src := filepath.Join(k.Dir, "plugins-inbound")
 	if err := os.Mkdir(src, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	conf := func(i int) []byte {
-		repo, digest, _ := strings.Cut(strings.TrimPrefix(k.refs[i], k.reg.Addr), "@")
-		return paktest.Pak{Kind: "ConfAdapter", Registry: k.reg.Addr, Repository: repo, Digest: digest}.Conf()
+		repo, digest, _ := strings.Cut(strings.TrimPrefix(k.refs[i], k.Reg.Addr), "@")
+		return paktest.Pak{Kind: "ConfAdapter", Registry: k.Reg.Addr, Repository: repo, Digest: digest}.Conf()
 	}
 	path := filepath.Join(src, "ConfAdapter.conf")
 	if err := os.WriteFile(path, conf(1), 0o644); err != nil {
@@ -77,19 +78,19 @@ func TestAgentConfDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	view := readOnlyView(t, src)
-	config, inbox, state := k.agentConfig("keep_images: 1\nconf_dirs: [" + view + "]\n")
-	a := k.startAgent(config, inbox, state)
-	a.waitStarted()
+	config, inbox, state := k.AgentConfig("keep_images: 1\nconf_dirs: [" + view + "]\n")
+	a := k.StartAgent(config, inbox, state)
+	a.WaitStarted()
 	confRow := func(ref string) bool {
-		for _, p := range a.status().Paks {
+		for _, p := range a.Status().Paks {
 			if p.File == filepath.Join(view, "ConfAdapter.conf") && p.Reference == ref && p.Status == "present" {
 				return true
 			}
 		}
 		return false
 	}
-	a.eventually(30*time.Second, "the conf's image is present", func() bool { return confRow(k.refs[1]) })
-	if !k.docker.HasImage(t, k.refs[1]) {
+	a.Eventually(30*time.Second, "the conf's image is present", func() bool { return confRow(k.refs[1]) })
+	if !k.Docker.HasImage(t, k.refs[1]) {
 		t.Fatalf("%s is not in the engine", k.refs[1])
 	}
 	before := snapshot(t, src)
@@ -102,10 +103,10 @@ func TestAgentConfDirs(t *testing.T) {
 	if err := os.WriteFile(path, conf(2), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a.eventually(30*time.Second, "the rewritten conf's image is present", func() bool { return confRow(k.refs[2]) })
-	a.eventually(30*time.Second, "the older digest is removed", func() bool { return a.removal(k.refs[1]) == "removed" })
-	if k.docker.HasImage(t, k.refs[1]) || !k.docker.HasImage(t, k.refs[2]) {
-		t.Fatalf("after the upgrade: older present %v (want false), newer present %v (want true)", k.docker.HasImage(t, k.refs[1]), k.docker.HasImage(t, k.refs[2]))
+	a.Eventually(30*time.Second, "the rewritten conf's image is present", func() bool { return confRow(k.refs[2]) })
+	a.Eventually(30*time.Second, "the older digest is removed", func() bool { return a.Removal(k.refs[1]) == "removed" })
+	if k.Docker.HasImage(t, k.refs[1]) || !k.Docker.HasImage(t, k.refs[2]) {
+		t.Fatalf("after the upgrade: older present %v (want false), newer present %v (want true)", k.Docker.HasImage(t, k.refs[1]), k.Docker.HasImage(t, k.refs[2]))
 	}
 
 	// The adapter is uninstalled: its conf goes, the image is released.
@@ -113,18 +114,18 @@ func TestAgentConfDirs(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	a.eventually(30*time.Second, "the deleted conf's image is released", func() bool {
-		_, ok := a.released(k.refs[2])
-		return ok && len(a.status().Paks) == 0
+	a.Eventually(30*time.Second, "the deleted conf's image is released", func() bool {
+		_, ok := a.Released(k.refs[2])
+		return ok && len(a.Status().Paks) == 0
 	})
-	if !k.docker.HasImage(t, k.refs[2]) {
+	if !k.Docker.HasImage(t, k.refs[2]) {
 		t.Errorf("the newest digest was removed; keep_images: 1 keeps it")
 	}
 	want := slices.DeleteFunc(before, func(e string) bool { return strings.HasPrefix(e, "ConfAdapter.conf ") })
 	if got := snapshot(t, src); !slices.Equal(got, want) {
 		t.Errorf("the conf folder holds %v after the conf was deleted, want %v", got, want)
 	}
-	if n := a.countLogs("pak names no pullable image", nil); n != 0 {
+	if n := a.CountLogs("pak names no pullable image", nil); n != 0 {
 		t.Errorf("%d files that are not confs were read as confs", n)
 	}
 }

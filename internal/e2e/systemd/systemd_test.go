@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package systemd
 
 import (
 	"encoding/base64"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -32,17 +35,17 @@ import (
 // and systemd-analyze security.
 func TestSystemdBooted(t *testing.T) {
 	start := time.Now()
-	root := testenv.Rootfs(t, "bookworm", "systemd", "systemd-sysv", "dbus", "docker.io")
+	root := testenv.Rootfs(t, testenv.RootBooted.Suite, testenv.RootBooted.Packages...)
 	bin := staticPrepull(t)
 	platform := "linux/" + runtime.GOARCH
 
 	ns := testenv.NewNetns(t)
-	tf := newTLSFiles(t, ns.Addr)
+	tf := e2e.NewTLSFiles(t, ns.Addr)
 	tlsReg := testenv.StartRegistry(t, testenv.RegistryOptions{
-		User: "alice", Password: "pw-" + randomWord(t), TLSCert: tf.cert, TLSKey: tf.key, Netns: ns,
+		User: "alice", Password: "pw-" + e2e.RandomWord(t), TLSCert: tf.Cert, TLSKey: tf.Key, Netns: ns,
 	})
-	authsReg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "bob", Password: "pw-" + randomWord(t)})
-	helperReg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "carol", Password: "pw-" + randomWord(t)})
+	authsReg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "bob", Password: "pw-" + e2e.RandomWord(t)})
+	helperReg := testenv.StartRegistry(t, testenv.RegistryOptions{User: "carol", Password: "pw-" + e2e.RandomWord(t)})
 	type image struct {
 		reg  *testenv.Registry
 		repo string
@@ -70,7 +73,7 @@ func TestSystemdBooted(t *testing.T) {
 	confRef := authsReg.Addr + "/sd/conf@" + confDigest
 	confText := paktest.Pak{Kind: "Sdconf", Registry: authsReg.Addr, Repository: "/sd/conf", Digest: confDigest}.Conf()
 
-	repo, err := filepath.Abs("../..")
+	repo, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +88,7 @@ func TestSystemdBooted(t *testing.T) {
 	// password file, the registry's CA, Docker's config.json with a login
 	// and a credential helper that asks a token service over TCP.
 	m.WriteFile(t, "/etc/prepull/alice.password", 0o600, tlsReg.Password+"\n")
-	m.WriteFile(t, "/etc/prepull/registry-ca.pem", 0o600, string(tf.caPEM))
+	m.WriteFile(t, "/etc/prepull/registry-ca.pem", 0o600, string(tf.CAPEM))
 	m.WriteFile(t, "/etc/prepull/config.yaml", 0o600, fmt.Sprintf(`registries:
   - host: %s
     username: alice
@@ -134,7 +137,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 	running := func(what string, cond func(map[string]string) bool) map[string]string {
 		t.Helper()
 		var props map[string]string
-		waitUntil(t, time.Minute, what, func() bool {
+		e2e.WaitUntil(t, time.Minute, what, func() bool {
 			props = unit()
 			return props["ActiveState"] == "active" && props["SubState"] == "running" && cond(props)
 		})
@@ -165,9 +168,9 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		}
 	})
 
-	state := func() agentState {
+	state := func() e2e.AgentState {
 		t.Helper()
-		var s agentState
+		var s e2e.AgentState
 		data, err := os.ReadFile(m.Path("/var/lib/prepull/state.json"))
 		if err == nil {
 			err = json.Unmarshal(data, &s)
@@ -195,22 +198,22 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 	}
 
 	t.Run("pulled under the full hardening", func(t *testing.T) {
-		waitUntil(t, 2*time.Minute, "the TLS registry's image is present", present(tlsImage.ref))
-		waitUntil(t, time.Minute, "the image with the config.json login is present", present(authsImage.ref))
+		e2e.WaitUntil(t, 2*time.Minute, "the TLS registry's image is present", present(tlsImage.ref))
+		e2e.WaitUntil(t, time.Minute, "the image with the config.json login is present", present(authsImage.ref))
 		for _, im := range []*image{tlsImage, authsImage} {
 			m.MustRun(t, "docker", "image", "inspect", im.ref)
 		}
-		waitUntil(t, time.Minute, "the image a conf in conf_dirs names is present", present(confRef))
+		e2e.WaitUntil(t, time.Minute, "the image a conf in conf_dirs names is present", present(confRef))
 		m.MustRun(t, "docker", "image", "inspect", confRef)
 		ca := readFile(t, m.Path("/etc/docker/certs.d/"+tlsReg.Addr+"/ca.crt"))
-		if ca != string(tf.caPEM) {
+		if ca != string(tf.CAPEM) {
 			t.Fatalf("/etc/docker/certs.d/%s/ca.crt is not the registry's CA", tlsReg.Addr)
 		}
 	})
 
 	t.Run("a helper that needs the network fails with a hint, then works with --network-logins", func(t *testing.T) {
 		var lastError string
-		waitUntil(t, time.Minute, "the helper's failure is recorded", imageIs(helperImage.ref, func(_, e string) bool {
+		e2e.WaitUntil(t, time.Minute, "the helper's failure is recorded", imageIs(helperImage.ref, func(_, e string) bool {
 			lastError = e
 			return e != ""
 		}))
@@ -226,7 +229,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		if !strings.Contains(out, "installed /etc/systemd/system/prepull.service.d/network-logins.conf") {
 			t.Fatalf("install.sh --network-logins:\n%s", out)
 		}
-		waitUntil(t, time.Minute, "the helper's image is present", present(helperImage.ref))
+		e2e.WaitUntil(t, time.Minute, "the helper's image is present", present(helperImage.ref))
 		m.MustRun(t, "docker", "image", "inspect", helperImage.ref)
 		if tokens.count.Load() == 0 {
 			t.Fatal("the image is present, but the helper never reached the token service")
@@ -247,7 +250,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		}
 		before := strings.Count(journal(), "configuration reloaded")
 		m.MustRun(t, "systemctl", "reload", "prepull")
-		waitUntil(t, time.Minute, "the agent logs the reload", func() bool {
+		e2e.WaitUntil(t, time.Minute, "the agent logs the reload", func() bool {
 			return strings.Count(journal(), "configuration reloaded") > before
 		})
 		running("prepull is running after the reload", func(map[string]string) bool { return true })
@@ -280,7 +283,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		if !strings.Contains(journal(), "status=9/KILL") {
 			t.Error("the journal does not say status=9/KILL")
 		}
-		waitUntil(t, time.Minute, "every image is still present", func() bool {
+		e2e.WaitUntil(t, time.Minute, "every image is still present", func() bool {
 			return present(tlsImage.ref)() && present(authsImage.ref)() && present(helperImage.ref)()
 		})
 	})
@@ -289,7 +292,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		stallProxy.StallBlobs(testenv.Stall{After: 0, MinSize: 1024})
 		t.Cleanup(stallProxy.Heal)
 		m.WriteFile(t, "/var/lib/prepull/inbox/"+filepath.Base(stallImage.pak), 0o600, readFile(t, stallImage.pak))
-		waitUntil(t, time.Minute, "the pull stalls", func() bool {
+		e2e.WaitUntil(t, time.Minute, "the pull stalls", func() bool {
 			return stallProxy.Stalls().Waiting > 0 && imageIs(stallImage.ref, func(status, _ string) bool { return status == "pulling" })()
 		})
 		began := time.Now()
@@ -330,7 +333,7 @@ func staticPrepull(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "prepull")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/prepull")
-	cmd.Dir = "../.."
+	cmd.Dir = "../../.."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

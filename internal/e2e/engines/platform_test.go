@@ -1,4 +1,6 @@
-package e2e
+//go:build linux
+
+package engines
 
 import (
 	"encoding/base64"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
 )
@@ -30,27 +33,27 @@ type platformImage struct {
 
 // pushPlatformImages pushes the images of the platform cases to f's
 // registry under prefix and writes a pak for each.
-func pushPlatformImages(t *testing.T, f *fixture, prefix string) platformImages {
+func pushPlatformImages(t *testing.T, f *e2e.Fixture, prefix string) platformImages {
 	t.Helper()
 	img := func(repo, digest string) platformImage {
 		return platformImage{
-			ref: f.reg.Addr + "/" + repo + "@" + digest,
-			pak: paktest.Pak{Kind: "Platform", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/" + repo, Digest: digest}.WriteFile(t, t.TempDir()),
+			ref: f.Reg.Addr + "/" + repo + "@" + digest,
+			pak: paktest.Pak{Kind: "Platform", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/" + repo, Digest: digest}.WriteFile(t, t.TempDir()),
 		}
 	}
 	both := []string{"linux/amd64", "linux/arm64"}
 	return platformImages{
-		arm64:       img(prefix+"/mac", testenv.PushPlatformImage(t, f.reg, prefix+"/mac", "linux/arm64", "")),
-		list:        img(prefix+"/list", testenv.PushIndex(t, f.reg, prefix+"/list", testenv.IndexOptions{Platforms: both})),
-		attested:    img(prefix+"/attested", testenv.PushIndex(t, f.reg, prefix+"/attested", testenv.IndexOptions{Platforms: both, Attestations: true})),
-		noAMD64:     img(prefix+"/noamd", testenv.PushIndex(t, f.reg, prefix+"/noamd", testenv.IndexOptions{Platforms: []string{"linux/arm64", "linux/s390x"}})),
-		armAttested: img(prefix+"/armattested", testenv.PushIndex(t, f.reg, prefix+"/armattested", testenv.IndexOptions{Platforms: []string{"linux/arm64"}, Attestations: true})),
+		arm64:       img(prefix+"/mac", testenv.PushPlatformImage(t, f.Reg, prefix+"/mac", "linux/arm64", "")),
+		list:        img(prefix+"/list", testenv.PushIndex(t, f.Reg, prefix+"/list", testenv.IndexOptions{Platforms: both})),
+		attested:    img(prefix+"/attested", testenv.PushIndex(t, f.Reg, prefix+"/attested", testenv.IndexOptions{Platforms: both, Attestations: true})),
+		noAMD64:     img(prefix+"/noamd", testenv.PushIndex(t, f.Reg, prefix+"/noamd", testenv.IndexOptions{Platforms: []string{"linux/arm64", "linux/s390x"}})),
+		armAttested: img(prefix+"/armattested", testenv.PushIndex(t, f.Reg, prefix+"/armattested", testenv.IndexOptions{Platforms: []string{"linux/arm64"}, Attestations: true})),
 	}
 }
 
 // runPlatformCases runs the one-shot's platform cases against f's engine
 // and registry.
-func runPlatformCases(t *testing.T, f *fixture) {
+func runPlatformCases(t *testing.T, f *e2e.Fixture) {
 	imgs := pushPlatformImages(t, f, "plat")
 
 	refused := []struct {
@@ -65,13 +68,13 @@ func runPlatformCases(t *testing.T, f *fixture) {
 	for _, tt := range refused {
 		t.Run("refused: "+tt.name, func(t *testing.T) {
 			for _, dry := range []bool{false, true} {
-				args := []string{"--config", f.config, "--json", tt.img.pak}
+				args := []string{"--config", f.Config, "--json", tt.img.pak}
 				if dry {
 					args = append([]string{"--dry-run"}, args...)
 				}
-				r := f.prepull(nil, args...)
-				r.want(t, 7)
-				res := oneResult(t, r)
+				r := f.Prepull(nil, args...)
+				r.Want(t, 7)
+				res := e2e.OneResult(t, r)
 				t.Logf("dry run %v: %s", dry, res.Error)
 				if res.Status != "failed" || res.ExitCode != 7 || res.Attempts != 0 {
 					t.Errorf("dry run %v: result %+v, want failed with exit_code 7 and no pull attempt", dry, res)
@@ -84,7 +87,7 @@ func runPlatformCases(t *testing.T, f *fixture) {
 				if strings.Contains(res.Error, "unknown") {
 					t.Errorf("dry run %v: error %q names an attestation entry as a platform", dry, res.Error)
 				}
-				if f.docker.HasImage(t, tt.img.ref) {
+				if f.Docker.HasImage(t, tt.img.ref) {
 					t.Fatalf("dry run %v: %s was pulled", dry, tt.img.ref)
 				}
 			}
@@ -93,19 +96,19 @@ func runPlatformCases(t *testing.T, f *fixture) {
 
 	// Before anything is pulled: a present image would answer first.
 	t.Run("dry run", func(t *testing.T) {
-		missing := paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.reg.Addr, Repository: "/plat/list", Digest: "sha256:" + strings.Repeat("ab", 32)}.WriteFile(t, t.TempDir())
-		f.prepull(nil, "--config", f.config, "--dry-run", missing).want(t, 5)
+		missing := paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/plat/list", Digest: "sha256:" + strings.Repeat("ab", 32)}.WriteFile(t, t.TempDir())
+		f.Prepull(nil, "--config", f.Config, "--dry-run", missing).Want(t, 5)
 
 		wrong := filepath.Join(t.TempDir(), "wrong.password")
-		writeTestFile(t, wrong, "not-the-password\n")
-		bad := f.writeConfig("registries: [{host: \"" + f.reg.Addr + "\", username: alice, password_file: \"" + wrong + "\"}]\n")
-		f.prepull(nil, "--config", bad, "--dry-run", imgs.list.pak).want(t, 4)
+		e2e.WriteTestFile(t, wrong, "not-the-password\n")
+		bad := f.WriteConfig("registries: [{host: \"" + f.Reg.Addr + "\", username: alice, password_file: \"" + wrong + "\"}]\n")
+		f.Prepull(nil, "--config", bad, "--dry-run", imgs.list.pak).Want(t, 4)
 
-		anonymous := f.writeConfig("registries: []\n")
-		r := f.prepull(nil, "--config", anonymous, "--dry-run", imgs.list.pak)
-		r.want(t, 4)
-		if !strings.Contains(r.stdout+r.stderr, "prepull has no login for "+f.reg.Addr) {
-			t.Errorf("an anonymous dry run does not say which login is missing:\n%s%s", r.stdout, r.stderr)
+		anonymous := f.WriteConfig("registries: []\n")
+		r := f.Prepull(nil, "--config", anonymous, "--dry-run", imgs.list.pak)
+		r.Want(t, 4)
+		if !strings.Contains(r.Stdout+r.Stderr, "prepull has no login for "+f.Reg.Addr) {
+			t.Errorf("an anonymous dry run does not say which login is missing:\n%s%s", r.Stdout, r.Stderr)
 		}
 	})
 
@@ -117,22 +120,22 @@ func runPlatformCases(t *testing.T, f *fixture) {
 		{"index with attestations", imgs.attested},
 	} {
 		t.Run("pulled: "+tt.name, func(t *testing.T) {
-			dry := f.prepull(nil, "--config", f.config, "--json", "--dry-run", tt.img.pak)
-			dry.want(t, 0)
-			if res := oneResult(t, dry); res.Status != "would-pull" || f.docker.HasImage(t, tt.img.ref) {
+			dry := f.Prepull(nil, "--config", f.Config, "--json", "--dry-run", tt.img.pak)
+			dry.Want(t, 0)
+			if res := e2e.OneResult(t, dry); res.Status != "would-pull" || f.Docker.HasImage(t, tt.img.ref) {
 				t.Fatalf("dry run: %+v, want would-pull and nothing pulled", res)
 			}
-			r := f.prepull(nil, "--config", f.config, "--json", tt.img.pak)
-			r.want(t, 0)
-			if res := oneResult(t, r); res.Status != "pulled" || res.Reference != tt.img.ref {
+			r := f.Prepull(nil, "--config", f.Config, "--json", tt.img.pak)
+			r.Want(t, 0)
+			if res := e2e.OneResult(t, r); res.Status != "pulled" || res.Reference != tt.img.ref {
 				t.Fatalf("result %+v, want %s pulled", res, tt.img.ref)
 			}
-			if got := f.docker.Run(t, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", tt.img.ref); got != "linux/amd64" {
+			if got := f.Docker.Run(t, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", tt.img.ref); got != "linux/amd64" {
 				t.Errorf("the engine holds %s for %s, want linux/amd64", got, tt.img.ref)
 			}
-			again := f.prepull(nil, "--config", f.config, "--json", tt.img.pak)
-			again.want(t, 0)
-			if res := oneResult(t, again); res.Status != "present" {
+			again := f.Prepull(nil, "--config", f.Config, "--json", tt.img.pak)
+			again.Want(t, 0)
+			if res := e2e.OneResult(t, again); res.Status != "present" {
 				t.Errorf("second run: %+v, want present", res)
 			}
 		})
@@ -142,14 +145,14 @@ func runPlatformCases(t *testing.T, f *fixture) {
 		// An arm64 image pulled before prepull checked platforms (or by
 		// hand) is there, and is no use: present is not enough.
 		config := t.TempDir()
-		auth := base64.StdEncoding.EncodeToString([]byte("alice:" + f.password))
-		writeTestFile(t, filepath.Join(config, "config.json"), `{"auths":{"`+f.reg.Addr+`":{"auth":"`+auth+`"}}}`)
-		f.docker.Run(t, "--config", config, "pull", imgs.arm64.ref)
-		t.Cleanup(func() { f.docker.RemoveImage(t, imgs.arm64.ref) })
-		r := f.prepull(nil, "--config", f.config, imgs.arm64.pak)
-		r.want(t, 7)
-		if !strings.Contains(r.stdout, "built for linux/arm64 only") {
-			t.Errorf("stdout does not name the image's platform:\n%s", r.stdout)
+		auth := base64.StdEncoding.EncodeToString([]byte("alice:" + f.Password))
+		e2e.WriteTestFile(t, filepath.Join(config, "config.json"), `{"auths":{"`+f.Reg.Addr+`":{"auth":"`+auth+`"}}}`)
+		f.Docker.Run(t, "--config", config, "pull", imgs.arm64.ref)
+		t.Cleanup(func() { f.Docker.RemoveImage(t, imgs.arm64.ref) })
+		r := f.Prepull(nil, "--config", f.Config, imgs.arm64.pak)
+		r.Want(t, 7)
+		if !strings.Contains(r.Stdout, "built for linux/arm64 only") {
+			t.Errorf("stdout does not name the image's platform:\n%s", r.Stdout)
 		}
 	})
 }
@@ -157,15 +160,15 @@ func runPlatformCases(t *testing.T, f *fixture) {
 // runPlatformAgentCase drops an arm64 pak and an index pak into the agent:
 // the first goes to failed/ with the reason, at once, and is never pulled;
 // the second is pulled and goes to done/.
-func runPlatformAgentCase(t *testing.T, f *fixture) {
+func runPlatformAgentCase(t *testing.T, f *e2e.Fixture) {
 	imgs := pushPlatformImages(t, f, "agentplat")
-	config, inbox, state := f.agentConfig("")
-	a := f.startAgent(config, inbox, state)
+	config, inbox, state := f.AgentConfig("")
+	a := f.StartAgent(config, inbox, state)
 
-	a.drop(imgs.arm64.pak, "mac.pak")
-	a.drop(imgs.attested.pak, "attested.pak")
+	a.Drop(imgs.arm64.pak, "mac.pak")
+	a.Drop(imgs.attested.pak, "attested.pak")
 	errFile := filepath.Join(inbox, "failed", "mac.pak.error")
-	a.eventually(30*time.Second, "mac.pak is in failed/", func() bool {
+	a.Eventually(30*time.Second, "mac.pak is in failed/", func() bool {
 		_, err := os.Stat(errFile)
 		return err == nil
 	})
@@ -179,37 +182,37 @@ func runPlatformAgentCase(t *testing.T, f *fixture) {
 			t.Errorf("mac.pak.error does not say %q:\n%s", s, reason)
 		}
 	}
-	a.eventually(30*time.Second, "attested.pak is in done/", func() bool { return a.inDone("attested.pak") })
-	if f.docker.HasImage(t, imgs.arm64.ref) {
+	a.Eventually(30*time.Second, "attested.pak is in done/", func() bool { return a.InDone("attested.pak") })
+	if f.Docker.HasImage(t, imgs.arm64.ref) {
 		t.Errorf("%s was pulled", imgs.arm64.ref)
 	}
-	r := f.prepull(nil, "status", "--config", config)
-	r.want(t, 0)
-	if !strings.Contains(r.stdout, "failed/mac.pak") {
-		t.Errorf("status does not show mac.pak in failed/:\n%s", r.stdout)
+	r := f.Prepull(nil, "status", "--config", config)
+	r.Want(t, 0)
+	if !strings.Contains(r.Stdout, "failed/mac.pak") {
+		t.Errorf("status does not show mac.pak in failed/:\n%s", r.Stdout)
 	}
 }
 
 // runPlatformRemoteCase runs prepull remote with an arm64 pak: the host's
 // row says exit code 7 and why, and so does the exit status.
-func runPlatformRemoteCase(t *testing.T, f *fixture) {
+func runPlatformRemoteCase(t *testing.T, f *e2e.Fixture) {
 	imgs := pushPlatformImages(t, f, "remoteplat")
-	p := newProxyFleet(t, f, f.config)
+	p := e2e.NewProxyFleet(t, f, f.Config)
 
-	r := f.prepull(nil, p.args(t, "--json", imgs.arm64.pak, imgs.list.pak)...)
-	r.want(t, 7)
-	results := r.remoteResults(t)
-	row := results[p.dest(0)+" "+imgs.arm64.pak]
+	r := f.Prepull(nil, p.Args(t, "--json", imgs.arm64.pak, imgs.list.pak)...)
+	r.Want(t, 7)
+	results := r.RemoteResults(t)
+	row := results[p.Dest(0)+" "+imgs.arm64.pak]
 	if row.Status != "failed" || row.ExitCode != 7 || !strings.Contains(row.Error, "cannot run on this proxy") || row.Reference != imgs.arm64.ref {
 		t.Errorf("arm64 row: %+v, want failed with exit_code 7 saying why", row)
 	}
-	if ok := results[p.dest(0)+" "+imgs.list.pak]; ok.Status != "pulled" || ok.ExitCode != 0 {
+	if ok := results[p.Dest(0)+" "+imgs.list.pak]; ok.Status != "pulled" || ok.ExitCode != 0 {
 		t.Errorf("index row: %+v, want pulled", ok)
 	}
 
-	table := f.prepull(nil, p.args(t, "--dry-run", imgs.arm64.pak)...)
-	table.want(t, 7)
-	if !strings.Contains(table.stdout, "the image cannot run on this proxy") {
-		t.Errorf("the table does not say why:\n%s", table.stdout)
+	table := f.Prepull(nil, p.Args(t, "--dry-run", imgs.arm64.pak)...)
+	table.Want(t, 7)
+	if !strings.Contains(table.Stdout, "the image cannot run on this proxy") {
+		t.Errorf("the table does not say why:\n%s", table.Stdout)
 	}
 }

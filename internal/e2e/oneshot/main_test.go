@@ -1,0 +1,12 @@
+//go:build linux
+
+// Package oneshot holds prepull's end-to-end tests of one area (see package e2e).
+package oneshot
+
+import (
+	"testing"
+
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }

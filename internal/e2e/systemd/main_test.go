@@ -1,0 +1,12 @@
+//go:build linux
+
+// Package systemd holds prepull's end-to-end tests of one area (see package e2e).
+package systemd
+
+import (
+	"testing"
+
+	"github.com/prepull/prepull/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
