@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/docker/docker-credential-helpers/client"
 	helpercreds "github.com/docker/docker-credential-helpers/credentials"
@@ -63,7 +66,8 @@ func commandEnv(cfg *config.Config) []string {
 			}
 		}
 	}
-	var env []string
+	// Never nil: an exec.Cmd with a nil Env inherits the whole environment.
+	env := []string{}
 	for _, kv := range os.Environ() {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || secret[k] {
@@ -76,18 +80,32 @@ func commandEnv(cfg *config.Config) []string {
 	// systemd gives a service without User= no HOME, and pass, gpg and
 	// the AWS tools look there: take the user's home from the passwd entry.
 	if _, ok := os.LookupEnv("HOME"); !ok {
-		if u, err := user.Current(); err == nil && u.HomeDir != "" {
-			env = append(env, "HOME="+u.HomeDir)
+		if home, err := lookupHome(); err == nil && home != "" {
+			env = append(env, "HOME="+home)
 		}
 	}
 	return env
 }
 
+// lookupHome returns the home folder of the passwd entry of this process's
+// user; tests replace it.
+var lookupHome = currentHome
+
+func currentHome() (string, error) {
+	u, err := user.Current()
+	if err != nil {
+		return "", err
+	}
+	return u.HomeDir, nil
+}
+
 // runCommand runs argv without a shell, with commandEnv and stdin (nil: no
-// input), for at most timeout. It returns the standard output even on
-// failure, for callers whose protocol puts error text there; the error
-// holds the end of standard error, escaped for a terminal, and never the
-// standard output.
+// input), for at most timeout, in a process group of its own: a timeout
+// ends every process it started, and so does a child left holding its
+// output. It returns the standard output even on failure, for callers
+// whose protocol puts error text there (helperProgram filters it); the
+// error holds the end of standard error, escaped for a terminal, and never
+// the standard output.
 func runCommand(cfg *config.Config, timeout time.Duration, argv []string, stdin io.Reader) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -96,10 +114,32 @@ func runCommand(cfg *config.Config, timeout time.Duration, argv []string, stdin 
 	cmd.Stdin = stdin
 	stdout, stderr := &capped{max: maxCommandOutput}, &capped{max: maxCommandOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// A child that keeps the pipes open after the command was killed must
-	// not hold prepull.
+	// A child that keeps the pipes open after the command ended must not
+	// hold prepull.
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	inGroup(cmd)
+	// Start's watch of ctx may call Cancel before the group is known.
+	var joined atomic.Pointer[processGroup]
+	cmd.Cancel = func() error {
+		if g := joined.Load(); g != nil {
+			return g.kill()
+		}
+		return cmd.Process.Kill()
+	}
+	err := cmd.Start()
+	if err == nil {
+		// Without a group (a job object refused), a timeout ends the
+		// command alone.
+		group, _ := newGroup(cmd)
+		joined.Store(group)
+		err = cmd.Wait()
+		if group != nil {
+			if ctx.Err() != nil || errors.Is(err, exec.ErrWaitDelay) {
+				group.kill()
+			}
+			group.close()
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		err = fmt.Errorf("timed out after %v", timeout)
@@ -189,8 +229,40 @@ type helperProgram struct {
 
 func (p *helperProgram) Input(in io.Reader) { p.stdin = in }
 
+// Output runs the helper. On failure it returns only what of standard
+// output may be shown (shownOutput): Docker's client quotes it in its error.
 func (p *helperProgram) Output() ([]byte, error) {
-	return runCommand(p.cfg, CommandTimeout, p.argv, p.stdin)
+	out, err := runCommand(p.cfg, CommandTimeout, p.argv, p.stdin)
+	if err != nil {
+		return []byte(shownOutput(out)), err
+	}
+	return out, nil
+}
+
+// maxShownOutput bounds what of a failed helper's output an error quotes.
+const maxShownOutput = 200
+
+// secretField matches a field that may hold a secret, in JSON or not.
+var secretField = regexp.MustCompile(`(?i)(secret|password)"?\s*[:=]`)
+
+// shownOutput returns what a failed helper's standard output may show: its
+// first line, capped, when that is no JSON object and names no secret
+// field. Helpers report failures there by protocol ("credentials not found
+// in native keychain", "pass not initialized"); a helper that printed a
+// login and then failed (or left a child holding its output) must not put
+// the secret into an error, a log or a remote's JSON. The caller escapes.
+func shownOutput(out []byte) string {
+	const hidden = "the helper's output is not shown: it may hold a secret"
+	text := strings.TrimSpace(string(out))
+	line, _, _ := strings.Cut(text, "\n")
+	line = strings.TrimSpace(line)
+	switch {
+	case strings.HasPrefix(line, "{"), strings.HasPrefix(text, "{"), secretField.MatchString(text):
+		return hidden
+	case utf8.RuneCountInString(line) > maxShownOutput:
+		return string([]rune(line)[:maxShownOutput]) + "..."
+	}
+	return line
 }
 
 // tokenUsername is the user name a helper answers for an identity token.
