@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"golang.org/x/term"
 
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
@@ -87,7 +88,12 @@ type globals struct {
 	configFile string
 	json       bool
 	quiet      bool
+	verbose    bool
 	dockerHost string
+	// terminal is whether stderr is a terminal: then a failure is said
+	// once, by its result line, unless --verbose. Main sets it; tests
+	// choose.
+	terminal bool
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -134,6 +140,13 @@ func (g *globals) logger(cfg *config.Config) *zap.Logger {
 	return logging.New(g.stderrFile, cfg.LogFormat, g.quiet)
 }
 
+// briefFailures tells whether a failure is said once, by its result line
+// with its cause only: on a terminal, without --verbose, unless the logs
+// are JSON (which always carry the whole chain).
+func (g *globals) briefFailures(cfg *config.Config) bool {
+	return g.terminal && !g.verbose && cfg.LogFormat != "json"
+}
+
 // engineHost picks the Docker host: the flag, then $DOCKER_HOST, then the
 // configuration. Empty means the client's default socket.
 func (g *globals) engineHost(cfg *config.Config) string {
@@ -150,7 +163,8 @@ func (g *globals) engineHost(cfg *config.Config) string {
 func Main() int {
 	ctx, stop := signalContext()
 	defer stop()
-	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrFile: os.Stderr}
+	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrFile: os.Stderr,
+		terminal: term.IsTerminal(int(os.Stderr.Fd()))}
 	return int(run(ctx, g, os.Args[1:]))
 }
 
@@ -222,6 +236,7 @@ variant for this Docker Engine's platform, and the login is accepted.
 	pf.StringVar(&g.configFile, "config", "", "configuration file (default "+config.DefaultFile+", or $"+config.EnvFile+")")
 	pf.BoolVar(&g.json, "json", false, "print results as JSON on stdout")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only warnings and errors on stderr")
+	pf.BoolVar(&g.verbose, "verbose", false, "say each failure with its whole chain of causes, and log on stderr too when it is a terminal (--json and JSON logs always have the whole chain)")
 	pf.StringVar(&g.dockerHost, "docker-host", "", "Docker Engine address (default $DOCKER_HOST, then docker_host in the configuration)")
 
 	addPullFlags(root, g)

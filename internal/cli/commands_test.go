@@ -26,8 +26,10 @@ type fakeEngine struct {
 	pingErr  error
 	loginErr error
 	pullErr  error // every pull fails with it
-	pulls    int
-	closed   bool
+	// platforms, when set, are the registry's platforms of every image.
+	platforms []engine.Platform
+	pulls     int
+	closed    bool
 }
 
 func newFakeEngine() *fakeEngine { return &fakeEngine{present: map[string]bool{}} }
@@ -66,7 +68,11 @@ func (f *fakeEngine) Platform(context.Context) (engine.Platform, error) { return
 
 func (f *fakeEngine) Distribution(_ context.Context, ref string, _ *engine.Auth) (engine.Distribution, error) {
 	_, dgst, _ := strings.Cut(ref, "@")
-	return engine.Distribution{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: dgst, Platforms: []engine.Platform{amd64}}, nil
+	platforms := []engine.Platform{amd64}
+	if f.platforms != nil {
+		platforms = f.platforms
+	}
+	return engine.Distribution{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: dgst, Platforms: platforms}, nil
 }
 
 func (f *fakeEngine) ImagePlatform(ctx context.Context, ref string) (engine.Platform, error) {

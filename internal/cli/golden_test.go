@@ -68,8 +68,9 @@ func oneShotResults() []pakResult {
 		{File: "MyAdapter_1.0.0.pak", AdapterKind: "MyAdapter", Reference: testRef, Status: pull.Pulled, DurationMS: 4210, Attempts: 1, CredentialSource: "config"},
 		{File: "監視アダプタ_1.0.pak", AdapterKind: "JpAdapter", Reference: testRef, Status: pull.Present, Attempts: 1},
 		{File: "evil\n.pak", Reference: testRef, Status: pull.Failed, DurationMS: 12000, Attempts: 3, ExitCode: ExitNotFound,
+			Cause: "manifest unknown: \x1b[2J\u202e",
 			Error: "manifest unknown: \x1b]0;owned\a\x1b[2J\npresent   forged.pak  " + testRef + "\u202e\u009b2J\r"},
-		{File: "Broken.pak", Status: pull.Failed, ExitCode: ExitBadPak, Error: "Broken.pak: not a ZIP archive"},
+		{File: "Broken.pak", Status: pull.Failed, ExitCode: ExitBadPak, Cause: "Broken.pak: not a ZIP archive", Error: "Broken.pak: not a ZIP archive"},
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"golang.org/x/term"
 
 	"github.com/prepull/prepull/internal/credentials"
 	"github.com/prepull/prepull/internal/display"
@@ -37,6 +36,7 @@ type pullFlags struct {
 	username        string
 	passwordStdin   bool
 	timeout         time.Duration
+	name            string
 }
 
 // pakResult is one line of the one-shot's output. Its JSON form is stable.
@@ -49,7 +49,10 @@ type pakResult struct {
 	Attempts         int         `json:"attempts,omitempty"`
 	CredentialSource string      `json:"credential_source,omitempty"`
 	ExitCode         ExitCode    `json:"exit_code"`
-	Error            string      `json:"error,omitempty"`
+	// Cause is why it failed in a few words; Error is the whole chain.
+	Cause   string `json:"cause,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Version string `json:"version,omitempty"` // of the prepull that pulled
 }
 
 func addPullFlags(root *cobra.Command, g *globals) {
@@ -61,6 +64,7 @@ func addPullFlags(root *cobra.Command, g *globals) {
 	fl.StringVar(&f.registry, "registry", "", "the one registry HOST[:PORT] the --username login is for (required with --username); paks naming other registries resolve as usual")
 	fl.StringVar(&f.username, "username", "", "registry user name for --registry (with --password-stdin)")
 	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password from standard input")
+	fl.StringVar(&f.name, "name", "", "the name of the pak read from standard input (-), for the logs (prepull remote sends it)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "give up on a pak after this long, the wait for the engine and retries included (default timeout in the configuration, 10m)")
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		return runPull(cmd.Context(), g, &f, args)
@@ -89,16 +93,24 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 	defer log.Sync()
 
 	out := newResultPrinter(g)
+	brief := g.briefFailures(cfg)
 	worst := ExitOK
 	report := func(r pakResult) {
 		// After Ctrl-C, what failed failed because of it: say so, not
 		// how the engine call was cut. A pak that is no pak stays so.
 		if i, ok := interrupted(ctx); ok && r.Status == pull.Failed && r.ExitCode != ExitBadPak {
-			r.Status, r.ExitCode, r.Error = pull.Interrupted, i.code(), i.Error()
+			r.Status, r.ExitCode, r.Error, r.Cause = pull.Interrupted, i.code(), i.Error(), i.Error()
 			log.Warn("pak not finished: interrupted", zap.String("pak", r.File), zap.String("reference", r.Reference))
 		}
 		out.add(r)
 		worst = max(worst, r.ExitCode)
+	}
+	// fail logs a failure with its whole chain, unless the result line is
+	// to say it alone (see globals.briefFailures).
+	fail := func(msg string, err error, fields ...zap.Field) {
+		if !brief {
+			log.Error(msg, append(fields, zap.Error(err))...)
+		}
 	}
 
 	var eng engine.Engine
@@ -113,10 +125,11 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 		}
 		t, err := readTarget(arg, g.stdin, cfg.DefaultRegistry)
 		if err != nil {
-			log.Error("cannot use pak", zap.String("pak", arg), zap.Error(err))
+			fail("cannot use pak", err, zap.String("pak", f.logName(arg)))
 			report(failed(arg, "", start, err))
 			continue
 		}
+		t.File = f.logName(arg)
 		if prev, ok := done[t.Reference]; ok {
 			prev.File, prev.AdapterKind, prev.DurationMS = arg, t.AdapterKind, 0
 			report(prev)
@@ -146,12 +159,12 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 		r := pakResult{
 			File: arg, AdapterKind: t.AdapterKind, Reference: t.Reference, Status: res.Status,
 			DurationMS: res.Duration.Milliseconds(), Attempts: res.Attempts, CredentialSource: res.CredentialSource,
-			ExitCode: CodeFor(res.Err),
+			ExitCode: CodeFor(res.Err), Version: shortVersion(),
 		}
 		if res.Err != nil {
-			r.Error = res.Err.Error()
+			r.Error, r.Cause = res.Err.Error(), pull.Cause(res.Err)
 			if _, ok := interrupted(ctx); !ok { // else report says interrupted
-				log.Error("pull failed", zap.String("pak", arg), zap.String("reference", t.Reference), zap.Error(res.Err))
+				fail("pull failed", res.Err, zap.String("pak", t.File), zap.String("reference", t.Reference))
 			}
 		}
 		done[t.Reference] = r
@@ -166,11 +179,20 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 	return nil
 }
 
+// logName is how the logs name the pak of arg: its path, or --name for
+// standard input.
+func (f *pullFlags) logName(arg string) string {
+	if arg == "-" && f.name != "" {
+		return f.name
+	}
+	return arg
+}
+
 // failed is the result of a pak that could not be tried.
 func failed(file, ref string, start time.Time, err error) pakResult {
 	return pakResult{
 		File: file, Reference: ref, Status: pull.Failed, DurationMS: time.Since(start).Milliseconds(),
-		ExitCode: CodeFor(err), Error: err.Error(),
+		ExitCode: CodeFor(err), Cause: pull.Cause(err), Error: err.Error(), Version: shortVersion(),
 	}
 }
 
@@ -239,7 +261,7 @@ func (g *globals) progress(log *zap.Logger) func(ref string) (func(engine.Progre
 	if g.quiet {
 		return nil
 	}
-	if term.IsTerminal(int(g.stderrFile.Fd())) {
+	if g.terminal {
 		return func(string) (func(engine.Progress), func()) { return terminalProgress(g.stderr) }
 	}
 	return pull.LogProgress(log, progressEvery)
@@ -264,8 +286,11 @@ func (p *resultPrinter) add(r pakResult) {
 		ref = "-"
 	}
 	line := fmt.Sprintf("%-10s %s  %s", r.Status, display.Text(r.File), display.Text(ref))
-	if r.Error != "" {
-		line += "  error: " + display.Text(r.Error)
+	if msg := r.Cause; r.Error != "" {
+		if p.g.verbose || msg == "" {
+			msg = r.Error
+		}
+		line += "  " + display.Text(strings.TrimPrefix(msg, r.File+": "))
 	} else if r.Status == pull.Pulled {
 		line += fmt.Sprintf("  (%s)", time.Duration(r.DurationMS)*time.Millisecond)
 	}

@@ -62,3 +62,9 @@ func newVersionCommand(g *globals) *cobra.Command {
 		},
 	}
 }
+
+// shortVersion is the version a one-shot's JSON result reports, for prepull
+// remote to compare with its own: versionLine without "prepull ".
+func shortVersion() string {
+	return strings.TrimPrefix(versionLine(), "prepull ")
+}

@@ -268,7 +268,7 @@ func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result)
 			if errors.Is(err, engine.ErrUnauthorized) && cred.Suspect != "" {
 				err = fmt.Errorf("%w; note: %s", err, cred.Suspect)
 			}
-			return fmt.Errorf("login to %s as %q (credentials from %s): %w", t.Registry, cred.Username, cred.Source, explain(err))
+			return &LoginError{Registry: t.Registry, Username: cred.Username, Source: cred.Source, Err: explain(err)}
 		}
 		return nil
 	}

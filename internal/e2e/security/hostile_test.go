@@ -328,7 +328,7 @@ func TestOneShotHostileRegistryErrorEscaped(t *testing.T) {
 	p := paktest.Pak{Kind: "Hostile", Registry: addr, Repository: "/hostile/x", Digest: paktest.DigestOf("hostile registry")}
 	file := p.WriteFile(t, f.Dir)
 
-	r := f.Prepull(nil, "--config", config, file)
+	r := f.Prepull(nil, "--config", config, "--verbose", file)
 	t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 	if r.Code == 0 {
 		t.Fatal("the pull from the hostile registry succeeded")
@@ -340,7 +340,7 @@ func TestOneShotHostileRegistryErrorEscaped(t *testing.T) {
 		t.Errorf("stderr holds raw control characters: %v\n%q", raw, r.Stderr)
 	}
 	lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")
-	if len(lines) != 1 || !strings.HasPrefix(lines[0], "failed     "+file+"  "+p.Reference("")+"  error: ") {
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "failed     "+file+"  "+p.Reference("")+"  ") {
 		t.Fatalf("stdout is not one failed line for %s:\n%s", file, r.Stdout)
 	}
 	if want := `\x1b]0;owned\a\x1b[2J\x1b[H\npresent   forged.pak`; !strings.Contains(lines[0], want) {
