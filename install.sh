@@ -17,6 +17,8 @@ Usage: install.sh [--binary PATH] [--no-start] [--network-logins | --no-network-
 Installs prepull as a systemd service on this Cloud Proxy:
   /usr/local/bin/prepull                  the binary (--binary PATH, or built
                                           from this checkout when Go is here)
+  /usr/share/bash-completion/completions/prepull
+                                          the bash completion
   /etc/systemd/system/prepull.service     the unit
   /etc/prepull/config.yaml                the example configuration, only when
                                           there is none; an edited one is kept
@@ -104,6 +106,7 @@ dropin="$unitdir/prepull.service.d/network-logins.conf"
 confdir="$DESTDIR/etc/prepull"
 statedir="$DESTDIR/var/lib/prepull"
 certsdir="$DESTDIR/etc/docker/certs.d"
+compdir="$DESTDIR/usr/share/bash-completion/completions"
 
 # use_systemctl tells whether to manage the service: systemd runs and the
 # install is for this machine, not into DESTDIR.
@@ -147,7 +150,7 @@ if [ "$uninstall" = 1 ]; then
 	if use_systemctl; then
 		systemctl disable --now prepull.service 2>/dev/null || true
 	fi
-	for f in "$bindir/prepull" "$unitdir/prepull.service" "$dropin"; do
+	for f in "$bindir/prepull" "$compdir/prepull" "$unitdir/prepull.service" "$dropin"; do
 		if [ -e "$f" ]; then
 			rm -f "$f"
 			say "removed $f"
@@ -197,6 +200,15 @@ make_dir 0755 "$bindir"
 make_dir 0755 "$unitdir"
 install_file 0755 "$binary" "$bindir/prepull"
 install_file 0644 "$src/systemd/prepull.service" "$unitdir/prepull.service"
+
+# The bash completion, as the binary itself writes it; bash-completion loads
+# it the first time prepull is completed.
+if "$binary" completion bash >"$work/prepull.bash" 2>/dev/null; then
+	make_dir 0755 "$compdir"
+	install_file 0644 "$work/prepull.bash" "$compdir/prepull"
+else
+	printf 'install.sh: warning: %s does not run here: no bash completion installed\n' "$binary" >&2
+fi
 
 # The network drop-in: installed with --network-logins, removed with
 # --no-network-logins, and otherwise kept (and updated) when it is there.

@@ -59,6 +59,18 @@ cmp -s "$work/prepull" "$dest/usr/local/bin/prepull" || fail "the binary differs
 cmp -s systemd/prepull.service "$dest/etc/systemd/system/prepull.service" || fail "the unit differs from systemd/prepull.service"
 "$dest/usr/local/bin/prepull" agent --help | grep watch_dir >/dev/null || fail "the installed binary has no agent command"
 
+echo "--- the bash completion is installed, and completes commands and paks"
+comp="$dest/usr/share/bash-completion/completions/prepull"
+want_mode "$comp" 644
+# bash-completion's _get_comp_words_by_ref, reduced to what the script asks
+# of it: the host has no bash-completion package, and needs none for this.
+shim='_get_comp_words_by_ref() { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD; }'
+out="$(bash -c "$shim"'; source "$1"; COMP_WORDS=("$2" rem); COMP_CWORD=1; COMP_LINE="$2 rem"; COMP_POINT=${#COMP_LINE}; __start_prepull "$2" rem "$2"; printf "%s\n" "${COMPREPLY[@]}"' _ "$comp" "$dest/usr/local/bin/prepull" 2>/dev/null)" || true # compopt complains outside a real completion
+
+[[ "$out" == remote* ]] || fail "the bash completion does not complete 'prepull rem' to remote: $out"
+"$dest/usr/local/bin/prepull" __complete inspect '' 2>/dev/null | grep -qx ':8' || fail "pak arguments do not complete to files by extension (directive 8)"
+"$dest/usr/local/bin/prepull" __complete inspect '' 2>/dev/null | grep -qx 'pak' || fail "pak arguments do not complete to .pak files"
+
 echo "--- the installed unit passes systemd-analyze verify"
 sed "s|/usr/local/bin/prepull|$dest/usr/local/bin/prepull|" "$dest/etc/systemd/system/prepull.service" >"$work/prepull.service"
 out="$(systemd-analyze verify "$work/prepull.service" 2>&1)" || fail "systemd-analyze verify failed: $out"
@@ -132,6 +144,7 @@ echo "--- --uninstall keeps configuration and state"
 touch "$dest/var/lib/prepull/state.json"
 DESTDIR="$dest" ./install.sh --uninstall >/dev/null
 [[ ! -e "$dest/usr/local/bin/prepull" ]] || fail "--uninstall left the binary"
+[[ ! -e "$dest/usr/share/bash-completion/completions/prepull" ]] || fail "--uninstall left the bash completion"
 [[ ! -e "$dest/etc/systemd/system/prepull.service" ]] || fail "--uninstall left the unit"
 [[ ! -e "$dest/etc/systemd/system/prepull.service.d" ]] || fail "--uninstall left the network drop-in"
 [[ -e "$dest/etc/prepull/config.yaml" ]] || fail "--uninstall removed the configuration"
@@ -141,7 +154,7 @@ DESTDIR="$dest" ./install.sh --uninstall >/dev/null || fail "a second --uninstal
 echo "--- --uninstall --purge removes everything"
 DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null
 DESTDIR="$dest" ./install.sh --uninstall --purge >/dev/null
-for p in usr/local/bin/prepull etc/systemd/system/prepull.service etc/prepull var/lib/prepull; do
+for p in usr/local/bin/prepull usr/share/bash-completion/completions/prepull etc/systemd/system/prepull.service etc/prepull var/lib/prepull; do
   [[ ! -e "$dest/$p" ]] || fail "--purge left $p"
 done
 

@@ -228,7 +228,7 @@ variant for this Docker Engine's platform, and the login is accepted.
 		Version:       versionLine(),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.CompletionOptions.HiddenDefaultCmd = true
+	root.ValidArgsFunction = completeRoot
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%w (see '%s --help')", err, c.CommandPath())
 	})
@@ -240,8 +240,20 @@ variant for this Docker Engine's platform, and the login is accepted.
 	pf.StringVar(&g.dockerHost, "docker-host", "", "Docker Engine address (default $DOCKER_HOST, then docker_host in the configuration)")
 
 	addPullFlags(root, g)
-	root.AddCommand(newInspectCommand(g), newVersionCommand(g))
-	root.AddCommand(newRemoteCommand(g), newMirrorCommand(g), newKeepCommand(g), newSlimCommand(g))
-	root.AddCommand(newAgentCommand(g), newStatusCommand(g))
+	inspect, version, pull := newInspectCommand(g), newVersionCommand(g), newPullCommand(g)
+	remote, mirror, keep, slim := newRemoteCommand(g), newMirrorCommand(g), newKeepCommand(g), newSlimCommand(g)
+	agent, status := newAgentCommand(g), newStatusCommand(g)
+	// Each command lists, and takes, only the global flags that apply to it.
+	withoutFlags(inspect, "docker-host")
+	withoutFlags(version, "config", "docker-host", "quiet", "verbose", "json")
+	withoutFlags(mirror, "docker-host")
+	withoutFlags(keep, "docker-host")
+	withoutFlags(slim, "docker-host")
+	withoutFlags(agent, "json")
+	withoutFlags(status, "docker-host", "quiet", "verbose")
+	for _, c := range []*cobra.Command{inspect, remote, mirror, keep, slim} {
+		c.ValidArgsFunction = completePaks
+	}
+	root.AddCommand(pull, inspect, version, remote, mirror, keep, slim, agent, status)
 	return root
 }

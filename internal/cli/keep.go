@@ -47,6 +47,20 @@ type keepResult struct {
 	Error     string   `json:"error,omitempty"`
 }
 
+// keepExitCodesHelp is what prepull keep's exit codes mean.
+const keepExitCodesHelp = `Exit codes:
+  0  taken or kept: the agent keeps the image present (with
+     --until-present: it has the image present)
+  1  not-taken (no agent runs, or it did not take the file within --wait:
+     it takes it when it runs), or the file could not be written
+  2  usage or configuration error
+  3  the pak does not name a pullable image, or the agent refused it
+     (pak_status invalid)
+  4, 5, 7 and the one-shot's other codes: with --until-present, the
+     agent failed the pak for that reason (see prepull --help)
+A run ended by Ctrl-C exits 130 (143 for SIGTERM); a file written stays in
+watch_dir for the agent.`
+
 type keepFlags struct {
 	name         string
 	wait         time.Duration
@@ -90,7 +104,7 @@ runs out first, it exits with the code of the agent's last error (1 when
 there is none). Configuration management uses this to fail a host whose
 agent cannot pull (the Ansible role in ansible/; prepull remote --keep).
 
-` + exitCodesHelp,
+` + keepExitCodesHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runKeep(cmd.Context(), g, f, args[0])
