@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,8 +289,32 @@ func TestDeletedFromDoneIsNoLongerKept(t *testing.T) {
 	if st := h.state(); len(st.Paks) != 1 || st.Paks[0].Name != "keep.pak" {
 		t.Fatalf("state still lists %+v", st.Paks)
 	}
-	if !strings.Contains(h.logText(), "no other pak names the image, no longer keeping it present") {
-		t.Errorf("no log line tells that the image was let go:\n%s", h.logText())
+	if got := h.letGoPaks(); !slices.Equal(got, []string{"gone.pak"}) {
+		t.Errorf("let-go lines name the paks %q, want one naming gone.pak:\n%s", got, h.logText())
+	}
+}
+
+// TestDeletedFromDoneWhilePulledIsLetGo deletes a pak from done/, which only
+// a rescan notices, while its vanished image is pulled again: the let-go
+// line, logged when the cancelled pull ends, names the pak as the line of an
+// idle image does.
+func TestDeletedFromDoneWhilePulledIsLetGo(t *testing.T) {
+	h := newHarness(t, "verify_interval: 50ms\n")
+	h.start()
+	ref := h.drop("d.pak", "proj/d", "d")
+	h.eventually("d.pak is done", func() bool { return exists(filepath.Join(h.inbox(), DoneDir, "d.pak")) })
+	h.eng.mu.Lock()
+	h.eng.pullWait = make(chan struct{}) // never closed: the pull runs until cancelled
+	h.eng.mu.Unlock()
+	h.eng.Remove(context.TODO(), ref)
+	h.eventually("the image is pulled again", func() bool { return h.eng.pullCount(ref) == 2 })
+	if err := os.Remove(filepath.Join(h.inbox(), DoneDir, "d.pak")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the image is let go", func() bool { s := h.state(); return len(s.Images) == 0 && len(s.Paks) == 0 })
+	h.eventually("the log says so", func() bool { return len(h.letGoPaks()) > 0 })
+	if got := h.letGoPaks(); !slices.Equal(got, []string{"d.pak"}) {
+		t.Errorf("let-go lines name the paks %q, want one naming d.pak:\n%s", got, h.logText())
 	}
 }
 
@@ -305,9 +330,9 @@ func TestDeletedWhilePulledIsLetGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.eventually("the image is let go", func() bool { s := h.state(); return len(s.Images) == 0 && len(s.Paks) == 0 })
-	h.eventually("the log says so", func() bool { return strings.Contains(h.logText(), msgLetGo) })
-	if n := strings.Count(h.logText(), msgLetGo); n != 1 {
-		t.Errorf("let go logged %d times, want once:\n%s", n, h.logText())
+	h.eventually("the log says so", func() bool { return len(h.letGoPaks()) > 0 })
+	if got := h.letGoPaks(); !slices.Equal(got, []string{"p.pak"}) {
+		t.Errorf("let-go lines name the paks %q, want one naming p.pak:\n%s", got, h.logText())
 	}
 	if n := h.eng.pullCount(ref); n != 1 {
 		t.Errorf("%d pulls, want 1", n)

@@ -367,6 +367,17 @@ func (h *harness) logText() string {
 	return b.String()
 }
 
+// letGoPaks returns the pak field of each line that says an image was let
+// go, in order: whichever path noticed the pak leave, the line is the same.
+func (h *harness) letGoPaks() []string {
+	var paks []string
+	for _, e := range h.logs.FilterMessage(msgLetGo).All() {
+		pak, _ := e.ContextMap()["pak"].(string)
+		paks = append(paks, pak)
+	}
+	return paks
+}
+
 // exists reports whether path exists.
 func exists(path string) bool {
 	_, err := os.Lstat(path)

@@ -127,8 +127,18 @@ func (a *Agent) unlink(p *PakState) {
 		return
 	}
 	delete(im.paks, p.File)
+	im.lastPak = p.Name
+	a.letGo(im)
+}
+
+// letGo releases an image no pak names any more and says so, naming the
+// pak whose leaving let it go. When that pak left while the image was pulled
+// or verified, release only cancels the call and finish calls letGo again:
+// the line is the same whichever path noticed the pak leave. Call with a.mu
+// held.
+func (a *Agent) letGo(im *image) {
 	if a.release(im) {
-		a.log.Info(msgLetGo, zap.String("pak", p.Name), zap.String("reference", im.Reference))
+		a.log.Info(msgLetGo, zap.String("pak", im.lastPak), zap.String("reference", im.Reference))
 	}
 }
 

@@ -28,6 +28,7 @@ type image struct {
 	verifying bool               // the call checks a present image
 	failures  int                // Ensure calls in a row that failed
 	cancel    context.CancelFunc // ends the running Ensure call
+	lastPak   string             // the name of the last pak that stopped naming it
 	// engineWait says the last Ensure call failed because the engine could
 	// not be reached: the image is tried again as soon as it answers.
 	engineWait bool
@@ -210,9 +211,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	if len(im.paks) == 0 {
 		// Its last pak went while it was pulled or verified: unlink could
 		// not let go of it then, and said nothing.
-		if a.release(im) {
-			a.log.Info(msgLetGo, zap.String("reference", im.Reference))
-		}
+		a.letGo(im)
 		return
 	}
 	if ctx.Err() != nil {
