@@ -25,6 +25,7 @@ Installs prepull as a systemd service on this Cloud Proxy:
                                           and the new example is written beside
                                           it as config.yaml.example
   /var/lib/prepull/inbox/                 the drop folder (mode 0700, root)
+  /usr/local/share/man/man1/prepull*.1    the man pages, from docs/man
   /etc/systemd/system/prepull.service.d/network-logins.conf
                                           only with --network-logins
 Then, when systemd runs: systemctl daemon-reload and enable --now prepull
@@ -107,6 +108,7 @@ confdir="$DESTDIR/etc/prepull"
 statedir="$DESTDIR/var/lib/prepull"
 certsdir="$DESTDIR/etc/docker/certs.d"
 compdir="$DESTDIR/usr/share/bash-completion/completions"
+mandir="$DESTDIR/usr/local/share/man/man1"
 
 # use_systemctl tells whether to manage the service: systemd runs and the
 # install is for this machine, not into DESTDIR.
@@ -150,7 +152,7 @@ if [ "$uninstall" = 1 ]; then
 	if use_systemctl; then
 		systemctl disable --now prepull.service 2>/dev/null || true
 	fi
-	for f in "$bindir/prepull" "$compdir/prepull" "$unitdir/prepull.service" "$dropin"; do
+	for f in "$bindir/prepull" "$compdir/prepull" "$unitdir/prepull.service" "$dropin" "$mandir"/prepull.1 "$mandir"/prepull-*.1; do
 		if [ -e "$f" ]; then
 			rm -f "$f"
 			say "removed $f"
@@ -208,6 +210,24 @@ if "$binary" completion bash >"$work/prepull.bash" 2>/dev/null; then
 	install_file 0644 "$work/prepull.bash" "$compdir/prepull"
 else
 	printf 'install.sh: warning: %s does not run here: no bash completion installed\n' "$binary" >&2
+fi
+
+# The man pages, one per command (made from the command line into docs/man).
+# A folder holding only the binary, the unit and the configuration has none.
+if [ -f "$src/docs/man/prepull.1" ]; then
+	make_dir 0755 "$mandir"
+	for page in "$src"/docs/man/*.1; do
+		install_file 0644 "$page" "$mandir/${page##*/}"
+	done
+	# A page of a command that is gone.
+	for page in "$mandir"/prepull.1 "$mandir"/prepull-*.1; do
+		if [ -e "$page" ] && [ ! -e "$src/docs/man/${page##*/}" ]; then
+			rm -f "$page"
+			say "removed $page"
+		fi
+	done
+else
+	say "no man pages in $src/docs/man: none installed"
 fi
 
 # The network drop-in: installed with --network-logins, removed with

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test-install.sh: tests install.sh into a DESTDIR: the files and their
 # modes, an edited configuration kept, a second run changing nothing,
-# --uninstall keeping configuration and state, --purge removing them, --help,
+# the man pages, --uninstall keeping configuration and state, --purge
+# removing them, --help,
 # its own umask, warnings about secrets readable by others, the network
 # drop-in, and that systemctl is never called under DESTDIR. The installed
 # unit is checked with systemd-analyze verify.
@@ -58,6 +59,13 @@ want_mode "$dest/var/lib/prepull/inbox" 700
 cmp -s "$work/prepull" "$dest/usr/local/bin/prepull" || fail "the binary differs from --binary"
 cmp -s systemd/prepull.service "$dest/etc/systemd/system/prepull.service" || fail "the unit differs from systemd/prepull.service"
 "$dest/usr/local/bin/prepull" agent --help | grep watch_dir >/dev/null || fail "the installed binary has no agent command"
+for page in docs/man/*.1; do
+  want_mode "$dest/usr/local/share/man/man1/${page##*/}" 644
+  cmp -s "$page" "$dest/usr/local/share/man/man1/${page##*/}" || fail "the man page ${page##*/} differs from $page"
+done
+if command -v man >/dev/null; then
+  MANPATH="$dest/usr/local/share/man" man -P cat prepull-remote 2>/dev/null | grep -q -- '--hosts-file' || fail "man prepull-remote does not show the page installed"
+fi
 
 echo "--- the bash completion is installed, and completes commands and paks"
 comp="$dest/usr/share/bash-completion/completions/prepull"
@@ -147,6 +155,7 @@ DESTDIR="$dest" ./install.sh --uninstall >/dev/null
 [[ ! -e "$dest/usr/share/bash-completion/completions/prepull" ]] || fail "--uninstall left the bash completion"
 [[ ! -e "$dest/etc/systemd/system/prepull.service" ]] || fail "--uninstall left the unit"
 [[ ! -e "$dest/etc/systemd/system/prepull.service.d" ]] || fail "--uninstall left the network drop-in"
+[[ -z "$(ls "$dest/usr/local/share/man/man1")" ]] || fail "--uninstall left man pages: $(ls "$dest/usr/local/share/man/man1")"
 [[ -e "$dest/etc/prepull/config.yaml" ]] || fail "--uninstall removed the configuration"
 [[ -e "$dest/var/lib/prepull/state.json" ]] || fail "--uninstall removed the state"
 DESTDIR="$dest" ./install.sh --uninstall >/dev/null || fail "a second --uninstall failed"

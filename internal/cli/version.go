@@ -54,7 +54,7 @@ func newVersionCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print prepull's version",
-		Long:  "Print prepull's version, as --version does. (A pak file named version is ./version.)",
+		Long:  "Print prepull's version, as --version does: the one set at build time, else Go's build information (module version, commit), and the Go release. (A pak file named version is ./version.)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := fmt.Fprintln(g.stdout, versionLine())
