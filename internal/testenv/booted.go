@@ -41,7 +41,8 @@ var bootCount atomic.Int32
 // system running. prepare, when not nil, runs first with the overlay's path,
 // to put files in place before anything starts. A Docker Engine in the root
 // (docker.io) is configured to leave the host's network alone (no bridge,
-// no iptables rules) and to use the vfs storage driver, since its data root
+// no iptables rules, no IP forwarding: /proc/sys is read-only in the
+// container, and a host with forwarding off would stop dockerd) and to use the vfs storage driver, since its data root
 // is on overlayfs. The container is shut down when t ends; a failed test
 // logs the tail of the container's console and journal first.
 func Boot(t testing.TB, root string, prepare func(dir string)) *Booted {
@@ -66,7 +67,7 @@ func Boot(t testing.TB, root string, prepare func(dir string)) *Booted {
 	b := &Booted{Root: merged, nsenter: partNsenter.mustPath(t)}
 	if isExecutable(b.Path("/usr/sbin/dockerd")) {
 		b.WriteFile(t, "/etc/docker/daemon.json", 0o644,
-			`{"iptables": false, "ip6tables": false, "bridge": "none", "storage-driver": "vfs"}`+"\n")
+			`{"iptables": false, "ip6tables": false, "ip-forward": false, "bridge": "none", "storage-driver": "vfs"}`+"\n")
 	}
 	if prepare != nil {
 		prepare(merged)

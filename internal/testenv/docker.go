@@ -143,6 +143,9 @@ func newDocker(dir, dataRoot string, opts DockerOptions, root string) (*DockerEn
 	flags := []string{
 		"--storage-driver=vfs",
 		"--iptables=false", "--ip6tables=false", "--bridge=none",
+		// The host's net.ipv4.ip_forward is not the tests' to change, and
+		// inside nspawn /proc/sys is read-only: with no bridge nothing needs it.
+		"--ip-forward=false",
 	}
 	if opts.ContainerdStore {
 		// daemon.json, not --feature, which came after 26.1.
