@@ -188,172 +188,222 @@ func ranOutOfTime(ctx context.Context, err error) bool {
 	return errors.Is(ctx.Err(), context.DeadlineExceeded) || Transient(err)
 }
 
-func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result) (Status, error) {
-	log := p.Log.With(zap.String("pak", t.File), zap.String("reference", t.Reference))
-	for _, w := range t.Warnings {
-		log.Warn(w)
-	}
+// session is one Ensure call's work on one image: what it logs with, the
+// result it fills, and the registry login it holds, which a rejection may
+// renew once.
+type session struct {
+	p           *Puller
+	t           pak.Target
+	o           Options
+	r           *Result
+	log         *zap.Logger
+	installedCA string // the CA file ensureCA installed, for explain
 
-	present, err := p.present(ctx, t.Reference, o)
-	if err != nil {
-		return Failed, err
+	cred    credentials.Credential
+	auth    *engine.Auth // nil for an anonymous pull
+	renewed bool         // the login was renewed once already
+}
+
+func (p *Puller) ensure(ctx context.Context, t pak.Target, o Options, r *Result) (Status, error) {
+	s := &session{p: p, t: t, o: o, r: r, log: p.Log.With(zap.String("pak", t.File), zap.String("reference", t.Reference))}
+	for _, w := range t.Warnings {
+		s.log.Warn(w)
 	}
-	if present && !o.Force {
-		err := p.checkLocal(ctx, log, o, t.Reference)
-		switch {
-		case err == nil:
-			log.Debug("image already present")
-			return Present, nil
-		case !errors.Is(err, engine.ErrNotPresent):
+	if present, err := s.present(ctx); err != nil || present {
+		if err != nil {
 			return Failed, err
 		}
-		// Removed between the two looks (an image prune, say): pulled below.
-		log.Info("image removed while it was checked, pulling it")
+		return Present, nil
 	}
-
-	installedCA, err := p.ensureCA(log, t)
-	if err != nil {
+	var err error
+	if s.installedCA, err = p.ensureCA(s.log, t); err != nil {
 		return Failed, err
 	}
-
-	var (
-		cred    credentials.Credential
-		auth    *engine.Auth
-		renewed bool
-	)
-	explain := func(err error) error {
-		switch {
-		case errors.Is(err, engine.ErrCertificate):
-			err = explainCertificate(err, t, p.CertsDir, installedCA)
-		case errors.Is(err, engine.ErrUnauthorized) && cred.Anonymous():
-			err = noLogin(err, t.Registry, o.LoginHint)
-		}
-		for _, w := range t.Warnings {
-			// The pak most likely names the wrong image: say so with the error.
-			err = fmt.Errorf("%w; note: %s", err, w)
-		}
-		return err
-	}
-	// login finds the registry's credential and logs in with it. After a
-	// rejection, prev is the rejected credential: the same one again is
-	// not tried twice.
-	login := func(prev *credentials.Credential) error {
-		c, err := p.Credentials.For(t.Registry)
-		if err != nil {
-			return err
-		}
-		if prev != nil && c.Password == prev.Password && c.IdentityToken == prev.IdentityToken {
-			return errSameCredential
-		}
-		cred, auth = c, nil
-		r.CredentialSource = cred.Source
-		for _, w := range cred.Warnings {
-			log.Warn(w)
-		}
-		log.Info("using registry credentials", zap.String("registry", t.Registry), zap.String("credential_source", cred.Source))
-		if cred.Anonymous() {
-			return nil
-		}
-		auth = &engine.Auth{
-			ServerAddress: credentials.ServerAddress(t.Registry),
-			Username:      cred.Username,
-			Password:      cred.Password,
-			IdentityToken: cred.IdentityToken,
-		}
-		if err := p.retry(ctx, log, o, "login", func(ctx context.Context) error {
-			err := p.Engine.Login(ctx, *auth)
-			o.reportEngine(err)
-			return err
-		}); err != nil {
-			if errors.Is(err, engine.ErrUnauthorized) && cred.Suspect != "" {
-				err = fmt.Errorf("%w; note: %s", err, cred.Suspect)
-			}
-			return &LoginError{Registry: t.Registry, Username: cred.Username, Source: cred.Source, Err: explain(err)}
-		}
-		return nil
-	}
-	// renew says whether to log in once more after err: when the registry
-	// rejected a credential that may differ when asked again, such as a
-	// password_command's token that expired.
-	renew := func(err error) bool {
-		if renewed || !cred.Renewable || !errors.Is(err, engine.ErrUnauthorized) {
-			return false
-		}
-		renewed = true
-		log.Warn("registry rejected the login, asking its source for a fresh one", zap.String("registry", t.Registry),
-			zap.String("credential_source", cred.Source), zap.Error(err))
-		return true
-	}
-
-	// relogin logs in once more after the rejection rejected.
-	relogin := func(rejected error) error {
-		prev := cred
-		err := login(&prev)
-		if errors.Is(err, errSameCredential) {
-			return fmt.Errorf("%w (asked again, %s gave the same password)", rejected, prev.Source)
-		}
-		return err
-	}
-
-	err = login(nil)
-	if renew(err) {
-		err = relogin(err)
-	}
-	if err != nil {
+	if err := s.logIn(ctx); err != nil {
 		return Failed, err
 	}
-	if err := p.checkRemote(ctx, log, o, t.Reference, auth); err != nil {
-		return Failed, explain(err)
+	if err := p.checkRemote(ctx, s.log, o, t.Reference, s.auth); err != nil {
+		return Failed, s.explain(err)
 	}
 	if o.DryRun {
 		return WouldPull, nil
 	}
+	if err := s.pull(ctx); err != nil {
+		return Failed, err
+	}
+	if err := s.verify(ctx); err != nil {
+		return Failed, err
+	}
+	s.log.Info("image pulled", zap.Int("attempts", r.Attempts))
+	return Pulled, nil
+}
 
+// present tells whether the image is present and fit for this engine, so
+// that nothing is to be pulled; never with Force.
+func (s *session) present(ctx context.Context) (bool, error) {
+	present, err := s.p.present(ctx, s.t.Reference, s.o)
+	if err != nil || !present || s.o.Force {
+		return false, err
+	}
+	err = s.p.checkLocal(ctx, s.log, s.o, s.t.Reference)
+	switch {
+	case err == nil:
+		s.log.Debug("image already present")
+		return true, nil
+	case !errors.Is(err, engine.ErrNotPresent):
+		return false, err
+	}
+	// Removed between the two looks (an image prune, say): pulled next.
+	s.log.Info("image removed while it was checked, pulling it")
+	return false, nil
+}
+
+// explain adds to err what the user needs to fix it: the CA to install, the
+// login to add, the pak's own warnings.
+func (s *session) explain(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrCertificate):
+		err = explainCertificate(err, s.t, s.p.CertsDir, s.installedCA)
+	case errors.Is(err, engine.ErrUnauthorized) && s.cred.Anonymous():
+		err = noLogin(err, s.t.Registry, s.o.LoginHint)
+	}
+	for _, w := range s.t.Warnings {
+		// The pak most likely names the wrong image: say so with the error.
+		err = fmt.Errorf("%w; note: %s", err, w)
+	}
+	return err
+}
+
+// logIn logs in to the registry, once more with a fresh credential when the
+// first was rejected and its source may give another.
+func (s *session) logIn(ctx context.Context) error {
+	err := s.login(ctx, nil)
+	if s.renew(err) {
+		err = s.relogin(ctx, err)
+	}
+	return err
+}
+
+// login finds the registry's credential and logs in with it. After a
+// rejection, prev is the rejected credential: the same one again is not
+// tried twice.
+func (s *session) login(ctx context.Context, prev *credentials.Credential) error {
+	c, err := s.p.Credentials.For(s.t.Registry)
+	if err != nil {
+		return err
+	}
+	if prev != nil && c.Password == prev.Password && c.IdentityToken == prev.IdentityToken {
+		return errSameCredential
+	}
+	s.cred, s.auth = c, nil
+	s.r.CredentialSource = c.Source
+	for _, w := range c.Warnings {
+		s.log.Warn(w)
+	}
+	s.log.Info("using registry credentials", zap.String("registry", s.t.Registry), zap.String("credential_source", c.Source))
+	if c.Anonymous() {
+		return nil
+	}
+	s.auth = &engine.Auth{
+		ServerAddress: credentials.ServerAddress(s.t.Registry),
+		Username:      c.Username,
+		Password:      c.Password,
+		IdentityToken: c.IdentityToken,
+	}
+	err = s.p.retry(ctx, s.log, s.o, "login", func(ctx context.Context) error {
+		err := s.p.Engine.Login(ctx, *s.auth)
+		s.o.reportEngine(err)
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, engine.ErrUnauthorized) && c.Suspect != "" {
+		err = fmt.Errorf("%w; note: %s", err, c.Suspect)
+	}
+	return &LoginError{Registry: s.t.Registry, Username: c.Username, Source: c.Source, Err: s.explain(err)}
+}
+
+// renew says whether to log in once more after err: when the registry
+// rejected a credential that may differ when asked again, such as a
+// password_command's token that expired. It says so once per call.
+func (s *session) renew(err error) bool {
+	if s.renewed || !s.cred.Renewable || !errors.Is(err, engine.ErrUnauthorized) {
+		return false
+	}
+	s.renewed = true
+	s.log.Warn("registry rejected the login, asking its source for a fresh one", zap.String("registry", s.t.Registry),
+		zap.String("credential_source", s.cred.Source), zap.Error(err))
+	return true
+}
+
+// relogin logs in once more after the registry rejected the login with
+// rejected.
+func (s *session) relogin(ctx context.Context, rejected error) error {
+	prev := s.cred
+	err := s.login(ctx, &prev)
+	if errors.Is(err, errSameCredential) {
+		return fmt.Errorf("%w (asked again, %s gave the same password)", rejected, prev.Source)
+	}
+	return err
+}
+
+// pull pulls the image, retrying transient failures.
+func (s *session) pull(ctx context.Context) error {
 	var last error // what the last attempt that ended before the timeout met
-	err = p.retry(ctx, log, o, "pull", func(ctx context.Context) error {
-		r.Attempts++
-		if o.Observer != nil {
-			o.Observer.PullAttempt(r.Attempts)
-		}
-		err := p.pullOnce(ctx, t.Reference, auth, o.StallTimeout)
-		o.reportEngine(err)
-		if renew(err) {
-			if err = relogin(err); err == nil {
-				r.Attempts++
-				if o.Observer != nil {
-					o.Observer.PullAttempt(r.Attempts)
-				}
-				err = p.pullOnce(ctx, t.Reference, auth, o.StallTimeout)
-				o.reportEngine(err)
-			}
-		}
-		if err != nil && ctx.Err() == nil {
+	err := s.p.retry(ctx, s.log, s.o, "pull", func(attemptCtx context.Context) error {
+		err := s.attempt(ctx, attemptCtx)
+		if err != nil && attemptCtx.Err() == nil {
 			last = err
 		}
 		return err
 	})
-	if err != nil {
-		if last != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
-			// The timeout cut the last attempt short, which tells nothing;
-			// the attempt before says what went wrong (a stall, say).
-			err = fmt.Errorf("%w; then %w after %d attempts", last, ErrTimedOut, r.Attempts)
-		}
-		// The engine's errors name the operation and the reference already.
-		return Failed, explain(err)
+	if err == nil {
+		return nil
 	}
+	if last != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
+		// The timeout cut the last attempt short, which tells nothing;
+		// the attempt before says what went wrong (a stall, say).
+		err = fmt.Errorf("%w; then %w after %d attempts", last, ErrTimedOut, s.r.Attempts)
+	}
+	// The engine's errors name the operation and the reference already.
+	return s.explain(err)
+}
 
-	present, err = p.present(ctx, t.Reference, o)
+// attempt makes one pull attempt in attemptCtx and, when the registry
+// rejected a login its source may renew, logs in again (in ctx, the
+// call's) and makes one more.
+func (s *session) attempt(ctx, attemptCtx context.Context) error {
+	err := s.pullOnce(attemptCtx)
+	if s.renew(err) {
+		if err = s.relogin(ctx, err); err == nil {
+			err = s.pullOnce(attemptCtx)
+		}
+	}
+	return err
+}
+
+// pullOnce counts and makes one pull.
+func (s *session) pullOnce(ctx context.Context) error {
+	s.r.Attempts++
+	if s.o.Observer != nil {
+		s.o.Observer.PullAttempt(s.r.Attempts)
+	}
+	err := s.p.pullOnce(ctx, s.t.Reference, s.auth, s.o.StallTimeout)
+	s.o.reportEngine(err)
+	return err
+}
+
+// verify checks that the engine holds the image pulled, for its platform.
+func (s *session) verify(ctx context.Context) error {
+	present, err := s.p.present(ctx, s.t.Reference, s.o)
 	if err != nil {
-		return Failed, err
+		return err
 	}
 	if !present {
-		return Failed, fmt.Errorf("%s: %w", t.Reference, ErrNotVerified)
+		return fmt.Errorf("%s: %w", s.t.Reference, ErrNotVerified)
 	}
-	if err := p.checkLocal(ctx, log, o, t.Reference); err != nil {
-		return Failed, err
-	}
-	log.Info("image pulled", zap.Int("attempts", r.Attempts))
-	return Pulled, nil
+	return s.p.checkLocal(ctx, s.log, s.o, s.t.Reference)
 }
 
 // ensureCA installs the ca_file of the registries entry for t's registry,
