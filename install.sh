@@ -28,6 +28,11 @@ Installs prepull as a systemd service on this Cloud Proxy:
   /usr/local/share/man/man1/prepull*.1    the man pages, from docs/man
   /etc/systemd/system/prepull.service.d/network-logins.conf
                                           only with --network-logins
+  /etc/systemd/system/prepull.service.d/metrics-file.conf
+                                          only when config.yaml's metrics_file
+                                          is outside the unit's default folder
+                                          /var/lib/prometheus/node-exporter
+                                          (which is created when missing)
 Then, when systemd runs: systemctl daemon-reload and enable --now prepull
 (a running agent is restarted onto the new binary).
 
@@ -104,6 +109,7 @@ DESTDIR="${DESTDIR:-}"
 bindir="$DESTDIR/usr/local/bin"
 unitdir="$DESTDIR/etc/systemd/system"
 dropin="$unitdir/prepull.service.d/network-logins.conf"
+metricsdropin="$unitdir/prepull.service.d/metrics-file.conf"
 confdir="$DESTDIR/etc/prepull"
 statedir="$DESTDIR/var/lib/prepull"
 certsdir="$DESTDIR/etc/docker/certs.d"
@@ -152,7 +158,7 @@ if [ "$uninstall" = 1 ]; then
 	if use_systemctl; then
 		systemctl disable --now prepull.service 2>/dev/null || true
 	fi
-	for f in "$bindir/prepull" "$compdir/prepull" "$unitdir/prepull.service" "$dropin" "$mandir"/prepull.1 "$mandir"/prepull-*.1; do
+	for f in "$bindir/prepull" "$compdir/prepull" "$unitdir/prepull.service" "$dropin" "$metricsdropin" "$mandir"/prepull.1 "$mandir"/prepull-*.1; do
 		if [ -e "$f" ]; then
 			rm -f "$f"
 			say "removed $f"
@@ -286,6 +292,46 @@ while IFS= read -r line || [ -n "$line" ]; do
 		esac
 	done
 done <"$confdir/config.yaml"
+
+# metrics_file: the unit may write the node exporter's textfile folder; a
+# metrics_file elsewhere gets its folder through a drop-in. The folder must
+# exist when the unit starts for the unit to let the agent write it.
+metrics=""
+while IFS= read -r line || [ -n "$line" ]; do
+	case "$line" in
+	metrics_file:*)
+		metrics="${line#metrics_file:}"
+		metrics="${metrics#"${metrics%%[! 	]*}"}"
+		case "$metrics" in
+		\"*) metrics="${metrics#\"}"; metrics="${metrics%%\"*}" ;;
+		\'*) metrics="${metrics#\'}"; metrics="${metrics%%\'*}" ;;
+		*) metrics="${metrics%%[	 #]*}" ;;
+		esac
+		;;
+	esac
+done <"$confdir/config.yaml"
+metricsdefault=/var/lib/prometheus/node-exporter
+case "$metrics" in
+"") metricsdir="" ;;
+/*/*.prom) metricsdir="${metrics%/*}" ;;
+*) die "$confdir/config.yaml: metrics_file $metrics: must be an absolute path to a file ending in .prom" ;;
+esac
+case "$metricsdir" in
+*[!A-Za-z0-9/._-]*) die "$confdir/config.yaml: metrics_file $metrics: its folder may hold only letters, digits and / . _ - (it goes into the unit's ReadWritePaths=)" ;;
+esac
+if [ -n "$metricsdir" ] && [ ! -d "$DESTDIR$metricsdir" ]; then
+	make_dir 0755 "$DESTDIR$metricsdir"
+	say "created $DESTDIR$metricsdir (metrics_file's folder)"
+fi
+if [ -n "$metricsdir" ] && [ "$metricsdir" != "$metricsdefault" ]; then
+	make_dir 0755 "${metricsdropin%/*}"
+	printf '# Written by install.sh: metrics_file in /etc/prepull/config.yaml is in this folder.\n[Service]\nReadWritePaths=-%s\n' "$metricsdir" >"$work/metrics-file.conf"
+	install_file 0644 "$work/metrics-file.conf" "$metricsdropin"
+elif [ -e "$metricsdropin" ]; then
+	rm -f "$metricsdropin"
+	rmdir "${metricsdropin%/*}" 2>/dev/null || true
+	say "removed $metricsdropin: metrics_file is unset or in $metricsdefault"
+fi
 
 # The drop folder: anyone who can write to it can make the agent pull with
 # its credentials, so it is root's alone (the agent refuses anything looser).

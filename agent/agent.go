@@ -15,6 +15,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,9 @@ type Options struct {
 	Engine Engine
 	// Log receives one line per event. It never receives a secret.
 	Log *zap.Logger
+	// Version is the agent's version, for prepull_build_info in
+	// metrics_file; empty means "dev".
+	Version string
 }
 
 // Engine is what the agent asks of the Docker Engine: what a pull needs,
@@ -96,6 +100,7 @@ type Agent struct {
 	saveCh   chan struct{} // the state or the status line changed
 	workers  sync.WaitGroup
 	notify   *notifier
+	metrics  *metrics // written to metrics_file, when set
 
 	mu         sync.Mutex
 	cfg        *config.Config
@@ -179,6 +184,7 @@ func New(o Options) (*Agent, error) {
 		images:       map[string]*image{},
 		released:     map[string]*ImageState{},
 		pruneCh:      make(chan struct{}, 1),
+		metrics:      newMetrics(cmp.Or(o.Version, "dev")),
 	}
 	a.remover, _ = o.Engine.(ImageRemover)
 	if cfg.KeepImages > 0 && a.remover == nil {
@@ -264,6 +270,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", zap.String("watch_dir", a.watchDir), zap.String("state_dir", a.stateDir),
 		zap.Int("concurrency", cfg.Concurrency), zap.Duration("verify_interval", cfg.VerifyInterval))
 	a.notify.ready(a.statusLine())
+	a.mu.Lock()
+	a.writeMetrics()
+	a.mu.Unlock()
 
 	verify := time.NewTicker(cfg.VerifyInterval)
 	defer verify.Stop()
@@ -296,6 +305,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case <-verify.C:
 			a.scheduleVerify()
+			// At least once a verify_interval, changed or not: the
+			// file's age tells monitoring the agent is alive.
+			a.mu.Lock()
+			a.writeMetrics()
+			a.mu.Unlock()
 		case <-rescan.C:
 			a.reconcile()
 			go a.checkEngine(workCtx)
@@ -324,6 +338,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			if a.dirty { // the save failed and was logged: try again soon
 				save.Reset(saveRetry)
 				saveDue = save.C
+			}
+			if stale {
+				a.writeMetrics()
 			}
 			a.mu.Unlock()
 			if stale {
@@ -365,6 +382,7 @@ func (a *Agent) shutdown(cancelWatch context.CancelFunc, watchDone <-chan struct
 	}
 	a.dirty = true
 	a.saveIfDirty()
+	a.writeMetrics()
 	a.mu.Unlock()
 	a.log.Info("stopped", zap.Duration("duration", time.Since(start)))
 }
@@ -464,6 +482,7 @@ func (a *Agent) setEngine(err error) {
 	if err != nil && !down {
 		return // not the engine's answer: a timeout of the caller's, say
 	}
+	first := a.engineAt.IsZero()
 	a.engineAt, a.engineErr = time.Now().UTC(), ""
 	if down {
 		a.engineErr = err.Error()
@@ -483,7 +502,7 @@ func (a *Agent) setEngine(err error) {
 		}
 		a.wake()
 	}
-	changed := down != a.engineDown
+	changed := down != a.engineDown || first
 	a.engineDown = down
 	if changed {
 		a.statusStale = true

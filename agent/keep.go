@@ -276,6 +276,9 @@ func (a *Agent) recordRemoval(r *ImageState, outcome, reason string) {
 	if n := len(a.removed) - removedHistory; n > 0 {
 		a.removed = slices.Delete(a.removed, 0, n)
 	}
+	if outcome != RemovedGone {
+		a.metrics.removed.Inc()
+	}
 	if outcome == RemovedGone {
 		a.log.Info("released image is no longer in the engine, forgetting it", zap.String("reference", r.Reference))
 	}

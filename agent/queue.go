@@ -220,6 +220,14 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 		}
 		return
 	}
+	switch {
+	case res.Err != nil:
+		a.metrics.pullEnded(OutcomeFailed, res.Duration)
+	case res.Status == pull.Pulled:
+		a.metrics.pullEnded(OutcomePulled, res.Duration)
+	default:
+		a.metrics.pullEnded(OutcomePresent, res.Duration)
+	}
 	if res.Err == nil {
 		im.failures = 0
 		im.LastError, im.ErrorKind = "", ""

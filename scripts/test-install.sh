@@ -142,6 +142,29 @@ DESTDIR="$dest" ./install.sh --binary "$work/prepull" --no-network-logins >/dev/
 [[ ! -e "$dest/etc/systemd/system/prepull.service.d" ]] || fail "--no-network-logins left $(ls -R "$dest/etc/systemd/system/prepull.service.d")"
 DESTDIR="$dest" ./install.sh --binary "$work/prepull" --network-logins >/dev/null
 
+echo "--- metrics_file outside the default folder gets a drop-in; in it, none"
+mdropin="$dest/etc/systemd/system/prepull.service.d/metrics-file.conf"
+cp "$dest/etc/prepull/config.yaml" "$work/config.saved"
+echo 'metrics_file: "/srv/metrics/prepull.prom" # elsewhere' >>"$dest/etc/prepull/config.yaml"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null
+want_mode "$dest/srv/metrics" 755
+want_mode "$mdropin" 644
+grep -qx 'ReadWritePaths=-/srv/metrics' "$mdropin" || fail "the metrics drop-in does not let the unit write /srv/metrics: $(cat "$mdropin")"
+rm -rf "$work/verify" && mkdir -p "$work/verify/prepull.service.d"
+cp "$work/prepull.service" "$work/verify/prepull.service"
+cp "$mdropin" "$work/verify/prepull.service.d/"
+out="$(systemd-analyze verify "$work/verify/prepull.service" 2>&1)" || fail "systemd-analyze verify with the metrics drop-in failed: $out"
+[[ -z "$out" ]] || fail "systemd-analyze verify with the metrics drop-in: $out"
+cp "$work/config.saved" "$dest/etc/prepull/config.yaml"
+echo 'metrics_file: /var/lib/prometheus/node-exporter/prepull.prom' >>"$dest/etc/prepull/config.yaml"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null
+[[ ! -e "$mdropin" ]] || fail "the metrics drop-in stayed with metrics_file in the unit's own folder"
+[[ -e "$dropin" ]] || fail "removing the metrics drop-in removed the network drop-in"
+want_mode "$dest/var/lib/prometheus/node-exporter" 755
+echo 'metrics_file: /srv/a b/prepull.prom' >>"$dest/etc/prepull/config.yaml"
+DESTDIR="$dest" ./install.sh --binary "$work/prepull" >/dev/null 2>&1 && fail "a metrics_file folder with a space was accepted"
+cp "$work/config.saved" "$dest/etc/prepull/config.yaml"
+
 echo "--- building without --binary"
 if command -v go >/dev/null; then
   DESTDIR="$work/built" ./install.sh >/dev/null

@@ -40,7 +40,7 @@ its own user (exit 2).`,
 				return err
 			}
 			defer eng.Close()
-			a, err := agent.New(agent.Options{ConfigFile: g.configFile, Config: cfg, Engine: eng, Log: log})
+			a, err := agent.New(agent.Options{ConfigFile: g.configFile, Config: cfg, Engine: eng, Log: log, Version: agentVersion()})
 			if err != nil {
 				return err
 			}

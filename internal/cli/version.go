@@ -24,12 +24,7 @@ func versionLine() string {
 // build information Go recorded (or nil).
 func versionOf(v string, info *debug.BuildInfo) string {
 	ok := info != nil
-	if v == "" && ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		v = info.Main.Version
-	}
-	if v == "" {
-		v = "dev"
-	}
+	v = versionNumber(v, info)
 	var extra []string
 	if ok {
 		settings := map[string]string{}
@@ -48,6 +43,24 @@ func versionOf(v string, info *debug.BuildInfo) string {
 		return "prepull " + v
 	}
 	return fmt.Sprintf("prepull %s (%s)", v, strings.Join(extra, ", "))
+}
+
+// agentVersion is the version the agent publishes in prepull_build_info.
+func agentVersion() string {
+	info, _ := debug.ReadBuildInfo()
+	return versionNumber(Version, info)
+}
+
+// versionNumber is the version alone: v when set at build time, else the
+// module version Go recorded, else "dev".
+func versionNumber(v string, info *debug.BuildInfo) string {
+	if v == "" && info != nil && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	if v == "" {
+		v = "dev"
+	}
+	return v
 }
 
 func newVersionCommand(g *globals) *cobra.Command {

@@ -87,6 +87,9 @@ type Config struct {
 	// ConfDirs are folders of adapter .conf files the agent reads (never
 	// writes) and keeps the image of each present, as for a pak in done/.
 	ConfDirs []string `mapstructure:"conf_dirs"`
+	// MetricsFile, when set, is where the agent writes its metrics in the
+	// Prometheus text format, for the node exporter's textfile collector.
+	MetricsFile string `mapstructure:"metrics_file"`
 }
 
 // defaults holds every scalar key with its default value. Listing every key
@@ -107,6 +110,7 @@ var defaults = map[string]any{
 	"verify_interval":  "10m",
 	"pull_timeout":     "1h",
 	"keep_images":      0,
+	"metrics_file":     "",
 }
 
 // Load reads the configuration. path is the file named on the command line,
@@ -261,6 +265,9 @@ func (c *Config) validate() error {
 			}
 			seenDir[clean] = i
 		}
+	}
+	if f := c.MetricsFile; f != "" && (!filepath.IsAbs(f) || filepath.Ext(f) != ".prom" || strings.HasSuffix(f, "/")) {
+		errs = append(errs, fmt.Errorf("metrics_file %q: must be an absolute path to a file ending in .prom (the node exporter reads only those)", f))
 	}
 	if c.Settle < 0 {
 		errs = append(errs, fmt.Errorf("settle %v: must not be negative", c.Settle))

@@ -115,6 +115,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad default registry", "default_registry: \"harbor.example:99999\"\n", "invalid port"},
 		{"negative keep_images", "keep_images: -1\n", "keep_images -1"},
 		{"keep_images not a number", "keep_images: many\n", "not a whole number"},
+		{"relative metrics_file", "metrics_file: prepull.prom\n", `metrics_file "prepull.prom": must be an absolute path`},
+		{"metrics_file not .prom", "metrics_file: /var/lib/m/prepull.txt\n", "ending in .prom"},
 		{"conf_dirs a string", "conf_dirs: /opt/confs\n", "conf_dirs must be a list"},
 		{"conf_dirs relative", "conf_dirs: [confs]\n", "must be an absolute path"},
 		{"conf_dirs twice", "conf_dirs: [/opt/c, /opt/c/]\n", "already listed"},
