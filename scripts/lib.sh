@@ -115,6 +115,42 @@ install_missing() {
     apt-get install -y --no-install-recommends "${pkgs[@]}"
 }
 
+# PROMETHEUS_DIR is where the metrics tests find promtool and the node
+# exporter (internal/testenv's PrometheusDir says the same): Debian's
+# prometheus and prometheus-node-exporter unpacked, never installed, since
+# installing them creates users and starts services on this machine.
+PROMETHEUS_DIR=/var/cache/prepull-test/prometheus
+
+# unpack_prometheus puts promtool and the node exporter into PROMETHEUS_DIR
+# (apt-get download, then dpkg -x), once; without root it says what is
+# missing and goes on (the metrics tests then fail saying the same).
+unpack_prometheus() {
+  if [[ -x "$PROMETHEUS_DIR/usr/bin/promtool" && -x "$PROMETHEUS_DIR/usr/bin/prometheus-node-exporter" ]]; then
+    echo "promtool and the node exporter are unpacked in $PROMETHEUS_DIR"
+    return 0
+  fi
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "warning: promtool and the node exporter are not in $PROMETHEUS_DIR; scripts/test.sh as root unpacks them" >&2
+    return 0
+  fi
+  local tmp
+  tmp="$(mktemp -d)"
+  chmod 755 "$tmp" # apt-get download writes as its own user where it can
+  if ! (cd "$tmp" && apt-get download prometheus prometheus-node-exporter); then
+    apt-get update
+    (cd "$tmp" && apt-get download prometheus prometheus-node-exporter) || { rm -rf "$tmp"; return 1; }
+  fi
+  rm -rf "$PROMETHEUS_DIR.new"
+  mkdir -p "$PROMETHEUS_DIR.new"
+  local deb
+  for deb in "$tmp"/*.deb; do
+    dpkg -x "$deb" "$PROMETHEUS_DIR.new"
+  done
+  rm -rf "$tmp" "$PROMETHEUS_DIR"
+  mv "$PROMETHEUS_DIR.new" "$PROMETHEUS_DIR"
+  echo "unpacked promtool and the node exporter into $PROMETHEUS_DIR"
+}
+
 # with_services_held runs a command (VAR=value words first allowed) while
 # /usr/sbin/policy-rc.d forbids starting services, so that installing
 # docker.io starts no system dockerd beside the tests' own.

@@ -50,6 +50,7 @@ run_fuzz() {
 
 section "parts (Debian packages)"
 install_missing
+unpack_prometheus
 
 section "gofmt"
 check_gofmt

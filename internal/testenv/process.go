@@ -39,6 +39,9 @@ type service struct {
 	// target, if set, returns the pid that signals go to instead of the
 	// process started (leader): dockerd inside systemd-nspawn.
 	target func(leader int) (int, error)
+	// attr, if set, replaces sysProcAttr's process attributes: another
+	// user, say.
+	attr *syscall.SysProcAttr
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
@@ -54,7 +57,11 @@ func (s *service) start() error {
 	if s.before != nil {
 		s.before()
 	}
-	p, err := startProcess(s.name, s.logPath, s.env, s.argv...)
+	attr := s.attr
+	if attr == nil {
+		attr = sysProcAttr()
+	}
+	p, err := startProcessWith(attr, s.name, s.logPath, s.env, s.argv...)
 	if err != nil {
 		return err
 	}
