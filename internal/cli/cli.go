@@ -165,6 +165,9 @@ func Main() int {
 	defer stop()
 	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrFile: os.Stderr,
 		terminal: term.IsTerminal(int(os.Stderr.Fd()))}
+	if err := harden(); err != nil {
+		fmt.Fprintf(g.stderr, "prepull: warning: cannot make this process non-dumpable: %v\n", err)
+	}
 	return int(run(ctx, g, os.Args[1:]))
 }
 
