@@ -234,9 +234,62 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	defer a.lock.close()
 	a.reconcile()
-	t := timing{settle: cfg.Settle, rescan: cfg.RescanInterval}
-	w := newWatcher(a.watchDir, t, a.log, a.offer)
-	watchers := []*watcher{w}
+	watchers, watchDone := a.startWatchers(watchCtx, timing{settle: cfg.Settle, rescan: cfg.RescanInterval})
+	go a.dispatch(workCtx)
+	go a.checkEngine(workCtx)
+	a.workers.Add(1)
+	go a.pruner(workCtx)
+
+	a.log.Info("agent started", zap.String("watch_dir", a.watchDir), zap.String("state_dir", a.stateDir),
+		zap.Int("concurrency", cfg.Concurrency), zap.Duration("verify_interval", cfg.VerifyInterval))
+	a.notify.ready(a.statusLine())
+	a.mu.Lock()
+	a.writeMetrics()
+	a.mu.Unlock()
+
+	tm := a.newTimers(cfg)
+	defer tm.stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown(cancelWatch, watchDone, cancelWork)
+			return nil
+		case <-a.reloadCh:
+			if cfg, ok := a.reload(watchers); ok {
+				tm.verify.Reset(cfg.VerifyInterval)
+				tm.rescan.Reset(cfg.RescanInterval)
+			}
+		case <-tm.verify.C:
+			a.scheduleVerify()
+			// At least once a verify_interval, changed or not: the
+			// file's age tells monitoring the agent is alive.
+			a.mu.Lock()
+			a.writeMetrics()
+			a.mu.Unlock()
+		case <-tm.rescan.C:
+			a.reconcile()
+			go a.checkEngine(workCtx)
+			a.wantPrune()
+		case <-a.saveCh:
+			if tm.saveDue == nil {
+				tm.saveIn(saveEvery)
+			}
+		case <-tm.saveDue:
+			tm.saveDue = nil
+			if !a.saveDue() {
+				tm.saveIn(saveRetry)
+			}
+		case <-tm.watchdog:
+			a.notify.watchdog()
+		}
+	}
+}
+
+// startWatchers starts watching watch_dir and every conf_dirs folder until
+// ctx ends, and returns once each watch runs: the watchers, and a channel
+// closed when they all stopped.
+func (a *Agent) startWatchers(ctx context.Context, t timing) ([]*watcher, <-chan struct{}) {
+	watchers := []*watcher{newWatcher(a.watchDir, t, a.log, a.offer)}
 	// A conf in conf_dirs is taken as a pak in done/ is: its image is kept
 	// present while the file names it; it never moves.
 	for _, dir := range a.confDirs {
@@ -253,103 +306,88 @@ func (a *Agent) Run(ctx context.Context) error {
 		watching.Add(1)
 		go func() {
 			defer watching.Done()
-			w.run(watchCtx, ready)
+			w.run(ctx, ready)
 		}()
 		<-ready
 	}
-	watchDone := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
 		watching.Wait()
-		close(watchDone)
+		close(done)
 	}()
-	go a.dispatch(workCtx)
-	go a.checkEngine(workCtx)
-	a.workers.Add(1)
-	go a.pruner(workCtx)
+	return watchers, done
+}
 
-	a.log.Info("agent started", zap.String("watch_dir", a.watchDir), zap.String("state_dir", a.stateDir),
-		zap.Int("concurrency", cfg.Concurrency), zap.Duration("verify_interval", cfg.VerifyInterval))
-	a.notify.ready(a.statusLine())
-	a.mu.Lock()
-	a.writeMetrics()
-	a.mu.Unlock()
+// timers are what Run's loop wakes for besides its channels.
+type timers struct {
+	// verify checks every image; at every rescan the state is reconciled
+	// with the files and the engine is checked.
+	verify, rescan *time.Ticker
+	// save runs only after a change, saveDue its channel then: an idle
+	// agent wakes for nothing but its intervals.
+	save     *time.Timer
+	saveDue  <-chan time.Time
+	watchdog <-chan time.Time // nil without systemd's watchdog
+	stopDog  func()
+}
 
-	verify := time.NewTicker(cfg.VerifyInterval)
-	defer verify.Stop()
-	// Every rescan interval the state is reconciled with the files and the
-	// engine is checked.
-	rescan := time.NewTicker(cfg.RescanInterval)
-	defer rescan.Stop()
-	// The save timer runs only after a change: an idle agent wakes for
-	// nothing but its intervals.
-	save := time.NewTimer(saveEvery)
-	save.Stop()
-	defer save.Stop()
-	var saveDue <-chan time.Time
-	var watchdog <-chan time.Time
+func (a *Agent) newTimers(cfg *config.Config) *timers {
+	tm := &timers{
+		verify:  time.NewTicker(cfg.VerifyInterval),
+		rescan:  time.NewTicker(cfg.RescanInterval),
+		save:    time.NewTimer(saveEvery),
+		stopDog: func() {},
+	}
+	tm.save.Stop()
 	if every := a.notify.watchdogEvery(); every > 0 {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		watchdog = t.C
+		dog := time.NewTicker(every)
+		tm.watchdog, tm.stopDog = dog.C, dog.Stop
 	}
+	return tm
+}
 
-	for {
-		select {
-		case <-ctx.Done():
-			a.shutdown(cancelWatch, watchDone, cancelWork)
-			return nil
-		case <-a.reloadCh:
-			if cfg, ok := a.reload(watchers); ok {
-				verify.Reset(cfg.VerifyInterval)
-				rescan.Reset(cfg.RescanInterval)
-			}
-		case <-verify.C:
-			a.scheduleVerify()
-			// At least once a verify_interval, changed or not: the
-			// file's age tells monitoring the agent is alive.
-			a.mu.Lock()
-			a.writeMetrics()
-			a.mu.Unlock()
-		case <-rescan.C:
-			a.reconcile()
-			go a.checkEngine(workCtx)
-			a.wantPrune()
-		case <-a.saveCh:
-			if saveDue == nil {
-				save.Reset(saveEvery)
-				saveDue = save.C
-			}
-		case <-saveDue:
-			saveDue = nil
-			a.mu.Lock()
-			a.saveIfDirty()
-			stale := a.statusStale
-			a.statusStale = false
-			// Every change signals with a.mu held, so what is pending now
-			// was handled by this save.
-			select {
-			case <-a.saveCh:
-			default:
-			}
-			if a.recovered {
-				a.recovered = false
-				a.moveReady()
-			}
-			if a.dirty { // the save failed and was logged: try again soon
-				save.Reset(saveRetry)
-				saveDue = save.C
-			}
-			if stale {
-				a.writeMetrics()
-			}
-			a.mu.Unlock()
-			if stale {
-				a.notify.status(a.statusLine())
-			}
-		case <-watchdog:
-			a.notify.watchdog()
-		}
+// saveIn makes the state be saved after d.
+func (tm *timers) saveIn(d time.Duration) {
+	tm.save.Reset(d)
+	tm.saveDue = tm.save.C
+}
+
+func (tm *timers) stop() {
+	tm.verify.Stop()
+	tm.rescan.Stop()
+	tm.save.Stop()
+	tm.stopDog()
+}
+
+// saveDue saves the state if it changed, moves the paks that waited for a
+// save that works again, and tells systemd and the metrics file a status
+// that went stale. It
+// returns false when the save failed (and was logged): to be tried again
+// soon.
+func (a *Agent) saveDue() bool {
+	a.mu.Lock()
+	a.saveIfDirty()
+	stale := a.statusStale
+	a.statusStale = false
+	// Every change signals with a.mu held, so what is pending now was
+	// handled by this save.
+	select {
+	case <-a.saveCh:
+	default:
 	}
+	if a.recovered {
+		a.recovered = false
+		a.moveReady()
+	}
+	saved := !a.dirty
+	if stale {
+		a.writeMetrics()
+	}
+	a.mu.Unlock()
+	if stale {
+		a.notify.status(a.statusLine())
+	}
+	return saved
 }
 
 // shutdown stops taking work, cancels the pulls, waits a little for them to
