@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pak"
 )
 
 // keep_images: an image this agent pulled that no pak or conf names any
@@ -50,17 +51,14 @@ type removal struct {
 	reason string
 }
 
-// repositoryOf is ref without its digest.
-func repositoryOf(ref string) string {
-	repo, _, _ := strings.Cut(ref, "@")
-	return repo
-}
-
 // selectRemovals returns, by reference, the released images to remove when
 // keep digests of each repository are to stay: those this agent pulled
 // (OriginPulled) of which at least keep digests of the same repository are
 // newer (kept since a later time) and kept (named and present, or released
-// and not yet removed). keep below 1 selects nothing.
+// and not yet removed). A released image that a pak or conf names under
+// another spelling (pak.SameImage: Docker Hub's names, library/) is the
+// same image to the engine and never selected. keep below 1 selects
+// nothing.
 func selectRemovals(keep int, named, released []ImageState) []removal {
 	if keep < 1 {
 		return nil
@@ -74,12 +72,13 @@ func selectRemovals(keep int, named, released []ImageState) []removal {
 	kept = append(kept, released...)
 	var out []removal
 	for _, r := range released {
-		if r.Origin != OriginPulled || r.KeptSince.IsZero() {
+		if r.Origin != OriginPulled || r.KeptSince.IsZero() ||
+			slices.ContainsFunc(named, func(n ImageState) bool { return pak.SameImage(n.Reference, r.Reference) }) {
 			continue
 		}
 		newer := 0
 		for _, k := range kept {
-			if k.Reference != r.Reference && repositoryOf(k.Reference) == repositoryOf(r.Reference) && k.KeptSince.After(r.KeptSince) {
+			if !pak.SameImage(k.Reference, r.Reference) && pak.SameRepository(k.Reference, r.Reference) && k.KeptSince.After(r.KeptSince) {
 				newer++
 			}
 		}

@@ -48,6 +48,18 @@ func TestSelectRemovals(t *testing.T) {
 		{"kept since unknown is never removed", 1, []ImageState{img(a2, 2, StatusPresent, OriginPulled)}, []ImageState{{Reference: a1, Status: StatusPresent, Origin: OriginPulled}}, nil},
 		{"other repository does not count", 1, []ImageState{img(b1, 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
 		{"other registry is another repository", 1, []ImageState{img("s/a@sha256:2", 2, StatusPresent, OriginPulled)}, []ImageState{img(a1, 1, StatusPresent, OriginPulled)}, nil},
+		// The engine names Docker Hub's images one way: another spelling of
+		// a named image is that image, never one to remove.
+		{"another Docker Hub spelling of a named image", 1,
+			[]ImageState{img("docker.io/vendor/app@sha256:1", 3, StatusPresent, OriginPulled)},
+			[]ImageState{img("index.docker.io/vendor/app@sha256:1", 1, StatusPresent, OriginPulled), img("index.docker.io/vendor/app@sha256:2", 2, StatusPresent, OriginPulled)},
+			[]string{"index.docker.io/vendor/app@sha256:2"}},
+		{"library/ spelled out", 1,
+			[]ImageState{img("docker.io/library/app@sha256:1", 3, StatusFailed, "")},
+			[]ImageState{img("app@sha256:1", 1, StatusPresent, OriginPulled), img("app@sha256:2", 2, StatusPresent, OriginPulled)}, nil},
+		{"newer digests counted across Docker Hub spellings", 1,
+			[]ImageState{img("registry-1.docker.io/library/app@sha256:2", 2, StatusPresent, OriginPulled)},
+			[]ImageState{img("docker.io/app@sha256:1", 1, StatusPresent, OriginPulled)}, []string{"docker.io/app@sha256:1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,10 @@
 package pak
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/distribution/reference"
+)
 
 // This file is the one place that decides which registry a host name, or a
 // pack's REGISTRY, means. The reference check, the configuration's
@@ -50,3 +54,49 @@ func IsDockerHub(host string) bool { return CanonicalRegistry(host) == DockerHub
 
 // SameRegistry reports whether hosts a and b name the same registry.
 func SameRegistry(a, b string) bool { return CanonicalRegistry(a) == CanonicalRegistry(b) }
+
+// SameImage reports whether references a and b name the same image in
+// Docker Engine, however a pack spells them: every name of Docker Hub is
+// docker.io (CanonicalRegistry), a one-component Docker Hub repository is
+// under library/, host names are case-insensitive. Unparsable references
+// are the same only when equal.
+func SameImage(a, b string) bool { return normalReference(a) == normalReference(b) }
+
+// SameRepository reports whether references a and b, their tags and
+// digests aside, name the same repository as SameImage compares them.
+func SameRepository(a, b string) bool {
+	return normalRepository(a) == normalRepository(b)
+}
+
+// normalReference returns ref in the one spelling SameImage compares: its
+// repository as normalRepository gives it, then its tag and digest as
+// written.
+func normalReference(ref string) string {
+	name, digest, hasDigest := strings.Cut(ref, "@")
+	s := normalRepository(name)
+	if named, err := reference.ParseNormalizedNamed(name); err == nil {
+		if t, ok := named.(reference.Tagged); ok {
+			s += ":" + t.Tag()
+		}
+	}
+	if hasDigest {
+		s += "@" + digest
+	}
+	return s
+}
+
+// normalRepository returns the repository of ref (tag and digest dropped)
+// in the one spelling SameRepository compares. An unparsable one is
+// returned as written.
+func normalRepository(ref string) string {
+	name, _, _ := strings.Cut(ref, "@")
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return name
+	}
+	domain, path := CanonicalRegistry(reference.Domain(named)), reference.Path(named)
+	if domain == DockerHub && !strings.Contains(path, "/") {
+		path = "library/" + path
+	}
+	return domain + "/" + path
+}
