@@ -149,7 +149,7 @@ func TestRowForKeepsRemoteExitCodes(t *testing.T) {
 		{"json platform failure", remote.Output{Stdout: []byte(`[{"file":"-","reference":"` + testRef + `","status":"failed","exit_code":7,"error":"the image cannot run on this proxy"}]`), ExitStatus: 7}, ExitPlatform, "cannot run on this proxy"},
 		{"platform failure without a result", remote.Output{ExitStatus: 7, LastStderr: "prepull: the image cannot run on this proxy"}, ExitPlatform, "cannot run"},
 		{"a code prepull does not document", remote.Output{ExitStatus: 9}, ExitFailure, "exited with status 9"},
-		{"a json code prepull does not document", remote.Output{Stdout: []byte(`[{"file":"-","reference":"` + testRef + `","status":"failed","exit_code":8,"error":"x"}]`), ExitStatus: 8}, ExitFailure, "exit_code 8"},
+		{"a json code prepull does not document", remote.Output{Stdout: []byte(`[{"file":"-","reference":"` + testRef + `","status":"failed","exit_code":8,"error":"x"}]`), ExitStatus: 8}, 8, "x"},
 		{"not installed", remote.Output{ExitStatus: 127}, ExitFailure, "not found"},
 		{"unreachable", remote.Output{Err: errors.New("connection refused")}, ExitFailure, "connection refused"},
 	}

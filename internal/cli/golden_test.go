@@ -88,10 +88,10 @@ func TestRemoteJSONGolden(t *testing.T) {
 		{Host: "proxy-dc4", File: "MyAdapter_1.0.0.pak", Reference: testRef, Status: pull.Failed, DurationMS: 7000, ExitCode: ExitFailure,
 			Error: "timed out: no result within --timeout 2s and 5s of grace; the remote command was ended"},
 	}
-	if err := printRemoteRows(&globals{stdout: &out, json: true}, rows, true); err != nil {
+	if err := printRemoteRows(&globals{stdout: &out, json: true}, rows, true, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := printRemoteRows(&globals{stdout: &out, json: true}, nil, false); err != nil {
+	if err := printRemoteRows(&globals{stdout: &out, json: true}, nil, false, false); err != nil {
 		t.Fatal(err)
 	}
 	golden.Check(t, "remote.json.golden", out.String())

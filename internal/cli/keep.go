@@ -113,7 +113,9 @@ agent cannot pull (the Ansible role in ansible/; prepull remote --keep).
 	fl := cmd.Flags()
 	fl.StringVar(&f.name, "name", "", "file name in watch_dir, ending in .pak (default the PAK's file name; needed for -)")
 	fl.DurationVar(&f.wait, "wait", 0, "how long to wait for the agent to take the file (default the agent's settle time and 10s; with --until-present, and the configuration's timeout)")
-	fl.BoolVar(&f.untilPresent, "until-present", false, "wait until the agent has the image present or has failed the pak, and exit with the one-shot's code for its failure (4 credentials rejected, 5 not found, 7 wrong platform, ...)")
+	if built("until-present") {
+		fl.BoolVar(&f.untilPresent, "until-present", false, "wait until the agent has the image present or has failed the pak, and exit with the one-shot's code for its failure (4 credentials rejected, 5 not found, 7 wrong platform, ...)")
+	}
 	return cmd
 }
 

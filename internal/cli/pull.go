@@ -64,7 +64,9 @@ func addPullFlags(root *cobra.Command, g *globals) {
 	fl.StringVar(&f.registry, "registry", "", "the one registry HOST[:PORT] the --username login is for (required with --username); paks naming other registries resolve as usual")
 	fl.StringVar(&f.username, "username", "", "registry user name for --registry (with --password-stdin)")
 	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password from standard input")
-	fl.StringVar(&f.name, "name", "", "the name of the pak read from standard input (-), for the logs (prepull remote sends it)")
+	if built("name") {
+		fl.StringVar(&f.name, "name", "", "the name of the pak read from standard input (-), for the logs (prepull remote sends it)")
+	}
 	fl.DurationVar(&f.timeout, "timeout", 0, "give up on a pak after this long, the wait for the engine and retries included (default timeout in the configuration, 10m)")
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		return runPull(cmd.Context(), g, &f, args)

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +38,11 @@ type remoteFlags struct {
 	remoteCommand  string
 	sudo           bool
 	keep           bool
+	wide           bool
+
+	// commands makes the command lines sent to the proxies; nil makes them
+	// without remembering them (and so without retries).
+	commands *proxyCommands
 
 	// Passed on to the one-shot on each proxy.
 	force           bool
@@ -53,14 +60,26 @@ type remoteRow struct {
 	Status     pull.Status `json:"status"`
 	DurationMS int64       `json:"duration_ms"`
 	ExitCode   ExitCode    `json:"exit_code"`
-	Error      string      `json:"error,omitempty"`
+	// Cause is why it failed in a few words; Error is the whole chain.
+	Cause string `json:"cause,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Version is the proxy's prepull version, empty when it is too old to
+	// say or did not run; VersionDiffers says it is not this prepull's.
+	Version        string `json:"version,omitempty"`
+	VersionDiffers bool   `json:"version_differs,omitempty"`
+	// Lacks lists what the proxy's older prepull lacks: a flag it refused,
+	// and was asked again without.
+	Lacks []string `json:"lacks,omitempty"`
 	// Keep is whether the proxy's agent took the pak, with --keep after a
 	// successful pull.
 	Keep *remoteKeep `json:"keep,omitempty"`
+
+	// sshFailed says that SSH did not reach, log in to or trust the host.
+	sshFailed bool
 }
 
 func newRemoteCommand(g *globals) *cobra.Command {
-	f := &remoteFlags{}
+	f := &remoteFlags{commands: &proxyCommands{}}
 	cmd := &cobra.Command{
 		Use:   "remote [flags] PAK...",
 		Short: "Pre-pull on one Cloud Proxy or a fleet, over SSH, from a workstation",
@@ -125,6 +144,7 @@ trusted counts 1.
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "give up on connecting to and logging in to a host after this long")
 	fl.StringVar(&f.remoteCommand, "remote-command", "prepull", "command line run on each proxy, as shell text, before the arguments prepull appends (e.g. 'prepull --config /etc/prepull/fleet.yaml')")
 	fl.BoolVar(&f.sudo, "sudo", false, "run the remote command with sudo -n; the proxy user must then be allowed prepull as root, which lets it obtain the registry secret (see docs/security.md)")
+	fl.BoolVar(&f.wide, "wide", false, "show full digests and whole error texts in the table (--json always has them)")
 	fl.BoolVar(&f.keep, "keep", false, "after each successful pull, hand the pak to the proxy's agent with 'prepull keep' (see 'prepull keep --help') so that it keeps the image present; the KEPT column says whether the agent took it")
 	fl.BoolVar(&f.force, "force", false, "passed on: pull even when the image is present")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check the digest, its platform and the login on each proxy; pull nothing")
@@ -162,7 +182,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 			worst = max(worst, CodeFor(err))
 			continue
 		}
-		images[i], inputs[i] = img, remote.Input{Name: a, Data: slim}
+		images[i], inputs[i] = img, remote.Input{Name: a, Data: slim, Command: f.commandLine(g, a)}
 	}
 	if worst != ExitOK {
 		return &exitError{code: worst}
@@ -195,7 +215,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	}
 	fleet := &remote.Fleet{
 		Dialer:   g.connector(&remote.Dialer{KnownHosts: knownHosts, Auth: auth, Timeout: f.connectTimeout}),
-		Command:  f.commandLine(g),
+		Retry:    f.commands.retry,
 		Sudo:     f.sudo,
 		Parallel: f.parallel,
 		Stderr:   g.stderr,
@@ -229,11 +249,18 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 			if r.Keep = f.keepFor(o.Then); r.Keep != nil {
 				worst = max(worst, r.Keep.ExitCode)
 			}
+			r.Lacks = append(f.commands.lacks(&o), f.commands.lacks(o.Then)...)
 			rows = append(rows, r)
 		}
 	}
-	if err := printRemoteRows(g, rows, f.keep); err != nil {
+	if err := printRemoteRows(g, rows, f.keep, f.wide); err != nil {
 		return err
+	}
+	summary := fleetSummary(rows)
+	if g.json {
+		fmt.Fprintln(g.stderr, summary)
+	} else {
+		fmt.Fprintln(g.stdout, summary)
 	}
 	if worst != ExitOK {
 		return &exitError{code: worst}
@@ -304,10 +331,11 @@ func (f *remoteFlags) check() error {
 	return nil
 }
 
-// commandLine is the shell command line run on each proxy: the user's
-// --remote-command as given, then the one-shot's arguments, each quoted.
-func (f *remoteFlags) commandLine(g *globals) string {
-	args := []string{"--json"}
+// commandLine is the shell command line run on each proxy for the pak
+// file: the user's --remote-command as given, then the one-shot's
+// arguments, each quoted.
+func (f *remoteFlags) commandLine(g *globals, file string) string {
+	args := []string{"--json", "--name", filepath.Base(file)}
 	if g.quiet {
 		args = append(args, "--quiet")
 	}
@@ -323,7 +351,7 @@ func (f *remoteFlags) commandLine(g *globals) string {
 	if f.defaultRegistry != "" {
 		args = append(args, "--default-registry", f.defaultRegistry)
 	}
-	return remote.CommandLine(f.remoteCommand, append(args, "-")...)
+	return f.commands.line(f.remoteCommand, append(args, "-"), nil)
 }
 
 // rowFor turns one remote run into a result row: the one-shot's own JSON
@@ -339,6 +367,7 @@ func (f *remoteFlags) rowFor(o remote.Output, img pak.Image) remoteRow {
 		return r
 	case o.Err != nil:
 		r.Error = o.Err.Error()
+		r.sshFailed = !errors.Is(o.Err, context.Canceled) && !strings.HasPrefix(r.Error, "not started")
 		return r
 	}
 	if len(bytes.TrimSpace(o.Stdout)) > 0 {
@@ -350,7 +379,14 @@ func (f *remoteFlags) rowFor(o remote.Output, img pak.Image) remoteRow {
 		if res.Reference != "" {
 			r.Reference = res.Reference
 		}
-		r.Status, r.ExitCode, r.Error = res.Status, res.ExitCode, res.Error
+		r.Status, r.ExitCode, r.Cause, r.Error = res.Status, res.ExitCode, res.Cause, res.Error
+		r.Version, r.VersionDiffers = res.Version, res.Version != shortVersion()
+		if r.ExitCode > exitMax && r.Status == pull.Failed {
+			// A newer prepull's code: this one cannot tell what it means,
+			// but the proxy's own words can.
+			newer := fmt.Sprintf("exit %d (newer prepull on the proxy): ", r.ExitCode)
+			r.Cause, r.Error = newer+cmp.Or(r.Cause, r.Error), newer+r.Error
+		}
 		return r
 	}
 	switch {
@@ -410,7 +446,8 @@ func checkRemoteResult(results []pakResult, exitStatus int, img pak.Image) error
 			return fmt.Errorf("status %s with exit_code %d", res.Status, res.ExitCode)
 		}
 	case pull.Failed:
-		if res.ExitCode < ExitFailure || res.ExitCode > exitMax {
+		// A code above exitMax is a newer prepull's: shown, not refused.
+		if res.ExitCode < ExitFailure || res.ExitCode >= 126 {
 			return fmt.Errorf("status failed with exit_code %d", res.ExitCode)
 		}
 	case pull.Interrupted:
@@ -438,31 +475,139 @@ func checkRemoteResult(results []pakResult, exitStatus int, img pak.Image) error
 	return nil
 }
 
+// remoteTableWidth is the width prepull remote's table fits in: the last
+// column is cut to it, unless --wide.
+const remoteTableWidth = 120
+
 // printRemoteRows prints the results: a table, or a JSON array with --json.
 // With keep the table has a KEPT column, and the ERROR column says why the
-// agent did not take a pak.
-func printRemoteRows(g *globals, rows []remoteRow, keep bool) error {
+// agent did not take a pak. The table shows digests in short and each
+// failure's cause, and fits remoteTableWidth columns; wide shows them whole.
+func printRemoteRows(g *globals, rows []remoteRow, keep, wide bool) error {
 	if g.json {
 		return printResults(g.stdout, rows)
 	}
-	var tab display.Table
-	if keep {
-		tab.Row("HOST", "PAK", "REFERENCE", "STATUS", "KEPT", "DURATION", "ERROR")
-	} else {
-		tab.Row("HOST", "PAK", "REFERENCE", "STATUS", "DURATION", "ERROR")
+	tab := display.Table{}
+	if !wide {
+		tab.Fit = remoteTableWidth
 	}
+	header := []string{"HOST", "PAK", "REFERENCE", "STATUS", "DURATION", "VERSION", "ERROR"}
+	if keep {
+		header = slices.Insert(header, 4, "KEPT")
+	}
+	tab.Row(header...)
+	differs := false
 	for _, r := range rows {
 		d := (time.Duration(r.DurationMS) * time.Millisecond).Round(100 * time.Millisecond)
-		if !keep {
-			tab.Row(r.Host, r.File, r.Reference, string(r.Status), d.String(), r.Error)
-			continue
+		file, ref, msg := r.File, r.Reference, r.Error
+		if !wide {
+			file, ref, msg = filepath.Base(file), display.ShortDigest(withoutRegistry(ref)), cmp.Or(r.Cause, r.Error)
 		}
-		msg := r.Error
 		if r.Keep != nil && r.Keep.Error != "" {
 			msg = "keep: " + r.Keep.Error
 		}
-		tab.Row(r.Host, r.File, r.Reference, string(r.Status), keptColumn(r.Keep), d.String(), msg)
+		if len(r.Lacks) > 0 {
+			msg = strings.TrimPrefix(msg+"; ", "; ") + "the proxy's prepull lacks " + strings.Join(r.Lacks, ", ")
+		}
+		version := "-"
+		if !r.sshFailed {
+			version = versionColumn(r.Version)
+			differs = differs || r.VersionDiffers
+		}
+		cells := []string{r.Host, file, ref, string(r.Status), d.String(), version, msg}
+		if keep {
+			cells = slices.Insert(cells, 4, keptColumn(r.Keep))
+		}
+		tab.Row(cells...)
 	}
-	_, err := tab.WriteTo(g.stdout)
-	return err
+	if _, err := tab.WriteTo(g.stdout); err != nil {
+		return err
+	}
+	if differs {
+		_, err := fmt.Fprintf(g.stdout, "* not this workstation's prepull, %s\n", versionColumn(shortVersion()))
+		return err
+	}
+	return nil
+}
+
+// withoutRegistry drops the registry host from ref, for a table that must
+// fit: the pak names it, and --wide and --json show it.
+func withoutRegistry(ref string) string {
+	host, rest, ok := strings.Cut(ref, "/")
+	if ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		return rest
+	}
+	return ref
+}
+
+// fleetSummary is the line prepull remote ends with: how many hosts are
+// ok, and why the others failed, counted by reason, e.g. "38/40 hosts ok;
+// 2 failed: 1 credentials rejected (exit 4), 1 ssh unreachable". A host's
+// reason is its worst row's; a host SSH could not reach, log in to or
+// trust counts apart from any exit code.
+func fleetSummary(rows []remoteRow) string {
+	var order []string
+	worst := map[string]ExitCode{}
+	sshFailed := map[string]bool{}
+	for _, r := range rows {
+		if _, seen := worst[r.Host]; !seen {
+			order = append(order, r.Host)
+		}
+		code := r.ExitCode
+		if r.Keep != nil {
+			code = max(code, r.Keep.ExitCode)
+		}
+		worst[r.Host] = max(worst[r.Host], code)
+		sshFailed[r.Host] = sshFailed[r.Host] || r.sshFailed
+	}
+	counts := map[string]int{}
+	var reasons []string
+	ok := 0
+	for _, h := range order {
+		reason := exitReason(worst[h])
+		switch {
+		case sshFailed[h]:
+			reason = "ssh unreachable"
+		case worst[h] == ExitOK:
+			ok++
+			continue
+		}
+		if counts[reason] == 0 {
+			reasons = append(reasons, reason)
+		}
+		counts[reason]++
+	}
+	line := fmt.Sprintf("%d/%d hosts ok", ok, len(order))
+	if len(reasons) == 0 {
+		return line
+	}
+	slices.SortStableFunc(reasons, func(a, b string) int { return counts[b] - counts[a] })
+	for i, r := range reasons {
+		reasons[i] = fmt.Sprintf("%d %s", counts[r], r)
+	}
+	return fmt.Sprintf("%s; %d failed: %s", line, len(order)-ok, strings.Join(reasons, ", "))
+}
+
+// exitReason names an exit code in a few words, with the code.
+func exitReason(c ExitCode) string {
+	short := map[ExitCode]string{
+		ExitFailure:     "failed",
+		ExitUsage:       "usage or configuration error",
+		ExitBadPak:      "pak not pullable",
+		ExitAuth:        "credentials rejected",
+		ExitNotFound:    "image not found",
+		ExitEngine:      "docker engine unreachable",
+		ExitPlatform:    "no variant for the platform",
+		ExitInterrupted: "interrupted",
+		ExitTerminated:  "terminated",
+	}
+	if s, ok := short[c]; ok {
+		return fmt.Sprintf("%s (exit %d)", s, c)
+	}
+	for _, e := range exitCodes {
+		if e.code == c {
+			return fmt.Sprintf("%s (exit %d)", e.means, c)
+		}
+	}
+	return fmt.Sprintf("exit %d (newer prepull on the proxy)", c)
 }

@@ -95,7 +95,7 @@ func TestRemoteInProcess(t *testing.T) {
 	}
 	// The one-shot's arguments, then keep's, as the proxy got them; its
 	// stderr prefixed by the host.
-	for _, want := range []string{"root@proxy-a: fake prepull --json --timeout 1m0s -", "root@proxy-a: fake prepull keep --json --until-present --name Remote_1.0.0.pak --wait 1m0s -", "down: connect to"} {
+	for _, want := range []string{"root@proxy-a: fake prepull --json --name Remote_1.0.0.pak --timeout 1m0s -", "root@proxy-a: fake prepull keep --json --until-present --name Remote_1.0.0.pak --wait 1m0s -", "down: connect to"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
@@ -103,7 +103,7 @@ func TestRemoteInProcess(t *testing.T) {
 
 	// The table; a proxy whose result is not for the pak sent.
 	lying := fakeProxyPrepull(t, `[{"file":"-","reference":"evil.example.com/x@sha256:`+strings.Repeat("0", 64)+`","status":"pulled","duration_ms":1,"exit_code":0}]`, "", 0)
-	_, out, code := remoteRun(lying, "-H", "proxy-b", file)
+	_, out, code := remoteRun(lying, "--wide", "-H", "proxy-b", file)
 	if code != ExitFailure || !strings.Contains(out, "HOST") || !strings.Contains(out, "proxy-b") || !strings.Contains(out, "the proxy's result is invalid") {
 		t.Errorf("a proxy's result for another image: exit %d\n%s", code, out)
 	}
@@ -138,5 +138,54 @@ func TestRemoteInProcess(t *testing.T) {
 	writeConfigFile(t, bad, "not a pak")
 	if _, out, code := remoteRun(script, "-H", "proxy", bad); code != ExitBadPak {
 		t.Errorf("a bad pak: exit %d, want %d\n%s", code, ExitBadPak, out)
+	}
+}
+
+// TestRemoteMixedVersionsInProcess checks prepull remote against proxies
+// whose prepull is older (refuses --name and keep --until-present: asked
+// again without them, and the row says what the proxy lacks) or newer (an
+// exit code this prepull does not know: shown, not refused).
+func TestRemoteMixedVersionsInProcess(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	srv := sshtest.Start(t)
+	dir := t.TempDir()
+	p := paktest.Pak{Kind: "Mixed", Registry: paktest.Registry}
+	file := p.WriteFile(t, dir)
+	sshConfig := filepath.Join(dir, "ssh_config")
+	writeConfigFile(t, sshConfig, "")
+	g := &globals{newConnector: func(d *remote.Dialer) remote.Connector { return toServer{d: d, addr: srv.Addr} }}
+
+	older := filepath.Join(t.TempDir(), "prepull")
+	writeConfigFile(t, older, fmt.Sprintf(`#!/bin/sh
+cat >/dev/null
+echo "older prepull $*" >&2
+for a in "$@"; do case "$1 $a" in keep*--name) ;; *--name|*--until-present) echo "prepull: unknown flag: $a (see 'prepull --help')" >&2; exit 2;; esac; done
+if [ "$1" = keep ]; then printf '%%s\n' '%s'; exit 0; fi
+printf '%%s\n' '%s'
+`, `[{"file":"-","name":"Mixed_1.0.0.pak","path":"/var/lib/prepull/inbox/Mixed_1.0.0.pak","status":"taken","pak_status":"waiting","agent":"running","exit_code":0}]`,
+		fmt.Sprintf(`[{"file":"-","reference":"%s","status":"pulled","duration_ms":5,"exit_code":0}]`, p.Reference(""))))
+	newer := fakeProxyPrepull(t, fmt.Sprintf(`[{"file":"-","reference":"%s","status":"failed","duration_ms":5,"exit_code":9,"error":"registry quota exceeded","version":"v9.0.0"}]`, p.Reference("")), "", 9)
+
+	base := []string{"remote", "--ssh-config", sshConfig, "--known-hosts", srv.KnownHosts, "-i", srv.Identity}
+	out, stderr, code := runWith(context.Background(), t, g, append(base, "--json", "--keep", "--remote-command", "sh "+older, "-H", "old", file)...)
+	var rows []remoteRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("older proxy: exit %d, not one row (%v):\n%s\n%s", code, err, out, stderr)
+	}
+	r := rows[0]
+	if code != ExitOK || r.Status != "pulled" || r.Keep == nil || r.Keep.Status != keepTaken || r.Version != "" || !r.VersionDiffers ||
+		strings.Join(r.Lacks, "; ") != "pak names in its logs (--name); the agent's verdict for --keep (keep --until-present)" {
+		t.Errorf("older proxy: exit %d, row %+v keep %+v\n%s", code, r, r.Keep, stderr)
+	}
+	for _, want := range []string{"old: older prepull --json -\n", "old: older prepull keep --json --name Mixed_1.0.0.pak -\n", "1/1 hosts ok"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+
+	out, stderr, code = runWith(context.Background(), t, g, append(base, "--wide", "--remote-command", "sh "+newer, "-H", "new", file)...)
+	if code != 9 || !strings.Contains(out, "exit 9 (newer prepull on the proxy): registry quota exceeded") ||
+		!strings.Contains(out, "v9.0.0*") || !strings.Contains(out, "0/1 hosts ok; 1 failed: 1 exit 9 (newer prepull on the proxy)") {
+		t.Errorf("newer proxy: exit %d\n%s\n%s", code, out, stderr)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/golden"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pull"
@@ -127,11 +128,53 @@ func TestRemoteTableGolden(t *testing.T) {
 			Error: "login: \x1b]0;owned\a\x1b[2J\x1b]52;c;ZWNobyBldmls\a\nproxy-dc4  MyAdapter_1.0.0.pak  " + testRef + "  pulled  1s  -"},
 		{Host: "proxy-dc4", File: "gnp.\u202eexe.pak", Status: pull.Failed, ExitCode: ExitFailure, Error: "x\u009b2J\rdone"},
 	}
-	if err := printRemoteRows(g, rows, false); err != nil {
+	if err := printRemoteRows(g, rows, false, false); err != nil {
 		t.Fatal(err)
 	}
 	if strings.ContainsAny(out.String(), "\x1b\a\r\t\u202e\u009b") {
 		t.Errorf("the table holds a raw control character:\n%q", out.String())
 	}
 	golden.Check(t, "remote-table.golden", out.String())
+}
+
+// TestFleetGolden checks, against golden files, what prepull remote ends
+// with for a fleet: the table by default (short digests, causes, versions
+// with the ones that differ flagged, cut to 120 columns), with --wide, and
+// the summary line that counts hosts SSH could not reach apart from codes.
+func TestFleetGolden(t *testing.T) {
+	here := shortVersion()
+	rows := []remoteRow{
+		{Host: "proxy-01", File: "/home/admin/paks/MyAdapter_1.0.0.pak", Reference: testRef, Status: pull.Pulled, DurationMS: 4149, Version: here},
+		{Host: "proxy-02", File: "/home/admin/paks/MyAdapter_1.0.0.pak", Reference: testRef, Status: pull.Failed, DurationMS: 300, ExitCode: ExitAuth, Version: here,
+			Cause: `credentials rejected: user "robot" at harbor.example.com (credentials from config)`,
+			Error: `login to harbor.example.com as "robot" (credentials from config): login to harbor.example.com: registry rejected the credentials: Error response from daemon: Get "https://harbor.example.com/v2/": unauthorized: 401 Unauthorized`},
+		{Host: "proxy-03", File: "/home/admin/paks/MyAdapter_1.0.0.pak", Reference: testRef, Status: pull.Failed, DurationMS: 5000, ExitCode: ExitFailure, sshFailed: true,
+			Error: "dial tcp 192.0.2.3:22: connect: connection refused"},
+		{Host: "proxy-04", File: "/home/admin/paks/MyAdapter_1.0.0.pak", Reference: testRef, Status: pull.Present, DurationMS: 200, VersionDiffers: true,
+			Lacks: []string{"pak names in its logs (--name)"}},
+		{Host: "proxy-05", File: "/home/admin/paks/MyAdapter_1.0.0.pak", Reference: testRef, Status: pull.Failed, DurationMS: 900, ExitCode: 9,
+			Version: "v9.0.0 (commit 0123456789ab, go1.30)", VersionDiffers: true,
+			Cause: "exit 9 (newer prepull on the proxy): quota exceeded", Error: "exit 9 (newer prepull on the proxy): quota exceeded"},
+	}
+	var out strings.Builder
+	for _, wide := range []bool{false, true} {
+		var b bytes.Buffer
+		if err := printRemoteRows(&globals{stdout: &b}, rows, false, wide); err != nil {
+			t.Fatal(err)
+		}
+		if !wide {
+			for _, l := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+				if w := display.Width(l); w > remoteTableWidth {
+					t.Errorf("a line of %d columns, over %d:\n%s", w, remoteTableWidth, l)
+				}
+			}
+		}
+		out.WriteString(strings.ReplaceAll(b.String(), versionColumn(here), "HERE"))
+	}
+	out.WriteString(fleetSummary(rows) + "\n")
+	golden.Check(t, "fleet.golden", out.String())
+
+	if got := fleetSummary(rows[:1]); got != "1/1 hosts ok" {
+		t.Errorf("all ok: %q", got)
+	}
 }

@@ -50,7 +50,7 @@ func (f *remoteFlags) keepThen(images map[string]pak.Image) func(remote.Output) 
 			// for the agent must end first.
 			args = append(args, "--wait", f.timeout.String())
 		}
-		return remote.CommandLine(f.remoteCommand, append(args, "-")...)
+		return f.commands.line(f.remoteCommand, append(args, "-"), nil)
 	}
 }
 

@@ -86,7 +86,7 @@ func TestRemoteKeepTableGolden(t *testing.T) {
 		{Host: "proxy-dc4", File: "MyAdapter_1.0.0.pak", Reference: testRef, Status: pull.Failed, DurationMS: 120, ExitCode: ExitAuth,
 			Error: "login: unauthorized"},
 	}
-	if err := printRemoteRows(g, rows, true); err != nil {
+	if err := printRemoteRows(g, rows, true, false); err != nil {
 		t.Fatal(err)
 	}
 	golden.Check(t, "remote-keep-table.golden", out.String())

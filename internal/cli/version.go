@@ -79,5 +79,8 @@ func newVersionCommand(g *globals) *cobra.Command {
 // shortVersion is the version a one-shot's JSON result reports, for prepull
 // remote to compare with its own: versionLine without "prepull ".
 func shortVersion() string {
+	if !built("version") {
+		return ""
+	}
 	return strings.TrimPrefix(versionLine(), "prepull ")
 }

@@ -59,10 +59,44 @@ func isWide(r rune) bool {
 	return false
 }
 
+// ShortDigest returns ref with its sha256 digest cut to its first 12 hex
+// digits, as tables show it ("harbor/x@sha256:3d2200f2d590"); any other
+// text as it is.
+func ShortDigest(ref string) string {
+	const algo = "@sha256:"
+	if i := strings.Index(ref, algo); i >= 0 && len(ref) > i+len(algo)+12 {
+		return ref[:i+len(algo)+12]
+	}
+	return ref
+}
+
+// Cut returns s, as Text prints it, shortened to at most width terminal
+// columns, its end replaced by "..." when it had to be cut.
+func Cut(s string, width int) string {
+	s = Text(s)
+	if Width(s) <= width {
+		return s
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		w := Width(string(r))
+		if n+w > width-3 {
+			break
+		}
+		b.WriteRune(r)
+		n += w
+	}
+	return b.String() + "..."
+}
+
 // Table lays out rows in columns two spaces apart, aligned by the width
 // their text takes on a terminal. Every cell is printed as Text, an empty
 // one as "-".
 type Table struct {
+	// Fit, when positive, is the width a row should fit in: the last cell
+	// of a longer row is cut (see Cut), down to 20 columns at least.
+	Fit  int
 	rows [][]string
 }
 
@@ -92,6 +126,13 @@ func (t *Table) WriteTo(w io.Writer) (int64, error) {
 	}
 	var b strings.Builder
 	for _, row := range t.rows {
+		if t.Fit > 0 && len(row) > 0 {
+			used := 0
+			for i := range row[:len(row)-1] {
+				used += widths[i] + 2
+			}
+			row[len(row)-1] = Cut(row[len(row)-1], max(t.Fit-used, 20))
+		}
 		for i, c := range row {
 			b.WriteString(c)
 			if i < len(row)-1 {

@@ -81,8 +81,14 @@ type RemoteResult struct {
 	Status     string `json:"status"`
 	DurationMS int64  `json:"duration_ms"`
 	ExitCode   int    `json:"exit_code"`
+	Cause      string `json:"cause"`
 	Error      string `json:"error"`
-	Keep       *struct {
+	// Version is the proxy's prepull's; VersionDiffers says it is not the
+	// workstation's; Lacks what an older prepull on the proxy lacks.
+	Version        string   `json:"version"`
+	VersionDiffers bool     `json:"version_differs"`
+	Lacks          []string `json:"lacks"`
+	Keep           *struct {
 		Status    string `json:"status"`
 		Path      string `json:"path"`
 		PakStatus string `json:"pak_status"`
@@ -110,16 +116,21 @@ func (r Run) RemoteResults(t *testing.T) map[string]RemoteResult {
 	return m
 }
 
-// TableRows returns the rows of prepull remote's closing table, split into
+// TableRows returns the rows of prepull remote's closing table (run with
+// --wide, to compare whole references and file names), split into
 // columns, after checking its header.
 func (r Run) TableRows(t *testing.T) [][]string {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(r.Stdout, "\n"), "\n")
-	if got := strings.Join(strings.Fields(lines[0]), " "); got != "HOST PAK REFERENCE STATUS DURATION ERROR" && got != "HOST PAK REFERENCE STATUS KEPT DURATION ERROR" {
+	if got := strings.Join(strings.Fields(lines[0]), " "); got != "HOST PAK REFERENCE STATUS DURATION VERSION ERROR" && got != "HOST PAK REFERENCE STATUS KEPT DURATION VERSION ERROR" {
 		t.Fatalf("table header %q\nstdout:\n%s\nstderr:\n%s", lines[0], r.Stdout, r.Stderr)
 	}
 	var rows [][]string
 	for _, l := range lines[1:] {
+		// The table ends with a note on versions, or with the summary.
+		if strings.HasPrefix(l, "* ") || strings.Contains(l, " hosts ok") {
+			break
+		}
 		rows = append(rows, strings.Fields(l))
 	}
 	return rows

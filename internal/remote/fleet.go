@@ -57,6 +57,8 @@ type Output struct {
 	// Err is why the command did not run to an exit status: no connection,
 	// a lost connection, cancellation. Nil when it has an exit status.
 	Err error
+	// Command is the command line that ran.
+	Command string
 	// Duration is the wall time of the run, streaming included; for a host
 	// that could not be reached, the time spent trying.
 	Duration time.Duration
@@ -68,6 +70,8 @@ type Output struct {
 type Input struct {
 	Name string // where it comes from, for Output.File
 	Data []byte
+	// Command, when set, is run for this input instead of Fleet.Command.
+	Command string
 }
 
 // Fleet runs one command on many hosts over SSH: one connection per host, one
@@ -95,6 +99,13 @@ type Fleet struct {
 	// runs next, on the same connection, with the same standard input, as
 	// Command does, and its output is the first one's Then.
 	Then func(Output) string
+	// Retry, when set, is called with the output of each run (of Command
+	// or of Then's command) that reported an exit status; when it returns
+	// a command line, that runs in its place, on the same connection, with
+	// the same standard input, and its output replaces the first one's.
+	// prepull remote uses it to try again without a flag that an older
+	// prepull on the proxy refused.
+	Retry func(Output) string
 }
 
 // ErrTimedOut is wrapped by the Err of a command run that Fleet.Timeout ended.
@@ -153,22 +164,44 @@ func (f *Fleet) runHost(ctx context.Context, h Host, inputs []Input, stderr io.W
 	defer conn.Close()
 	out := make([]Output, len(inputs))
 	for i, in := range inputs {
-		out[i] = f.runInput(ctx, conn, h.Name, in, f.Command, stderr)
+		command := f.Command
+		if in.Command != "" {
+			command = in.Command
+		}
+		out[i] = f.runRetried(ctx, conn, h.Name, in, command, stderr)
 		if f.Then == nil || out[i].Err != nil {
 			continue
 		}
 		if next := f.Then(out[i]); next != "" {
-			then := f.runInput(ctx, conn, h.Name, in, next, stderr)
+			then := f.runRetried(ctx, conn, h.Name, in, next, stderr)
 			out[i].Then = &then
 		}
 	}
 	return out
 }
 
+// runRetried runs command with in, and again with what Retry returns for
+// as long as it returns a command line not run yet.
+func (f *Fleet) runRetried(ctx context.Context, conn *Conn, host string, in Input, command string, stderr io.Writer) Output {
+	o := f.runInput(ctx, conn, host, in, command, stderr)
+	ran := map[string]bool{command: true}
+	for f.Retry != nil && o.Err == nil {
+		next := f.Retry(o)
+		if next == "" || ran[next] {
+			break
+		}
+		ran[next] = true
+		d := o.Duration
+		o = f.runInput(ctx, conn, host, in, next, stderr)
+		o.Duration += d
+	}
+	return o
+}
+
 // runInput runs command once on conn, with in on its standard input.
 func (f *Fleet) runInput(ctx context.Context, conn *Conn, host string, in Input, command string, stderr io.Writer) (o Output) {
 	start := time.Now()
-	o = Output{Host: host, File: in.Name, ExitStatus: -1}
+	o = Output{Host: host, File: in.Name, ExitStatus: -1, Command: command}
 	defer func() { o.Duration = time.Since(start) }()
 	if ctx.Err() != nil {
 		o.Err = fmt.Errorf("not started: %w", context.Cause(ctx))

@@ -210,7 +210,7 @@ func runPlatformRemoteCase(t *testing.T, f *e2e.Fixture) {
 		t.Errorf("index row: %+v, want pulled", ok)
 	}
 
-	table := f.Prepull(nil, p.Args(t, "--dry-run", imgs.arm64.pak)...)
+	table := f.Prepull(nil, p.Args(t, "--wide", "--dry-run", imgs.arm64.pak)...)
 	table.Want(t, 7)
 	if !strings.Contains(table.Stdout, "the image cannot run on this proxy") {
 		t.Errorf("the table does not say why:\n%s", table.Stdout)

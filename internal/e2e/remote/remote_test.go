@@ -40,7 +40,7 @@ func TestRemoteFleetPullsOnEveryHost(t *testing.T) {
 	second := paktest.Pak{Kind: "SecondAdapter", Registry: f.Reg.Addr, Repository: "/fleet/second", Digest: secondDigest}.WriteFile(t, f.Dir)
 	p := e2e.NewProxyFleet(t, f, f.Config, f.Config, f.Config)
 
-	r := f.Prepull(nil, p.Args(t, f.Pak, second)...)
+	r := f.Prepull(nil, p.Args(t, "--wide", f.Pak, second)...)
 	r.Want(t, 0)
 	t.Logf("prepull remote on 3 hosts, 2 paks:\nstdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 	rows := r.TableRows(t)
@@ -52,7 +52,7 @@ func TestRemoteFleetPullsOnEveryHost(t *testing.T) {
 		for j, pak := range []string{f.Pak, second} {
 			row := rows[2*i+j]
 			wantRef := []string{f.Ref, secondRef}[j]
-			if len(row) != 6 || row[0] != p.Dest(i) || row[1] != pak || row[2] != wantRef || row[5] != "-" {
+			if len(row) != 7 || row[0] != p.Dest(i) || row[1] != pak || row[2] != wantRef || row[6] != "-" {
 				t.Errorf("row %d = %q, want host %s, pak %s, %s, no error", 2*i+j, row, p.Dest(i), pak, wantRef)
 				continue
 			}
@@ -75,6 +75,19 @@ func TestRemoteFleetPullsOnEveryHost(t *testing.T) {
 		if l != "" && !strings.HasPrefix(l, "root@127.0.0.1:") {
 			t.Errorf("stderr line without a host prefix: %q", l)
 		}
+	}
+	// Their log lines name the pak they are about, not "-"; the run ends
+	// with its summary.
+	for _, pak := range []string{f.Pak, second} {
+		if want := `"pak": "` + filepath.Base(pak) + `"`; !strings.Contains(r.Stderr, want) {
+			t.Errorf("no relayed log line says %s:\n%s", want, r.Stderr)
+		}
+	}
+	if strings.Contains(r.Stderr, `"pak": "-"`) {
+		t.Errorf("a relayed log line names the pak -:\n%s", r.Stderr)
+	}
+	if !strings.HasSuffix(r.Stdout, "\n3/3 hosts ok\n") {
+		t.Errorf("stdout does not end with the summary 3/3 hosts ok:\n%s", r.Stdout)
 	}
 
 	// Again, as JSON: everything is present now.
@@ -625,7 +638,7 @@ func TestRemoteKeepHandsThePakToTheAgent(t *testing.T) {
 	}
 	second := f.Docker.PushImage(t, f.Reg, "fleet/keep2", testenv.ImageOptions{})
 	other := paktest.Pak{Kind: "Other", Registry: f.Reg.Addr, Repository: "/fleet/keep2", Digest: second}.WriteFile(t, f.Dir)
-	r = f.Prepull(nil, p.Args(t, "--keep", other)...)
+	r = f.Prepull(nil, p.Args(t, "--wide", "--keep", other)...)
 	r.Want(t, 1)
 	rows := r.TableRows(t)
 	if len(rows) != 1 || rows[0][3] != "pulled" || rows[0][4] != "not-taken" || !strings.Contains(r.Stdout, "keep: no agent is running (stopped): it takes Other_1.0.0.pak when it starts") {

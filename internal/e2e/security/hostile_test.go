@@ -147,7 +147,7 @@ func TestRemoteHostileProxies(t *testing.T) {
 	h.say(t, "garbage", "\x1b[2Jpulled\n", hostileStderr, 0)
 
 	f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t)}
-	r := f.Prepull(nil, h.args(file)...)
+	r := f.Prepull(nil, h.args("--wide", file)...)
 	r.Want(t, 4) // the worst row: the escapes proxy's rejected login
 	t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 	if raw := rawControls(r.Stdout); len(raw) > 0 {
@@ -194,7 +194,7 @@ func TestRemoteHostileProxies(t *testing.T) {
 		if row[0] != h.dest(i) || row[1] != file || row[2] != ref || row[3] != want[i].status {
 			t.Errorf("row %d = %q, want host %s, pak %s, %s, %s", i, row, h.dest(i), file, ref, want[i].status)
 		}
-		if errText := strings.Join(row[5:], " "); !strings.HasPrefix(errText, strings.Join(strings.Fields(want[i].err), " ")) {
+		if errText := strings.Join(row[6:], " "); !strings.HasPrefix(errText, strings.Join(strings.Fields(want[i].err), " ")) {
 			t.Errorf("row %d error %q\nwant %q", i, lines[i], want[i].err)
 		}
 	}
