@@ -61,6 +61,9 @@ type Failure struct {
 	For time.Duration
 	// Kind, when set, fails only requests of this kind.
 	Kind Kind
+	// Method, when set, fails only requests of this method: PUT to refuse
+	// a push's manifests but let it check which it has.
+	Method string
 }
 
 // Request is one request a FaultProxy saw.
@@ -293,7 +296,7 @@ func (p *FaultProxy) handler(rp *httputil.ReverseProxy) http.Handler {
 		p.mu.Lock()
 		i := len(p.requests)
 		p.requests = append(p.requests, Request{At: time.Since(p.start), Method: r.Method, Path: r.URL.Path, Kind: kind})
-		f := p.takeFailure(kind)
+		f := p.takeFailure(kind, r.Method)
 		if f != nil {
 			p.requests[i].Status, p.requests[i].Fault = f.Status, strconv.Itoa(f.Status)
 		}
@@ -311,12 +314,12 @@ func (p *FaultProxy) handler(rp *httputil.ReverseProxy) http.Handler {
 	})
 }
 
-// takeFailure returns the Failure that applies to a request of kind, counting
-// it. Call with p.mu held.
-func (p *FaultProxy) takeFailure(kind Kind) *Failure {
+// takeFailure returns the Failure that applies to a request of kind and
+// method, counting it. Call with p.mu held.
+func (p *FaultProxy) takeFailure(kind Kind, method string) *Failure {
 	f := p.failure
 	switch {
-	case f == nil, f.Kind != "" && f.Kind != kind:
+	case f == nil, f.Kind != "" && f.Kind != kind, f.Method != "" && f.Method != method:
 		return nil
 	case f.For > 0 && time.Now().After(p.failEnd):
 		p.failure = nil
