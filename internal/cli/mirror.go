@@ -31,10 +31,10 @@ type mirrorResult struct {
 }
 
 func newMirrorCommand(g *globals) *cobra.Command {
-	var to, out, defaultRegistry string
+	var to, out, defaultRegistry, verify string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "mirror --to REGISTRY[/PATH] [--out DIR] PAK...",
+		Use:   "mirror --to REGISTRY[/PATH]|oci:DIR|oci-archive:FILE [--out DIR] PAK...",
 		Short: "Copy each pak's image into another registry, digest unchanged, for dark sites",
 		Long: `mirror copies the image each pak names into the registry --to names, byte
 for byte: the same manifest (an index with every manifest it lists,
@@ -53,9 +53,20 @@ name, its adapter .conf naming the mirror (REGISTRY and REPOSITORY), every
 other member byte-identical. Only unsigned packs built by the Integration SDK
 can be rewritten: a signed pack is refused.
 
+Where no machine reaches both registries, the image crosses as a file (see
+docs/mirror.md): --to oci:DIR or --to oci-archive:FILE.tar writes an OCI
+image layout holding each pak's image byte for byte, the paks, and
+prepull-bundle.json listing each pak's SHA-256 and image digest, and prints
+that file's SHA-256 to compare out of band. --verify BUNDLE checks a bundle
+without pushing. mirror BUNDLE --to REGISTRY[/PATH] [--out DIR] checks every
+blob, manifest and pak first, then pushes, and writes the paks rewritten.
+
 ` + exitCodesHelp,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isBundleRun(args, to, verify) {
+				return runBundle(cmd.Context(), g, bundleRun{to: to, out: out, verify: verify, defaultRegistry: defaultRegistry, timeout: timeout}, args)
+			}
 			if err := checkPakArgs(args, g.stdin); err != nil {
 				return err
 			}
@@ -87,7 +98,8 @@ can be rewritten: a signed pack is refused.
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&to, "to", "", "registry (and path) to copy into, e.g. harbor.example.com/mirror")
+	fl.StringVar(&to, "to", "", "registry (and path) to copy into, e.g. harbor.example.com/mirror; or a bundle, oci:DIR or oci-archive:FILE")
+	fl.StringVar(&verify, "verify", "", "check a bundle (oci:DIR or oci-archive:FILE) against its digests, pushing nothing")
 	fl.StringVar(&out, "out", "", "folder to write each pak rewritten to name the mirror")
 	fl.StringVar(&defaultRegistry, "default-registry", "", "registry for paks built without REGISTRY (overrides default_registry)")
 	fl.DurationVar(&timeout, "timeout", 0, "give up on a pak after this long (default timeout in the configuration, 10m)")

@@ -1,0 +1,352 @@
+package mirror
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/prepull/prepull/internal/display"
+	"github.com/prepull/prepull/internal/pak"
+)
+
+// Counter counts what one leg of the air gap moved, against the totals
+// known before it started. It is safe for concurrent use; a progress line
+// reads it while blobs move.
+type Counter struct {
+	Blobs, TotalBlobs atomic.Int64
+	Bytes, TotalBytes atomic.Int64
+}
+
+// ExportPak is one pak to put into a bundle.
+type ExportPak struct {
+	Path   string // the pak file
+	Image  pak.Image
+	Target pak.Target
+}
+
+// Export is a bundle to write: the paks, and each image's manifests read
+// from its registry. Plan makes one; Write writes it.
+type Export struct {
+	paks  []ExportPak
+	roots []v1.Descriptor        // each pak's top manifest, as served
+	trees map[v1.Hash]*imageTree // by top manifest digest
+	repos map[v1.Hash]name.Repository
+}
+
+// PlanExport reads every pak's image manifests (the index, every child
+// manifest, attestations included) from their registries, byte for byte
+// and checked by digest. An error names the pak.
+func (c *Copier) PlanExport(ctx context.Context, paks []ExportPak) (*Export, error) {
+	e := &Export{paks: paks, trees: map[v1.Hash]*imageTree{}, repos: map[v1.Hash]name.Repository{}}
+	seenFile := map[string]string{}
+	for _, p := range paks {
+		base := filepath.Base(p.Path)
+		if other, dup := seenFile[base]; dup {
+			return nil, fmt.Errorf("%s and %s have the same file name: a bundle holds each pak under its name", display.Text(other), display.Text(p.Path))
+		}
+		seenFile[base] = p.Path
+		if !pakMember.MatchString(bundlePaksDir + "/" + base) {
+			return nil, fmt.Errorf("%s: a bundle holds paks named with letters, digits and . _ + - only: rename it", display.Text(p.Path))
+		}
+		ref, err := name.NewDigest(p.Target.Reference, name.StrictValidation)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Target.Reference, err)
+		}
+		host := ref.Context().RegistryStr()
+		opts, err := c.options(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		desc, err := remote.Get(ref, opts...)
+		if err != nil {
+			return nil, classify(err, host, p.Target.Reference)
+		}
+		root := v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest}
+		if root.Digest.String() != p.Target.Digest {
+			return nil, fmt.Errorf("%s: the registry served digest %s", p.Target.Reference, root.Digest)
+		}
+		e.roots = append(e.roots, root)
+		if e.trees[root.Digest] != nil {
+			continue
+		}
+		served := map[v1.Hash][]byte{root.Digest: desc.Manifest}
+		tree, err := walkImage(root, func(d v1.Descriptor) ([]byte, error) {
+			if raw, ok := served[d.Digest]; ok {
+				return raw, nil
+			}
+			child, err := remote.Get(ref.Context().Digest(d.Digest.String()), opts...)
+			if err != nil {
+				return nil, classify(err, host, p.Target.Reference)
+			}
+			return child.Manifest, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Target.Reference, err)
+		}
+		e.trees[root.Digest], e.repos[root.Digest] = tree, ref.Context()
+	}
+	return e, nil
+}
+
+// Summary is what a leg will move, said before it starts.
+type Summary struct {
+	Paks, Images, Manifests, Blobs int
+	Bytes                          int64 // manifests, blobs and paks
+}
+
+// Summary says what Write will write at most (blobs already in the folder
+// are kept).
+func (e *Export) Summary() Summary {
+	s := Summary{Paks: len(e.paks), Images: len(e.trees)}
+	seen := map[v1.Hash]bool{}
+	for _, t := range e.trees {
+		s.Manifests += len(t.manifests)
+		for _, m := range t.manifests {
+			s.Bytes += m.desc.Size
+		}
+		for _, b := range t.blobs {
+			if !seen[b.Digest] {
+				seen[b.Digest] = true
+				s.Blobs++
+				s.Bytes += b.Size
+			}
+		}
+	}
+	for _, p := range e.paks {
+		if st, err := os.Stat(p.Path); err == nil {
+			s.Bytes += st.Size()
+		}
+	}
+	return s
+}
+
+// Write writes the bundle: into the folder for oci:DIR (blobs already
+// there and whole are kept, so an interrupted export runs again where it
+// stopped), or into FILE.partial, then tarred into FILE, for
+// oci-archive:FILE. It returns the bundle manifest's SHA-256.
+func (c *Copier) Write(ctx context.Context, e *Export, b BundleRef, cnt *Counter) (string, error) {
+	dir := b.Path
+	if b.Kind == KindArchive {
+		dir = b.Path + ".partial"
+	}
+	if err := prepareLayout(dir); err != nil {
+		return "", err
+	}
+	s := e.Summary()
+	cnt.TotalBlobs.Store(int64(s.Blobs))
+	cnt.TotalBytes.Store(s.Bytes)
+	m, err := c.writeLayout(ctx, e, dir, cnt)
+	if err != nil {
+		return "", err
+	}
+	if b.Kind == KindArchive {
+		if err := writeArchive(dir, b.Path); err != nil {
+			return "", err
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256(m)
+		return hex.EncodeToString(sum[:]), nil
+	}
+	return manifestSHA256(dir)
+}
+
+// prepareLayout makes dir an OCI image layout, or checks that it is one
+// (or an empty folder).
+func prepareLayout(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case len(entries) > 0:
+		if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+			return fmt.Errorf("%s: not empty and not an OCI image layout: name a new folder", display.Text(dir))
+		}
+		_, err := layout.FromPath(dir)
+		return err
+	}
+	_, err = layout.Write(dir, empty.Index)
+	return err
+}
+
+// writeLayout writes manifests, blobs, paks, index.json entries and the
+// bundle manifest into dir, and returns the bundle manifest's bytes.
+func (c *Copier) writeLayout(ctx context.Context, e *Export, dir string, cnt *Counter) ([]byte, error) {
+	lp := layout.Path(dir)
+	done := map[v1.Hash]bool{}
+	for root, t := range e.trees {
+		repo := e.repos[root]
+		opts, err := c.options(ctx, repo.RegistryStr())
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range t.blobs {
+			if done[b.Digest] {
+				continue
+			}
+			done[b.Digest] = true
+			if err := fetchBlob(ctx, repo, b, dir, opts, cnt); err != nil {
+				return nil, err
+			}
+			cnt.Blobs.Add(1)
+		}
+		for _, m := range t.manifests {
+			if err := writeFileAtomic(blobPath(dir, m.desc.Digest), m.raw); err != nil {
+				return nil, err
+			}
+			cnt.Bytes.Add(m.desc.Size)
+		}
+	}
+	manifest := BundleManifest{Version: bundleVersion}
+	for i, p := range e.paks {
+		root := e.roots[i]
+		member := bundlePaksDir + "/" + filepath.Base(p.Path)
+		sum, size, err := copyFile(p.Path, filepath.Join(dir, member))
+		if err != nil {
+			return nil, err
+		}
+		cnt.Bytes.Add(size)
+		manifest.Paks = append(manifest.Paks, BundlePak{File: member, SHA256: sum, Size: size, AdapterKind: p.Image.AdapterKind,
+			Reference: p.Target.Reference, Digest: root.Digest.String(), MediaType: string(root.MediaType), ManifestSize: root.Size})
+		// docker load on the containerd store names the image by this
+		// annotation; other tools read the layout's index.json too.
+		desc := root
+		desc.Annotations = map[string]string{"io.containerd.image.name": p.Target.Reference}
+		if err := lp.RemoveDescriptors(match.Digests(root.Digest)); err != nil {
+			return nil, err
+		}
+		if err := lp.AppendDescriptor(desc); err != nil {
+			return nil, err
+		}
+	}
+	data, err := json.MarshalIndent(manifest, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	data = append(data, '\n')
+	return data, writeFileAtomic(filepath.Join(dir, BundleManifestFile), data)
+}
+
+// fetchBlob downloads blob b of repo into dir, checked against its digest,
+// unless dir has it whole already.
+func fetchBlob(ctx context.Context, repo name.Repository, b v1.Descriptor, dir string, opts []remote.Option, cnt *Counter) error {
+	path := blobPath(dir, b.Digest)
+	if sum, n, err := hashFile(path); err == nil && sum == b.Digest.Hex && n == b.Size {
+		cnt.Bytes.Add(n)
+		return nil
+	}
+	l, err := remote.Layer(repo.Digest(b.Digest.String()), opts...)
+	if err != nil {
+		return classify(err, repo.RegistryStr(), repo.String()+"@"+b.Digest.String())
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return classify(err, repo.RegistryStr(), repo.String()+"@"+b.Digest.String())
+	}
+	defer rc.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".partial"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h, counting{cnt}), rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s@%s: %w", repo, b.Digest, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != b.Digest.Hex || n != b.Size {
+		return fmt.Errorf("%s@%s: the registry served %d bytes that do not match the digest", repo, b.Digest, n)
+	}
+	return os.Rename(tmp, path)
+}
+
+// counting adds what is written through it to a Counter's bytes.
+type counting struct{ c *Counter }
+
+func (w counting) Write(p []byte) (int, error) {
+	w.c.Bytes.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// copyFile copies src to dst (atomically) and returns its SHA-256 and size.
+func copyFile(src, dst string) (string, int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", 0, err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", 0, err
+	}
+	tmp := dst + ".partial"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.Remove(tmp)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, os.Rename(tmp, dst)
+}
+
+// writeFileAtomic writes data to path through a temporary file renamed
+// over it.
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".partial"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// sortedBlobs lists the blob files under dir/blobs/sha256, sorted.
+func sortedBlobs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+	return names, nil
+}
