@@ -57,6 +57,16 @@ func CheckMetrics(t testing.TB, path string) {
 	}
 }
 
+// CheckRules runs `promtool check rules` on the rule file at path and
+// fails t with what promtool says when it finds a problem.
+func CheckRules(t testing.TB, path string) {
+	t.Helper()
+	out, err := exec.Command(prometheusBin(t, "promtool"), "check", "rules", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules %s: %v\n%s", path, err, out)
+	}
+}
+
 // MetricsDir returns a new folder of the test's own that the node
 // exporter's unprivileged user can read (the file it reads must be readable
 // by others, as on a proxy).
