@@ -113,9 +113,20 @@ type Summary struct {
 // Summary says what Write will write at most (blobs already in the folder
 // are kept).
 func (e *Export) Summary() Summary {
-	s := Summary{Paks: len(e.paks), Images: len(e.trees)}
+	s := summarize(len(e.paks), e.trees)
+	for _, p := range e.paks {
+		if st, err := os.Stat(p.Path); err == nil {
+			s.Bytes += st.Size()
+		}
+	}
+	return s
+}
+
+// summarize counts the images of trees, each blob once.
+func summarize(paks int, trees map[v1.Hash]*imageTree) Summary {
+	s := Summary{Paks: paks, Images: len(trees)}
 	seen := map[v1.Hash]bool{}
-	for _, t := range e.trees {
+	for _, t := range trees {
 		s.Manifests += len(t.manifests)
 		for _, m := range t.manifests {
 			s.Bytes += m.desc.Size
@@ -128,12 +139,29 @@ func (e *Export) Summary() Summary {
 			}
 		}
 	}
+	return s
+}
+
+// members lists the bundle's files, in the order an archive holds them:
+// the bundle manifest and the layout's files first, then the paks, then
+// every manifest and blob the images name, sorted. Nothing else in the
+// folder goes into an archive.
+func (e *Export) members() []string {
+	m := []string{"oci-layout", "index.json", BundleManifestFile}
 	for _, p := range e.paks {
-		if st, err := os.Stat(p.Path); err == nil {
-			s.Bytes += st.Size()
+		m = append(m, bundlePaksDir+"/"+filepath.Base(p.Path))
+	}
+	var blobs []string
+	for _, t := range e.trees {
+		for _, d := range t.manifests {
+			blobs = append(blobs, blobMember(d.desc.Digest))
+		}
+		for _, d := range t.blobs {
+			blobs = append(blobs, blobMember(d.Digest))
 		}
 	}
-	return s
+	slices.Sort(blobs)
+	return append(m, slices.Compact(blobs)...)
 }
 
 // Write writes the bundle: into the folder for oci:DIR (blobs already
@@ -145,7 +173,7 @@ func (c *Copier) Write(ctx context.Context, e *Export, b BundleRef, cnt *Counter
 	if b.Kind == KindArchive {
 		dir = b.Path + ".partial"
 	}
-	if err := prepareLayout(dir); err != nil {
+	if err := e.prepareLayout(dir); err != nil {
 		return "", err
 	}
 	s := e.Summary()
@@ -156,7 +184,7 @@ func (c *Copier) Write(ctx context.Context, e *Export, b BundleRef, cnt *Counter
 		return "", err
 	}
 	if b.Kind == KindArchive {
-		if err := writeArchive(dir, b.Path); err != nil {
+		if err := writeArchive(dir, b.Path, e.members()); err != nil {
 			return "", err
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -168,9 +196,11 @@ func (c *Copier) Write(ctx context.Context, e *Export, b BundleRef, cnt *Counter
 	return manifestSHA256(dir)
 }
 
-// prepareLayout makes dir an OCI image layout, or checks that it is one
-// (or an empty folder).
-func prepareLayout(dir string) error {
+// prepareLayout makes dir an OCI image layout, or checks that it is an
+// earlier, unfinished or finished, export of the same paks: one that holds
+// other content (another bundle, another tool's images) is refused, so that
+// a bundle never carries what its manifest does not list.
+func (e *Export) prepareLayout(dir string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -183,11 +213,41 @@ func prepareLayout(dir string) error {
 		if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
 			return fmt.Errorf("%s: not empty and not an OCI image layout: name a new folder", display.Text(dir))
 		}
-		_, err := layout.FromPath(dir)
-		return err
+		return e.checkSameExport(dir)
 	}
 	_, err = layout.Write(dir, empty.Index)
 	return err
+}
+
+// checkSameExport checks that the layout in dir lists no image and no pak
+// but this export's.
+func (e *Export) checkSameExport(dir string) error {
+	other := func(what string) error {
+		return fmt.Errorf("%s holds %s that this export does not: name a new folder", display.Text(dir), what)
+	}
+	idx, err := layout.Path(dir).ImageIndex()
+	if err != nil {
+		return fmt.Errorf("%s: %w", display.Text(dir), err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return fmt.Errorf("%s: %w", display.Text(dir), err)
+	}
+	for _, d := range im.Manifests {
+		if !slices.ContainsFunc(e.roots, func(r v1.Descriptor) bool { return r.Digest == d.Digest }) {
+			return other("image " + d.Digest.String())
+		}
+	}
+	paks, err := os.ReadDir(filepath.Join(dir, bundlePaksDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, p := range paks {
+		if !slices.ContainsFunc(e.paks, func(x ExportPak) bool { return filepath.Base(x.Path) == p.Name() }) {
+			return other("pak " + display.Text(p.Name()))
+		}
+	}
+	return nil
 }
 
 // writeLayout writes manifests, blobs, paks, index.json entries and the
@@ -195,8 +255,8 @@ func prepareLayout(dir string) error {
 func (c *Copier) writeLayout(ctx context.Context, e *Export, dir string, cnt *Counter) ([]byte, error) {
 	lp := layout.Path(dir)
 	done := map[v1.Hash]bool{}
-	for root, t := range e.trees {
-		repo := e.repos[root]
+	for _, root := range e.roots {
+		t, repo := e.trees[root.Digest], e.repos[root.Digest]
 		opts, err := c.options(ctx, repo.RegistryStr())
 		if err != nil {
 			return nil, err
@@ -335,18 +395,4 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// sortedBlobs lists the blob files under dir/blobs/sha256, sorted.
-func sortedBlobs(dir string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-	return names, nil
 }

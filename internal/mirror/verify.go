@@ -60,24 +60,7 @@ func (b *Bundle) Close() error {
 }
 
 // Summary says what a push of the whole bundle moves at most.
-func (b *Bundle) Summary() Summary {
-	s := Summary{Paks: len(b.Manifest.Paks), Images: len(b.trees)}
-	seen := map[v1.Hash]bool{}
-	for _, t := range b.trees {
-		s.Manifests += len(t.manifests)
-		for _, m := range t.manifests {
-			s.Bytes += m.desc.Size
-		}
-		for _, bl := range t.blobs {
-			if !seen[bl.Digest] {
-				seen[bl.Digest] = true
-				s.Blobs++
-				s.Bytes += bl.Size
-			}
-		}
-	}
-	return s
-}
+func (b *Bundle) Summary() Summary { return summarize(len(b.Manifest.Paks), b.trees) }
 
 // OpenBundle opens the bundle ref names and checks all of it: the bundle
 // manifest, every pak against the SHA-256 it lists, and every manifest and
@@ -326,29 +309,9 @@ func unpackArchive(file, dir string) error {
 	}
 }
 
-// writeArchive tars the bundle layout in dir into file (through a
-// temporary file renamed over it), members in a fixed order: the bundle
-// manifest and the layout's files first, then paks, then blobs.
-func writeArchive(dir, file string) error {
-	members := []string{"oci-layout", "index.json", BundleManifestFile}
-	paks, err := os.ReadDir(filepath.Join(dir, bundlePaksDir))
-	if err != nil {
-		return err
-	}
-	for _, p := range paks {
-		if pakMember.MatchString(bundlePaksDir + "/" + p.Name()) {
-			members = append(members, bundlePaksDir+"/"+p.Name())
-		}
-	}
-	blobs, err := sortedBlobs(dir)
-	if err != nil {
-		return err
-	}
-	for _, bl := range blobs {
-		if layoutMember.MatchString("blobs/sha256/" + bl) {
-			members = append(members, "blobs/sha256/"+bl)
-		}
-	}
+// writeArchive tars the members of the bundle layout in dir into file
+// (through a temporary file renamed over it), in that order.
+func writeArchive(dir, file string, members []string) error {
 	tmp := file + ".tmp"
 	out, err := os.Create(tmp)
 	if err != nil {
@@ -363,6 +326,11 @@ func writeArchive(dir, file string) error {
 		}
 	}
 	if err := tw.Close(); err != nil {
+		out.Close()
+		return err
+	}
+	// On disk before it is named: the file is what crosses the gap.
+	if err := out.Sync(); err != nil {
 		out.Close()
 		return err
 	}
