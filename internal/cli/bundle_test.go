@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/prepull/prepull/internal/pak/paktest"
+)
+
+// TestMirrorBundleInProcess runs the two legs of the air gap in-process
+// between in-memory registries on loopback (go-containerregistry's), for the
+// command's logic: what each leg prints, --json, the progress line on a
+// terminal, and the usage errors. The end-to-end test uses docker-registry.
+func TestMirrorBundleInProcess(t *testing.T) {
+	quiet := registry.Logger(log.New(io.Discard, "", 0))
+	src, dst := httptest.NewServer(registry.New(quiet)), httptest.NewServer(registry.New(quiet))
+	t.Cleanup(src.Close)
+	t.Cleanup(dst.Close)
+	srcHost, dstHost := strings.TrimPrefix(src.URL, "http://"), strings.TrimPrefix(dst.URL, "http://")
+	img, err := random.Image(4096, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.ParseReference(srcHost + "/proj/x:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ggcrremote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := isolatedConfig(t, dir, "")
+	file := paktest.Pak{Kind: "Bundled", Registry: srcHost, Repository: "/proj/x", Digest: digest.String()}.WriteFile(t, dir)
+	bundle := "oci-archive:" + filepath.Join(dir, "b.tar")
+	mirror := func(g *globals, args ...string) (string, string, ExitCode) {
+		t.Helper()
+		return runWith(context.Background(), t, g, append([]string{"mirror", "--config", cfg}, args...)...)
+	}
+
+	// Export on a terminal: the summary, then the progress line, on stderr.
+	out, stderr, code := mirror(&globals{terminal: true}, "--to", bundle, file)
+	if code != ExitOK {
+		t.Fatalf("export: exit %d\n%s\n%s", code, out, stderr)
+	}
+	for _, want := range []string{"1 pak, 1 image, 1 manifest, 4 blobs, ", "to write into " + bundle, "\rexport: 4/4 blobs, "} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("export's stderr lacks %q:\n%q", want, stderr)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "exported   ") || !strings.HasPrefix(lines[1], "bundle     "+bundle+"  sha256:") {
+		t.Fatalf("export's stdout:\n%s", out)
+	}
+
+	// --verify --json says the same SHA-256.
+	out, stderr, code = mirror(&globals{}, "--json", "--verify", bundle)
+	var v bundleJSON
+	if code != ExitOK || json.Unmarshal([]byte(out), &v) != nil || len(v.Paks) != 1 || v.Paks[0].Status != "verified" ||
+		!strings.Contains(lines[1], "sha256:"+v.ManifestSHA256) {
+		t.Fatalf("--verify: exit %d\n%s\n%s", code, out, stderr)
+	}
+
+	// Import with --out, then again: present.
+	outDir := filepath.Join(dir, "out")
+	if err := os.Mkdir(outDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	want := dstHost + "/dc1/proj/x@" + digest.String()
+	out, stderr, code = mirror(&globals{terminal: true}, bundle, "--to", dstHost+"/dc1", "--out", outDir)
+	if code != ExitOK || !strings.HasPrefix(out, "mirrored   ") || !strings.Contains(out, want) || !strings.Contains(out, "-> "+filepath.Join(outDir, filepath.Base(file))) {
+		t.Fatalf("import: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if !strings.Contains(stderr, "; 1 pak, 1 image, 1 manifest, 4 blobs, ") || !strings.Contains(stderr, "\rpush: 4/4 blobs, ") {
+		t.Errorf("import's stderr lacks the summary or the progress line:\n%q", stderr)
+	}
+	if out, _, code := mirror(&globals{}, "--quiet", bundle, "--to", dstHost+"/dc1"); code != ExitOK || !strings.HasPrefix(out, "present ") {
+		t.Errorf("import again: exit %d\n%s", code, out)
+	}
+
+	for _, args := range [][]string{
+		{"--verify", "dir"},
+		{"--verify", bundle, file},
+		{"--verify", bundle, "--to", dstHost},
+		{"--to", bundle},
+		{"--to", bundle, "--out", outDir, file},
+		{"--to", bundle, "-"},
+		{"--to", bundle, "oci:" + dir},
+		{bundle},
+		{bundle, "--to", "https://" + dstHost},
+		{bundle, "--to", dstHost, "--out", filepath.Join(dir, "none")},
+	} {
+		if out, stderr, code := mirror(&globals{}, args...); code != ExitUsage {
+			t.Errorf("mirror %v: exit %d, want %d\n%s\n%s", args, code, ExitUsage, out, stderr)
+		}
+	}
+}
