@@ -116,6 +116,11 @@ type parsedManifest struct {
 	Blobs     []v1.Descriptor `json:"blobs"`
 }
 
+// maxManifestSize is the largest manifest read: what registries accept
+// (distribution's limit is 4 MiB). A bigger one is refused before it is
+// read whole.
+const maxManifestSize = 4 << 20
+
 // fetchManifest returns the bytes of the manifest with digest d.
 type fetchManifest func(d v1.Descriptor) ([]byte, error)
 
@@ -136,6 +141,9 @@ func walkImage(root v1.Descriptor, get fetchManifest) (*imageTree, error) {
 			return fmt.Errorf("manifest %s: indexes nested too deep", d.Digest)
 		}
 		seenManifest[d.Digest] = true
+		if d.Size > maxManifestSize {
+			return fmt.Errorf("manifest %s: %d bytes, more than a registry accepts", d.Digest, d.Size)
+		}
 		raw, err := get(d)
 		if err != nil {
 			return err

@@ -173,7 +173,7 @@ func (b *Bundle) checkImages(roots map[v1.Hash]v1.Descriptor, cnt *Counter) erro
 	order := slices.SortedFunc(maps.Keys(roots), func(x, y v1.Hash) int { return strings.Compare(x.Hex, y.Hex) })
 	for _, h := range order {
 		t, err := walkImage(roots[h], func(d v1.Descriptor) ([]byte, error) {
-			data, err := os.ReadFile(blobPath(b.Dir, d.Digest))
+			data, err := readManifest(blobPath(b.Dir, d.Digest))
 			if err != nil {
 				return nil, refused(blobMember(d.Digest), "missing (a manifest of image %s)", h)
 			}
@@ -215,6 +215,17 @@ func (b *Bundle) checkImages(roots map[v1.Hash]v1.Descriptor, cnt *Counter) erro
 		}
 	}
 	return checkIndex(b.Dir, roots)
+}
+
+// readManifest reads a manifest file, at most one byte more than
+// maxManifestSize: checkDigest then refuses a file that is too big.
+func readManifest(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxManifestSize+1))
 }
 
 // checkBlob checks one blob file against its digest and size.
