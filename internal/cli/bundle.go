@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,10 @@ type bundleJSON struct {
 	// ManifestSHA256 is prepull-bundle.json's, to compare out of band.
 	ManifestSHA256 string         `json:"manifest_sha256"`
 	Paks           []mirrorResult `json:"paks"`
+	// Error says why a --verify refused the bundle, and Member which file
+	// of it (a path inside the bundle) is wrong, when one is.
+	Error  string `json:"error,omitempty"`
+	Member string `json:"member,omitempty"`
 }
 
 // isBundleRun tells whether a mirror command works with a bundle.
@@ -172,6 +177,16 @@ func runVerify(g *globals, ref mirror.BundleRef) error {
 	stop := g.legProgress("verify", &cnt)
 	b, err := mirror.OpenBundle(ref, &cnt)
 	stop()
+	if err != nil && g.json {
+		j := bundleJSON{Bundle: ref.String(), Paks: []mirrorResult{}, Error: err.Error()}
+		var be *mirror.BundleError
+		if errors.As(err, &be) {
+			j.Member = be.Member
+		}
+		if perr := display.JSON(g.stdout, j); perr != nil {
+			return perr
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,34 @@ func TestMirrorBundleInProcess(t *testing.T) {
 		t.Fatalf("--verify: exit %d\n%s\n%s", code, out, stderr)
 	}
 
+	// A flipped byte: --verify --json names the member and exits 1.
+	folder := filepath.Join(dir, "folder")
+	if out, stderr, code := mirror(&globals{}, "--quiet", "--to", "oci:"+folder, file); code != ExitOK {
+		t.Fatalf("export to a folder: exit %d\n%s\n%s", code, out, stderr)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := "blobs/sha256/" + layer.Hex
+	data, err := os.ReadFile(filepath.Join(folder, member))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	if err := os.WriteFile(filepath.Join(folder, member), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = mirror(&globals{}, "--json", "--verify", "oci:"+folder)
+	var refused bundleJSON
+	if code != ExitFailure || json.Unmarshal([]byte(out), &refused) != nil || refused.Member != member || !strings.Contains(stderr, member) {
+		t.Fatalf("--verify of a flipped byte: exit %d, want %d naming %s\n%s\n%s", code, ExitFailure, member, out, stderr)
+	}
+
 	// Import with --out, then again: present.
 	outDir := filepath.Join(dir, "out")
 	if err := os.Mkdir(outDir, 0o700); err != nil {
