@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -121,7 +120,7 @@ func runBundle(ctx context.Context, g *globals, run bundleRun, args []string) er
 	c := &mirror.Copier{Credentials: credentials.NewResolver(cfg, nil), Config: cfg}
 	switch mode {
 	case "verify":
-		return runVerify(g, ref)
+		return runVerify(g, log, ref)
 	case "export":
 		return runExport(ctx, g, c, log, run, ref, args)
 	}
@@ -158,7 +157,7 @@ func runExport(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 	}
 	sayf(g, "%s to write into %s\n", summaryText(e.Summary()), display.Text(ref.String()))
 	var cnt mirror.Counter
-	stop := g.legProgress("export", &cnt)
+	stop := g.legProgress(log, "export", &cnt)
 	sum, err := c.Write(ctx, e, ref, &cnt)
 	stop()
 	if err != nil {
@@ -172,9 +171,9 @@ func runExport(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 }
 
 // runVerify checks a bundle whole and says so.
-func runVerify(g *globals, ref mirror.BundleRef) error {
+func runVerify(g *globals, log *zap.Logger, ref mirror.BundleRef) error {
 	var cnt mirror.Counter
-	stop := g.legProgress("verify", &cnt)
+	stop := g.legProgress(log, "verify", &cnt)
 	b, err := mirror.OpenBundle(ref, &cnt)
 	stop()
 	if err != nil && g.json {
@@ -215,7 +214,7 @@ func printBundle(g *globals, ref mirror.BundleRef, sum string, results []mirrorR
 // with --out, writes each pak rewritten to name its copy.
 func runImport(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logger, run bundleRun, ref mirror.BundleRef) error {
 	var cnt mirror.Counter
-	stop := g.legProgress("verify", &cnt)
+	stop := g.legProgress(log, "verify", &cnt)
 	b, err := mirror.OpenBundle(ref, &cnt)
 	stop()
 	if err != nil {
@@ -230,7 +229,7 @@ func runImport(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 	s := b.Summary()
 	push.TotalBlobs.Store(int64(s.Blobs))
 	push.TotalBytes.Store(s.Bytes)
-	stop = g.legProgress("push", &push)
+	stop = g.legProgress(log, "push", &push)
 	results := make([]mirrorResult, 0, len(b.Manifest.Paks))
 	worst := ExitOK
 	for _, p := range b.Manifest.Paks {
@@ -317,33 +316,39 @@ func sayf(g *globals, format string, args ...any) {
 	}
 }
 
-// legProgressEvery is how often a bundle leg's progress line is redrawn.
+// legProgressEvery is how often a bundle leg's progress line is redrawn
+// on a terminal; off one, it is logged every progressEvery, as a pull's.
 const legProgressEvery = 200 * time.Millisecond
 
-// legProgress shows cnt on stderr, redrawn in place, while a leg runs, when
-// stderr is a terminal and not --quiet; the returned stop ends it with the
-// final count.
-func (g *globals) legProgress(leg string, cnt *mirror.Counter) (stop func()) {
-	if !g.terminal || g.quiet {
+// legProgress shows cnt while a leg runs: on a terminal as a line on
+// stderr redrawn in place, otherwise as an info log line now and then, and
+// not at all with --quiet. The returned stop ends it, on a terminal with
+// the final count.
+func (g *globals) legProgress(log *zap.Logger, leg string, cnt *mirror.Counter) (stop func()) {
+	if g.quiet {
 		return func() {}
 	}
-	line := func(w io.Writer, end string) {
-		fmt.Fprintf(w, "\r%s: %d/%d blobs, %s of %s%s", leg, cnt.Blobs.Load(), cnt.TotalBlobs.Load(),
-			strings.TrimSuffix(mib(cnt.Bytes.Load()), " MiB"), mib(cnt.TotalBytes.Load()), end)
+	text := func() string {
+		return fmt.Sprintf("%d/%d blobs, %s of %s", cnt.Blobs.Load(), cnt.TotalBlobs.Load(),
+			strings.TrimSuffix(mib(cnt.Bytes.Load()), " MiB"), mib(cnt.TotalBytes.Load()))
+	}
+	every, show := progressEvery, func(string) { log.Info(leg+" progress", zap.String("progress", text())) }
+	if g.terminal {
+		every, show = legProgressEvery, func(end string) { fmt.Fprintf(g.stderr, "\r%s: %s\x1b[K%s", leg, text(), end) }
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(legProgressEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				line(g.stderr, "\x1b[K")
+				show("")
 			}
 		}
 	}()
@@ -352,7 +357,9 @@ func (g *globals) legProgress(leg string, cnt *mirror.Counter) (stop func()) {
 		once.Do(func() {
 			close(done)
 			wg.Wait()
-			line(g.stderr, "\x1b[K\n")
+			if g.terminal {
+				show("\n")
+			}
 		})
 	}
 }

@@ -109,6 +109,19 @@ func TestBundleRefusesWhatItsManifestDoesNotLeadTo(t *testing.T) {
 	if again, err := export(t, BundleRef{KindDir, dir}, src); err != nil || again != sum {
 		t.Fatalf("the same export again: %s, %v; want %s", again, err, sum)
 	}
+	// An export cut short (a layer half written, no bundle manifest yet)
+	// runs again and completes.
+	cut := copyTree(t, dir)
+	cutLayers, _ := src.img.Layers()
+	cutLayer, _ := cutLayers[0].Digest()
+	truncate(t, filepath.Join(cut, member(cutLayer)))
+	rm(t, filepath.Join(cut, BundleManifestFile))
+	if again, err := export(t, BundleRef{KindDir, cut}, src); err != nil || again != sum {
+		t.Fatalf("the export cut short, again: %s, %v; want %s", again, err, sum)
+	}
+	if _, err := OpenBundle(BundleRef{KindDir, cut}, &Counter{}); err != nil {
+		t.Fatalf("the export cut short, completed: %v", err)
+	}
 	// Another export into it is refused: a bundle carries only what it lists.
 	if _, err := export(t, BundleRef{KindDir, dir}, newSource(t, "Other")); err == nil || !strings.Contains(err.Error(), "name a new folder") {
 		t.Fatalf("another export into the folder: %v, want it refused", err)
