@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/mirror"
 	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
 )
 
 // bundleRun is what a mirror command with a bundle (oci:DIR or
@@ -297,7 +297,7 @@ func importOne(ctx context.Context, c *mirror.Copier, log *zap.Logger, run bundl
 // blobs, 12.3 MiB".
 func summaryText(s mirror.Summary) string {
 	return fmt.Sprintf("%s, %s, %s, %s, %s", plural(s.Paks, "pak"), plural(s.Images, "image"),
-		plural(s.Manifests, "manifest"), plural(s.Blobs, "blob"), mib(s.Bytes))
+		plural(s.Manifests, "manifest"), plural(s.Blobs, "blob"), pull.Mebibytes(s.Bytes))
 }
 
 func plural(n int, what string) string {
@@ -306,8 +306,6 @@ func plural(n int, what string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // sayf writes a diagnostic line to stderr, unless --quiet.
 func sayf(g *globals, format string, args ...any) {
@@ -329,8 +327,8 @@ func (g *globals) legProgress(log *zap.Logger, leg string, cnt *mirror.Counter) 
 		return func() {}
 	}
 	text := func() string {
-		return fmt.Sprintf("%d/%d blobs, %s of %s", cnt.Blobs.Load(), cnt.TotalBlobs.Load(),
-			strings.TrimSuffix(mib(cnt.Bytes.Load()), " MiB"), mib(cnt.TotalBytes.Load()))
+		return fmt.Sprintf("%d/%d blobs, %s / %s", cnt.Blobs.Load(), cnt.TotalBlobs.Load(),
+			pull.Mebibytes(cnt.Bytes.Load()), pull.Mebibytes(cnt.TotalBytes.Load()))
 	}
 	every, show := progressEvery, func(string) { log.Info(leg+" progress", zap.String("progress", text())) }
 	if g.terminal {

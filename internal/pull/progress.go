@@ -117,9 +117,10 @@ func (m *Meter) line() string {
 		current += l.current
 		total += l.total
 	}
-	return fmt.Sprintf("%s / %s", mebibytes(current), mebibytes(total))
+	return fmt.Sprintf("%s / %s", Mebibytes(current), Mebibytes(total))
 }
 
-func mebibytes(n int64) string {
+// Mebibytes says n bytes as progress lines do: "12.3 MiB".
+func Mebibytes(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
