@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +26,10 @@ import (
 // REGISTRY).
 type bundleRun struct {
 	to, out, verify, defaultRegistry string
-	timeout                          time.Duration
+	// sha256 is the bundle manifest's SHA-256 the export printed, hex, or
+	// empty: --sha256.
+	sha256  string
+	timeout time.Duration
 }
 
 // bundleJSON is `prepull mirror --json` for an export or a --verify. Its
@@ -104,6 +108,16 @@ func runBundle(ctx context.Context, g *globals, run bundleRun, args []string) er
 		}
 		mode = "import"
 	}
+	if run.sha256 != "" {
+		if mode == "export" {
+			return usageErrorf("--sha256 goes with --verify or a push of a bundle: an export prints it")
+		}
+		sum, ok := parseSHA256(run.sha256)
+		if !ok {
+			return usageErrorf("--sha256 %s: want the 64 hexadecimal digits the export printed", display.Text(run.sha256))
+		}
+		run.sha256 = sum
+	}
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return err
@@ -120,7 +134,7 @@ func runBundle(ctx context.Context, g *globals, run bundleRun, args []string) er
 	c := &mirror.Copier{Credentials: credentials.NewResolver(cfg, nil), Config: cfg}
 	switch mode {
 	case "verify":
-		return runVerify(g, log, ref)
+		return runVerify(g, log, ref, run.sha256)
 	case "export":
 		return runExport(ctx, g, c, log, run, ref, args)
 	}
@@ -171,10 +185,10 @@ func runExport(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 }
 
 // runVerify checks a bundle whole and says so.
-func runVerify(g *globals, log *zap.Logger, ref mirror.BundleRef) error {
+func runVerify(g *globals, log *zap.Logger, ref mirror.BundleRef, want string) error {
 	var cnt mirror.Counter
 	stop := g.legProgress(log, "verify", &cnt)
-	b, err := mirror.OpenBundle(ref, &cnt)
+	b, err := mirror.OpenBundle(ref, want, &cnt)
 	stop()
 	if err != nil && g.json {
 		j := bundleJSON{Bundle: ref.String(), Paks: []mirrorResult{}, Error: err.Error()}
@@ -215,7 +229,7 @@ func printBundle(g *globals, ref mirror.BundleRef, sum string, results []mirrorR
 func runImport(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logger, run bundleRun, ref mirror.BundleRef) error {
 	var cnt mirror.Counter
 	stop := g.legProgress(log, "verify", &cnt)
-	b, err := mirror.OpenBundle(ref, &cnt)
+	b, err := mirror.OpenBundle(ref, run.sha256, &cnt)
 	stop()
 	if err != nil {
 		return err
@@ -291,6 +305,16 @@ func importOne(ctx context.Context, c *mirror.Copier, log *zap.Logger, run bundl
 	}
 	r.DurationMS = time.Since(start).Milliseconds()
 	return r
+}
+
+// parseSHA256 returns s, hex digits with an optional sha256: prefix, as
+// lower-case hex, and whether it is a SHA-256.
+func parseSHA256(s string) (string, bool) {
+	s = strings.ToLower(strings.TrimPrefix(s, "sha256:"))
+	if len(s) != 64 || strings.Trim(s, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return s, true
 }
 
 // summaryText says what a leg moves: "2 paks, 1 image, 3 manifests, 5

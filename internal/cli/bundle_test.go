@@ -76,6 +76,14 @@ func TestMirrorBundleInProcess(t *testing.T) {
 		t.Fatalf("--verify: exit %d\n%s\n%s", code, out, stderr)
 	}
 
+	// --sha256: the export's passes, another is refused before anything else.
+	if out, stderr, code := mirror(&globals{}, "--verify", bundle, "--sha256", "sha256:"+strings.ToUpper(v.ManifestSHA256)); code != ExitOK {
+		t.Errorf("--verify --sha256 of the export: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if out, stderr, code := mirror(&globals{}, "--verify", bundle, "--sha256", strings.Repeat("ab", 32)); code != ExitFailure || !strings.Contains(stderr, "prepull-bundle.json: SHA-256 ") {
+		t.Errorf("--verify --sha256 of another: exit %d\n%s\n%s", code, out, stderr)
+	}
+
 	// A flipped byte: --verify --json names the member and exits 1.
 	folder := filepath.Join(dir, "folder")
 	if out, stderr, code := mirror(&globals{}, "--quiet", "--to", "oci:"+folder, file); code != ExitOK {
@@ -132,6 +140,9 @@ func TestMirrorBundleInProcess(t *testing.T) {
 		{bundle},
 		{bundle, "--to", "https://" + dstHost},
 		{bundle, "--to", dstHost, "--out", filepath.Join(dir, "none")},
+		{"--verify", bundle, "--sha256", "abc"},
+		{"--to", bundle, "--sha256", v.ManifestSHA256, file},
+		{"--to", dstHost, "--sha256", v.ManifestSHA256, file},
 	} {
 		if out, stderr, code := mirror(&globals{}, args...); code != ExitUsage {
 			t.Errorf("mirror %v: exit %d, want %d\n%s\n%s", args, code, ExitUsage, out, stderr)

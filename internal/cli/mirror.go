@@ -31,7 +31,7 @@ type mirrorResult struct {
 }
 
 func newMirrorCommand(g *globals) *cobra.Command {
-	var to, out, defaultRegistry, verify string
+	var to, out, defaultRegistry, verify, sum string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "mirror --to REGISTRY[/PATH]|oci:DIR|oci-archive:FILE [--out DIR] PAK...",
@@ -60,12 +60,17 @@ prepull-bundle.json listing each pak's SHA-256 and image digest, and prints
 that file's SHA-256 to compare out of band. --verify BUNDLE checks a bundle
 without pushing. mirror BUNDLE --to REGISTRY[/PATH] [--out DIR] checks every
 blob, manifest and pak first, then pushes, and writes the paks rewritten.
+With --sha256 HEX, both refuse a bundle whose prepull-bundle.json has
+another SHA-256 than the one the export printed.
 
 ` + exitCodesHelp,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if isBundleRun(args, to, verify) {
-				return runBundle(cmd.Context(), g, bundleRun{to: to, out: out, verify: verify, defaultRegistry: defaultRegistry, timeout: timeout}, args)
+				return runBundle(cmd.Context(), g, bundleRun{to: to, out: out, verify: verify, sha256: sum, defaultRegistry: defaultRegistry, timeout: timeout}, args)
+			}
+			if sum != "" {
+				return usageErrorf("--sha256 goes with a bundle: --verify BUNDLE, or BUNDLE --to REGISTRY")
 			}
 			if err := checkPakArgs(args, g.stdin); err != nil {
 				return err
@@ -100,6 +105,7 @@ blob, manifest and pak first, then pushes, and writes the paks rewritten.
 	fl := cmd.Flags()
 	fl.StringVar(&to, "to", "", "registry (and path) to copy into, e.g. harbor.example.com/mirror; or a bundle, oci:DIR or oci-archive:FILE")
 	fl.StringVar(&verify, "verify", "", "check a bundle (oci:DIR or oci-archive:FILE) against its digests, pushing nothing")
+	fl.StringVar(&sum, "sha256", "", "with --verify or a push of a bundle: refuse it unless prepull-bundle.json has this SHA-256, the one the export printed")
 	fl.StringVar(&out, "out", "", "folder to write each pak rewritten to name the mirror")
 	fl.StringVar(&defaultRegistry, "default-registry", "", "registry for paks built without REGISTRY (overrides default_registry)")
 	fl.DurationVar(&timeout, "timeout", 0, "give up on a pak after this long (default timeout in the configuration, 10m)")

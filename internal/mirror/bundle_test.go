@@ -94,7 +94,7 @@ func TestBundleRefusesWhatItsManifestDoesNotLeadTo(t *testing.T) {
 	if stored, err := os.ReadFile(filepath.Join(dir, member(top))); err != nil || !bytes.Equal(stored, raw) {
 		t.Fatalf("the top manifest is not stored as served (%v)", err)
 	}
-	b, err := OpenBundle(BundleRef{KindDir, dir}, &Counter{})
+	b, err := OpenBundle(BundleRef{KindDir, dir}, sum, &Counter{})
 	if err != nil {
 		t.Fatalf("a bundle as exported: %v", err)
 	}
@@ -103,6 +103,12 @@ func TestBundleRefusesWhatItsManifestDoesNotLeadTo(t *testing.T) {
 	}
 	if s := b.Summary(); s.Images != 1 || s.Manifests != 1 || s.Blobs != 3 {
 		t.Errorf("summary %+v, want 1 image, 1 manifest, 3 blobs", s)
+	}
+
+	// Another SHA-256 than the export's: refused.
+	other := strings.Repeat("0", 64)
+	if _, err := OpenBundle(BundleRef{KindDir, dir}, other, &Counter{}); !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), other) {
+		t.Errorf("OpenBundle with another SHA-256: %v, want it refused", err)
 	}
 
 	// Exported again into the same folder: the same bundle.
@@ -119,7 +125,7 @@ func TestBundleRefusesWhatItsManifestDoesNotLeadTo(t *testing.T) {
 	if again, err := export(t, BundleRef{KindDir, cut}, src); err != nil || again != sum {
 		t.Fatalf("the export cut short, again: %s, %v; want %s", again, err, sum)
 	}
-	if _, err := OpenBundle(BundleRef{KindDir, cut}, &Counter{}); err != nil {
+	if _, err := OpenBundle(BundleRef{KindDir, cut}, sum, &Counter{}); err != nil {
 		t.Fatalf("the export cut short, completed: %v", err)
 	}
 	// Another export into it is refused: a bundle carries only what it lists.
@@ -156,7 +162,7 @@ func TestBundleRefusesWhatItsManifestDoesNotLeadTo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := copyTree(t, dir)
 			tt.alter(d)
-			_, err := OpenBundle(BundleRef{KindDir, d}, &Counter{})
+			_, err := OpenBundle(BundleRef{KindDir, d}, "", &Counter{})
 			if !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), tt.member) {
 				t.Fatalf("OpenBundle: %v, want it refused naming %s", err, tt.member)
 			}
@@ -174,7 +180,7 @@ func TestBundleArchiveUnpacksOnlyLayoutMembers(t *testing.T) {
 	if _, err := os.Stat(file + ".partial"); err == nil {
 		t.Error("the export left its .partial folder")
 	}
-	b, err := OpenBundle(BundleRef{KindArchive, file}, &Counter{})
+	b, err := OpenBundle(BundleRef{KindArchive, file}, "", &Counter{})
 	if err != nil {
 		t.Fatalf("an archive as exported: %v", err)
 	}
@@ -206,7 +212,7 @@ func TestBundleArchiveUnpacksOnlyLayoutMembers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			bad := filepath.Join(t.TempDir(), "bad.tar")
 			write(t, bad, appendMember(t, valid, tt.hdr))
-			_, err := OpenBundle(BundleRef{KindArchive, bad}, &Counter{})
+			_, err := OpenBundle(BundleRef{KindArchive, bad}, "", &Counter{})
 			if !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), tt.member) {
 				t.Fatalf("OpenBundle: %v, want it refused naming %s", err, tt.member)
 			}
@@ -218,7 +224,7 @@ func TestBundleArchiveUnpacksOnlyLayoutMembers(t *testing.T) {
 	t.Run("cut short", func(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "short.tar")
 		write(t, bad, valid[:len(valid)*2/3])
-		if _, err := OpenBundle(BundleRef{KindArchive, bad}, &Counter{}); !errors.Is(err, ErrBundle) {
+		if _, err := OpenBundle(BundleRef{KindArchive, bad}, "", &Counter{}); !errors.Is(err, ErrBundle) {
 			t.Fatalf("OpenBundle: %v, want it refused", err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,9 +66,11 @@ func (b *Bundle) Summary() Summary { return summarize(len(b.Manifest.Paks), b.tr
 // OpenBundle opens the bundle ref names and checks all of it: the bundle
 // manifest, every pak against the SHA-256 it lists, and every manifest and
 // blob of every image against its digest. An archive is unpacked into a
-// temporary folder first (Close removes it). A bundle that fails is refused
-// with an error that wraps ErrBundle and names the member.
-func OpenBundle(ref BundleRef, cnt *Counter) (*Bundle, error) {
+// temporary folder first (Close removes it). With want, the hex SHA-256
+// the export printed, a bundle manifest with another SHA-256 is refused
+// before anything else is read. A bundle that fails is refused with an
+// error that wraps ErrBundle and names the member.
+func OpenBundle(ref BundleRef, want string, cnt *Counter) (*Bundle, error) {
 	b := &Bundle{Ref: ref, Dir: ref.Path}
 	fail := func(err error) (*Bundle, error) {
 		b.Close()
@@ -85,20 +88,25 @@ func OpenBundle(ref BundleRef, cnt *Counter) (*Bundle, error) {
 	} else if st, err := os.Stat(ref.Path); err != nil || !st.IsDir() {
 		return fail(fmt.Errorf("not a folder"))
 	}
-	if err := b.check(cnt); err != nil {
+	if err := b.check(want, cnt); err != nil {
 		return fail(err)
 	}
 	return b, nil
 }
 
 // check checks the unpacked bundle in b.Dir.
-func (b *Bundle) check(cnt *Counter) error {
+func (b *Bundle) check(want string, cnt *Counter) error {
 	if _, err := os.Stat(filepath.Join(b.Dir, "oci-layout")); err != nil {
 		return refused("oci-layout", "missing: not an OCI image layout")
 	}
 	data, err := os.ReadFile(filepath.Join(b.Dir, BundleManifestFile))
 	if err != nil {
 		return refused(BundleManifestFile, "missing: not a prepull bundle")
+	}
+	sum := sha256.Sum256(data)
+	b.SHA256 = hex.EncodeToString(sum[:])
+	if want != "" && b.SHA256 != want {
+		return refused(BundleManifestFile, "SHA-256 %s, not the %s given: not the bundle that was exported", b.SHA256, want)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -110,9 +118,6 @@ func (b *Bundle) check(cnt *Counter) error {
 	}
 	if len(b.Manifest.Paks) == 0 {
 		return refused(BundleManifestFile, "lists no pak")
-	}
-	if b.SHA256, err = manifestSHA256(b.Dir); err != nil {
-		return err
 	}
 	roots := map[v1.Hash]v1.Descriptor{}
 	for _, p := range b.Manifest.Paks {

@@ -125,7 +125,7 @@ func TestMirrorBundleAcrossTheAirGap(t *testing.T) {
 	proxy.Heal()
 	blobsBefore, _ := uploads(proxy)
 	out := t.TempDir()
-	imp := f.Prepull(nil, "--config", cfg, "--json", "mirror", "oci-archive:"+archive, "--to", proxy.Addr+"/dc1", "--out", out)
+	imp := f.Prepull(nil, "--config", cfg, "--json", "mirror", "oci-archive:"+archive, "--to", proxy.Addr+"/dc1", "--out", out, "--sha256", sum)
 	imp.Want(t, 0)
 	rs := imp.MirrorResults(t)
 	if len(rs) != 2 || rs[0].Status != "mirrored" || rs[1].Status != "mirrored" || rs[1].Manifests != 5 {
