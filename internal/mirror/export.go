@@ -251,7 +251,9 @@ func (e *Export) checkSameExport(dir string) error {
 }
 
 // writeLayout writes manifests, blobs, paks, index.json entries and the
-// bundle manifest into dir, and returns the bundle manifest's bytes.
+// bundle manifest into dir, and returns the bundle manifest's bytes. Each
+// manifest is written as the registry served it (the bytes its digest was
+// checked against), never through a v1.Image or v1.ImageIndex.
 func (c *Copier) writeLayout(ctx context.Context, e *Export, dir string, cnt *Counter) ([]byte, error) {
 	lp := layout.Path(dir)
 	done := map[v1.Hash]bool{}
@@ -309,7 +311,9 @@ func (c *Copier) writeLayout(ctx context.Context, e *Export, dir string, cnt *Co
 }
 
 // fetchBlob downloads blob b of repo into dir, checked against its digest,
-// unless dir has it whole already.
+// unless dir has it whole already. It does not use layout.Path.WriteBlob,
+// which writes in place and keeps a file of any size already there: a blob
+// cut short by an interrupted export would stay cut short.
 func fetchBlob(ctx context.Context, repo name.Repository, b v1.Descriptor, dir string, opts []remote.Option, cnt *Counter) error {
 	path := blobPath(dir, b.Digest)
 	if sum, n, err := hashFile(path); err == nil && sum == b.Digest.Hex && n == b.Size {
