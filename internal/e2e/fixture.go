@@ -347,3 +347,17 @@ func ServeAttacker(t *testing.T, handler http.HandlerFunc) string {
 	t.Cleanup(func() { srv.Close() })
 	return l.Addr().String()
 }
+
+// StaticPrepull builds prepull as install.sh does and a release ships it,
+// CGO_ENABLED=0, so that it runs on any root (a booted proxy, Ansible's
+// controller).
+func StaticPrepull(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "prepull")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/prepull/prepull/cmd/prepull")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}

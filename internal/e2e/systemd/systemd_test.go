@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -36,7 +35,7 @@ import (
 func TestSystemdBooted(t *testing.T) {
 	start := time.Now()
 	root := testenv.Rootfs(t, testenv.RootBooted.Suite, testenv.RootBooted.Packages...)
-	bin := staticPrepull(t)
+	bin := e2e.StaticPrepull(t)
 	platform := "linux/" + runtime.GOARCH
 
 	ns := testenv.NewNetns(t)
@@ -325,20 +324,6 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		}
 	})
 	t.Logf("run time %v (boot %v)", time.Since(start).Round(time.Second), booted.Sub(start).Round(time.Second))
-}
-
-// staticPrepull builds prepull as install.sh does and a release ships it:
-// CGO_ENABLED=0, so that it runs on any root.
-func staticPrepull(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "prepull")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/prepull")
-	cmd.Dir = "../../.."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func readFile(t *testing.T, path string) string {
