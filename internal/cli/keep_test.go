@@ -327,7 +327,11 @@ func writeState(t *testing.T, state string, s agent.State) {
 		return
 	}
 	tmp := filepath.Join(state, ".state.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err == nil {
-		err = os.Rename(tmp, filepath.Join(state, agent.StateFile))
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(state, agent.StateFile)); err != nil {
+		t.Error(err)
 	}
 }
