@@ -25,7 +25,7 @@ QUIET_WAIT="${QUIET_WAIT:-600}"
 [[ "$(id -u)" -eq 0 ]] || die "run bench.sh as root: the benchmarks start their own dockerd and sshd"
 
 section "parts (Debian packages)"
-install_missing
+install_missing "${TEST_PARTS[@]}"
 # GNU time measures the peak RSS of short-lived commands (see
 # internal/bench/measure_test.go: peakRSS).
 [[ -x /usr/bin/time ]] || die "GNU time is missing: apt-get install time"

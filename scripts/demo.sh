@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # demo.sh: see prepull work, as root, on a fresh Debian machine. It installs
-# what is missing, builds prepull, starts a throwaway Docker Engine and a
-# registry with a login, pushes a small image, makes a sample pak naming it,
-# and runs prepull twice (pulled, then present) and prepull inspect --json.
-# Everything it starts or writes lives under one /tmp directory and goes
-# away on exit.
+# only what it runs and is missing (docker.io, docker-registry,
+# apache2-utils; Go when there is none), builds prepull into bin/prepull
+# (kept), starts a throwaway Docker Engine and a registry with a login,
+# pushes a small image, makes a sample pak naming it, and runs prepull twice
+# (pulled, then present) and prepull inspect --json. Everything it starts or
+# writes besides bin/prepull lives under one /tmp directory and goes away on
+# exit; the machine's own Docker Engine, logins and tools stay as they were.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
@@ -14,6 +16,7 @@ readonly REPO=demo/adapter
 readonly REG_USER=demo
 DOCKER=/usr/bin/docker
 work=""
+prepull=""
 dockerd_pid=""
 registry_pid=""
 
@@ -96,8 +99,6 @@ start_dockerd() {
   wait_for 60 "$dockerd_pid" "$dir/dockerd.log" docker_cli version --format '{{.Server.Version}}'
 }
 
-# docker_cli runs Debian's docker CLI against the demo's engine, with the
-# demo's own client config (never ~/.docker).
 # docker_cli runs the docker CLI against the demo's engine with a config of
 # its own. Its PATH is an empty folder: where docker-credential-pass is
 # installed, the CLI would otherwise keep its login in pass, not config.json.
@@ -172,7 +173,7 @@ EOF
 # says $1.
 run_prepull() {
   local want="$1" out
-  out="$("$work/prepull" --config "$work/config.yaml" "$work/sample.pak")"
+  out="$("$prepull" --config "$work/config.yaml" "$work/sample.pak")"
   printf '%s\n' "$out"
   grep -qi "$want" <<<"$out" || die "expected prepull to say \"$want\""
 }
@@ -180,7 +181,7 @@ run_prepull() {
 main() {
   [[ "$(id -u)" -eq 0 ]] || die "run as root: the demo starts its own dockerd"
   section "parts (Debian packages)"
-  install_missing
+  install_missing "${DEMO_PARTS[@]}"
   [[ -x "$DOCKER" ]] || DOCKER="$(command -v docker)"
 
   work="$(mktemp -d /tmp/pp-demo-XXXXXX)"
@@ -188,7 +189,10 @@ main() {
   trap 'exit 130' INT TERM
 
   section "build prepull"
-  go build -o "$work/prepull" ./cmd/prepull
+  mkdir -p bin
+  go build -o bin/prepull ./cmd/prepull
+  prepull="$PWD/bin/prepull"
+  echo "built $prepull (kept after the demo)"
 
   section "start a throwaway Docker Engine"
   start_dockerd
@@ -213,9 +217,10 @@ main() {
   run_prepull present
 
   section "prepull inspect --json sample.pak"
-  "$work/prepull" inspect --json "$work/sample.pak"
+  "$prepull" inspect --json "$work/sample.pak"
 
   section "done: everything the demo started is stopped and removed on exit"
+  echo "kept: $prepull (try $prepull --help)"
 }
 
 main "$@"

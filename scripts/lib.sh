@@ -68,39 +68,48 @@ have_cmd() {
   command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]
 }
 
-# missing_packages prints, one a line, the Debian packages whose programs
-# are missing.
+# TEST_PARTS are the machine's own tools the tests run, as "program package"
+# pairs: installed with apt-get when missing. Nothing here changes what the
+# machine's own docker CLI does: the credential helpers and pass, which the
+# CLI would pick up as its store, are TEST_TOOLS, never installed.
+TEST_PARTS=(
+  "dockerd docker.io"
+  "docker-registry docker-registry"
+  "htpasswd apache2-utils"
+  "sshd openssh-server"
+  "unzip unzip"
+  "systemd-analyze systemd"
+  "ip iproute2"
+  "debootstrap debootstrap"
+  "systemd-nspawn systemd-container"
+  "nsenter util-linux"
+)
+
+# DEMO_PARTS are the only packages scripts/demo.sh installs: what it runs.
+DEMO_PARTS=(
+  "dockerd docker.io"
+  "docker-registry docker-registry"
+  "htpasswd apache2-utils"
+)
+
+# missing_packages prints, one a line, the Debian packages of the given
+# "program package" pairs whose programs are missing.
 missing_packages() {
-  local -a parts=(
-    "dockerd docker.io"
-    "docker-registry docker-registry"
-    "htpasswd apache2-utils"
-    "sshd openssh-server"
-    "unzip unzip"
-    "systemd-analyze systemd"
-    "ip iproute2"
-    "debootstrap debootstrap"
-    "systemd-nspawn systemd-container"
-    "gpg gnupg"
-    "pass pass"
-    "docker-credential-pass golang-docker-credential-helpers"
-    "docker-credential-ecr-login amazon-ecr-credential-helper"
-    "nsenter util-linux"
-  )
   local part
-  for part in "${parts[@]}"; do
+  for part in "$@"; do
     have_cmd "${part%% *}" || printf '%s\n' "${part#* }"
   done
   # The docker CLI: Debian's, not just any docker on PATH.
   [[ -x /usr/bin/docker ]] || printf '%s\n' docker.io
 }
 
-# install_missing installs the missing packages when run as root, with
-# services kept from starting during the install; without root it names what
-# to install and goes on (the end-to-end tests then fail saying the same).
+# install_missing installs the missing packages of the given "program
+# package" pairs when run as root, with services kept from starting during
+# the install; without root it names what to install and goes on (the
+# end-to-end tests then fail saying the same).
 install_missing() {
   local -a pkgs
-  mapfile -t pkgs < <(missing_packages | sort -u)
+  mapfile -t pkgs < <(missing_packages "$@" | sort -u)
   if ((${#pkgs[@]} == 0)); then
     echo "all parts present"
     return 0
@@ -113,6 +122,27 @@ install_missing() {
   apt-get update
   with_services_held DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${pkgs[@]}"
+}
+
+# unpack_debs downloads Debian packages (apt-get download, no dependencies
+# resolved) and unpacks them (dpkg -x) into a folder of their own, replacing
+# it whole: nothing is installed, no maintainer script runs.
+unpack_debs() {
+  local dir="$1" tmp deb
+  shift
+  tmp="$(mktemp -d)"
+  chmod 755 "$tmp" # apt-get download writes as its own user where it can
+  if ! (cd "$tmp" && apt-get download "$@"); then
+    apt-get update
+    (cd "$tmp" && apt-get download "$@") || { rm -rf "$tmp"; return 1; }
+  fi
+  rm -rf "$dir.new"
+  mkdir -p "$dir.new"
+  for deb in "$tmp"/*.deb; do
+    dpkg -x "$deb" "$dir.new"
+  done
+  rm -rf "$tmp" "$dir"
+  mv "$dir.new" "$dir"
 }
 
 # PROMETHEUS_DIR is where the metrics tests find promtool and the node
@@ -133,22 +163,74 @@ unpack_prometheus() {
     echo "warning: promtool and the node exporter are not in $PROMETHEUS_DIR; scripts/test.sh as root unpacks them" >&2
     return 0
   fi
-  local tmp
-  tmp="$(mktemp -d)"
-  chmod 755 "$tmp" # apt-get download writes as its own user where it can
-  if ! (cd "$tmp" && apt-get download prometheus prometheus-node-exporter); then
-    apt-get update
-    (cd "$tmp" && apt-get download prometheus prometheus-node-exporter) || { rm -rf "$tmp"; return 1; }
-  fi
-  rm -rf "$PROMETHEUS_DIR.new"
-  mkdir -p "$PROMETHEUS_DIR.new"
-  local deb
-  for deb in "$tmp"/*.deb; do
-    dpkg -x "$deb" "$PROMETHEUS_DIR.new"
-  done
-  rm -rf "$tmp" "$PROMETHEUS_DIR"
-  mv "$PROMETHEUS_DIR.new" "$PROMETHEUS_DIR"
+  unpack_debs "$PROMETHEUS_DIR" prometheus prometheus-node-exporter || return 1
   echo "unpacked promtool and the node exporter into $PROMETHEUS_DIR"
+}
+
+# TOOLS_DIR holds the programs only the credential tests run (internal/
+# testenv's ToolsDir says the same): pass, Docker's and Amazon's credential
+# helpers, and GnuPG when the machine lacks it, unpacked into root/ and
+# started through the wrappers in bin/, which the tests put first on their
+# own PATH. Installed on the machine, docker-credential-pass or
+# -secretservice would become the store of every plain `docker login`
+# there, which then fails ("pass not initialized").
+TOOLS_DIR=/var/cache/prepull-test/tools
+
+# test_tools_packages prints the packages TOOLS_DIR holds: GnuPG's only when
+# the machine has no gpg of its own.
+test_tools_packages() {
+  printf '%s\n' pass tree golang-docker-credential-helpers amazon-ecr-credential-helper
+  if ! have_cmd gpg || ! have_cmd gpg-agent || ! have_cmd gpgconf; then
+    printf '%s\n' gpg gpg-agent gpgconf libassuan0 libnpth0
+  fi
+}
+
+# write_tool_wrapper writes TOOLS_DIR/bin/NAME, which runs root/usr/bin/NAME
+# with the libraries unpacked beside it; gpg also gets the gpg-agent
+# unpacked there, since its own would be looked for in /usr/bin.
+write_tool_wrapper() {
+  local name="$1" root="$TOOLS_DIR/root.new" libs="" dir extra=""
+  for dir in "$root"/usr/lib/*-linux-gnu "$root"/lib/*-linux-gnu; do
+    [[ -d "$dir" ]] && libs="$libs${libs:+:}${dir/root.new/root}"
+  done
+  if [[ "$name" == gpg && -x "$root/usr/bin/gpg-agent" ]]; then
+    extra=" --agent-program $TOOLS_DIR/root/usr/bin/gpg-agent"
+  fi
+  {
+    printf '#!/bin/sh\n# scripts/lib.sh: %s unpacked for prepull'"'"'s tests, not installed.\n' "$name"
+    [[ -n "$libs" ]] && printf 'LD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\nexport LD_LIBRARY_PATH\n' "$libs"
+    printf 'exec %s/root/usr/bin/%s%s "$@"\n' "$TOOLS_DIR" "$name" "$extra"
+  } >"$TOOLS_DIR/bin.new/$name"
+  chmod 755 "$TOOLS_DIR/bin.new/$name"
+}
+
+# unpack_test_tools fills TOOLS_DIR, once per list of packages; without root
+# it says what is missing and goes on (the credential tests then fail
+# saying the same).
+unpack_test_tools() {
+  local want name
+  want="$(test_tools_packages)"
+  if [[ -x "$TOOLS_DIR/bin/docker-credential-pass" && "$(cat "$TOOLS_DIR/packages" 2>/dev/null)" == "$want" ]]; then
+    echo "the credential tests' tools are unpacked in $TOOLS_DIR"
+    return 0
+  fi
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "warning: the credential tests' tools are not in $TOOLS_DIR; scripts/test.sh as root unpacks them" >&2
+    return 0
+  fi
+  mkdir -p "$TOOLS_DIR"
+  # shellcheck disable=SC2086 # one package a word
+  unpack_debs "$TOOLS_DIR/root.new" $want || return 1
+  rm -rf "$TOOLS_DIR/bin.new"
+  mkdir -p "$TOOLS_DIR/bin.new"
+  for name in pass tree docker-credential-pass docker-credential-ecr-login gpg gpg-agent gpgconf gpg-connect-agent; do
+    [[ -x "$TOOLS_DIR/root.new/usr/bin/$name" ]] && write_tool_wrapper "$name"
+  done
+  rm -rf "$TOOLS_DIR/root" "$TOOLS_DIR/bin"
+  mv "$TOOLS_DIR/root.new" "$TOOLS_DIR/root"
+  mv "$TOOLS_DIR/bin.new" "$TOOLS_DIR/bin"
+  printf '%s\n' "$want" >"$TOOLS_DIR/packages"
+  echo "unpacked $(tr '\n' ' ' <<<"$want")into $TOOLS_DIR (programs in $TOOLS_DIR/bin)"
 }
 
 # with_services_held runs a command (VAR=value words first allowed) while

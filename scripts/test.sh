@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: prepull's one test command, for people and CI alike. As root it
-# first installs the parts the end-to-end tests run against; then it checks
+# first installs the parts the end-to-end tests run against and unpacks the
+# tools only tests run into /var/cache/prepull-test (never installed, so
+# the machine's own docker login works as before); then it checks
 # formatting, runs go vet and staticcheck, runs every test with the race detector and the
 # end-to-end tests on, and fuzzes each fuzz target for FUZZTIME (default 10s).
 set -euo pipefail
@@ -49,8 +51,9 @@ run_fuzz() {
 }
 
 section "parts (Debian packages)"
-install_missing
+install_missing "${TEST_PARTS[@]}"
 unpack_prometheus
+unpack_test_tools
 
 section "gofmt"
 check_gofmt

@@ -33,15 +33,21 @@ func (f *Fixture) WriteDockerConfig(body string) {
 }
 
 // HelperBin puts a folder first on the PATH of every prepull the fixture
-// runs and returns it, for credential helpers and commands of the test's
-// own.
+// runs (before the PATH f.Env already sets, if any) and returns it, for
+// credential helpers and commands of the test's own.
 func (f *Fixture) HelperBin() string {
 	f.T.Helper()
 	bin := filepath.Join(f.Dir, "bin")
 	if err := os.MkdirAll(bin, 0o700); err != nil {
 		f.T.Fatal(err)
 	}
-	f.Env = append(f.Env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	path := os.Getenv("PATH")
+	for _, kv := range f.Env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	f.Env = append(f.Env, "PATH="+bin+string(os.PathListSeparator)+path)
 	return bin
 }
 

@@ -18,20 +18,10 @@ import (
 	"github.com/prepull/prepull/internal/testenv"
 )
 
-// needPrograms fails t, naming the Debian packages, unless every program is
-// on PATH.
-func needPrograms(t *testing.T, programs map[string]string) {
-	t.Helper()
-	for prog, pkg := range programs {
-		if _, err := exec.LookPath(prog); err != nil {
-			t.Fatalf("%s not found: install the Debian package %s (scripts/test.sh as root installs it)", prog, pkg)
-		}
-	}
-}
-
 // passStore is a pass password store of the test's own, encrypted to a GPG
 // key without a passphrase made for the test: what docker-credential-pass
-// reads. env points pass and gpg at it.
+// reads. env points pass and gpg at it, and puts the pass and helper that
+// scripts/test.sh unpacked (testenv.ToolsDir) first on PATH.
 type passStore struct {
 	t   *testing.T
 	env []string
@@ -41,13 +31,13 @@ type passStore struct {
 // when the test ends.
 func newPassStore(t *testing.T) *passStore {
 	t.Helper()
-	needPrograms(t, map[string]string{"gpg": "gnupg", "gpgconf": "gnupg", "pass": "pass", "docker-credential-pass": "golang-docker-credential-helpers"})
+	path := testenv.ToolsPath(t)
 	dir := t.TempDir()
 	gnupg := filepath.Join(dir, "gnupg")
 	if err := os.Mkdir(gnupg, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := &passStore{t: t, env: []string{"GNUPGHOME=" + gnupg, "PASSWORD_STORE_DIR=" + filepath.Join(dir, "store")}}
+	s := &passStore{t: t, env: []string{"PATH=" + path, "GNUPGHOME=" + gnupg, "PASSWORD_STORE_DIR=" + filepath.Join(dir, "store")}}
 	t.Cleanup(func() { _, _ = s.run(nil, "gpgconf", "--kill", "gpg-agent") })
 	const uid = "prepull-test@example.invalid"
 	s.must(nil, "gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "default", "default", "never")
@@ -56,8 +46,13 @@ func newPassStore(t *testing.T) *passStore {
 }
 
 func (s *passStore) run(stdin *strings.Reader, name string, args ...string) (string, error) {
+	// exec.Command looks name up in the test's own PATH: the unpacked
+	// program, when there is one, is the one meant.
+	if p := filepath.Join(testenv.ToolsDir, "bin", name); fileExists(p) {
+		name = p
+	}
 	cmd := exec.Command(name, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.t.TempDir()}, s.env...)
+	cmd.Env = append([]string{"HOME=" + s.t.TempDir()}, s.env...)
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
@@ -70,6 +65,11 @@ func (s *passStore) must(stdin *strings.Reader, name string, args ...string) {
 	if out, err := s.run(stdin, name, args...); err != nil {
 		s.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // store saves a login for host through docker-credential-pass itself, as
@@ -178,7 +178,9 @@ func TestCredentialHelperFailures(t *testing.T) {
 	// Without a network, as under the hardened unit, the failure says so
 	// and names the drop-in that lifts it.
 	t.Run("no network", func(t *testing.T) {
-		needPrograms(t, map[string]string{"unshare": "util-linux"})
+		if _, err := exec.LookPath("unshare"); err != nil {
+			t.Fatalf("unshare not found: install the Debian package util-linux")
+		}
 		f.WriteDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "fails"}}`, f.Reg.Addr))
 		cmd := exec.Command("unshare", "--net", "--", testenv.Prepull(t), "--config", config, f.Pak)
 		cmd.Env = f.CleanEnv()
@@ -308,8 +310,7 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 // token and answers "not found", as it does for every failure: prepull stops
 // with exit 2 naming the helper and the host instead of pulling anonymously.
 func TestECRHelperWithoutAWS(t *testing.T) {
-	testenv.Require(t)
-	needPrograms(t, map[string]string{"docker-credential-ecr-login": "amazon-ecr-credential-helper"})
+	path := testenv.ToolsPath(t)
 	f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t), Docker: testenv.Docker(t)}
 	f.DockerConfigDir = filepath.Join(f.Dir, "docker")
 	if err := os.MkdirAll(f.DockerConfigDir, 0o700); err != nil {
@@ -318,7 +319,7 @@ func TestECRHelperWithoutAWS(t *testing.T) {
 	const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 	pak := paktest.Pak{Kind: "EcrAdapter", Registry: host, Repository: "/vcfops/ecr-adapter"}.WriteFile(t, f.Dir)
 	f.WriteDockerConfig(fmt.Sprintf(`{"credHelpers": {%q: "ecr-login"}}`, host))
-	f.Env = append(f.Env, "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+	f.Env = append(f.Env, "PATH="+path, "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		"AWS_REGION=eu-west-1", "AWS_EC2_METADATA_DISABLED=true")
 	r := f.Prepull(nil, "--json", "--config", f.WriteConfig("registries: []\n"), pak)
 	r.Want(t, 2)
