@@ -60,9 +60,9 @@ func checkSafe(what, dir string) error {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s %s: %w: %s is not a directory", what, dir, config.ErrInvalid, p)
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != euid {
+		if uid, ok := fileOwner(fi); ok && uid != 0 && int(uid) != euid {
 			return fmt.Errorf("%s %s: %w: folder %s is owned by uid %d, not by root or the agent's user (uid %d): chown it",
-				what, dir, config.ErrInvalid, p, st.Uid, euid)
+				what, dir, config.ErrInvalid, p, uid, euid)
 		}
 		perm := fi.Mode().Perm()
 		switch {
@@ -136,11 +136,7 @@ type fileID struct {
 }
 
 func idOf(fi fs.FileInfo) fileID {
-	id := fileID{size: fi.Size(), mtime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.ino = st.Ino
-	}
-	return id
+	return fileID{size: fi.Size(), mtime: fi.ModTime(), ino: fileIno(fi)}
 }
 
 // errChanged means a file changed while it was being read.
@@ -161,7 +157,7 @@ var errNotRegular = errors.New("not a regular file")
 // symlinks as a command line does: the agent never follows a symlink out of
 // watch_dir, and it hashes the very bytes it reads.
 func readPak(path string, want fileID) (found, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			err = errNotRegular
@@ -193,7 +189,7 @@ func readPak(path string, want fileID) (found, error) {
 // hashFile returns the sha256 of the regular file at path, as readPak
 // does, without following a symlink.
 func hashFile(path string) (string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/prepull/prepull/internal/config"
 )
 
@@ -51,16 +49,16 @@ type stateLock struct {
 // when another agent holds it.
 func lockStateDir(dir string) (*stateLock, error) {
 	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|oNoFollow|syscall.O_CLOEXEC, 0o600)
 	if errors.Is(err, syscall.EROFS) {
-		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		f, err = os.OpenFile(path, os.O_RDONLY|oNoFollow|syscall.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock state_dir: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if held, err := tryLock(f, true); held || err != nil {
 		defer f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if held {
 			holder := "unknown"
 			if l, err := readLive(f); err == nil && l.PID > 0 {
 				holder = strconv.Itoa(l.PID)
@@ -71,7 +69,7 @@ func lockStateDir(dir string) (*stateLock, error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	// Keep room for the live status; a full disk now only means less to say.
-	_ = unix.Fallocate(int(f.Fd()), 0, 0, liveSize)
+	preallocate(f, liveSize)
 	return &stateLock{f: f, path: path}, nil
 }
 
@@ -123,7 +121,7 @@ type Holder struct {
 // ReadHolder tells whether an agent holds dir's lock now, and what it says.
 func ReadHolder(dir string) (Holder, error) {
 	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return Holder{}, nil
 	}
@@ -132,13 +130,14 @@ func ReadHolder(dir string) (Holder, error) {
 	}
 	defer f.Close()
 	h := Holder{Exists: true}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			return Holder{}, fmt.Errorf("lock %s: %w", path, err)
-		}
+	held, err := tryLock(f, false)
+	switch {
+	case err != nil:
+		return Holder{}, fmt.Errorf("lock %s: %w", path, err)
+	case held:
 		h.Held = true
-	} else {
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	default:
+		unlock(f)
 	}
 	h.Live, _ = readLive(f)
 	return h, nil

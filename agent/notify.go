@@ -9,7 +9,6 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 )
 
 // notifier tells systemd about the service when it runs as a Type=notify
@@ -52,10 +51,9 @@ func (n *notifier) status(status string) {
 // reloading says a reload starts. MONOTONIC_USEC lets systemd match it
 // with the reload it asked for.
 func (n *notifier) reloading() {
-	var ts unix.Timespec
 	lines := []string{"RELOADING=1", "STATUS=reloading the configuration"}
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err == nil {
-		lines = append(lines, "MONOTONIC_USEC="+strconv.FormatInt(ts.Nano()/1000, 10))
+	if usec, ok := monotonicUsec(); ok {
+		lines = append(lines, "MONOTONIC_USEC="+strconv.FormatInt(usec, 10))
 	}
 	n.send(lines...)
 }

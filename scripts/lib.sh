@@ -51,6 +51,11 @@ if ! command -v go >/dev/null 2>&1; then
   install_go || exit 1
 fi
 
+# TARGETS are the systems prepull builds for, GOOS/GOARCH, with
+# CGO_ENABLED=0: the Cloud Proxy and the admins' workstations. scripts/test.sh
+# cross-compiles each, scripts/release.sh packs each.
+TARGETS=(linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64)
+
 # section prints a header that stands out in long output.
 section() {
   printf '\n==> %s\n' "$*"

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package bench holds prepull's benchmarks against the real parts: the real
 // prepull binary, a real Docker Engine, a real registry with a login and
 // real OpenSSH servers, all on loopback, started by internal/testenv. Each

@@ -106,6 +106,9 @@ type globals struct {
 	// with, given the Dialer its flags make; nil means that Dialer. Tests
 	// give one that leads every host to an in-process SSH server.
 	newConnector func(d *remote.Dialer) remote.Connector
+	// goos is the system to behave as; empty means the one prepull runs
+	// on. Tests of the choices made for Windows and macOS set it.
+	goos string
 }
 
 // openEngine opens the Docker Engine at host. Its errors wrap
@@ -244,8 +247,8 @@ variant for this Docker Engine's platform, and the login is accepted.
 
 	addPullFlags(root, g)
 	inspect, version, pull := newInspectCommand(g), newVersionCommand(g), newPullCommand(g)
-	remote, mirror, keep, slim := newRemoteCommand(g), newMirrorCommand(g), newKeepCommand(g), newSlimCommand(g)
-	agent, status := newAgentCommand(g), newStatusCommand(g)
+	remote, mirror, keep, slim := newRemoteCommand(g), newMirrorCommand(g), proxyOnly(g, newKeepCommand(g)), newSlimCommand(g)
+	agent, status := proxyOnly(g, newAgentCommand(g)), proxyOnly(g, newStatusCommand(g))
 	// Each command lists, and takes, only the global flags that apply to it.
 	withoutFlags(inspect, "docker-host")
 	withoutFlags(version, "config", "docker-host", "quiet", "verbose", "json")

@@ -10,9 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/prepull/prepull/agent"
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
@@ -202,82 +200,6 @@ func TestOneShotInProcess(t *testing.T) {
 	}
 }
 
-func TestAgentAndStatusInProcess(t *testing.T) {
-	dir, watch, _, cfg := keepDirs(t)
-	cfg = isolatedConfig(t, dir, mustRead(t, cfg)+"settle: 10ms\nrescan_interval: 50ms\n")
-	p := paktest.Pak{Kind: "Agented", Registry: paktest.Registry}
-	p.WriteFile(t, watch)
-
-	// No agent has run: status says so, exit 1.
-	if _, stderr, code := runWith(context.Background(), t, &globals{}, "status", "--config", cfg); code != ExitFailure {
-		t.Fatalf("status before any agent: exit %d\n%s", code, stderr)
-	}
-
-	eng := newFakeEngine()
-	g := &globals{newEngine: func(string) (engine.Engine, error) { return eng, nil }}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan ExitCode, 1)
-	go func() {
-		_, _, code := runWith(ctx, t, g, "agent", "--config", cfg, "--quiet")
-		done <- code
-	}()
-
-	// Bounded by attempts of reading the state, not by a clock the test
-	// guesses: the agent saves the state when the image is present.
-	var report struct {
-		Agent struct{ Status string } `json:"agent"`
-		Paks  []struct {
-			File   string `json:"file"`
-			Status string `json:"status"`
-		} `json:"paks"`
-	}
-	for i := 0; ; i++ {
-		out, stderr, code := runWith(context.Background(), t, &globals{}, "status", "--config", cfg, "--json")
-		if code == ExitOK {
-			if err := json.Unmarshal([]byte(out), &report); err != nil {
-				t.Fatalf("status --json: %v\n%s", err, out)
-			}
-			if len(report.Paks) == 1 && report.Paks[0].Status == agent.StatusPresent {
-				break
-			}
-		}
-		if i == 500 {
-			t.Fatalf("the agent did not make the image present: exit %d\n%s\n%s", code, out, stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if report.Agent.Status != agent.AgentRunning {
-		t.Errorf("status says the agent is %q, want running", report.Agent.Status)
-	}
-	out, _, code := runWith(context.Background(), t, &globals{}, "status", "--config", cfg)
-	if code != ExitOK || !strings.Contains(out, "running") || !strings.Contains(out, "present") {
-		t.Errorf("status table, exit %d:\n%s", code, out)
-	}
-	cancel()
-	if code := <-done; code != ExitOK {
-		t.Fatalf("the agent exited %d on cancel, want 0", code)
-	}
-	if eng.pullCount() != 1 || !eng.closed {
-		t.Errorf("%d pulls, engine closed %v; want 1 pull and the engine closed", eng.pullCount(), eng.closed)
-	}
-
-	// An engine that cannot be opened: exit 6 before anything runs.
-	g = &globals{newEngine: func(string) (engine.Engine, error) { return nil, errors.New("bad host") }}
-	if _, stderr, code := runWith(context.Background(), t, g, "agent", "--config", cfg); code != ExitEngine {
-		t.Errorf("agent with no engine: exit %d, want %d\n%s", code, ExitEngine, stderr)
-	}
-}
-
-func mustRead(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
 // TestFlagLoginUsage: --registry, --username and --password-stdin go
 // together, for one registry, and never with a pak on standard input.
 func TestFlagLoginUsage(t *testing.T) {
@@ -307,5 +229,12 @@ func TestFlagLoginUsage(t *testing.T) {
 				t.Errorf("exit %d, want %d with %q:\n%s", code, ExitUsage, tt.want, errOut.String())
 			}
 		})
+	}
+}
+
+func writeConfigFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package cli
 
 import (
@@ -202,13 +204,6 @@ func keepDirs(t *testing.T) (dir, watch, state, cfg string) {
 	cfg = filepath.Join(dir, "config.yaml")
 	writeConfigFile(t, cfg, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\n", watch, state))
 	return dir, watch, state, cfg
-}
-
-func writeConfigFile(t *testing.T, path, body string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestKeepUntilPresent plays a running agent's part in its state file and

@@ -3,9 +3,7 @@
 package logging
 
 import (
-	"fmt"
 	"os"
-	"syscall"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -41,18 +39,4 @@ func New(w *os.File, format string, quiet bool) *zap.Logger {
 	// Field values come from registries, engines and paks; the encoders
 	// escape ASCII controls, display.JSONWriter the rest (bidi overrides, C1).
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(display.JSONWriter(w))), level))
-}
-
-// isJournal reports whether f is the stream systemd connected to the
-// journal, as $JOURNAL_STREAM ("device:inode") names it.
-func isJournal(f *os.File) bool {
-	js := os.Getenv("JOURNAL_STREAM")
-	if js == "" {
-		return false
-	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-		return false
-	}
-	return js == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }

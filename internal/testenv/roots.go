@@ -1,3 +1,5 @@
+//go:build linux
+
 package testenv
 
 import (
@@ -42,6 +44,7 @@ var Roots = []Root{
 	RootBooted,
 	RootAnsible,
 	RootProxy,
+	RootWine,
 }
 
 // listed reports whether Roots holds the root of suite with pkgs, in any

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testenv starts the real parts that prepull's end-to-end tests run
 // against on loopback: a Docker Engine (dockerd from Debian's docker.io), a
 // registry with an htpasswd login (docker-registry, apache2-utils), and the

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package sshtest runs an SSH server in the test process, on loopback, for
 // unit tests of what prepull does over SSH. It runs each command it is asked
 // to with /bin/sh in a session of its own, as sshd does, so the command lines

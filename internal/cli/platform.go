@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"runtime"
+
+	"github.com/spf13/cobra"
+)
+
+// system returns the operating system prepull runs on, as GOOS names it:
+// runtime.GOOS, or the one a test sets in goos.
+func (g *globals) system() string {
+	if g.goos != "" {
+		return g.goos
+	}
+	return runtime.GOOS
+}
+
+// proxyOnly makes cmd, a command of the Cloud Proxy's service (agent, keep,
+// status), refuse to run with a usage error on any system but Linux, before
+// it reads its arguments: it builds everywhere, so that one command line
+// serves workstations and proxies, but only a proxy runs it.
+func proxyOnly(g *globals, cmd *cobra.Command) *cobra.Command {
+	goos := g.system()
+	if goos == "linux" {
+		return cmd
+	}
+	cmd.Short += " (Cloud Proxy, Linux only)"
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		return usageErrorf("%s runs on the Cloud Proxy (Linux), not on %s: reach proxies from this machine with prepull remote", c.CommandPath(), goos)
+	}
+	return cmd
+}
