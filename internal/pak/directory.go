@@ -15,14 +15,15 @@ const (
 // directory reads the central directory that follows the entries, its end
 // records and nothing after them, and checks that it lists exactly the
 // members whose local headers were read, as they said: same name, method,
-// sizes and CRC, each once. sig is the signature already read.
+// sizes and CRC, each once, and no two naming one path (checkNames's rule).
+// sig is the signature already read.
 func (s *scanner) directory(sig uint32) error {
 	start := s.br.n - 4
 	byOffset := make(map[int64]int, len(s.entries))
 	for i, e := range s.entries {
 		byOffset[e.offset] = i
 	}
-	seen := make(map[string]bool, len(s.entries))
+	seen := make(memberNames, len(s.entries))
 	matched := make([]bool, len(s.entries))
 	var dir int64 // records read
 	for ; sig == sigCentral; dir++ {
@@ -30,10 +31,9 @@ func (s *scanner) directory(sig uint32) error {
 		if err != nil {
 			return err
 		}
-		if seen[c.name] {
-			return invalidf("two members named %s", quote(c.name))
+		if err := seen.add(c.name); err != nil {
+			return err
 		}
-		seen[c.name] = true
 		i, ok := byOffset[c.offset]
 		if !ok || matched[i] {
 			return &Error{Members: []string{c.name}, Err: invalidf("the central directory places it at offset %d, where no other member's local header starts", c.offset)}
@@ -50,6 +50,11 @@ func (s *scanner) directory(sig uint32) error {
 		if !ok {
 			e := s.entries[i]
 			return &Error{Members: []string{e.name}, Err: invalidf("has a local header at offset %d but is not in the central directory: readers would disagree on whether it exists", e.offset)}
+		}
+	}
+	for _, e := range s.entries {
+		if err := checkMemberName(e.name); err != nil {
+			return err
 		}
 	}
 	return s.end(sig, start, s.br.n-4-start, dir)

@@ -11,12 +11,14 @@ import (
 
 // TestReadRefusesTwoReadings builds hostile adapter archives that two ZIP
 // readers could read differently, one by its local headers (a streaming
-// reader), the other by its central directory (unzip, VCF Operations): each
+// reader), the other by its central directory (unzip, VCF Operations), or
+// whose member names unzip extracts to other paths than prepull reads: each
 // is refused in the same words whether the archive is stored in the pak,
 // deflated in it, or given on its own.
 func TestReadRefusesTwoReadings(t *testing.T) {
 	good := paktest.Pak{Registry: paktest.Registry}.Conf()
 	evil := paktest.Pak{Registry: "evil.example.com"}.Conf()
+	cf := func(name string, data []byte) rawEntry { return rawEntry{name: name, data: data, method: 8} }
 	tests := []struct {
 		name    string
 		entries []rawEntry
@@ -49,6 +51,34 @@ func TestReadRefusesTwoReadings(t *testing.T) {
 		{"the sizes of a data descriptor disagree",
 			[]rawEntry{{name: "junk", data: []byte("junk junk junk"), method: 8, descriptor: true, cdSize: 5}, {name: "MyAdapter.conf", data: good, method: 8}},
 			"junk: the central directory says 5 bytes"},
+		// Names unzip -o extracts to another path than prepull reads: of
+		// two members naming one path it extracts the last.
+		{"./ beside the .conf", []rawEntry{cf("MyAdapter.conf", good), cf("./MyAdapter.conf", evil)},
+			`two members named "MyAdapter.conf" and "./MyAdapter.conf", one path once extracted`},
+		{"./ before the .conf", []rawEntry{cf("./MyAdapter.conf", evil), cf("MyAdapter.conf", good)},
+			`two members named "./MyAdapter.conf" and "MyAdapter.conf"`},
+		{"a .. segment back to the .conf", []rawEntry{cf("MyAdapter.conf", good), cf("lib/../MyAdapter.conf", evil)},
+			`two members named "MyAdapter.conf" and "lib/../MyAdapter.conf"`},
+		{"a . segment", []rawEntry{cf("lib/a.jar", nil), cf("lib/./a.jar", nil), cf("MyAdapter.conf", good)},
+			`two members named "lib/a.jar" and "lib/./a.jar"`},
+		{"a folder entry of the .conf's name", []rawEntry{cf("MyAdapter.conf", good), {name: "MyAdapter.conf/"}},
+			`two members named "MyAdapter.conf" and "MyAdapter.conf/"`},
+		{"a backslash", []rawEntry{cf("MyAdapter.conf", good), cf(`lib\..\MyAdapter.conf`, evil)},
+			`two members named "MyAdapter.conf" and "lib\\..\\MyAdapter.conf"`},
+		{"an absolute name", []rawEntry{cf("/etc/cron.d/x", nil), cf("MyAdapter.conf", good)},
+			`/etc/cron.d/x: member name starts with "/": only plain relative paths are accepted`},
+		{"a leading ./", []rawEntry{cf("./lib/a.jar", nil), cf("MyAdapter.conf", good)},
+			`./lib/a.jar: member name starts with "./"`},
+		{"a leading ../", []rawEntry{cf("../../etc/x", nil), cf("MyAdapter.conf", good)},
+			`../../etc/x: member name holds a ".." path component`},
+		{"a .. segment", []rawEntry{cf("lib/../../x", nil), cf("MyAdapter.conf", good)},
+			`lib/../../x: member name holds a ".." path component`},
+		{"//", []rawEntry{cf("lib//a.jar", nil), cf("MyAdapter.conf", good)},
+			`lib//a.jar: member name holds "//"`},
+		{"a lone backslash", []rawEntry{cf(`lib\a.jar`, nil), cf("MyAdapter.conf", good)},
+			`lib\a.jar: member name holds a backslash`},
+		{"a NUL", []rawEntry{cf("MyAdapter.conf\x00.txt", evil), cf("MyAdapter.conf", good)},
+			`"MyAdapter.conf\x00.txt": member name holds a NUL byte`},
 	}
 	for _, tt := range tests {
 		z := rawZip(tt.entries...)

@@ -96,15 +96,15 @@ func readZip(name string, r io.ReaderAt, size int64) (Image, error) {
 	case err != nil:
 		return Image{}, invalid(name, nil, "not a readable ZIP archive (truncated or damaged?): %w", err)
 	}
-	mf, err := member(zr.File, manifestName)
-	if err != nil {
-		return Image{}, &Error{File: name, Err: err}
+	if err := checkNames(fileNames(zr.File)); err != nil {
+		return Image{}, rebase(err, name, nil)
 	}
+	mf := member(zr.File, manifestName)
 	// A pak's manifest names an adapter archive it holds; an adapter
 	// archive's copy of the manifest names one it does not hold.
 	if mf != nil {
 		if m, err := readManifest(mf); err == nil && len(m.Adapters) > 0 {
-			if af, _ := member(zr.File, m.Adapters[0]); af != nil {
+			if af := member(zr.File, m.Adapters[0]); af != nil {
 				return readPak(name, r, zr, mf)
 			}
 		}
@@ -178,10 +178,7 @@ func readPak(name string, r io.ReaderAt, zr *zip.Reader, mf *zip.File) (Image, e
 		return Image{}, invalid(name, []string{manifestName}, "adapters is empty or missing: no adapter archive named")
 	}
 	inner := m.Adapters[0]
-	af, err := member(zr.File, inner)
-	if err != nil {
-		return Image{}, &Error{File: name, Err: err}
-	}
+	af := member(zr.File, inner)
 	if af == nil {
 		return Image{}, invalid(name, []string{manifestName}, "names adapter archive %s, which the pak does not hold", quote(inner))
 	}
@@ -244,7 +241,7 @@ func readAdapterArchive(af *zip.File, kind string) (conf, error) {
 func readAdapterZip(name string, r io.ReaderAt, size int64, zr *zip.Reader) (Image, error) {
 	var m manifest
 	kind := ""
-	if mf, err := member(zr.File, manifestName); err == nil && mf != nil {
+	if mf := member(zr.File, manifestName); mf != nil {
 		if mm, err := readManifest(mf); err == nil {
 			m = mm
 			if k, err := m.kind(); err == nil {
@@ -352,20 +349,14 @@ func choose(kind string, names []string, count int) (string, error) {
 }
 
 // member finds the member with exactly this name; nil when there is none.
-// Two members of the same name are refused: readers could disagree on which
-// one counts.
-func member(files []*zip.File, name string) (*zip.File, error) {
-	var found *zip.File
+// Its archive passed checkNames: no two members name one path.
+func member(files []*zip.File, name string) *zip.File {
 	for _, f := range files {
-		if f.Name != name {
-			continue
+		if f.Name == name {
+			return f
 		}
-		if found != nil {
-			return nil, invalidf("two members named %s", quote(name))
-		}
-		found = f
 	}
-	return found, nil
+	return nil
 }
 
 // rebase turns an error about the inside of an archive into an *Error about

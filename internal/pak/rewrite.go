@@ -91,10 +91,35 @@ func Rewrite(img Image, dst, registry, repository string) error {
 	if err := tmp.Sync(); err != nil {
 		return err
 	}
+	if err := readBack(img, tmp, dst, registry, repository); err != nil {
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), dst)
+}
+
+// readBack reads the rewritten pak in tmp with Read, the strict reader
+// every prepull uses, before it is put in place as dst: it must name the
+// new registry and repository, and otherwise the image, kind and pack of
+// img. A pak Rewrite copied a hostile member into is refused here.
+func readBack(img Image, tmp *os.File, dst, registry, repository string) error {
+	st, err := tmp.Stat()
+	if err != nil {
+		return err
+	}
+	got, err := Read(dst, tmp, st.Size())
+	if err != nil {
+		return fmt.Errorf("the rewritten pak does not read back: %w", err)
+	}
+	want := img
+	want.Registry, want.Repository = registry, strings.TrimPrefix(repository, "/")
+	if !sameImage(got, want) || got.ConfPath != img.ConfPath {
+		return fmt.Errorf("%s: the rewritten pak reads as %s %s/%s@%s in %s, not as written", safetext.Text(dst),
+			safetext.Text(got.AdapterKind), safetext.Text(got.Registry), safetext.Text(got.Repository), safetext.Text(got.Digest), display(got.ConfPath))
+	}
+	return nil
 }
 
 // rewriteInner writes the adapter archive f with its .conf member rewritten

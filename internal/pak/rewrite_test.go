@@ -176,6 +176,29 @@ func TestRewriteRefuses(t *testing.T) {
 		t.Error("rewrote a pak over itself")
 	}
 
+	// A pak whose adapter archive holds a second .conf spelled
+	// ./MyAdapter.conf, given to Rewrite as if Open had read it: the copy
+	// would carry the member unzip extracts, so the read-back refuses it
+	// and nothing is put in place.
+	z := rawZip(rawEntry{name: "MyAdapter.conf", data: paktest.Pak{Registry: paktest.Registry}.Conf(), method: 8},
+		rawEntry{name: "./MyAdapter.conf", data: paktest.Pak{Registry: "evil.example.com"}.Conf(), method: 8})
+	evil := filepath.Join(dir, "Evil.pak")
+	if err := os.WriteFile(evil, paktest.Pak{RawAdapterZip: z}.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pak.Open(evil); err == nil {
+		t.Error("Open read a pak with ./MyAdapter.conf")
+	}
+	out := filepath.Join(t.TempDir(), "Evil.pak")
+	img = pak.Image{File: evil, Format: pak.FormatPak, AdapterKind: paktest.Kind, ConfPath: "adapter.zip/MyAdapter.conf", Registry: paktest.Registry, Repository: "my-project/myadapter", Digest: paktest.Digest}
+	err = pak.Rewrite(img, out, "m.example.com", "/x")
+	if want := `the rewritten pak does not read back: ` + out + `: adapter.zip: two members named "MyAdapter.conf" and "./MyAdapter.conf"`; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Rewrite error %v, want %q", err, want)
+	}
+	if left, _ := os.ReadDir(filepath.Dir(out)); len(left) != 0 {
+		t.Errorf("Rewrite left %v", left)
+	}
+
 	conf := filepath.Join(dir, "x.conf")
 	if err := os.WriteFile(conf, paktest.Pak{}.Conf(), 0o600); err != nil {
 		t.Fatal(err)

@@ -65,18 +65,15 @@ func slimZip(img Image, src io.ReaderAt, size int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	manifest, err := member(zr.File, manifestName)
-	if err != nil {
-		return nil, err
-	}
+	manifest := member(zr.File, manifestName)
 	files, confName := zr.File, img.ConfPath
 	if img.Format == FormatPak {
 		inner, name, ok := strings.Cut(img.ConfPath, "/")
 		if !ok {
 			return nil, fmt.Errorf("no adapter .conf in %s", display(img.ConfPath))
 		}
-		af, err := member(zr.File, inner)
-		if err != nil || af == nil {
+		af := member(zr.File, inner)
+		if af == nil {
 			return nil, fmt.Errorf("no member %s", display(inner))
 		}
 		izr, closeInner, err := openInner(src, af)
@@ -86,8 +83,8 @@ func slimZip(img Image, src io.ReaderAt, size int64) ([]byte, error) {
 		defer closeInner()
 		files, confName = izr.File, name
 	}
-	conf, err := member(files, confName)
-	if err != nil || conf == nil {
+	conf := member(files, confName)
+	if conf == nil {
 		return nil, fmt.Errorf("no member %s", display(img.ConfPath))
 	}
 	var buf bytes.Buffer

@@ -259,6 +259,8 @@ func badInputs(f *e2e.Fixture, good []byte) []badInput {
 			bytesOf("bad.pak", func(*testing.T) []byte { return good[:n] }), ""}
 	}
 	reg, repo, dgst := f.Reg.Addr, "/"+f.Repo, f.Digest
+	evil := base
+	evil.Repository = repo + "/evil"
 
 	inputs := []badInput{
 		// Archives that claim gigabytes, and real bombs.
@@ -364,6 +366,18 @@ func badInputs(f *e2e.Fixture, good []byte) []badInput {
 		{"DIGEST with upper-case hex", confKey("DIGEST", "sha256:"+strings.ToUpper(dgst[7:])), "must use lower-case hex digits"},
 		{"KINDKEY with $()", confKey("KINDKEY", "$(id)"), `KINDKEY "$(id)" has "$"`},
 		{"adapter kind with ../", pakWith(func(p *paktest.Pak) { p.AdapterKinds = []string{"../../etc"} }), `manifest.txt: adapter kind "../../etc" has "/"`},
+		// Member names unzip -o extracts otherwise than prepull reads: the
+		// pak's own .conf (the real image) first, then a second spelled
+		// "./", which unzip extracts over it (the evil image).
+		{"./MyAdapter.conf beside MyAdapter.conf", pakWith(func(p *paktest.Pak) {
+			p.RawAdapterZip = rawZip(deflatedMember("MyAdapter.conf", base.Conf()), deflatedMember("./MyAdapter.conf", evil.Conf()))
+		}), `adapter.zip: two members named "MyAdapter.conf" and "./MyAdapter.conf"`},
+		{"./adapter.zip beside adapter.zip", bytesOf("bad.pak", func(*testing.T) []byte {
+			return rawZip(deflatedMember("manifest.txt", base.Manifest()), deflatedMember("adapter.zip", base.AdapterZip()), deflatedMember("./adapter.zip", evil.AdapterZip()))
+		}), `two members named "adapter.zip" and "./adapter.zip"`},
+		{"a member that leaves the folder", bytesOf("bad.pak", func(*testing.T) []byte {
+			return rawZip(deflatedMember("manifest.txt", base.Manifest()), deflatedMember("adapter.zip", base.AdapterZip()), deflatedMember("content/../../etc/cron.d/x", nil))
+		}), `content/../../etc/cron.d/x: member name holds a ".." path component`},
 		{"file name with a newline and a terminal escape", func(t *testing.T, dir string) string {
 			return writeBad(t, dir, "evil\n\x1b[2Jpulled.pak", []byte("junk"))
 		}, "not a KEY=VALUE line"},
@@ -472,6 +486,11 @@ func rawZip(members ...rawMember) []byte {
 		panic(err)
 	}
 	return buf.Bytes()
+}
+
+// deflatedMember is a member of rawZip holding data, deflated.
+func deflatedMember(name string, data []byte) rawMember {
+	return rawMember{name: name, method: zip.Deflate, body: deflated(data), crc: crc32.ChecksumIEEE(data), uncompressed: uint64(len(data))}
 }
 
 // deflated returns data deflated.
