@@ -59,7 +59,9 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 		t, err := readTarget(arg, g.stdin, defaultRegistry)
 		if err != nil {
 			r.ExitCode, r.Error = CodeFor(err), err.Error()
-			printError(g.stderr, err)
+			if !g.terminal || g.verbose || g.json {
+				printError(g.stderr, err) // on a terminal the row says it
+			}
 		} else {
 			r.Target = &t
 			for _, w := range t.Warnings {
@@ -73,7 +75,7 @@ func runInspect(g *globals, defaultRegistry string, args []string) error {
 		if err := printResults(g.stdout, results); err != nil {
 			return err
 		}
-	} else if worst == ExitOK || len(results) > 1 {
+	} else {
 		var tab display.Table
 		tab.Row("FILE", "ADAPTER KIND", "REFERENCE", "REGISTRY FROM")
 		for _, r := range results {

@@ -150,3 +150,24 @@ func TestInspectTableKeepsFailedRows(t *testing.T) {
 		t.Fatalf("table:\n%s\nwant a header, the good pak, and the broken one with its reason", out)
 	}
 }
+
+// TestInspectOneUnreadablePak checks that inspect of one pak that fails
+// prints its failed row, as with two; on a terminal that row alone says it.
+func TestInspectOneUnreadablePak(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "broken.pak")
+	if err := os.WriteFile(bad, []byte("KINDKEY=X\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, terminal := range []bool{false, true} {
+		g := &globals{terminal: terminal}
+		out, stderr, code := runWith(context.Background(), t, g, "inspect", "--config", "/dev/null", bad)
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if code != ExitBadPak || len(lines) != 2 || !strings.HasPrefix(lines[1], bad+" ") || !strings.Contains(lines[1], "failed: not a ZIP archive") {
+			t.Errorf("terminal %v: exit %d, table:\n%s\nwant a header and the broken pak's row", terminal, code, out)
+		}
+		if said := strings.Contains(stderr, "not a ZIP archive"); said == terminal {
+			t.Errorf("terminal %v: stderr %q: the reason must be on stderr too only off a terminal", terminal, stderr)
+		}
+	}
+}
