@@ -127,6 +127,20 @@ prepull_log_format: loud
 		}
 	})
 
+	t.Run("check and diff on a fresh proxy change nothing", func(t *testing.T) {
+		out, rc := play(t, good, "--check", "--diff")
+		for _, p := range proxies {
+			if r := rc[p.name]; r.failed != 0 || r.unreachable != 0 || r.changed == 0 {
+				t.Errorf("%s: %+v, want changes shown and none failed\n%s", p.name, r, lastLines(out, 60))
+			}
+			for _, path := range []string{"/usr/local/bin/prepull", "/etc/prepull", "/etc/systemd/system/prepull.service"} {
+				if _, err := os.Lstat(p.b.Path(path)); err == nil {
+					t.Errorf("%s: --check made %s", p.name, path)
+				}
+			}
+		}
+	})
+
 	t.Run("first run installs from a release and the image is present", func(t *testing.T) {
 		out, rc := play(t, strings.Replace(good, "binary: /w/prepull", "release: /w/release", 1))
 		for _, p := range proxies {
@@ -169,6 +183,35 @@ prepull_log_format: loud
 		}
 	})
 
+	t.Run("a change reloads, a restart key restarts", func(t *testing.T) {
+		mainPID := func(p *proxy) string {
+			return strings.TrimSpace(p.b.MustRun(t, "systemctl", "show", "--property=MainPID", "--value", "prepull.service"))
+		}
+		pids := map[string]string{}
+		for _, p := range proxies {
+			pids[p.name] = mainPID(p)
+		}
+		out, rc := play(t, good+"settle: 300ms\n")
+		for _, p := range proxies {
+			if r := rc[p.name]; r.failed != 0 || r.changed == 0 {
+				t.Errorf("%s: %+v, want a change\n%s", p.name, r, lastLines(out, 40))
+			}
+			if pid := mainPID(p); pid != pids[p.name] {
+				t.Errorf("%s: settle changed and the agent restarted (pid %s, was %s), want a reload", p.name, pid, pids[p.name])
+			}
+			p.b.MustRun(t, "journalctl", "--no-pager", "-u", "prepull.service", "--grep", "Reload")
+		}
+		out, rc = play(t, good+"settle: 300ms\nprepull_log_format: json\n")
+		for _, p := range proxies {
+			if r := rc[p.name]; r.failed != 0 || r.changed == 0 {
+				t.Errorf("%s: %+v, want a change\n%s", p.name, r, lastLines(out, 40))
+			}
+			if pid := mainPID(p); pid == pids[p.name] {
+				t.Errorf("%s: log_format changed and the agent kept running (pid %s), want a restart", p.name, pid)
+			}
+		}
+	})
+
 	t.Run("a wrong password fails both hosts and shows nowhere", func(t *testing.T) {
 		wrong := "wrong-" + e2e.RandomWord(t)
 		out, rc := play(t, strings.Replace(both, password, wrong, 1), "-vvv")
@@ -185,6 +228,7 @@ prepull_log_format: loud
 		}
 		reason := regexp.MustCompile(regexp.QuoteMeta(filepath.Base(paks[1])) +
 			`: the agent failed it: .*(credentials rejected|rejected the credentials).*\(prepull keep exit code 4\b`)
+		t.Logf("%s failed with: %s", proxies[0].name, failed[proxies[0].name])
 		for _, p := range proxies {
 			if !reason.MatchString(failed[p.name]) {
 				t.Errorf("%s: failed with %q, want the agent's reason and exit code 4\n%s", p.name, failed[p.name], lastLines(out, 60))
