@@ -176,20 +176,17 @@ func (c *Copier) Copy(ctx context.Context, t pak.Target, dst Result) (Result, er
 }
 
 // options are the go-containerregistry options for a copy between the two
-// registry hosts: the logins, the CAs, and plain HTTP on loopback only.
+// registry hosts: the logins, each host's own CA, and plain HTTP on
+// loopback only.
 func (c *Copier) options(ctx context.Context, hosts ...string) ([]remote.Option, error) {
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	pool, err := c.rootCAs(hosts)
+	trust, err := c.hostTrust(hosts)
 	if err != nil {
 		return nil, err
-	}
-	if pool != nil {
-		base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(keychain{c.Credentials}),
-		remote.WithTransport(loopbackOnlyHTTP{base}),
+		remote.WithTransport(loopbackOnlyHTTP{trust}),
 		remote.WithUserAgent("prepull"),
 	}
 	if c.Jobs > 0 {
@@ -198,13 +195,17 @@ func (c *Copier) options(ctx context.Context, hosts ...string) ([]remote.Option,
 	return opts, nil
 }
 
-// rootCAs returns the system roots plus the ca_file of every host that has
-// one configured, or nil when none has.
-func (c *Copier) rootCAs(hosts []string) (*x509.CertPool, error) {
+// hostTrust returns the transport of a copy between hosts (as
+// go-containerregistry spells them in URLs): each host with a ca_file
+// trusts the system roots and that CA, no other; every other host, a blob
+// download redirected to object storage included, the system roots only.
+// One pool for all would let a host whose certificate another registry's
+// private CA signed receive the push login.
+func (c *Copier) hostTrust(hosts []string) (trustByHost, error) {
+	t := trustByHost{other: http.DefaultTransport.(*http.Transport).Clone(), byHost: map[string]http.RoundTripper{}}
 	if c.Config == nil {
-		return nil, nil
+		return t, nil
 	}
-	var pool *x509.CertPool
 	for _, h := range hosts {
 		e, ok := c.Config.Lookup(h)
 		if !ok || e.CAFile == "" {
@@ -212,16 +213,32 @@ func (c *Copier) rootCAs(hosts []string) (*x509.CertPool, error) {
 		}
 		pem, err := pull.ReadCA(e.Host, e.CAFile)
 		if err != nil {
-			return nil, err
+			return t, err
 		}
-		if pool == nil {
-			if pool, err = x509.SystemCertPool(); err != nil {
-				pool = x509.NewCertPool()
-			}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
 		}
 		pool.AppendCertsFromPEM(pem)
+		own := http.DefaultTransport.(*http.Transport).Clone()
+		own.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		t.byHost[h] = own
 	}
-	return pool, nil
+	return t, nil
+}
+
+// trustByHost sends each request through the transport of its URL's host,
+// or other.
+type trustByHost struct {
+	byHost map[string]http.RoundTripper
+	other  http.RoundTripper
+}
+
+func (t trustByHost) RoundTrip(r *http.Request) (*http.Response, error) {
+	if own, ok := t.byHost[r.URL.Host]; ok {
+		return own.RoundTrip(r)
+	}
+	return t.other.RoundTrip(r)
 }
 
 // loopbackOnlyHTTP refuses plain HTTP to anything but loopback, as Docker
