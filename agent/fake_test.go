@@ -37,14 +37,17 @@ type fakeEngine struct {
 	active    int            // pulls running now
 	maxActive int            // the most pulls that ran at once
 	// containers marks images a container uses; removed lists what
-	// RemoveDigest removed (keep_test.go).
+	// RemoveReference removed (keep_test.go).
 	containers map[string]bool
 	removed    []string
 	useErr     error // when set, ImageUse fails with it
+	// names are the tags of images, each naming a reference's image:
+	// the local names the agent gives (keep_test.go) and others' tags.
+	names map[string]string
 }
 
 func newFakeEngine() *fakeEngine {
-	return &fakeEngine{images: map[string]bool{}, pulls: map[string]int{}, looks: map[string]int{}}
+	return &fakeEngine{images: map[string]bool{}, pulls: map[string]int{}, looks: map[string]int{}, names: map[string]string{}}
 }
 
 var errDown = fmt.Errorf("%w: dial unix /var/run/docker.sock: connect: connection refused", engine.ErrUnreachable)

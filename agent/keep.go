@@ -12,6 +12,7 @@ import (
 
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
 )
 
 // keep_images: an image this agent pulled that no pak or conf names any
@@ -26,7 +27,8 @@ import (
 // answer is uncertain (it did not answer, or the agent is degraded); the
 // decision is saved before the engine is asked, and removal is by the exact
 // digest reference, unforced, so that an image with other tags or digests
-// is only untagged.
+// is only untagged. prepull's own local name (pull.LocalName) goes with the
+// image; a name someone else gave it stays, and so does the image then.
 
 // removedHistory bounds State.Removed.
 const removedHistory = 50
@@ -39,10 +41,10 @@ type ImageRemover interface {
 	// names: its references and the containers made from it. An image that
 	// is not there gives an error wrapping engine.ErrNotPresent.
 	ImageUse(ctx context.Context, ref string) (engine.ImageUse, error)
-	// RemoveDigest removes the digest reference ref, unforced, pruning
-	// nothing, and reports whether the image itself was deleted (false:
-	// only ref was untagged).
-	RemoveDigest(ctx context.Context, ref string) (deleted bool, err error)
+	// RemoveReference removes the reference ref (a digest reference, or
+	// prepull's local name), unforced, pruning nothing, and reports whether
+	// the image itself was deleted (false: only ref was untagged).
+	RemoveReference(ctx context.Context, ref string) (deleted bool, err error)
 }
 
 // removal is a released image that keep_images lets go now, and why.
@@ -226,7 +228,10 @@ func (a *Agent) remove(ctx context.Context, c removal) {
 	}
 	a.mu.Unlock()
 
-	deleted, err := a.remover.RemoveDigest(ctx, c.ref)
+	deleted, err := a.removeNames(ctx, c.ref, use.References)
+	if err == nil && !deleted {
+		deleted, err = a.remover.RemoveReference(ctx, c.ref)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r = a.released[c.ref]
@@ -265,6 +270,23 @@ func (a *Agent) remove(ctx context.Context, c removal) {
 		im.due, im.verifying = time.Now(), true
 		a.wake()
 	}
+}
+
+// removeNames removes prepull's local names of the image ref names, found
+// among refs (the image's references), and never a name that someone else
+// gave it. It reports whether the image went with them.
+func (a *Agent) removeNames(ctx context.Context, ref string, refs []string) (deleted bool, err error) {
+	for _, name := range refs {
+		if !pull.IsLocalName(name, ref) {
+			continue
+		}
+		d, err := a.remover.RemoveReference(ctx, name)
+		if err != nil && !errors.Is(err, engine.ErrNotPresent) {
+			return false, err
+		}
+		deleted = deleted || d
+	}
+	return deleted, nil
 }
 
 // recordRemoval forgets a released image and adds it to the history. Call

@@ -99,13 +99,18 @@ func (e *fakeEngine) ImageUse(_ context.Context, ref string) (engine.ImageUse, e
 		return engine.ImageUse{}, fmt.Errorf("%s: %w", ref, engine.ErrNotPresent)
 	}
 	use := engine.ImageUse{ID: "sha256:" + ref, References: []string{ref}}
+	for name, r := range e.names {
+		if r == ref {
+			use.References = append(use.References, name)
+		}
+	}
 	if e.containers[ref] {
 		use.Containers = []string{"0123456789abcdef"}
 	}
 	return use, nil
 }
 
-func (e *fakeEngine) RemoveDigest(_ context.Context, ref string) (bool, error) {
+func (e *fakeEngine) RemoveReference(_ context.Context, ref string) (bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
@@ -113,12 +118,65 @@ func (e *fakeEngine) RemoveDigest(_ context.Context, ref string) (bool, error) {
 		return false, errDown
 	case e.containers[ref]:
 		return false, fmt.Errorf("remove %s: %w", ref, engine.ErrInUse)
+	case e.names[ref] != "":
+		img := e.names[ref]
+		delete(e.names, ref)
+		e.removed = append(e.removed, ref)
+		return !e.images[img] && !e.namedLocked(img), nil
 	case !e.images[ref]:
 		return false, fmt.Errorf("%s: %w", ref, engine.ErrNotPresent)
 	}
 	delete(e.images, ref)
 	e.removed = append(e.removed, ref)
+	return !e.namedLocked(ref), nil
+}
+
+// namedLocked reports whether a tag names ref's image. Call with e.mu held.
+func (e *fakeEngine) namedLocked(ref string) bool {
+	for _, r := range e.names {
+		if r == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// Name gives ref's image the tag name, as the Docker engine of
+// internal/engine does: never moving a name.
+func (e *fakeEngine) Name(_ context.Context, ref, name string) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.down:
+		return false, errDown
+	case !e.images[ref]:
+		return false, fmt.Errorf("%s: %w", ref, engine.ErrNotPresent)
+	case e.names[name] == ref:
+		return false, nil
+	case e.names[name] != "":
+		return false, fmt.Errorf("name %s: %w", name, engine.ErrNameTaken)
+	}
+	e.names[name] = ref
 	return true, nil
+}
+
+// tag gives ref's image the tag name, as someone else would, or removes
+// name with an empty ref.
+func (e *fakeEngine) tag(ref, name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ref == "" {
+		delete(e.names, name)
+		return
+	}
+	e.names[name] = ref
+}
+
+// nameOf returns the reference whose image name names, or "".
+func (e *fakeEngine) nameOf(name string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.names[name]
 }
 
 // dropDone drops a pak naming repo (digest of seed) as name and waits
@@ -358,4 +416,66 @@ func TestKeepImagesNothingOnAnEngineError(t *testing.T) {
 	h.eng.useErr = nil
 	h.eng.mu.Unlock()
 	h.eventually("v1 is removed once the engine answers", func() bool { return !h.eng.has(v1) && len(h.state().Removed) == 1 })
+}
+
+// TestAgentLocalName: the agent gives a kept image its local name, puts the
+// name back at the next verify when it was removed, and, with local_name
+// off, gives none.
+func TestAgentLocalName(t *testing.T) {
+	h := newHarness(t, "verify_interval: 50ms\n")
+	h.start()
+	ref := h.drop("v.pak", "proj/v", "v")
+	name := "prepull.invalid/proj/v:MyAdapter-" + strings.TrimPrefix(paktest.DigestOf("v"), "sha256:")[:12]
+	h.eventually("the image gets its local name", func() bool { return h.eng.nameOf(name) == ref })
+	h.eng.tag("", name)
+	h.eventually("a verify puts the name back", func() bool { return h.eng.nameOf(name) == ref })
+	if n := h.eng.pullCount(ref); n != 1 {
+		t.Errorf("pulled %d times, want 1: a removed name is no removed image", n)
+	}
+
+	off := newHarness(t, "local_name: false\nverify_interval: 50ms\n")
+	off.start()
+	ref = off.drop("v.pak", "proj/v", "v")
+	off.looks(ref, 3)
+	if n := off.eng.count(func(e *fakeEngine) int { return len(e.names) }); n != 0 {
+		t.Errorf("local_name: false, and the agent named %v", off.eng.names)
+	}
+}
+
+// TestKeepImagesRemovesOnlyItsOwnName: keep_images removes prepull's local
+// name with the image; an image someone else tagged too keeps that tag and
+// stays, and only prepull's names of it go.
+func TestKeepImagesRemovesOnlyItsOwnName(t *testing.T) {
+	h := newHarness(t, "keep_images: 1\n")
+	h.start()
+	done := func(name string) string { return filepath.Join(h.inbox(), DoneDir, name) }
+	v1 := h.dropDone("v1.pak", "proj/app", "1")
+	v2 := h.dropDone("v2.pak", "proj/app", "2")
+	v3 := h.dropDone("v3.pak", "proj/app", "3")
+	local := func(seed string) string {
+		return "prepull.invalid/proj/app:MyAdapter-" + strings.TrimPrefix(paktest.DigestOf(seed), "sha256:")[:12]
+	}
+	h.eventually("every image has its local name", func() bool {
+		return h.eng.nameOf(local("1")) == v1 && h.eng.nameOf(local("2")) == v2 && h.eng.nameOf(local("3")) == v3
+	})
+	h.eng.tag(v2, "ops/app:pinned") // someone else's name for v2
+	for _, n := range []string{"v1.pak", "v2.pak"} {
+		if err := os.Remove(done(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.eventually("v1 and v2 are removed", func() bool { return len(h.state().Removed) == 2 })
+	outcomes := map[string]string{}
+	for _, r := range h.state().Removed {
+		outcomes[r.Reference] = r.Outcome
+	}
+	if outcomes[v1] != RemovedImage || outcomes[v2] != RemovedUntagged {
+		t.Errorf("outcomes %v, want v1 %s and v2 %s", outcomes, RemovedImage, RemovedUntagged)
+	}
+	if h.eng.nameOf(local("1")) != "" || h.eng.nameOf(local("2")) != "" {
+		t.Errorf("prepull's names of removed images stay: %v", h.eng.names)
+	}
+	if h.eng.nameOf("ops/app:pinned") != v2 || h.eng.nameOf(local("3")) != v3 {
+		t.Errorf("a name prepull did not give, or a kept image's name, went: %v", h.eng.names)
+	}
 }

@@ -88,7 +88,7 @@ func (a *Agent) take(p *PakState, img pak.Image, perr error) {
 		a.unlink(p) // resolved differently since (default_registry changed)
 	}
 	p.Reference, p.Digest = t.Reference, t.Digest
-	im := a.imageFor(t.Reference, t.Digest, now)
+	im := a.imageFor(t, now)
 	im.paks[p.File] = true
 	mirror(p, im)
 	a.markDirty()
@@ -96,16 +96,17 @@ func (a *Agent) take(p *PakState, img pak.Image, perr error) {
 	a.wake()
 }
 
-// imageFor returns the image ref names, made when new and due at once.
+// imageFor returns the image t names, made when new and due at once.
 // Call with a.mu held.
-func (a *Agent) imageFor(ref, digest string, now time.Time) *image {
+func (a *Agent) imageFor(t pak.Target, now time.Time) *image {
+	ref := t.Reference
 	im := a.images[ref]
 	if im == nil {
 		im = a.revive(ref, now)
 	}
 	if im == nil {
 		im = &image{
-			ImageState: ImageState{Reference: ref, Digest: digest, Status: StatusWaiting, Updated: now, KeptSince: now},
+			ImageState: ImageState{Reference: ref, Digest: t.Digest, Status: StatusWaiting, Updated: now, KeptSince: now},
 			paks:       map[string]bool{},
 			due:        now,
 		}
@@ -115,6 +116,9 @@ func (a *Agent) imageFor(ref, digest string, now time.Time) *image {
 	} else if im.Status == StatusPresent && !im.inflight {
 		// Check that it is still there; then the pak moves to done/.
 		im.due, im.verifying = now, true
+	}
+	if im.AdapterKind == "" {
+		im.AdapterKind = t.AdapterKind
 	}
 	return im
 }

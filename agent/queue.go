@@ -126,7 +126,7 @@ func (a *Agent) start(ctx context.Context, im *image) {
 		a.setStatus(im, StatusPulling, time.Now().UTC())
 	}
 	target := pak.Target{
-		Image:     pak.Image{File: a.pakNameOf(im), Repository: im.Reference, Digest: im.Digest},
+		Image:     pak.Image{File: a.pakNameOf(im), AdapterKind: im.AdapterKind, Repository: im.Reference, Digest: im.Digest},
 		Registry:  registryOf(im.Reference),
 		Reference: im.Reference,
 	}
@@ -137,6 +137,11 @@ func (a *Agent) start(ctx context.Context, im *image) {
 		Backoff:     a.pullBackoff,
 		Progress:    pull.LogProgress(a.log, progressEvery),
 		CertsDir:    a.cfg.CertsDir,
+	}
+	if n, ok := a.eng.(pull.Namer); ok && a.cfg.LocalName {
+		// Every check names the image again: a name removed since is
+		// put back.
+		p.Namer = n
 	}
 	opts := pull.Options{Timeout: a.cfg.PullTimeout, StallTimeout: a.cfg.StallTimeout,
 		Observer: imageObserver{a: a, im: im}, LoginHint: loginHint}

@@ -99,8 +99,11 @@ type PakState struct {
 
 // ImageState is one image reference, pulled once however many paks name it.
 type ImageState struct {
-	Reference    string    `json:"reference"` // the registry to log in to is its host, never stored apart
-	Digest       string    `json:"digest"`
+	Reference string `json:"reference"` // the registry to log in to is its host, never stored apart
+	Digest    string `json:"digest"`
+	// AdapterKind is that of the pak or conf that first named the image:
+	// what its local name shows (pull.LocalName).
+	AdapterKind  string    `json:"adapter_kind,omitempty"`
 	Status       string    `json:"status"`
 	Attempts     int       `json:"attempts"` // tries since the image was last found missing
 	Pulls        int       `json:"pulls"`    // pulls that completed, over the image's life

@@ -28,6 +28,7 @@ type fakeEngine struct {
 	platforms []engine.Platform
 	pulls     int
 	closed    bool
+	names     map[string]string // local name: the reference it was given
 }
 
 func newFakeEngine() *fakeEngine { return &fakeEngine{present: map[string]bool{}} }
@@ -78,6 +79,19 @@ func (f *fakeEngine) ImagePlatform(ctx context.Context, ref string) (engine.Plat
 		return engine.Platform{}, err
 	}
 	return amd64, nil
+}
+
+func (f *fakeEngine) Name(_ context.Context, ref, name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.names == nil {
+		f.names = map[string]string{}
+	}
+	if f.names[name] != "" {
+		return false, nil
+	}
+	f.names[name] = ref
+	return true, nil
 }
 
 func (f *fakeEngine) Close() error {

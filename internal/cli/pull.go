@@ -37,6 +37,7 @@ type pullFlags struct {
 	passwordStdin   bool
 	timeout         time.Duration
 	name            string
+	noLocalName     bool
 }
 
 // pakResult is one line of the one-shot's output. Its JSON form is stable.
@@ -67,6 +68,7 @@ func addPullFlags(root *cobra.Command, g *globals) {
 	if built("name") {
 		fl.StringVar(&f.name, "name", "", "the name of the pak read from standard input (-), for the logs (prepull remote sends it)")
 	}
+	fl.BoolVar(&f.noLocalName, "no-local-name", false, "do not give the images the local name prepull.invalid/REPOSITORY:KIND-DIGEST12 that keeps them from a plain 'docker image prune' (local_name: false in the configuration)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "give up on a pak after this long, the wait for the engine and retries included (default timeout in the configuration, 10m)")
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		return runPull(cmd.Context(), g, &f, args)
@@ -90,6 +92,9 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 	}
 	if f.timeout > 0 {
 		cfg.Timeout = f.timeout
+	}
+	if f.noLocalName {
+		cfg.LocalName = false
 	}
 	log := g.logger(cfg)
 	defer log.Sync()
@@ -148,6 +153,9 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 					Backoff:     retry.Default,
 					Progress:    g.progress(log),
 					CertsDir:    cfg.CertsDir,
+				}
+				if cfg.LocalName {
+					puller.Namer = eng
 				}
 			}
 		}

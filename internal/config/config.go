@@ -84,6 +84,9 @@ type Config struct {
 	// once no pak or conf names it and KeepImages newer digests of its
 	// repository are kept (see agent). 0 never removes anything.
 	KeepImages int `mapstructure:"keep_images"`
+	// LocalName gives every image prepull pulls or keeps its local name
+	// (pull.LocalName), so that a plain image prune keeps it.
+	LocalName bool `mapstructure:"local_name"`
 	// ConfDirs are folders of adapter .conf files the agent reads (never
 	// writes) and keeps the image of each present, as for a pak in done/.
 	ConfDirs []string `mapstructure:"conf_dirs"`
@@ -111,6 +114,7 @@ var defaults = map[string]any{
 	"pull_timeout":     "1h",
 	"keep_images":      0,
 	"metrics_file":     "",
+	"local_name":       true,
 }
 
 // Load reads the configuration. path is the file named on the command line,

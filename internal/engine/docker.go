@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -172,6 +173,39 @@ func (d *docker) inspect(ctx context.Context, ref string) (image.InspectResponse
 	return img, nil
 }
 
+// Name gives the local image that ref names the tag name, unless name
+// names an image already. The engine's own tag call would move a name from
+// another image: the name is looked up first, and one that names another
+// image is left alone.
+func (d *docker) Name(ctx context.Context, ref, name string) (bool, error) {
+	img, err := d.inspect(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	cur, err := d.cli.ImageInspect(ctx, name)
+	switch {
+	case err == nil && cur.ID == img.ID:
+		return false, nil
+	case err == nil:
+		return false, fmt.Errorf("name %s: %w (image %s)", name, ErrNameTaken, shortID(cur.ID))
+	case !cerrdefs.IsNotFound(err):
+		return false, fmt.Errorf("inspect %s: %w", name, classifyAPI(err, false, ErrNotPresent))
+	}
+	if err := d.cli.ImageTag(ctx, ref, name); err != nil {
+		return false, fmt.Errorf("tag %s as %s: %w", ref, name, classifyAPI(err, false, ErrNotPresent))
+	}
+	return true, nil
+}
+
+// shortID is the first 12 hex digits of an image ID, as docker images shows it.
+func shortID(id string) string {
+	_, hex, _ := strings.Cut(id, ":")
+	if hex == "" {
+		hex = id
+	}
+	return hex[:min(len(hex), 12)]
+}
+
 // Platform returns the engine's operating system and architecture, from
 // its version (GOOS and GOARCH of dockerd, the names images use), asked once.
 func (d *docker) Platform(ctx context.Context) (Platform, error) {
@@ -290,13 +324,14 @@ func (d *docker) ImageUse(ctx context.Context, ref string) (ImageUse, error) {
 	return use, nil
 }
 
-// RemoveDigest removes the digest reference ref (name@digest) from the
-// engine, never forcing and never pruning parent images: when the image has
-// other tags or digest references the engine only untags ref, and it
+// RemoveReference removes the reference ref (a name@digest, or prepull's
+// local name:tag) from the engine, never forcing and never pruning parent
+// images: when the image has other tags or digest references the engine
+// only untags ref, and it
 // refuses (ErrInUse) to remove an image a container uses. It reports
 // whether the image itself was deleted. It is the agent's, for keep_images,
 // and nothing else's.
-func (d *docker) RemoveDigest(ctx context.Context, ref string) (deleted bool, err error) {
+func (d *docker) RemoveReference(ctx context.Context, ref string) (deleted bool, err error) {
 	items, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: false, PruneChildren: false})
 	if err != nil {
 		if cerrdefs.IsConflict(err) {

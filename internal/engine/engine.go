@@ -32,6 +32,9 @@ var (
 	// ErrInUse means the engine refused to remove an image that a
 	// container uses.
 	ErrInUse = errors.New("image is in use by a container")
+	// ErrNameTaken means a local name prepull would give an image already
+	// names another image.
+	ErrNameTaken = errors.New("the name is another image's")
 )
 
 // Auth is what a registry login needs. It never leaves the process except
@@ -117,5 +120,9 @@ type Engine interface {
 	// ImagePlatform returns the platform of the local image that ref names,
 	// or an error wrapping ErrNotPresent when there is none.
 	ImagePlatform(ctx context.Context, ref string) (Platform, error)
+	// Name gives the local image that ref names the tag name (a
+	// repository:tag), unless name names an image already: the same one
+	// (added is false) or another one (ErrNameTaken). It never moves a name.
+	Name(ctx context.Context, ref, name string) (added bool, err error)
 	io.Closer
 }

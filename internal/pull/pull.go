@@ -123,6 +123,9 @@ type Puller struct {
 	// there as <CertsDir>/<host[:port]>/ca.crt before the login. Empty
 	// installs nothing.
 	CertsDir string
+	// Namer, when set, gives every image found present or pulled its
+	// local name (see LocalName), so that a plain image prune keeps it.
+	Namer Namer
 }
 
 // Result is the outcome of one Ensure call.
@@ -150,6 +153,9 @@ func (p *Puller) Ensure(ctx context.Context, t pak.Target, o Options) Result {
 	}
 	r := Result{Target: t}
 	r.Status, r.Err = p.ensure(ctx, t, o, &r)
+	if r.Err == nil && p.Namer != nil && (r.Status == Present || r.Status == Pulled) {
+		p.name(ctx, p.Log.With(zap.String("pak", t.File), zap.String("reference", t.Reference)), t)
+	}
 	if r.Err != nil && !errors.Is(r.Err, ErrTimedOut) && ranOutOfTime(ctx, r.Err) {
 		r.Err = fmt.Errorf("%w: %w", ErrTimedOut, r.Err)
 	}

@@ -418,7 +418,18 @@ func (d *DockerEngine) HasImage(t testing.TB, ref string) bool {
 // tags. An image that is not there is not an error.
 func (d *DockerEngine) RemoveImage(t testing.TB, ref string) {
 	t.Helper()
-	_, err := runCmd(d.cliEnv(d.cliConfig), nil, d.cli, "image", "rm", "--force", ref)
+	// prepull's local names (prepull.invalid/...) go too: with one left,
+	// the engine would only untag ref and keep the layers, and the next
+	// pull would not reach the registry.
+	args := []string{d.cli, "image", "rm", "--force", ref}
+	if tags, err := runCmd(d.cliEnv(d.cliConfig), nil, d.cli, "image", "inspect", "--format", "{{range .RepoTags}}{{println .}}{{end}}", ref); err == nil {
+		for _, tag := range strings.Fields(tags) {
+			if strings.HasPrefix(tag, "prepull.invalid/") {
+				args = append(args, tag)
+			}
+		}
+	}
+	_, err := runCmd(d.cliEnv(d.cliConfig), nil, args...)
 	if err != nil && !stderrContains(err, "No such image") {
 		t.Fatalf("testenv: %v", err)
 	}

@@ -155,11 +155,11 @@ func TestAgentKeepImagesEngineDown(t *testing.T) {
 	if s := a.Status(); len(s.Removed) != 0 {
 		t.Fatalf("removed %+v while the engine was down", s.Removed)
 	}
+	// Asking the engine now whether v1 is still there would race the
+	// agent, which may remove it as soon as the engine answers: the empty
+	// Removed above is what says nothing went while the engine was down.
 	k.Docker.Start(t)
 	restarted = true
-	if !k.Docker.HasImage(t, k.refs[1]) {
-		t.Fatalf("v1 left the engine while it was down")
-	}
 	a.Eventually(60*time.Second, "v1 is removed once the engine answers", func() bool { return a.Removal(k.refs[1]) == "removed" })
 	if k.Docker.HasImage(t, k.refs[1]) || !k.Docker.HasImage(t, k.refs[2]) {
 		t.Errorf("after the engine came back: v1 present %v (want false), v2 present %v (want true)", k.Docker.HasImage(t, k.refs[1]), k.Docker.HasImage(t, k.refs[2]))
