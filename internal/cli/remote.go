@@ -109,12 +109,15 @@ with the same input: the proxy's agent gets it in its watch_dir (see
 The remote standard error is shown live, each line prefixed by the host and
 escaped: no proxy can drive this terminal. At the end comes a table (or,
 with --json, an array) with one row per host and pak; a proxy's JSON result
-is used only when it is one valid result for the pak sent. With --timeout, a
-remote command that has no result after it and ` + remoteGrace.String() + ` of grace is ended, and
-its row says it timed out, while the other hosts go on.
+is used only when it is one valid result for the pak sent. Each proxy's
+prepull gets --timeout (without it, the timeout of this machine's
+configuration, 10m unless set), so both sides agree; a remote command that
+has no result after it and ` + remoteGrace.String() + ` of grace is ended, and its row says
+it timed out, while the other hosts go on.
 
---config and --docker-host do not apply here: the proxy's own configuration
-decides, or put --config in --remote-command.
+--docker-host does not apply here, nor --config beyond that default
+timeout: the proxy's own configuration decides, or put --config in
+--remote-command.
 
 DEST is [user@]host[:port] or an alias of ~/.ssh/config (HostName, User,
 Port, IdentityFile, ProxyJump, ServerAliveInterval, ServerAliveCountMax are
@@ -148,7 +151,7 @@ trusted counts 1.
 	fl.BoolVar(&f.keep, "keep", false, "after each successful pull, hand the pak to the proxy's agent with 'prepull keep' (see 'prepull keep --help') so that it keeps the image present; the KEPT column says whether the agent took it")
 	fl.BoolVar(&f.force, "force", false, "passed on: pull even when the image is present")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "passed on: check the digest, its platform and the login on each proxy; pull nothing")
-	fl.DurationVar(&f.timeout, "timeout", 0, fmt.Sprintf("passed on: give up on a pak after this long; here, a remote command without a result after it and %v of grace is ended and reported timed out (default the proxy's timeout, and no bound here)", remoteGrace))
+	fl.DurationVar(&f.timeout, "timeout", 0, fmt.Sprintf("passed on: give up on a pak after this long; here, a remote command without a result after it and %v of grace is ended and reported timed out (default the timeout in this machine's configuration, 10m)", remoteGrace))
 	fl.StringVar(&f.defaultRegistry, "default-registry", "", "passed on: registry for paks built without REGISTRY (default the proxy's default_registry)")
 	return cmd
 }
@@ -168,6 +171,17 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	}
 	if err := f.check(); err != nil {
 		return err
+	}
+	if f.timeout == 0 {
+		// Without --timeout, both sides use the one-shot's default
+		// bound (the configuration's timeout, 10m unless set): the
+		// proxy is told it, and a proxy that hangs is ended here after
+		// it and the grace.
+		cfg, err := g.loadConfig()
+		if err != nil {
+			return err
+		}
+		f.timeout = cfg.Timeout
 	}
 	// Every pak is checked before any connection. The registry is left to
 	// each proxy's configuration. A proxy gets only what it needs of a

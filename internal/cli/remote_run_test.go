@@ -103,6 +103,15 @@ func TestRemoteInProcess(t *testing.T) {
 		}
 	}
 
+	// Without --timeout both sides use the one-shot's default: the proxy
+	// is told it, and keep waits as long.
+	_, stderr, code = remoteRun(script, "--json", "--keep", "-H", "root@proxy-e", file)
+	for _, want := range []string{"root@proxy-e: fake prepull --json --name Remote_1.0.0.pak --timeout 10m0s -", "root@proxy-e: fake prepull keep --json --until-present --name Remote_1.0.0.pak --wait 10m0s -"} {
+		if code != ExitOK || !strings.Contains(stderr, want) {
+			t.Errorf("no --timeout: exit %d, stderr lacks %q:\n%s", code, want, stderr)
+		}
+	}
+
 	// The table; a proxy whose result is not for the pak sent.
 	lying := fakeProxyPrepull(t, `[{"file":"-","reference":"evil.example.com/x@sha256:`+strings.Repeat("0", 64)+`","status":"pulled","duration_ms":1,"exit_code":0}]`, "", 0)
 	_, out, code := remoteRun(lying, "--wide", "-H", "proxy-b", file)
@@ -179,7 +188,7 @@ printf '%%s\n' '%s'
 		strings.Join(r.Lacks, "; ") != "pak names in its logs (--name); the agent's verdict for --keep (keep --until-present)" {
 		t.Errorf("older proxy: exit %d, row %+v keep %+v\n%s", code, r, r.Keep, stderr)
 	}
-	for _, want := range []string{"old: older prepull --json -\n", "old: older prepull keep --json --name Mixed_1.0.0.pak -\n", "1/1 hosts ok"} {
+	for _, want := range []string{"old: older prepull --json --timeout 10m0s -\n", "old: older prepull keep --json --name Mixed_1.0.0.pak --wait 10m0s -\n", "1/1 hosts ok"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}

@@ -54,6 +54,7 @@ func startHostileProxies(t *testing.T, modes ...string) *hostileProxies {
 	script := fmt.Sprintf(`#!/bin/sh
 # A hostile prepull: the test's attacker.
 dir=%s
+echo "$*" > "$dir/args"
 cat >/dev/null
 case "$HOSTILE" in
 sleep) echo $$ > "$dir/pid-$$"; exec sleep 600 ;;
@@ -217,48 +218,62 @@ func TestRemoteHostileProxies(t *testing.T) {
 	}
 }
 
-// TestRemoteTimeoutEndsSlowHost runs prepull remote --timeout with a proxy
-// whose command never ends (it ignores its own --timeout and keeps the
-// session open) beside one that answers: the run ends shortly after the
-// timeout and its grace, the slow host's row says it timed out and its
-// command is gone, and the other host's result stands.
+// TestRemoteTimeoutEndsSlowHost runs prepull remote with a proxy whose
+// command never ends (it ignores its own --timeout and keeps the session
+// open) beside one that answers, bounded by --timeout or, without it, by
+// the one-shot's default (here the configuration's timeout: 5s, long enough for the honest host on a busy machine): the run
+// ends shortly after the timeout and its grace, each proxy was told that
+// timeout, the slow host's row says it timed out and its command is gone,
+// and the other host's result stands.
 func TestRemoteTimeoutEndsSlowHost(t *testing.T) {
 	testenv.Require(t)
 	file, ref := hostilePak(t)
-	h := startHostileProxies(t, "honest", "sleep")
-	h.say(t, "honest", proxyResult(ref, "present", 0, ""), "", 0)
+	conf := filepath.Join(t.TempDir(), "config.yaml")
+	e2e.WriteTestFile(t, conf, "timeout: 5s\n")
+	for _, tt := range []struct{ name, flag, value string }{
+		{"--timeout", "--timeout", "5s"},
+		{"no --timeout: the configuration's", "--config", conf},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHostileProxies(t, "honest", "sleep")
+			h.say(t, "honest", proxyResult(ref, "present", 0, ""), "", 0)
 
-	f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t)}
-	proc := e2e.StartRemote(t, f, h.args("--json", "--timeout", "1s", file)...)
-	pids := e2e.WaitPids(t, h.dir, 1)
-	r := proc.Wait(t, 30*time.Second)
-	r.Want(t, 1)
-	results := r.RemoteResults(t)
-	if row := results[h.dest(0)+" "+file]; row.Status != "present" || row.ExitCode != 0 {
-		t.Errorf("the answering host: %+v, want present", row)
-	}
-	slow := results[h.dest(1)+" "+file]
-	wantErr := "timed out: no result within --timeout 1s and 5s of grace; the remote command was ended"
-	if slow.Status != "failed" || slow.ExitCode != 1 || slow.Error != wantErr || slow.Reference != ref {
-		t.Errorf("the slow host: %+v\nwant failed, exit_code 1, %q", slow, wantErr)
-	}
-	if slow.DurationMS < 6000 {
-		t.Errorf("the slow host was ended after %dms, before --timeout and its grace", slow.DurationMS)
-	}
-	if !strings.Contains(r.Stderr, h.dest(1)+": timed out") {
-		t.Errorf("stderr does not say the slow host timed out:\n%s", r.Stderr)
-	}
-	// The kill was sent before prepull exited; the process may take a
-	// moment to die.
-	deadline := time.Now().Add(5 * time.Second)
-	for _, pid := range pids {
-		for e2e.Alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if e2e.Alive(pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Errorf("the slow host's command (pid %d) still runs", pid)
-		}
+			f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t)}
+			proc := e2e.StartRemote(t, f, h.args("--json", tt.flag, tt.value, file)...)
+			pids := e2e.WaitPids(t, h.dir, 1)
+			r := proc.Wait(t, 30*time.Second)
+			r.Want(t, 1)
+			results := r.RemoteResults(t)
+			if row := results[h.dest(0)+" "+file]; row.Status != "present" || row.ExitCode != 0 {
+				t.Errorf("the answering host: %+v, want present", row)
+			}
+			slow := results[h.dest(1)+" "+file]
+			wantErr := "timed out: no result within --timeout 5s and 5s of grace; the remote command was ended"
+			if slow.Status != "failed" || slow.ExitCode != 1 || slow.Error != wantErr || slow.Reference != ref {
+				t.Errorf("the slow host: %+v\nwant failed, exit_code 1, %q", slow, wantErr)
+			}
+			if slow.DurationMS < 10000 {
+				t.Errorf("the slow host was ended after %dms, before --timeout and its grace", slow.DurationMS)
+			}
+			if !strings.Contains(r.Stderr, h.dest(1)+": timed out") {
+				t.Errorf("stderr does not say the slow host timed out:\n%s", r.Stderr)
+			}
+			if args, err := os.ReadFile(filepath.Join(h.dir, "args")); err != nil || !strings.Contains(string(args), "--timeout 5s ") {
+				t.Errorf("the proxies were not told --timeout 5s: %q %v", args, err)
+			}
+			// The kill was sent before prepull exited; the process may take a
+			// moment to die.
+			deadline := time.Now().Add(5 * time.Second)
+			for _, pid := range pids {
+				for e2e.Alive(pid) && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond)
+				}
+				if e2e.Alive(pid) {
+					syscall.Kill(pid, syscall.SIGKILL)
+					t.Errorf("the slow host's command (pid %d) still runs", pid)
+				}
+			}
+		})
 	}
 }
 
