@@ -19,32 +19,50 @@ import (
 // own (see TestEngineMatrix).
 type matrixCase struct {
 	name string
+	doc  string // what it checks, for docs/compatibility.md
 	run  func(t *testing.T, d *testenv.DockerEngine)
+}
+
+// Lines the matrix logs for matrixdoc, which writes docs/compatibility.md's
+// matrix from the run's go test -json output: what each case checks, the
+// engine of each column, and each cell's outcome in a few words.
+const (
+	caseLog    = "matrix case: "
+	engineLog  = "matrix engine: "
+	outcomeLog = "matrix outcome: "
+)
+
+// outcome logs what a cell did, as its words in docs/compatibility.md; a
+// cell's words are its outcomes (its subtests' included) in order, once
+// each.
+func outcome(t *testing.T, format string, args ...any) {
+	t.Helper()
+	t.Log(outcomeLog + fmt.Sprintf(format, args...))
 }
 
 // matrixCases are the core end-to-end checks that must hold on every Docker
 // Engine and image store. docs/compatibility.md cites them by name.
 var matrixCases = []matrixCase{
-	{"pull", matrixPull},
-	{"present", matrixPresent},
-	{"wrong-password-exits-4", matrixWrongPassword},
-	{"unknown-digest-exits-5", matrixUnknownDigest},
-	{"unknown-repository-exits-5", matrixUnknownRepository},
-	{"missing-login-exits-4", matrixMissingLogin},
-	{"token-login", matrixTokenLogin},
-	{"index-digest", matrixIndex(testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}})},
-	{"index-digest-with-attestations", matrixIndex(testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}, Attestations: true})},
-	{"platform-exits-7", func(t *testing.T, d *testenv.DockerEngine) {
+	{"pull", "pak pulled by digest: `pulled`, exit 0, the image in the engine", matrixPull},
+	{"present", "the second run finds it: `present`, no pull", matrixPresent},
+	{"wrong-password-exits-4", "a wrong password: exit 4, naming the user, nothing pulled", matrixWrongPassword},
+	{"unknown-digest-exits-5", "a digest the repository does not have: exit 5", matrixUnknownDigest},
+	{"unknown-repository-exits-5", "a repository the registry does not have: exit 5", matrixUnknownRepository},
+	{"missing-login-exits-4", "no login configured for a registry that wants one: exit 4, `prepull has no login for HOST`", matrixMissingLogin},
+	{"token-login", "Bearer token login (robot user): pulled; a wrong password exit 4", matrixTokenLogin},
+	{"index-digest", "the digest of a linux/amd64 + linux/arm64 manifest list: pulled, then present", matrixIndex(testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}})},
+	{"index-digest-with-attestations", "the digest of an OCI index with amd64, arm64 and buildx attestation manifests: pulled, then present", matrixIndex(testenv.IndexOptions{Platforms: []string{"linux/amd64", "linux/arm64"}, Attestations: true})},
+	{"platform-exits-7", "an arm64 image, an index of arm64 + s390x, an arm64 index with attestations: exit 7 before any pull, dry run too; the manifest list and the attested index pulled, then present; an arm64 image present already: exit 7; dry run: unknown digest 5, wrong password 4, no login 4", func(t *testing.T, d *testenv.DockerEngine) {
 		runPlatformCases(t, e2e.NewFixtureOn(t, d, "matrix/platform"))
 	}},
-	{"platform-agent-failed", func(t *testing.T, d *testenv.DockerEngine) {
+	{"platform-agent-failed", "the agent moves an arm64 pak to `failed/` with the reason, never pulling it, and pulls the attested index's pak", func(t *testing.T, d *testenv.DockerEngine) {
 		runPlatformAgentCase(t, e2e.NewFixtureOn(t, d, "matrix/platform-agent"))
 	}},
-	{"platform-remote-row", func(t *testing.T, d *testenv.DockerEngine) {
+	{"platform-remote-row", "`prepull remote`: the arm64 pak's row says exit code 7 and why, the run exits 7", func(t *testing.T, d *testenv.DockerEngine) {
 		runPlatformRemoteCase(t, e2e.NewFixtureOn(t, d, "matrix/platform-remote"))
 	}},
-	{"agent-keep-present", matrixAgentKeepPresent},
-	{"engine-restart", matrixEngineRestart},
+	{"agent-keep-present", "the agent pulls a dropped pak, and pulls it again when the image is removed", matrixAgentKeepPresent},
+	{"engine-restart", "engine stopped under the agent, a pak dropped, engine started: the agent says so and pulls it; the earlier image is still present", matrixEngineRestart},
 }
 
 // TestEngineMatrix runs the core end-to-end checks with the prepull binary
@@ -54,7 +72,11 @@ var matrixCases = []matrixCase{
 // versions run one after the other, the two stores of a version side by
 // side, each engine stopped when its cases are done.
 func TestEngineMatrix(t *testing.T) {
+	for _, c := range matrixCases {
+		t.Log(caseLog + c.name + ": " + c.doc)
+	}
 	testenv.ForEachEngine(t, func(t *testing.T, d *testenv.DockerEngine) {
+		t.Log(engineLog + "Docker " + d.Info(t).Version)
 		for _, c := range matrixCases {
 			t.Run(c.name, func(t *testing.T) { c.run(t, d) })
 		}
@@ -69,14 +91,17 @@ func matrixPull(t *testing.T, d *testenv.DockerEngine) {
 	if !d.HasImage(t, f.Ref) {
 		t.Fatalf("the engine does not hold %s after the pull", f.Ref)
 	}
+	outcome(t, "pulled")
 }
 
 func matrixPresent(t *testing.T, d *testenv.DockerEngine) {
 	f := e2e.NewFixtureOn(t, d, "matrix/present")
 	f.RunOne(f.Config, 0)
-	if res := f.RunOne(f.Config, 0); res.Status != "present" {
+	res := f.RunOne(f.Config, 0)
+	if res.Status != "present" {
 		t.Fatalf("second run: %+v, want present", res)
 	}
+	outcome(t, "%s", res.Status)
 }
 
 func matrixWrongPassword(t *testing.T, d *testenv.DockerEngine) {
@@ -89,22 +114,27 @@ func matrixWrongPassword(t *testing.T, d *testenv.DockerEngine) {
 	if d.HasImage(t, f.Ref) {
 		t.Fatal("an image was pulled with rejected credentials")
 	}
+	outcome(t, "exit %d", res.ExitCode)
 }
 
 func matrixUnknownDigest(t *testing.T, d *testenv.DockerEngine) {
 	f := e2e.NewFixtureOn(t, d, "matrix/unknown")
 	f.Pak = paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/" + f.Repo, Digest: "sha256:" + strings.Repeat("ab", 32)}.WriteFile(t, t.TempDir())
-	if res := f.RunOne(f.Config, 5); res.Status != "failed" || res.ExitCode != 5 {
+	res := f.RunOne(f.Config, 5)
+	if res.Status != "failed" || res.ExitCode != 5 {
 		t.Fatalf("result = %+v, want failed with exit_code 5", res)
 	}
+	outcome(t, "exit %d", res.ExitCode)
 }
 
 func matrixUnknownRepository(t *testing.T, d *testenv.DockerEngine) {
 	f := e2e.NewFixtureOn(t, d, "matrix/known")
 	f.Pak = paktest.Pak{Kind: "Missing", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/matrix/nosuchrepo", Digest: f.Digest}.WriteFile(t, t.TempDir())
-	if res := f.RunOne(f.Config, 5); res.Status != "failed" || res.ExitCode != 5 {
+	res := f.RunOne(f.Config, 5)
+	if res.Status != "failed" || res.ExitCode != 5 {
 		t.Fatalf("result = %+v, want failed with exit_code 5", res)
 	}
+	outcome(t, "exit %d", res.ExitCode)
 }
 
 func matrixMissingLogin(t *testing.T, d *testenv.DockerEngine) {
@@ -116,6 +146,7 @@ func matrixMissingLogin(t *testing.T, d *testenv.DockerEngine) {
 	if d.HasImage(t, f.Ref) {
 		t.Fatal("an image was pulled without a login")
 	}
+	outcome(t, "exit %d", res.ExitCode)
 }
 
 func matrixTokenLogin(t *testing.T, d *testenv.DockerEngine) {
@@ -126,12 +157,15 @@ func matrixTokenLogin(t *testing.T, d *testenv.DockerEngine) {
 	}
 	f := e2e.NewRegistryFixtureOn(t, d, reg, "matrix/token", "registries: []\n")
 	f.PulledOnce(f.WriteConfig(login(f.PasswordFile())), "password_file")
+	outcome(t, "pulled")
 
 	d.RemoveImage(t, f.Ref)
 	f.WritePasswordFile("not-the-password")
-	if res := f.RunOne(f.WriteConfig(login(f.PasswordFile())), 4); !strings.Contains(res.Error, `"`+robot+`"`) {
+	res := f.RunOne(f.WriteConfig(login(f.PasswordFile())), 4)
+	if !strings.Contains(res.Error, `"`+robot+`"`) {
 		t.Errorf("error %q should name the user %s", res.Error, robot)
 	}
+	outcome(t, "exit %d", res.ExitCode)
 }
 
 // matrixIndex pulls the digest of an index (a multi-platform image, as
@@ -143,9 +177,12 @@ func matrixIndex(opts testenv.IndexOptions) func(t *testing.T, d *testenv.Docker
 		f.Pak = paktest.Pak{Kind: "Multi", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/matrix/multi", Digest: index}.WriteFile(t, t.TempDir())
 		f.Ref = f.Reg.Addr + "/matrix/multi@" + index
 		f.PulledOnce(f.Config, "password_file")
-		if res := f.RunOne(f.Config, 0); res.Status != "present" {
+		outcome(t, "pulled")
+		res := f.RunOne(f.Config, 0)
+		if res.Status != "present" {
 			t.Fatalf("second run: %+v, want present", res)
 		}
+		outcome(t, "%s", res.Status)
 	}
 }
 
@@ -161,6 +198,7 @@ func matrixAgentKeepPresent(t *testing.T, d *testenv.DockerEngine) {
 	if !d.HasImage(t, f.Ref) {
 		t.Errorf("%s is not in the engine", f.Ref)
 	}
+	outcome(t, "pulled %d times", a.ReadState().Images[0].Pulls)
 	if code, took := a.Terminate(); code != 0 {
 		t.Errorf("SIGTERM: exit code %d after %v, want 0", code, took)
 	}
@@ -183,11 +221,14 @@ func matrixEngineRestart(t *testing.T, d *testenv.DockerEngine) {
 	})
 	d.Start(t)
 	a.Eventually(60*time.Second, "next.pak is in done/", func() bool { return a.InDone("next.pak") })
+	outcome(t, "pulled")
 	if a.CountLogs("docker engine reachable again", nil) == 0 {
 		t.Error("the agent's log does not say the engine came back")
 	}
 	if res := f.RunOne(f.Config, 0); res.Status != "present" {
 		t.Errorf("one-shot after the restart: %+v, want the image pulled before it present", res)
+	} else {
+		outcome(t, "%s", res.Status)
 	}
 	if code, took := a.Terminate(); code != 0 {
 		t.Errorf("SIGTERM: exit code %d after %v, want 0", code, took)

@@ -90,6 +90,7 @@ func runPlatformCases(t *testing.T, f *e2e.Fixture) {
 				if f.Docker.HasImage(t, tt.img.ref) {
 					t.Fatalf("dry run %v: %s was pulled", dry, tt.img.ref)
 				}
+				outcome(t, "exit %d", res.ExitCode)
 			}
 		})
 	}
@@ -127,9 +128,11 @@ func runPlatformCases(t *testing.T, f *e2e.Fixture) {
 			}
 			r := f.Prepull(nil, "--config", f.Config, "--json", tt.img.pak)
 			r.Want(t, 0)
-			if res := e2e.OneResult(t, r); res.Status != "pulled" || res.Reference != tt.img.ref {
+			res := e2e.OneResult(t, r)
+			if res.Status != "pulled" || res.Reference != tt.img.ref {
 				t.Fatalf("result %+v, want %s pulled", res, tt.img.ref)
 			}
+			outcome(t, "%s", res.Status)
 			if got := f.Docker.Run(t, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", tt.img.ref); got != "linux/amd64" {
 				t.Errorf("the engine holds %s for %s, want linux/amd64", got, tt.img.ref)
 			}
@@ -176,6 +179,7 @@ func runPlatformAgentCase(t *testing.T, f *e2e.Fixture) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	outcome(t, "failed/")
 	t.Logf("mac.pak.error:\n%s", reason)
 	for _, s := range []string{"the image cannot run on this proxy", "linux/arm64", "linux/amd64", "Apple Silicon Mac"} {
 		if !strings.Contains(string(reason), s) {
@@ -183,6 +187,7 @@ func runPlatformAgentCase(t *testing.T, f *e2e.Fixture) {
 		}
 	}
 	a.Eventually(30*time.Second, "attested.pak is in done/", func() bool { return a.InDone("attested.pak") })
+	outcome(t, "done/")
 	if f.Docker.HasImage(t, imgs.arm64.ref) {
 		t.Errorf("%s was pulled", imgs.arm64.ref)
 	}
@@ -206,6 +211,7 @@ func runPlatformRemoteCase(t *testing.T, f *e2e.Fixture) {
 	if row.Status != "failed" || row.ExitCode != 7 || !strings.Contains(row.Error, "cannot run on this proxy") || row.Reference != imgs.arm64.ref {
 		t.Errorf("arm64 row: %+v, want failed with exit_code 7 saying why", row)
 	}
+	outcome(t, "row exit %d", row.ExitCode)
 	if ok := results[p.Dest(0)+" "+imgs.list.pak]; ok.Status != "pulled" || ok.ExitCode != 0 {
 		t.Errorf("index row: %+v, want pulled", ok)
 	}
