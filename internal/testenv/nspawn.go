@@ -19,8 +19,10 @@ import (
 // Engine is one Docker Engine release and image store that the tests run
 // against.
 type Engine struct {
-	// Version is the release, major.minor: what subtests are named by, and
-	// what the engine must say it is.
+	// Version is the release, major.minor, that the engine must say it is:
+	// a stable suite's (or the host's) is pinned. Empty for a suite that
+	// moves (sid): the tests run whatever release it ships, and
+	// docs/compatibility.md records it.
 	Version string
 	// Store is the image store: "classic" (a graph driver, vfs here) or
 	// "containerd" (the containerd image store).
@@ -36,45 +38,56 @@ var Engines = []Engine{
 	{Version: "20.10", Store: "classic"},
 	{Version: "26.1", Store: "classic", Suite: "trixie"},
 	{Version: "26.1", Store: "containerd", Suite: "trixie"},
-	{Version: "28.5", Store: "classic", Suite: "sid"},
-	{Version: "28.5", Store: "containerd", Suite: "sid"},
+	{Store: "classic", Suite: "sid"},
+	{Store: "containerd", Suite: "sid"},
+}
+
+// Name is what subtests of e are named by: its pinned release, or the
+// suite that moves.
+func (e Engine) Name() string {
+	if e.Version == "" {
+		return e.Suite
+	}
+	return e.Version
 }
 
 // Start starts the engine for t, as StartDocker does, and fails t unless it
-// says it is this release with this store: a suite that moved on to another
-// release must show, not silently test something else.
+// says it is this release (when pinned) with this store: a stable suite
+// that moved on to another release must show, not silently test something
+// else under the old name.
 func (e Engine) Start(t testing.TB) *DockerEngine {
 	t.Helper()
 	d := StartDocker(t, DockerOptions{Suite: e.Suite, ContainerdStore: e.Store == "containerd"})
 	info := d.Info(t)
-	if !strings.HasPrefix(info.Version, e.Version+".") || info.ContainerdStore != (e.Store == "containerd") {
+	release := e.Version == "" || strings.HasPrefix(info.Version, e.Version+".")
+	if !release || info.ContainerdStore != (e.Store == "containerd") {
 		where := "the host"
 		if e.Suite != "" {
 			where = "Debian " + e.Suite
 		}
 		t.Fatalf("testenv: %s runs Docker %s (containerd image store: %v), want %s with the %s store: update testenv.Engines, the tests' names and docs/compatibility.md",
-			where, info.Version, info.ContainerdStore, e.Version, e.Store)
+			where, info.Version, info.ContainerdStore, e.Name(), e.Store)
 	}
 	return d
 }
 
-// ForEachEngine runs fn in a subtest VERSION/STORE of t for each of Engines,
-// each with an engine of its own, stopped when fn returns. The versions run
-// one after the other; the stores of one version run side by side (parallel
+// ForEachEngine runs fn in a subtest NAME/STORE of t for each of Engines,
+// each with an engine of its own, stopped when fn returns. The releases run
+// one after the other; the stores of one release run side by side (parallel
 // subtests, so -parallel bounds them), which keeps at most two engines
 // running and the matrix's time near that of three engines.
 func ForEachEngine(t *testing.T, fn func(t *testing.T, d *DockerEngine)) {
 	t.Helper()
-	var versions []string
+	var names []string
 	for _, e := range Engines {
-		if !slices.Contains(versions, e.Version) {
-			versions = append(versions, e.Version)
+		if !slices.Contains(names, e.Name()) {
+			names = append(names, e.Name())
 		}
 	}
-	for _, v := range versions {
-		t.Run(v, func(t *testing.T) {
+	for _, n := range names {
+		t.Run(n, func(t *testing.T) {
 			for _, e := range Engines {
-				if e.Version == v {
+				if e.Name() == n {
 					t.Run(e.Store, func(t *testing.T) {
 						t.Parallel()
 						fn(t, e.Start(t))

@@ -46,7 +46,7 @@ func TestRootsListEngines(t *testing.T) {
 		if !slices.ContainsFunc(testenv.Roots, func(r testenv.Root) bool {
 			return r.Suite == e.Suite && slices.Contains(r.Packages, "docker.io")
 		}) {
-			t.Errorf("testenv.Roots lacks the %s root that Docker %s runs from", e.Suite, e.Version)
+			t.Errorf("testenv.Roots lacks the %s root that Docker %s runs from", e.Suite, e.Name())
 		}
 	}
 }

@@ -67,10 +67,10 @@ var matrixCases = []matrixCase{
 
 // TestEngineMatrix runs the core end-to-end checks with the prepull binary
 // against each Docker Engine and image store of testenv.Engines: the host's
-// 20.10 (classic store), trixie's 26.1 and sid's 28.5 (classic and
-// containerd image store). Subtests are named VERSION/STORE/CASE; the
-// versions run one after the other, the two stores of a version side by
-// side, each engine stopped when its cases are done.
+// 20.10 (classic store), trixie's 26.1 and whatever sid ships (classic and
+// containerd image store). Subtests are named VERSION/STORE/CASE (VERSION
+// is sid for sid's); the versions run one after the other, the two stores
+// of a version side by side, each engine stopped when its cases are done.
 func TestEngineMatrix(t *testing.T) {
 	for _, c := range matrixCases {
 		t.Log(caseLog + c.name + ": " + c.doc)
