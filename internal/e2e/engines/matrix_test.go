@@ -4,8 +4,6 @@ package engines
 
 import (
 	"fmt"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -232,30 +230,5 @@ func matrixEngineRestart(t *testing.T, d *testenv.DockerEngine) {
 	}
 	if code, took := a.Terminate(); code != 0 {
 		t.Errorf("SIGTERM: exit code %d after %v, want 0", code, took)
-	}
-}
-
-// TestCompatibilityDocCitesMatrix keeps docs/compatibility.md and the matrix
-// together: every cell of TestEngineMatrix is cited there by its full name,
-// and every name cited there is a cell. It needs no engine.
-func TestCompatibilityDocCitesMatrix(t *testing.T) {
-	doc, err := os.ReadFile("../../../docs/compatibility.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cells := map[string]bool{}
-	for _, e := range testenv.Engines {
-		for _, c := range matrixCases {
-			name := "TestEngineMatrix/" + e.Version + "/" + e.Store + "/" + c.name
-			cells[name] = true
-			if !strings.Contains(string(doc), "`"+name+"`") {
-				t.Errorf("docs/compatibility.md does not cite %s", name)
-			}
-		}
-	}
-	for _, m := range regexp.MustCompile("`(TestEngineMatrix/[0-9.]+/[a-z]+/[a-z0-9-]+)`").FindAllStringSubmatch(string(doc), -1) {
-		if !cells[m[1]] {
-			t.Errorf("docs/compatibility.md cites %s, which is no cell of TestEngineMatrix", m[1])
-		}
 	}
 }
