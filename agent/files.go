@@ -253,10 +253,18 @@ func moveFile(src, dst string) (string, error) {
 }
 
 // writeErrorFile writes NAME.pak.error beside where a failed pak goes,
-// saying why the pak cannot be used.
-func writeErrorFile(pakPath, sha string, reason error, now time.Time) error {
-	text := fmt.Sprintf("%s\n\nprepull agent gave up on this pak at %s: it does not name a pullable image.\nsha256: %s\nFix the pak (or default_registry), then copy it into the inbox again.\n",
-		reason, now.Format(time.RFC3339), strings.TrimPrefix(sha, "sha256:"))
+// saying why p cannot be used and the one thing to do about it.
+func writeErrorFile(pakPath string, p *PakState, now time.Time) error {
+	what, advice := "it does not name a pullable image", "Fix the pak, then copy it into the inbox again.\n"
+	switch {
+	case p.ErrorKind == ErrorPlatform:
+		// The reason ends with how to rebuild the image: the pak is fine.
+		what, advice = "its image cannot run on this proxy", ""
+	case strings.Contains(p.LastError, pak.ErrNoRegistry.Error()):
+		advice = "Set default_registry in the configuration (or give the pak a REGISTRY), then copy the pak into the inbox again.\n"
+	}
+	text := fmt.Sprintf("%s\n\nprepull agent gave up on this pak at %s: %s.\nsha256: %s\n%s",
+		p.LastError, now.Format(time.RFC3339), what, strings.TrimPrefix(p.SHA256, "sha256:"), advice)
 	if err := os.WriteFile(pakPath+errorSuffix, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", pakPath+errorSuffix, err)
 	}

@@ -6,11 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
 )
 
 // A pak is a file, keyed by its path; the sha256 of its bytes is one of its
@@ -70,7 +73,7 @@ func (a *Agent) take(p *PakState, img pak.Image, perr error) {
 			// The configuration is at fault (default_registry), not the
 			// pak: it stays where it is and is read again on reload.
 			a.unlink(p)
-			p.Reference, p.Status, p.LastError, p.ErrorKind = "", StatusFailed, err.Error(), ErrorConfig
+			p.Reference, p.Status, p.LastError, p.LastCause, p.ErrorKind = "", StatusFailed, err.Error(), pull.Cause(err), ErrorConfig
 			a.markDirty()
 			a.log.Error("cannot resolve the pak's image, fix the configuration and reload", zap.String("pak", p.Name), zap.Error(err))
 			return
@@ -79,7 +82,7 @@ func (a *Agent) take(p *PakState, img pak.Image, perr error) {
 	if perr != nil {
 		a.unlink(p)
 		p.Reference, p.Digest = "", ""
-		p.Status, p.LastError, p.ErrorKind, p.Attempts, p.Updated = StatusInvalid, perr.Error(), "", 0, now
+		p.Status, p.LastError, p.LastCause, p.ErrorKind, p.Attempts, p.Updated = StatusInvalid, perr.Error(), strings.TrimPrefix(pull.Cause(perr), display.Text(p.File)+": "), "", 0, now
 		a.markDirty()
 		a.log.Error("pak names no pullable image", zap.String("pak", p.Name), zap.Error(perr))
 		return
@@ -244,7 +247,7 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 		return
 	}
 	if p.Status == StatusInvalid {
-		if err := writeErrorFile(dst, p.SHA256, errors.New(p.LastError), time.Now().UTC()); err != nil {
+		if err := writeErrorFile(dst, p, time.Now().UTC()); err != nil {
 			a.log.Error("cannot write the error file; the reason is in prepull status", zap.String("pak", p.Name), zap.Error(err))
 		}
 	}
@@ -263,7 +266,11 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 	if sub == DoneDir {
 		a.log.Info("pak done", zap.String("pak", p.Name), zap.String("reference", p.Reference), zap.String("path", p.File))
 	} else {
-		a.log.Error("pak names no pullable image, moved to failed/", zap.String("pak", p.Name), zap.String("path", p.File), zap.String("error", p.LastError))
+		msg := "pak names no pullable image, moved to failed/"
+		if p.ErrorKind == ErrorPlatform {
+			msg = "the pak's image cannot run on this engine, moved to failed/"
+		}
+		a.log.Error(msg, zap.String("pak", p.Name), zap.String("path", p.File), zap.String("error", p.LastError))
 	}
 }
 

@@ -36,7 +36,7 @@ type image struct {
 
 // mirror gives a pak its image's status.
 func mirror(p *PakState, im *image) {
-	p.Status, p.Attempts, p.LastError, p.ErrorKind = im.Status, im.Attempts, im.LastError, im.ErrorKind
+	p.Status, p.Attempts, p.LastError, p.LastCause, p.ErrorKind = im.Status, im.Attempts, im.LastError, im.LastCause, im.ErrorKind
 	if im.Updated.After(p.Updated) {
 		p.Updated = im.Updated
 	}
@@ -235,7 +235,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	}
 	if res.Err == nil {
 		im.failures = 0
-		im.LastError, im.ErrorKind = "", ""
+		im.LastError, im.LastCause, im.ErrorKind = "", "", ""
 		im.LastVerified = now
 		switch {
 		case res.Status == pull.Pulled:
@@ -255,7 +255,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 		im.Attempts++ // a try that failed before any pull, e.g. at login
 	}
 	im.failures++
-	im.LastError, im.ErrorKind = res.Err.Error(), errorKind(res.Err)
+	im.LastError, im.LastCause, im.ErrorKind = res.Err.Error(), pull.Cause(res.Err), errorKind(res.Err)
 	im.engineWait = errors.Is(res.Err, engine.ErrUnreachable)
 	log := fields()
 	if errors.Is(res.Err, pull.ErrPlatform) {
@@ -268,8 +268,8 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 				continue
 			}
 			a.unlink(p)
-			p.Reference, p.Digest = "", ""
-			p.Status, p.LastError, p.ErrorKind, p.Attempts, p.Updated = StatusInvalid, res.Err.Error(), ErrorPlatform, 0, now
+			// The row keeps the reference: the image, not the pak, is at fault.
+			p.Status, p.LastError, p.LastCause, p.ErrorKind, p.Attempts, p.Updated = StatusInvalid, res.Err.Error(), pull.Cause(res.Err), ErrorPlatform, 0, now
 			if filepath.Dir(path) == a.doneDir {
 				a.moveTo(p, FailedDir)
 			}
@@ -322,7 +322,7 @@ func (o imageObserver) Engine(err error) {
 func (o imageObserver) Retrying(_ string, err error) {
 	o.a.mu.Lock()
 	defer o.a.mu.Unlock()
-	o.im.LastError, o.im.ErrorKind = err.Error(), errorKind(err)
+	o.im.LastError, o.im.LastCause, o.im.ErrorKind = err.Error(), pull.Cause(err), errorKind(err)
 	o.a.setStatus(o.im, o.im.Status, time.Now().UTC())
 }
 

@@ -90,6 +90,7 @@ type PakState struct {
 	Status    string    `json:"status"`
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_error,omitempty"`
+	LastCause string    `json:"last_cause,omitempty"` // last_error's cause in a few words, as the one-shot says it
 	ErrorKind string    `json:"error_kind,omitempty"` // what kind of failure last_error is (the Error* constants)
 	FirstSeen time.Time `json:"first_seen"`
 	Updated   time.Time `json:"updated"`
@@ -108,6 +109,7 @@ type ImageState struct {
 	Attempts     int       `json:"attempts"` // tries since the image was last found missing
 	Pulls        int       `json:"pulls"`    // pulls that completed, over the image's life
 	LastError    string    `json:"last_error,omitempty"`
+	LastCause    string    `json:"last_cause,omitempty"` // last_error's cause in a few words, as the one-shot says it
 	ErrorKind    string    `json:"error_kind,omitempty"` // what kind of failure last_error is (the Error* constants)
 	LastPulled   time.Time `json:"last_pulled,omitzero"`
 	LastVerified time.Time `json:"last_verified,omitzero"`

@@ -67,7 +67,7 @@ func TestWriteStatus(t *testing.T) {
 	}
 	r := &Report{State: s, Agent: AgentStatus{Status: AgentRunning, PID: 42, LockFile: "/st/agent.lock", Engine: "unreachable", EngineError: "ping: docker engine unreachable", EngineChecked: now}}
 	var out bytes.Buffer
-	if err := WriteStatus(&out, r, "/st", false); err != nil {
+	if err := WriteStatus(&out, r, "/st", StatusTable); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"PAK", "REFERENCE", "LAST ERROR", "done/a.pak", "failed/b.pak", "DIGEST is missing", "r/x@sha256:bb", "present", "invalid",
@@ -82,7 +82,7 @@ func TestWriteStatus(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := WriteStatus(&out, r, "/st", true); err != nil {
+	if err := WriteStatus(&out, r, "/st", StatusJSON); err != nil {
 		t.Fatal(err)
 	}
 	var back State
@@ -91,12 +91,12 @@ func TestWriteStatus(t *testing.T) {
 	}
 	out.Reset()
 	empty := &Report{State: &State{Version: 1}, Agent: AgentStatus{Status: AgentRunning}}
-	if err := WriteStatus(&out, empty, "/st", true); err != nil || !strings.Contains(out.String(), `"paks": []`) {
+	if err := WriteStatus(&out, empty, "/st", StatusJSON); err != nil || !strings.Contains(out.String(), `"paks": []`) {
 		t.Errorf("empty status --json: %v\n%s", err, out.String())
 	}
 	out.Reset()
 	never := &Report{State: &State{Version: 1}, Agent: AgentStatus{Status: AgentNeverRun}}
-	if err := WriteStatus(&out, never, "/st", false); !errors.Is(err, ErrNeverRun) || out.Len() != 0 {
+	if err := WriteStatus(&out, never, "/st", StatusTable); !errors.Is(err, ErrNeverRun) || out.Len() != 0 {
 		t.Errorf("status with no state: %v, printed %q; want ErrNeverRun and nothing on stdout", err, out.String())
 	}
 }

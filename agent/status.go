@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,9 @@ import (
 	"github.com/prepull/prepull/internal/display"
 )
 
-// maxErrorWidth bounds the LAST ERROR column; --json has the whole text.
-const maxErrorWidth = 100
+// maxErrorWidth bounds the LAST ERROR column; --wide and --json have the
+// whole text.
+const maxErrorWidth = 120
 
 // The agent statuses prepull status reports, in its AGENT line and in the
 // agent.status field of --json.
@@ -105,13 +107,23 @@ func ReadReport(stateDir string) (*Report, error) {
 	return &Report{State: s, Agent: a}, nil
 }
 
+// StatusFormat is how WriteStatus prints: the tables, the tables with whole
+// error texts (Wide), or the report as JSON.
+type StatusFormat int
+
+const (
+	StatusTable StatusFormat = iota // LAST ERROR says the cause in a few words
+	StatusWide                      // LAST ERROR says the whole error
+	StatusJSON
+)
+
 // WriteStatus prints r for prepull status: the agent's status, then a
-// table of paks and one of images, or with asJSON the report itself,
+// table of paks and one of images, or as StatusJSON the report itself,
 // digests and references included. When no agent has run with the
 // state_dir it prints that and returns ErrNeverRun.
-func WriteStatus(w io.Writer, r *Report, stateDir string, asJSON bool) error {
+func WriteStatus(w io.Writer, r *Report, stateDir string, format StatusFormat) error {
 	s := r.State
-	if asJSON {
+	if format == StatusJSON {
 		if s.Paks == nil {
 			s.Paks = []PakState{}
 		}
@@ -137,13 +149,20 @@ func WriteStatus(w io.Writer, r *Report, stateDir string, asJSON bool) error {
 	// Every cell goes through display.Text: file names, references and
 	// error texts come from paks and registries.
 	var paks, images display.Table
+	lastError := func(e, cause string) string {
+		if format == StatusWide {
+			return strings.TrimSpace(e)
+		}
+		// A state saved before causes were recorded has the error only.
+		return errorColumn(cmp.Or(cause, e))
+	}
 	paks.Row("PAK", "REFERENCE", "STATUS", "ATTEMPTS", "LAST ERROR", "UPDATED")
 	for _, p := range s.Paks {
-		paks.Row(pakColumn(p), p.Reference, p.Status, strconv.Itoa(p.Attempts), errorColumn(p.LastError), when(p.Updated))
+		paks.Row(pakColumn(p), p.Reference, p.Status, strconv.Itoa(p.Attempts), lastError(p.LastError, p.LastCause), when(p.Updated))
 	}
 	images.Row("IMAGE", "STATUS", "ATTEMPTS", "PULLS", "LAST ERROR", "LAST PULLED", "LAST VERIFIED")
 	for _, im := range s.Images {
-		images.Row(im.Reference, im.Status, strconv.Itoa(im.Attempts), strconv.Itoa(im.Pulls), errorColumn(im.LastError), when(im.LastPulled), when(im.LastVerified))
+		images.Row(im.Reference, im.Status, strconv.Itoa(im.Attempts), strconv.Itoa(im.Pulls), lastError(im.LastError, im.LastCause), when(im.LastPulled), when(im.LastVerified))
 	}
 	if _, err := paks.WriteTo(w); err != nil {
 		return err

@@ -64,7 +64,8 @@ its own user (exit 2).`,
 }
 
 func newStatusCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var wide bool
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what the agent did with each pak and image, and how fresh that is (the agent need not run)",
 		Long: `prepull status reads state_dir/state.json and state_dir/agent.lock and prints
@@ -90,6 +91,11 @@ Paks and images are waiting (for their turn, or for the next try after a
 transient failure), pulling, present, failed (for a reason that waiting will
 not fix, such as rejected credentials; still retried slowly, and at once on
 reload) or, for paks, invalid (names no pullable image: moved to failed/).
+LAST ERROR says why in a few words, the cause first ("credentials
+rejected: ...", "manifest unknown: ...", "no linux/amd64 variant: ...");
+--wide shows the whole error text, as --json's "last_error" does
+("last_cause" has the few words). A pak whose image has no variant for the
+proxy's platform keeps its reference, and says so.
 With --json it prints the state itself, digests and references included,
 and the agent's status under "agent".
 
@@ -106,7 +112,16 @@ state_dir (no state.json and no agent.lock: check state_dir and --config);
 			if err != nil {
 				return err
 			}
-			return agent.WriteStatus(g.stdout, r, cfg.StateDir, g.json)
+			format := agent.StatusTable
+			switch {
+			case g.json:
+				format = agent.StatusJSON
+			case wide:
+				format = agent.StatusWide
+			}
+			return agent.WriteStatus(g.stdout, r, cfg.StateDir, format)
 		},
 	}
+	cmd.Flags().BoolVar(&wide, "wide", false, "show whole error texts in LAST ERROR (--json always has them)")
+	return cmd
 }

@@ -186,6 +186,12 @@ func runPlatformAgentCase(t *testing.T, f *e2e.Fixture) {
 			t.Errorf("mac.pak.error does not say %q:\n%s", s, reason)
 		}
 	}
+	// One piece of advice, the right one: rebuild the image, not fix the pak.
+	for _, s := range []string{"Fix the pak", "default_registry", "does not name a pullable image"} {
+		if strings.Contains(string(reason), s) {
+			t.Errorf("mac.pak.error says %q, advice for another failure:\n%s", s, reason)
+		}
+	}
 	a.Eventually(30*time.Second, "attested.pak is in done/", func() bool { return a.InDone("attested.pak") })
 	outcome(t, "done/")
 	if f.Docker.HasImage(t, imgs.arm64.ref) {
@@ -193,8 +199,15 @@ func runPlatformAgentCase(t *testing.T, f *e2e.Fixture) {
 	}
 	r := f.Prepull(nil, "status", "--config", config)
 	r.Want(t, 0)
-	if !strings.Contains(r.Stdout, "failed/mac.pak") {
-		t.Errorf("status does not show mac.pak in failed/:\n%s", r.Stdout)
+	// Its row keeps the reference and says the platform reason, as exit 7.
+	row := ""
+	for line := range strings.Lines(r.Stdout) {
+		if strings.HasPrefix(line, "failed/mac.pak ") {
+			row = line
+		}
+	}
+	if !strings.Contains(row, imgs.arm64.ref) || !strings.Contains(row, "no linux/amd64 variant: built for linux/arm64 only") {
+		t.Errorf("status's row for failed/mac.pak is %q, want its reference and the platform reason:\n%s", row, r.Stdout)
 	}
 }
 
