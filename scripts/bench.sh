@@ -77,7 +77,7 @@ go test -run '^$' -bench 'BenchmarkOpenLargePak' -benchmem -count 1 ./internal/p
 # BenchmarkOpenLargePak/1024MiB-2  N  12345 ns/op  6789 B/op  12 allocs/op
 awk -v OFS='\t' '/^BenchmarkOpenLargePak\// {
     split($1, name, "/"); size = name[2]; sub(/-[0-9]+$/, "", size)
-    printf "pak.Open in process, %s pak (%s B, %s allocs/op)\t%.1f us\t-\t-\tflat in size\tyes\t-\n", size, $5, $7, $3 / 1000
+    printf "pak.OpenFile in process, %s pak (%s B, %s allocs/op)\t%.1f us\t-\t-\tflat in size\tyes\t-\n", size, $5, $7, $3 / 1000
   }' "$out/pak.txt" >>"$summary"
 
 section "benchmarks against the real parts (internal/bench)"

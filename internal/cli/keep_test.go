@@ -89,9 +89,13 @@ func TestKeepWithoutRunningAgent(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() > 16<<10 {
 		t.Fatalf("the file written: %v, %v", fi, err)
 	}
-	img, err := pak.Open(want)
-	if err != nil || img.Format != pak.FormatAdapterZip || img.AdapterKind != "KeepMe" || img.Digest != paktest.Digest {
-		t.Fatalf("the file written reads %+v, %v", img, err)
+	f, err := pak.OpenFile(want)
+	if err != nil {
+		t.Fatalf("the file written: %v", err)
+	}
+	f.Close()
+	if img := f.Image; img.Format != pak.FormatAdapterZip || img.AdapterKind != "KeepMe" || img.Digest != paktest.Digest {
+		t.Fatalf("the file written reads %+v", img)
 	}
 
 	// Again, on standard input: the same bytes, left as they are.

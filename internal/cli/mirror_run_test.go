@@ -70,10 +70,12 @@ func TestMirrorInProcess(t *testing.T) {
 	if code != ExitOK || len(rs) != 1 || rs[0].Status != "mirrored" || rs[0].Reference != want || rs[0].Source != p.Reference("") {
 		t.Fatalf("mirror: exit %d, %+v\n%s", code, rs, stderr)
 	}
-	rewritten, err := pak.Open(rs[0].Out)
+	written, err := pak.OpenFile(rs[0].Out)
 	if err != nil {
 		t.Fatal(err)
 	}
+	written.Close()
+	rewritten := written.Image
 	if tgt, err := rewritten.Resolve(""); err != nil || tgt.Reference != want {
 		t.Errorf("the pak written to --out names %v (%v), want %s", tgt.Reference, err, want)
 	}

@@ -55,9 +55,13 @@ func TestSlim(t *testing.T) {
 		if err != nil || fi.Size() > 16<<10 || fi.Mode().Perm() != 0o644 || int(fi.Size()) != r.Bytes {
 			t.Errorf("%s: %v, %v", r.Path, fi, err)
 		}
-		img, err := pak.Open(r.Path)
-		if err != nil || img.AdapterKind != "Slim" || img.Digest != paktest.Digest || r.Image == nil || r.Image.Digest != paktest.Digest {
-			t.Errorf("%s reads %+v, %v", r.Path, img, err)
+		f, err := pak.OpenFile(r.Path)
+		if err != nil {
+			t.Fatalf("%s: %v", r.Path, err)
+		}
+		f.Close()
+		if img := f.Image; img.AdapterKind != "Slim" || img.Digest != paktest.Digest || r.Image == nil || r.Image.Digest != paktest.Digest {
+			t.Errorf("%s reads %+v", r.Path, img)
 		}
 	}
 	if rs, code := slim(file, conf); code != ExitOK || rs[0].Status != slimUnchanged || rs[1].Status != slimUnchanged {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
 
@@ -16,12 +15,12 @@ func BenchmarkOpenLargePak(b *testing.B) {
 			path := paktest.Pak{Registry: paktest.Registry, ContentBytes: size}.WriteFile(b, b.TempDir())
 			b.ReportAllocs()
 			for b.Loop() {
-				img, err := pak.Open(path)
+				img, err := open(path)
 				if err != nil {
 					b.Fatal(err)
 				}
 				if img.Digest != paktest.Digest {
-					b.Fatalf("Open = %+v", img)
+					b.Fatalf("OpenFile = %+v", img)
 				}
 			}
 		})

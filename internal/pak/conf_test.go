@@ -179,7 +179,7 @@ func TestParseConfDoesNotEchoContent(t *testing.T) {
 	if err := os.WriteFile(path, []byte("hunter2-s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := pak.Open(path)
+	_, err := open(path)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error %v must not contain the file's content", err)
 	}

@@ -30,21 +30,12 @@ func (f *File) Close() error { return f.f.Close() }
 // Read finds in it the same image as in the file (see slim).
 func (f *File) Slim() ([]byte, error) { return slim(f.Image, f.f, f.size) }
 
-// Open reads the file at path, which may be a .pak, an adapter.zip or a .conf
-// file, told apart by content rather than by name. Every error is an *Error
-// naming path, and wraps ErrInvalid.
-func Open(path string) (Image, error) {
-	f, err := OpenFile(path)
-	if err != nil {
-		return Image{}, err
-	}
-	defer f.Close()
-	return f.Image, nil
-}
-
-// OpenFile is Open, keeping the file open. A path that names a FIFO or a
-// device is refused without blocking: the file is opened non-blocking, so
-// that opening a FIFO no writer holds returns at once instead of hanging.
+// OpenFile reads the file at path, which may be a .pak, an adapter.zip or a
+// .conf file, told apart by content rather than by name, and keeps it open.
+// Every error is an *Error naming path, and wraps ErrInvalid. A path that
+// names a FIFO or a device is refused without blocking: the file is opened
+// non-blocking, so that opening a FIFO no writer holds returns at once
+// instead of hanging.
 func OpenFile(path string) (*File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {

@@ -31,7 +31,7 @@ func TestOpenRefusesSpecialFilesAtOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
-				_, err := pak.Open(tt.path)
+				_, err := open(tt.path)
 				done <- err
 			}()
 			select {

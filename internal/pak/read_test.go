@@ -403,6 +403,17 @@ func TestReadCraftedErrors(t *testing.T) {
 	})
 }
 
+// open reads the file at path through OpenFile, as the commands do, and
+// closes it.
+func open(path string) (pak.Image, error) {
+	f, err := pak.OpenFile(path)
+	if err != nil {
+		return pak.Image{}, err
+	}
+	defer f.Close()
+	return f.Image, nil
+}
+
 func TestOpen(t *testing.T) {
 	dir := t.TempDir()
 	p := paktest.Pak{Registry: paktest.Registry}
@@ -419,7 +430,7 @@ func TestOpen(t *testing.T) {
 	for _, tt := range []struct{ file, format string }{
 		{"MyAdapter_1.0.0.pak", "pak"}, {"adapter.zip", "adapter.zip"}, {"MyAdapter.conf", "conf"}, {"renamed.bin", "pak"},
 	} {
-		img, err := pak.Open(filepath.Join(dir, tt.file))
+		img, err := open(filepath.Join(dir, tt.file))
 		if err != nil {
 			t.Errorf("Open(%s): %v", tt.file, err)
 			continue
@@ -430,11 +441,11 @@ func TestOpen(t *testing.T) {
 	}
 
 	missing := filepath.Join(dir, "missing.pak")
-	_, err := pak.Open(missing)
+	_, err := open(missing)
 	if err == nil || err.Error() != missing+": cannot open: no such file or directory" || !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, pak.ErrInvalid) {
 		t.Errorf("Open(missing) error %v", err)
 	}
-	_, err = pak.Open(dir)
+	_, err = open(dir)
 	if err == nil || err.Error() != dir+": is a directory" || !errors.Is(err, pak.ErrInvalid) {
 		t.Errorf("Open(dir) error %v", err)
 	}
@@ -523,7 +534,7 @@ func TestReadSkipsContent(t *testing.T) {
 // content/ included), so that the reader is checked against a writer other
 // than paktest's.
 func TestReadPythonBuiltPak(t *testing.T) {
-	img, err := pak.Open(filepath.Join("testdata", "PyAdapter_2.1.0.pak"))
+	img, err := open(filepath.Join("testdata", "PyAdapter_2.1.0.pak"))
 	if err != nil {
 		t.Fatal(err)
 	}

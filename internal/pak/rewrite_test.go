@@ -78,7 +78,7 @@ func TestRewriteKeepsEveryOtherMemberByteForByte(t *testing.T) {
 	} {
 		dir := t.TempDir()
 		src := p.WriteFile(t, dir)
-		img, err := pak.Open(src)
+		img, err := open(src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func TestRewriteKeepsEveryOtherMemberByteForByte(t *testing.T) {
 		if err := pak.Rewrite(img, out, "127.0.0.1:5000", "/mirror/my-project/myadapter"); err != nil {
 			t.Fatal(err)
 		}
-		got, err := pak.Open(out)
+		got, err := open(out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestRewriteRefuses(t *testing.T) {
 	dir := t.TempDir()
 	signed := filepath.Join(dir, "Signed.pak")
 	paktest.AddMember(t, paktest.Pak{}.Bytes(), signed, "signature.jws")
-	img, err := pak.Open(signed)
+	img, err := open(signed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestRewriteRefuses(t *testing.T) {
 	}
 
 	plain := paktest.Pak{Name: "Other"}.WriteFile(t, dir)
-	img, err = pak.Open(plain)
+	img, err = open(plain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestRewriteRefuses(t *testing.T) {
 	if err := os.WriteFile(evil, paktest.Pak{RawAdapterZip: z}.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pak.Open(evil); err == nil {
+	if _, err := open(evil); err == nil {
 		t.Error("Open read a pak with ./MyAdapter.conf")
 	}
 	out := filepath.Join(t.TempDir(), "Evil.pak")
@@ -203,7 +203,7 @@ func TestRewriteRefuses(t *testing.T) {
 	if err := os.WriteFile(conf, paktest.Pak{}.Conf(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	img, err = pak.Open(conf)
+	img, err = open(conf)
 	if err != nil {
 		t.Fatal(err)
 	}

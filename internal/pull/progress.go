@@ -95,13 +95,6 @@ func (m *Meter) Flush() {
 	m.say()
 }
 
-// Line returns the line the Meter would emit now.
-func (m *Meter) Line() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.line()
-}
-
 func (m *Meter) say() {
 	line := m.line()
 	if line == m.said {

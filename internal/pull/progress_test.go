@@ -81,9 +81,6 @@ func TestMeter(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("lines:\n%q\nwant:\n%q", got, tt.want)
 			}
-			if last := m.Line(); last != tt.want[len(tt.want)-1] {
-				t.Errorf("Line() = %q, want %q", last, tt.want[len(tt.want)-1])
-			}
 		})
 	}
 }

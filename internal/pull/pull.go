@@ -502,14 +502,10 @@ func (p *Puller) pullOnce(ctx context.Context, ref string, auth *engine.Auth, st
 	return err
 }
 
-// Present reports whether the engine holds ref, an exact name@digest
-// reference, with that digest among the image's repo digests. An engine that
-// is briefly unreachable is retried until ctx ends.
-func (p *Puller) Present(ctx context.Context, ref string) (bool, error) {
-	return p.present(ctx, ref, Options{})
-}
-
-// present is Present, reporting each request to o's Observer.
+// present reports whether the engine holds ref, an exact name@digest
+// reference, with that digest among the image's repo digests, reporting
+// each request to o's Observer. An engine that is briefly unreachable is
+// retried until ctx ends.
 func (p *Puller) present(ctx context.Context, ref string, o Options) (bool, error) {
 	var digests []string
 	err := retry.Do(ctx, p.Backoff, engine.Transient, func(attempt int, err error, delay time.Duration) {

@@ -544,10 +544,12 @@ exit $rc
 		if st.Size() > 64<<10 {
 			t.Errorf("%s: the proxy read %d bytes on standard input, want at most 64 KiB", c.pak, st.Size())
 		}
-		img, err := pak.Open(sent)
+		read, err := pak.OpenFile(sent)
 		if err != nil {
 			t.Fatalf("what the proxy read: %v", err)
 		}
+		read.Close()
+		img := read.Image
 		if img.Format != pak.FormatAdapterZip || img.AdapterKind != c.kind || img.PackVersion != c.version || img.Registry != c.registry || img.Digest != f.Digest {
 			t.Errorf("%s: the proxy read %+v", c.pak, img)
 		}
@@ -607,9 +609,13 @@ func TestRemoteKeepHandsThePakToTheAgent(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() > 64<<10 {
 		t.Fatalf("the agent's file %s: %v, %v; want mode 0600, a few KiB", kept, fi, err)
 	}
-	img, err := pak.Open(kept)
-	if err != nil || img.Format != pak.FormatAdapterZip || img.AdapterKind != "KeepAdapter" || img.PackVersion != "3.0.0" || img.Digest != f.Digest {
-		t.Fatalf("the agent's file reads %+v, %v", img, err)
+	file, err := pak.OpenFile(kept)
+	if err != nil {
+		t.Fatalf("the agent's file: %v", err)
+	}
+	file.Close()
+	if img := file.Image; img.Format != pak.FormatAdapterZip || img.AdapterKind != "KeepAdapter" || img.PackVersion != "3.0.0" || img.Digest != f.Digest {
+		t.Fatalf("the agent's file reads %+v", img)
 	}
 	entries, _ := os.ReadDir(inbox)
 	for _, e := range entries {
