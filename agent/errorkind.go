@@ -16,6 +16,7 @@ const (
 	ErrorNotFound    = "not-found"   // the registry has no such repository or digest
 	ErrorPlatform    = "platform"    // the image has no variant for the engine's platform
 	ErrorEngine      = "engine"      // Docker Engine could not be reached
+	ErrorRegistry    = "registry"    // Docker Engine could not connect to the registry
 	ErrorConfig      = "config"      // the configuration is at fault (default_registry)
 )
 
@@ -30,6 +31,8 @@ func errorKind(err error) string {
 		return ErrorPlatform
 	case errors.Is(err, engine.ErrUnreachable):
 		return ErrorEngine
+	case errors.Is(err, engine.ErrRegistryUnreachable):
+		return ErrorRegistry
 	}
 	return ""
 }

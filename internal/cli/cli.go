@@ -47,6 +47,8 @@ func CodeFor(err error) ExitCode {
 		return ExitNotFound
 	case errors.Is(err, engine.ErrUnreachable):
 		return ExitEngine
+	case errors.Is(err, engine.ErrRegistryUnreachable):
+		return ExitRegistry
 	case errors.Is(err, pull.ErrPlatform):
 		return ExitPlatform
 	}

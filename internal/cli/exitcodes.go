@@ -18,6 +18,7 @@ const (
 	ExitNotFound ExitCode = 5
 	ExitEngine   ExitCode = 6
 	ExitPlatform ExitCode = 7
+	ExitRegistry ExitCode = 8
 
 	// A run ended by a signal exits as shells report it: 128 plus the
 	// signal's number.
@@ -43,6 +44,7 @@ var exitCodes = []struct {
 	{ExitNotFound, "the registry does not have that repository or digest", ""},
 	{ExitEngine, "Docker Engine unreachable", ""},
 	{ExitPlatform, "the image cannot run on this proxy: it has no variant for the Docker Engine's platform", "typically `linux/arm64` only, built on an Apple Silicon Mac: rebuild it for `linux/amd64`"},
+	{ExitRegistry, "registry unreachable: the Docker Engine could not connect to it", "its name does not resolve, the connection is refused or reset, no route, a TLS handshake timeout; the one-shot and `mirror` give up after 8 attempts in a row, about a minute; the engine's proxy settings apply"},
 	{ExitInterrupted, "ended by Ctrl-C, SIGINT", "a pak that was done keeps its status, the others are reported `interrupted`; a second Ctrl-C ends prepull at once"},
 	{ExitTerminated, "ended by SIGTERM", "as for Ctrl-C"},
 }

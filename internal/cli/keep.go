@@ -348,6 +348,8 @@ func codeForKind(kind string) ExitCode {
 		return ExitPlatform
 	case agent.ErrorEngine:
 		return ExitEngine
+	case agent.ErrorRegistry:
+		return ExitRegistry
 	case agent.ErrorConfig:
 		return ExitUsage
 	}

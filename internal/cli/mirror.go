@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +13,11 @@ import (
 
 	"github.com/prepull/prepull/internal/credentials"
 	"github.com/prepull/prepull/internal/display"
+	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/mirror"
 	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
+	"github.com/prepull/prepull/internal/retry"
 )
 
 // mirrorResult is one entry of `prepull mirror --json`. Its JSON form is stable.
@@ -173,7 +177,7 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 	cctx, cancel := context.WithTimeout(ctx, run.timeout)
 	defer cancel()
 	log.Info("mirroring", zap.String("pak", arg), zap.String("reference", t.Reference), zap.String("copy", dst.Reference))
-	dst, err = c.Copy(cctx, t, dst)
+	dst, err = copyRetrying(cctx, c, log, t, dst)
 	if err != nil {
 		return fail(err)
 	}
@@ -206,4 +210,26 @@ func printMirrorLine(g *globals, r mirrorResult) {
 		line += "  -> " + display.Text(r.Out)
 	}
 	fmt.Fprintln(g.stdout, line)
+}
+
+// copyRetrying copies as c.Copy does, again after a registry that could not
+// be reached, pull.DefaultRegistryAttempts times in all with the one-shot's
+// backoff: the one-shot's rules.
+func copyRetrying(ctx context.Context, c *mirror.Copier, log *zap.Logger, t pak.Target, dst mirror.Result) (mirror.Result, error) {
+	attempts := 0
+	var out mirror.Result
+	err := retry.Do(ctx, retry.Default, func(err error) bool {
+		return errors.Is(err, engine.ErrRegistryUnreachable) && attempts < pull.DefaultRegistryAttempts
+	}, func(attempt int, err error, delay time.Duration) {
+		log.Warn("mirror failed, will retry", zap.String("reference", t.Reference), zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
+	}, func(ctx context.Context) error {
+		attempts++
+		var err error
+		out, err = c.Copy(ctx, t, dst)
+		return err
+	})
+	if err != nil && attempts >= pull.DefaultRegistryAttempts && errors.Is(err, engine.ErrRegistryUnreachable) {
+		err = fmt.Errorf("%w (gave up after %d attempts)", err, attempts)
+	}
+	return out, err
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -243,6 +246,15 @@ func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.Fla
 
 // connect opens the engine and waits up to wait for it to answer.
 func connect(ctx context.Context, g *globals, host string, wait time.Duration, log *zap.Logger) (engine.Engine, error) {
+	// A socket that is not there is not an engine still starting (that
+	// socket is there from the start): waiting would only delay the answer.
+	// Tests' engines (newEngine) have no socket.
+	if path := unixSocket(host, g.goos); path != "" && g.newEngine == nil {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: no Docker socket at %s: is Docker Engine installed and running (systemctl status docker)? "+
+				"Another engine is named with --docker-host, DOCKER_HOST or docker_host in the configuration", engine.ErrUnreachable, path)
+		}
+	}
 	eng, err := g.openEngine(host)
 	if err != nil {
 		return nil, err
@@ -312,4 +324,20 @@ func (p *resultPrinter) flush() error {
 		return nil
 	}
 	return printResults(p.g.stdout, p.results)
+}
+
+// unixSocket returns the path of the Unix socket host names (the client's
+// default, /var/run/docker.sock, when host is empty on Linux or macOS), or
+// "" for any other kind of host.
+func unixSocket(host, goos string) string {
+	if goos == "" {
+		goos = runtime.GOOS
+	}
+	switch {
+	case host == "" && goos != "windows":
+		return "/var/run/docker.sock"
+	case strings.HasPrefix(host, "unix://"):
+		return strings.TrimPrefix(host, "unix://")
+	}
+	return ""
 }

@@ -612,6 +612,7 @@ func exitReason(c ExitCode) string {
 		ExitNotFound:    "image not found",
 		ExitEngine:      "docker engine unreachable",
 		ExitPlatform:    "no variant for the platform",
+		ExitRegistry:    "registry unreachable",
 		ExitInterrupted: "interrupted",
 		ExitTerminated:  "terminated",
 	}

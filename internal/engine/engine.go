@@ -15,6 +15,10 @@ import (
 var (
 	// ErrUnreachable means the engine itself could not be reached.
 	ErrUnreachable = errors.New("docker engine unreachable")
+	// ErrRegistryUnreachable means the engine answered but could not
+	// connect to the registry: a name that does not resolve, a connection
+	// refused or reset, no route, a TLS handshake that timed out.
+	ErrRegistryUnreachable = errors.New("registry unreachable")
 	// ErrUnauthorized means the registry rejected the credentials.
 	ErrUnauthorized = errors.New("registry rejected the credentials")
 	// ErrNotFound means the registry has no such repository or digest.

@@ -145,8 +145,27 @@ func classifyText(err error, loggedIn bool) error {
 		return wrap(ErrUnauthorized, err)
 	case containsAny(msg, notFoundText), strings.HasSuffix(msg, notFoundSuffix):
 		return wrap(ErrNotFound, err)
+	case containsAny(msg, registryUnreachableText):
+		return &marked{err: err, kind: ErrRegistryUnreachable}
 	}
 	return err
+}
+
+// registryUnreachableText is the engine failing to connect to a registry,
+// as the daemon reports it (the client's own failure to reach the engine
+// is told apart before: ErrUnreachable): "dial tcp 127.0.0.1:5000: connect:
+// connection refused", "dial tcp: lookup r.example on 10.0.0.2:53: no such
+// host", "net/http: TLS handshake timeout".
+var registryUnreachableText = []string{
+	"connection refused",
+	"connection reset",
+	"no such host",
+	"temporary failure in name resolution",
+	"server misbehaving",
+	"no route to host",
+	"network is unreachable",
+	"tls handshake timeout",
+	"dial tcp",
 }
 
 // Message fragments, lower-cased, of errors worth retrying.
@@ -163,6 +182,7 @@ var transientText = []string{
 	"network is unreachable",
 	"temporary failure in name resolution",
 	"server misbehaving",
+	"no such host",    // as the registry's name may not resolve yet at boot
 	"toomanyrequests", // toomanyrequests: You have reached your pull rate limit.
 	"too many requests",
 	"service unavailable",
@@ -196,7 +216,7 @@ func Transient(err error) bool {
 		errors.Is(err, ErrNotPresent), errors.Is(err, ErrCertificate),
 		errors.Is(err, ErrNoSpace), errors.Is(err, ErrPlatform):
 		return false
-	case errors.Is(err, ErrUnreachable), errors.Is(err, errTemporary),
+	case errors.Is(err, ErrUnreachable), errors.Is(err, ErrRegistryUnreachable), errors.Is(err, errTemporary),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
@@ -223,4 +243,45 @@ func containsAny(s string, subs []string) bool {
 		}
 	}
 	return false
+}
+
+// Where a registry connection failed, as the daemon's message says it.
+var (
+	dialAddr   = regexp.MustCompile(`dial tcp (\[[^\]]+\]:\d+|[^\s:]+:\d+): (.+)$`)
+	lookupHost = regexp.MustCompile(`lookup (\S+?)(?: on \S+)?: (.+)$`)
+	readAddr   = regexp.MustCompile(`(?:read|write) tcp \S+->(\S+): (.+)$`)
+	urlHost    = regexp.MustCompile(`"https?://([^/"]+)/`)
+)
+
+// RegistryAddress returns, from err (an ErrRegistryUnreachable), the address
+// the engine tried and the system's error it met: "127.0.0.1:5000" and
+// "connect: connection refused", "r.example" and "lookup: no such host".
+// What the message does not say is "".
+func RegistryAddress(err error) (addr, syserr string) {
+	msg := err.Error()
+	if m := lookupHost.FindStringSubmatch(msg); m != nil {
+		return m[1], "lookup: " + m[2]
+	}
+	for _, re := range []*regexp.Regexp{dialAddr, readAddr} {
+		if m := re.FindStringSubmatch(msg); m != nil {
+			return m[1], m[2]
+		}
+	}
+	if m := urlHost.FindStringSubmatch(msg); m != nil {
+		addr = m[1]
+	}
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		syserr = msg[i+2:]
+	}
+	return addr, syserr
+}
+
+// MarkRegistryText returns err matching ErrRegistryUnreachable when its
+// message says a registry connection failed, and err unchanged otherwise:
+// for registry errors met outside the engine (prepull mirror's own).
+func MarkRegistryText(err error) error {
+	if err == nil || errors.Is(err, ErrRegistryUnreachable) || !containsAny(strings.ToLower(err.Error()), registryUnreachableText) {
+		return err
+	}
+	return &marked{err: err, kind: ErrRegistryUnreachable}
 }

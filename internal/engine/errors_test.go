@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-var sentinels = []error{ErrUnreachable, ErrUnauthorized, ErrNotFound, ErrNotPresent, ErrCertificate, ErrNoSpace, ErrPlatform}
+var sentinels = []error{ErrRegistryUnreachable, ErrUnreachable, ErrUnauthorized, ErrNotFound, ErrNotPresent, ErrCertificate, ErrNoSpace, ErrPlatform}
 
 // kindOf returns the one sentinel that err matches, nil for none, and fails t
 // if it matches more than one.
@@ -62,8 +62,8 @@ func TestClassifyText(t *testing.T) {
 		{"known: denied alone after a login", `denied: requested access to the resource is denied`, true, ErrNotFound, false},
 
 		// The registry is down, overloaded or cut the connection.
-		{"seen: login, registry stopped", `Error response from daemon: Get "http://127.0.0.1:5871/v2/": dial tcp 127.0.0.1:5871: connect: connection refused`, false, nil, true},
-		{"seen: pull POST, registry stopped", `Error response from daemon: Get "http://127.0.0.1:5871/v2/": dial tcp 127.0.0.1:5871: connect: connection refused`, true, nil, true},
+		{"seen: login, registry stopped", `Error response from daemon: Get "http://127.0.0.1:5871/v2/": dial tcp 127.0.0.1:5871: connect: connection refused`, false, ErrRegistryUnreachable, true},
+		{"seen: pull POST, registry stopped", `Error response from daemon: Get "http://127.0.0.1:5871/v2/": dial tcp 127.0.0.1:5871: connect: connection refused`, true, ErrRegistryUnreachable, true},
 		{"seen: login, 503", `Error response from daemon: login attempt to http://127.0.0.1:5872/v2/ failed with status: 503 Service Unavailable`, false, nil, true},
 		{"seen: pull POST, 503", `Error response from daemon: received unexpected HTTP status: 503 Service Unavailable`, true, nil, true},
 		{"seen: pull stream, 503 on blobs", `error pulling image configuration: download failed after attempts=6: received unexpected HTTP status: 503 Service Unavailable`, true, nil, true},
@@ -75,13 +75,13 @@ func TestClassifyText(t *testing.T) {
 		{"seen: pull stream, connection cut mid-blob", `error pulling image configuration: download failed after attempts=6: unexpected EOF`, true, nil, true},
 		{"known: EOF", `EOF`, true, nil, true},
 		{"known: EOF at the end", `Error response from daemon: Get "https://r.example/v2/": EOF`, true, nil, true},
-		{"known: reset", `read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer`, true, nil, true},
-		{"known: dial timeout", `Error response from daemon: Get "https://r.example/v2/": dial tcp 192.0.2.1:443: i/o timeout`, true, nil, true},
-		{"known: TLS handshake timeout", `Error response from daemon: Get "https://r.example/v2/": net/http: TLS handshake timeout`, true, nil, true},
-		{"known: DNS hiccup", `Error response from daemon: Get "https://r.example/v2/": dial tcp: lookup r.example: Temporary failure in name resolution`, true, nil, true},
+		{"known: reset", `read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer`, true, ErrRegistryUnreachable, true},
+		{"known: dial timeout", `Error response from daemon: Get "https://r.example/v2/": dial tcp 192.0.2.1:443: i/o timeout`, true, ErrRegistryUnreachable, true},
+		{"known: TLS handshake timeout", `Error response from daemon: Get "https://r.example/v2/": net/http: TLS handshake timeout`, true, ErrRegistryUnreachable, true},
+		{"known: DNS hiccup", `Error response from daemon: Get "https://r.example/v2/": dial tcp: lookup r.example: Temporary failure in name resolution`, true, ErrRegistryUnreachable, true},
 
 		// Permanent failures with no sentinel.
-		{"seen: no such host", `Error response from daemon: Get "https://nosuchhost.invalid:5000/v2/": dial tcp: lookup nosuchhost.invalid on 127.0.0.53:53: no such host`, true, nil, false},
+		{"seen: no such host (bounded: pull.RegistryAttempts)", `Error response from daemon: Get "https://nosuchhost.invalid:5000/v2/": dial tcp: lookup nosuchhost.invalid on 127.0.0.53:53: no such host`, true, ErrRegistryUnreachable, true},
 		{"known: https to a plain HTTP registry", `Error response from daemon: Get "https://r.example:5000/v2/": http: server gave HTTP response to HTTPS client`, true, nil, false},
 		{"known: eof inside a word", `Error response from daemon: invalid reference format: thereof`, true, nil, false},
 
@@ -102,7 +102,7 @@ func TestClassifyText(t *testing.T) {
 		{"seen 20.10, 26.1, 28.5 classic: pull stream, index without linux/amd64", `no matching manifest for linux/amd64 in the manifest list entries`, true, ErrPlatform, false},
 		{"seen 26.1 containerd: pull POST, index without linux/amd64", `Error response from daemon: no match for platform in manifest: not found`, true, ErrPlatform, false},
 		{"seen 28.5 containerd: pull POST, index without linux/amd64", `Error response from daemon: no matching manifest for linux/amd64 in the manifest list entries: no match for platform in manifest: not found`, true, ErrPlatform, false},
-		{"seen 26.1, 28.5 containerd: registry stopped", `Error response from daemon: failed to resolve reference "127.0.0.1:5871/proj/x@sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": failed to do request: Head "https://127.0.0.1:5871/v2/proj/x/manifests/sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": dial tcp 127.0.0.1:5871: connect: connection refused`, true, nil, true},
+		{"seen 26.1, 28.5 containerd: registry stopped", `Error response from daemon: failed to resolve reference "127.0.0.1:5871/proj/x@sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": failed to do request: Head "https://127.0.0.1:5871/v2/proj/x/manifests/sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": dial tcp 127.0.0.1:5871: connect: connection refused`, true, ErrRegistryUnreachable, true},
 
 		// Certificates and disk.
 		{"known: unknown authority", `Error response from daemon: Get "https://r.example:5000/v2/": x509: certificate signed by unknown authority`, true, ErrCertificate, false},
@@ -183,5 +183,21 @@ func TestWrapKeepsMessages(t *testing.T) {
 	}
 	if m := markTemporary(err); m.Error() != err.Error() {
 		t.Errorf("markTemporary changed the message to %q", m)
+	}
+}
+
+func TestRegistryAddress(t *testing.T) {
+	tests := []struct{ msg, addr, syserr string }{
+		{`Error response from daemon: Get "http://127.0.0.1:5871/v2/": dial tcp 127.0.0.1:5871: connect: connection refused`, "127.0.0.1:5871", "connect: connection refused"},
+		{`Error response from daemon: Get "https://nosuchhost.invalid:5000/v2/": dial tcp: lookup nosuchhost.invalid on 127.0.0.53:53: no such host`, "nosuchhost.invalid", "lookup: no such host"},
+		{`Error response from daemon: Get "https://r.example/v2/": dial tcp [2001:db8::1]:443: connect: no route to host`, "[2001:db8::1]:443", "connect: no route to host"},
+		{`read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer`, "127.0.0.1:5000", "read: connection reset by peer"},
+		{`Error response from daemon: Get "https://r.example/v2/": net/http: TLS handshake timeout`, "r.example", "TLS handshake timeout"},
+	}
+	for _, tt := range tests {
+		addr, syserr := RegistryAddress(errors.New(tt.msg))
+		if addr != tt.addr || syserr != tt.syserr {
+			t.Errorf("RegistryAddress(%q) = %q, %q; want %q, %q", tt.msg, addr, syserr, tt.addr, tt.syserr)
+		}
 	}
 }

@@ -290,8 +290,49 @@ func classify(err error, host, ref string) error {
 			return fmt.Errorf("%s: %w: %s", ref, engine.ErrNotFound, oneLine(te.Error()))
 		}
 	}
+	if unreachable(err) {
+		return &UnreachableError{Registry: host, Err: err}
+	}
 	return fmt.Errorf("%s: %w", host, err)
 }
+
+// unreachable tells whether err is a failure to connect to a registry: a
+// name that does not resolve, a connection refused, reset or timed out,
+// no route, a TLS handshake that timed out.
+func unreachable(err error) bool {
+	var (
+		op  *net.OpError
+		dns *net.DNSError
+	)
+	if errors.As(err, &dns) || errors.As(err, &op) {
+		return true
+	}
+	return errors.Is(engine.MarkRegistryText(err), engine.ErrRegistryUnreachable)
+}
+
+// UnreachableError says that prepull could not connect to a registry while
+// mirroring: its host, the address tried and the system's error. Mirror
+// connects from this machine itself (not through a Docker Engine), so the
+// proxy settings of its own environment apply.
+type UnreachableError struct {
+	Registry string
+	Err      error
+}
+
+func (e *UnreachableError) Error() string {
+	addr, cause := engine.RegistryAddress(e.Err)
+	var dns *net.DNSError
+	if errors.As(e.Err, &dns) {
+		addr, cause = dns.Name, "lookup: "+dns.Err
+	}
+	msg := "registry " + e.Registry + " unreachable"
+	if addr != "" || cause != "" {
+		msg += ": prepull tried " + strings.TrimSpace(addr+" ") + ": " + cause
+	}
+	return msg + "; mirror connects from this machine itself, so HTTPS_PROXY, HTTP_PROXY and NO_PROXY of its environment apply"
+}
+
+func (e *UnreachableError) Unwrap() []error { return []error{e.Err, engine.ErrRegistryUnreachable} }
 
 func isNotFound(err error) bool {
 	var te *transport.Error

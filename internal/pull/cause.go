@@ -42,8 +42,11 @@ func Cause(err error) string {
 		login    *LoginError
 		platform *PlatformError
 		anon     *anonymousRefused
+		unreach  *RegistryUnreachableError
 	)
 	switch {
+	case errors.As(err, &unreach):
+		return unreach.Error()
 	case errors.As(err, &platform):
 		need := platform.Need.OS + "/" + platform.Need.Architecture
 		have := make([]string, len(platform.Have))

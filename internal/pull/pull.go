@@ -113,6 +113,11 @@ type Puller struct {
 	Credentials *credentials.Resolver
 	Log         *zap.Logger
 	Backoff     retry.Backoff
+	// RegistryAttempts bounds the attempts in a row of one step (login,
+	// registry inspect, pull) that cannot reach the registry; 0 means
+	// DefaultRegistryAttempts. A pull attempt that moved bytes starts the
+	// count again: a registry that answers may take the whole timeout.
+	RegistryAttempts int
 	// Progress, when set, is called at the start of each pull attempt and
 	// returns a sink for its progress events and a function called when the
 	// attempt ends.
@@ -272,6 +277,8 @@ func (s *session) explain(err error) error {
 		err = explainCertificate(err, s.t, s.p.CertsDir, s.installedCA)
 	case errors.Is(err, engine.ErrUnauthorized) && s.cred.Anonymous():
 		err = noLogin(err, s.t.Registry, s.o.LoginHint)
+	case errors.Is(err, engine.ErrRegistryUnreachable):
+		err = registryUnreachable(err, s.t.Registry)
 	}
 	for _, w := range s.t.Warnings {
 		// The pak most likely names the wrong image: say so with the error.
@@ -461,14 +468,113 @@ func engineHost(t pak.Target) string {
 	return t.Registry
 }
 
-// retry runs fn with the Puller's backoff while its errors are transient.
+// DefaultRegistryAttempts is how many attempts in a row that cannot reach
+// the registry a step makes before it gives up: with retry.Default's
+// backoff (0.5 s doubling, jittered to half or all of it) about half a
+// minute to a minute.
+const DefaultRegistryAttempts = 8
+
+// moved marks the error of a pull attempt that received bytes before it
+// failed: the registry was reachable then.
+type moved struct{ error }
+
+func (m moved) Unwrap() error { return m.error }
+
+// retry runs fn with the Puller's backoff while its errors are transient,
+// and gives up after RegistryAttempts in a row that could not reach the
+// registry.
 func (p *Puller) retry(ctx context.Context, log *zap.Logger, o Options, what string, fn func(context.Context) error) error {
-	return retry.Do(ctx, p.Backoff, Transient, func(attempt int, err error, delay time.Duration) {
+	limit := p.RegistryAttempts
+	if limit <= 0 {
+		limit = DefaultRegistryAttempts
+	}
+	unreachable := 0
+	retryable := func(err error) bool {
+		var m moved
+		switch {
+		case errors.As(err, &m):
+			unreachable = 0
+		case errors.Is(err, engine.ErrRegistryUnreachable):
+			unreachable++
+			if unreachable >= limit {
+				return false
+			}
+		default:
+			unreachable = 0
+		}
+		return Transient(err)
+	}
+	err := retry.Do(ctx, p.Backoff, retryable, func(attempt int, err error, delay time.Duration) {
 		log.Warn(what+" failed, will retry", zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
 		if o.Observer != nil {
 			o.Observer.Retrying(what, err)
 		}
 	}, fn)
+	if unreachable >= limit {
+		return &registryGaveUp{err: err, attempts: unreachable}
+	}
+	return err
+}
+
+// registryGaveUp is a step's error after RegistryAttempts in a row that
+// could not reach the registry.
+type registryGaveUp struct {
+	err      error
+	attempts int
+}
+
+func (e *registryGaveUp) Error() string {
+	return fmt.Sprintf("%v (gave up after %d attempts)", e.err, e.attempts)
+}
+func (e *registryGaveUp) Unwrap() error { return e.err }
+
+// RegistryUnreachableError says that the Docker Engine could not connect to
+// a registry: its host, the address tried, the system's error, and that the
+// engine's own proxy settings, not prepull's, apply to that connection.
+type RegistryUnreachableError struct {
+	Registry string // the host the pak names
+	Address  string // what the engine dialed or looked up, when its message says
+	Cause    string // the system's error: "connect: connection refused"
+	Attempts int    // attempts in a row that failed so, when it gave up
+	Err      error
+}
+
+func (e *RegistryUnreachableError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "registry %s unreachable", e.Registry)
+	if e.Address != "" || e.Cause != "" {
+		b.WriteString(": Docker Engine tried")
+		if e.Address != "" {
+			b.WriteString(" " + e.Address)
+		}
+		if e.Cause != "" {
+			b.WriteString(": " + e.Cause)
+		}
+	}
+	if e.Attempts > 0 {
+		fmt.Fprintf(&b, " (%d attempts)", e.Attempts)
+	}
+	b.WriteString("; the Docker Engine, not prepull, connects to the registry, so its proxy settings apply (systemctl show docker -p Environment)")
+	return b.String()
+}
+
+func (e *RegistryUnreachableError) Unwrap() error { return e.Err }
+
+// registryUnreachable turns err, an engine.ErrRegistryUnreachable, into a
+// RegistryUnreachableError for registry; another err is returned as it is.
+func registryUnreachable(err error, registry string) error {
+	var already *RegistryUnreachableError
+	if !errors.Is(err, engine.ErrRegistryUnreachable) || errors.As(err, &already) {
+		return err
+	}
+	e := &RegistryUnreachableError{Registry: registry, Err: err}
+	e.Address, e.Cause = engine.RegistryAddress(err)
+	var gave *registryGaveUp
+	if errors.As(err, &gave) {
+		e.Attempts = gave.attempts
+		e.Address, e.Cause = engine.RegistryAddress(gave.err)
+	}
+	return e
 }
 
 // pullOnce makes one pull attempt, cancelling it when no progress event
@@ -488,7 +594,9 @@ func (p *Puller) pullOnce(ctx context.Context, ref string, auth *engine.Auth, st
 		watchdog = time.AfterFunc(stall, func() { cancel(ErrStalled) })
 		defer watchdog.Stop()
 	}
+	got := false
 	err := p.Engine.Pull(ctx, ref, auth, func(ev engine.Progress) {
+		got = got || ev.Current > 0
 		if watchdog != nil {
 			watchdog.Reset(stall)
 		}
@@ -498,6 +606,9 @@ func (p *Puller) pullOnce(ctx context.Context, ref string, auth *engine.Auth, st
 	})
 	if err != nil && errors.Is(context.Cause(ctx), ErrStalled) {
 		return fmt.Errorf("pull %s: %w: no progress for %v", ref, ErrStalled, stall)
+	}
+	if err != nil && got {
+		return moved{err}
 	}
 	return err
 }
