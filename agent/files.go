@@ -37,48 +37,6 @@ func checkPrivate(what, dir string) error {
 	return checkSafe(what, dir)
 }
 
-// checkSafe checks dir and every folder above it, as OpenSSH's StrictModes
-// checks a home. Anyone who can drop a pak into watch_dir can make the agent
-// pull with its credentials, and anyone who can write state_dir can forge
-// the state; anyone who can write a folder above them can replace them. So
-// dir must be a folder owned by root or this process's user that neither
-// group nor others can write, and each folder above it, up to /, must be
-// owned by root or this user and not writable by group or others unless
-// sticky (as /tmp is). The error wraps config.ErrInvalid and names the
-// folder at fault.
-func checkSafe(what, dir string) error {
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %w", what, dir, config.ErrInvalid, err)
-	}
-	euid := os.Geteuid()
-	for p := real; ; p = filepath.Dir(p) {
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w: %w", what, dir, config.ErrInvalid, err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%s %s: %w: %s is not a directory", what, dir, config.ErrInvalid, p)
-		}
-		if uid, ok := fileOwner(fi); ok && uid != 0 && int(uid) != euid {
-			return fmt.Errorf("%s %s: %w: folder %s is owned by uid %d, not by root or the agent's user (uid %d): chown it",
-				what, dir, config.ErrInvalid, p, uid, euid)
-		}
-		perm := fi.Mode().Perm()
-		switch {
-		case p == real && perm&0o022 != 0:
-			return fmt.Errorf("%s %s: %w: mode %04o lets others drop files into it: chmod go-w %s",
-				what, dir, config.ErrInvalid, perm, p)
-		case perm&0o022 != 0 && fi.Mode()&os.ModeSticky == 0:
-			return fmt.Errorf("%s %s: %w: folder %s above it has mode %04o: others can replace what is inside it: chmod go-w %s (or chmod +t)",
-				what, dir, config.ErrInvalid, p, perm, p)
-		}
-		if p == filepath.Dir(p) {
-			return nil
-		}
-	}
-}
-
 // makeSubdir makes watch_dir's done/ or failed/ folder, refusing a symlink
 // or anything else that is not a plain folder.
 func makeSubdir(watchDir, name string) (string, error) {

@@ -18,15 +18,6 @@ import (
 // oNoFollow makes an open fail on a symlink.
 const oNoFollow = syscall.O_NOFOLLOW
 
-// fileOwner returns the uid owning fi, when the system says.
-func fileOwner(fi fs.FileInfo) (uint32, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, false
-	}
-	return st.Uid, true
-}
-
 // fileIno returns fi's inode, or 0 when the system does not say.
 func fileIno(fi fs.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

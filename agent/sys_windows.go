@@ -11,8 +11,6 @@ import (
 
 const oNoFollow = 0
 
-func fileOwner(fs.FileInfo) (uint32, bool) { return 0, false }
-
 func fileIno(fs.FileInfo) uint64 { return 0 }
 
 var errNoLock = errors.New("state_dir locks need the Cloud Proxy (Linux)")

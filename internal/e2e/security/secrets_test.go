@@ -405,6 +405,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 // create nothing.
 func TestSecretAgentRefusesUnsafeFolders(t *testing.T) {
 	testenv.Require(t)
+	testenv.Prepull(t) // built before the refusals are timed
 	tests := []struct {
 		name    string
 		prepare func(t *testing.T, inbox, state string)
@@ -426,6 +427,17 @@ func TestSecretAgentRefusesUnsafeFolders(t *testing.T) {
 			}
 			e2e.WriteTestFile(t, inbox, "")
 		}, []string{"watch_dir", "not a directory"}},
+		{"watch_dir is another user's symlink to a safe folder", func(t *testing.T, inbox, _ string) {
+			real := inbox + ".real"
+			mkdirAll(t, real)
+			if err := os.Remove(inbox); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, real, inbox)
+			if err := os.Lchown(inbox, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"watch_dir", "symlink " + "INBOX is owned by uid 65534", "chown -h"}},
 		{"done/ is a symlink", func(t *testing.T, inbox, _ string) { symlink(t, t.TempDir(), filepath.Join(inbox, "done")) },
 			[]string{"done", "must be a directory, not a symlink"}},
 		{"failed/ is a symlink", func(t *testing.T, inbox, _ string) { symlink(t, "/etc", filepath.Join(inbox, "failed")) },
@@ -448,7 +460,7 @@ func TestSecretAgentRefusesUnsafeFolders(t *testing.T) {
 				t.Errorf("the refusal took %v", d)
 			}
 			for _, want := range tt.want {
-				if !strings.Contains(r.Stderr, want) {
+				if want = strings.ReplaceAll(want, "INBOX", inbox); !strings.Contains(r.Stderr, want) {
 					t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
 				}
 			}
