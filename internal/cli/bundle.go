@@ -28,8 +28,9 @@ type bundleRun struct {
 	to, out, verify, defaultRegistry string
 	// sha256 is the bundle manifest's SHA-256 the export printed, hex, or
 	// empty: --sha256.
-	sha256  string
-	timeout time.Duration
+	sha256      string
+	timeout     time.Duration
+	anyPlatform bool // --any-platform
 }
 
 // bundleJSON is `prepull mirror --json` for an export or a --verify. Its
@@ -131,7 +132,7 @@ func runBundle(ctx context.Context, g *globals, run bundleRun, args []string) er
 	}
 	log := g.logger(cfg)
 	defer log.Sync()
-	c := &mirror.Copier{Credentials: credentials.NewResolver(cfg, nil), Config: cfg}
+	c := &mirror.Copier{Credentials: credentials.NewResolver(cfg, nil), Config: cfg, AnyPlatform: run.anyPlatform}
 	switch mode {
 	case "verify":
 		return runVerify(g, log, ref, run.sha256)

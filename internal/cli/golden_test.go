@@ -106,6 +106,12 @@ var mirrorResults = []mirrorResult{
 	{File: "evil\n.pak", Source: testRef, Reference: "mirror.example.com:5000/dark/vcfops/my@" + testDigest, Status: "failed",
 		DurationMS: 90, ExitCode: ExitAuth, Error: "source: unauthorized: \x1b[2J\u202e"},
 	{File: "Broken.pak", Status: "failed", ExitCode: ExitBadPak, Error: "Broken.pak: not a ZIP archive"},
+	{File: "Robot.pak", Source: testRef, Reference: "mirror.example.com:5000/dark/vcfops/my@" + testDigest, Status: "failed", DurationMS: 40, ExitCode: ExitAuth,
+		Cause: `credentials rejected: user "robot" at mirror.example.com:5000 (credentials from config)`,
+		Error: `login to mirror.example.com:5000 as "robot" (credentials from config): mirror.example.com:5000/dark/vcfops/my@` + testDigest + `: registry rejected the credentials: UNAUTHORIZED: authentication required`},
+	{File: "Mac.pak", Source: testRef, Reference: "mirror.example.com:5000/dark/vcfops/my@" + testDigest, Status: "failed", DurationMS: 30, ExitCode: ExitPlatform,
+		Cause: "no linux/amd64 variant: built for linux/arm64 only (rebuild with docker buildx build --platform linux/amd64)",
+		Error: "the image cannot run on this proxy: " + testRef + " is built for linux/arm64 only, and this proxy's Docker Engine runs linux/amd64 images: rebuild it for linux/amd64 (docker buildx build --platform linux/amd64), push it, and build the pak again with the new digest"},
 }
 
 // TestMirrorLinesGolden checks prepull mirror's result lines against a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,12 +32,15 @@ type mirrorResult struct {
 	Out         string   `json:"out,omitempty"`       // the rewritten pak, with --out
 	DurationMS  int64    `json:"duration_ms"`
 	ExitCode    ExitCode `json:"exit_code"`
-	Error       string   `json:"error,omitempty"`
+	// Cause is why it failed in a few words; Error is the whole chain.
+	Cause string `json:"cause,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 func newMirrorCommand(g *globals) *cobra.Command {
 	var to, out, defaultRegistry, verify, sum string
 	var timeout time.Duration
+	var anyPlatform bool
 	cmd := &cobra.Command{
 		Use:   "mirror --to REGISTRY[/PATH]|oci:DIR|oci-archive:FILE [--out DIR] PAK...",
 		Short: "Copy each pak's image into another registry, digest unchanged, for dark sites",
@@ -46,16 +50,20 @@ attestations included) and the same blobs, so the digest the pak names stays
 true. The copy is REGISTRY/PATH/<the pak's repository>@<digest>. Blobs the
 destination has already are not sent again, and a copy already there is
 reported as present. The copy is verified by digest before it is reported.
+An image with no linux/amd64 variant (a Cloud Proxy could not run it) is
+refused with exit code 7, unless --any-platform.
 
 Logins for both registries come from the same places as for a pull: the
 registries list of the configuration, then Docker's config.json (auths,
 credsStore, credHelpers). A registry's ca_file is trusted for TLS; plain
-HTTP is used for loopback registries only.
+HTTP is used for loopback registries only. A registry that refuses the
+login is named with the user and where the login came from (exit code 4).
 
 With --out DIR, a copy of each pak is written to DIR under the same file
 name, its adapter .conf naming the mirror (REGISTRY and REPOSITORY), every
 other member byte-identical. Only unsigned packs built by the Integration SDK
-can be rewritten: a signed pack is refused.
+can be rewritten: a signed pack is refused. DIR must not be a pak's own
+folder (exit code 2): the copy would take the original's name.
 
 Where no machine reaches both registries, the image crosses as a file (see
 docs/mirror.md): --to oci:DIR or --to oci-archive:FILE.tar writes an OCI
@@ -71,7 +79,7 @@ another SHA-256 than the one the export printed.
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if isBundleRun(args, to, verify) {
-				return runBundle(cmd.Context(), g, bundleRun{to: to, out: out, verify: verify, sha256: sum, defaultRegistry: defaultRegistry, timeout: timeout}, args)
+				return runBundle(cmd.Context(), g, bundleRun{to: to, out: out, verify: verify, sha256: sum, defaultRegistry: defaultRegistry, timeout: timeout, anyPlatform: anyPlatform}, args)
 			}
 			if sum != "" {
 				return usageErrorf("--sha256 goes with a bundle: --verify BUNDLE, or BUNDLE --to REGISTRY")
@@ -85,10 +93,8 @@ another SHA-256 than the one the export printed.
 			if _, _, err := mirror.ParseTo(to); err != nil {
 				return usageErrorf("%w", err)
 			}
-			if out != "" {
-				if st, err := os.Stat(out); err != nil || !st.IsDir() {
-					return usageErrorf("--out %s: not a folder", display.Text(out))
-				}
+			if err := checkOut(out, args); err != nil {
+				return err
 			}
 			cfg, err := g.loadConfig()
 			if err != nil {
@@ -102,8 +108,8 @@ another SHA-256 than the one the export printed.
 			}
 			log := g.logger(cfg)
 			defer log.Sync()
-			c := &mirror.Copier{Credentials: credentials.NewResolver(cfg, nil), Config: cfg}
-			return runMirror(cmd.Context(), g, c, log, mirrorRun{to: to, out: out, defaultRegistry: cfg.DefaultRegistry, timeout: cfg.Timeout}, args)
+			c := &mirror.Copier{Credentials: credentials.NewResolver(cfg, nil), Config: cfg, AnyPlatform: anyPlatform}
+			return runMirror(cmd.Context(), g, c, log, mirrorRun{to: to, out: out, defaultRegistry: cfg.DefaultRegistry, timeout: cfg.Timeout, brief: g.briefFailures(cfg)}, args)
 		},
 	}
 	fl := cmd.Flags()
@@ -113,13 +119,36 @@ another SHA-256 than the one the export printed.
 	fl.StringVar(&out, "out", "", "folder to write each pak rewritten to name the mirror")
 	fl.StringVar(&defaultRegistry, "default-registry", "", "registry for paks built without REGISTRY (overrides default_registry)")
 	fl.DurationVar(&timeout, "timeout", 0, "give up on a pak after this long (default timeout in the configuration, 10m)")
+	fl.BoolVar(&anyPlatform, "any-platform", false, "copy an image that has no linux/amd64 variant too (a Cloud Proxy cannot run it)")
 	return cmd
+}
+
+// checkOut checks --out before any work: a folder, and none of the paks'
+// own, where a rewritten pak would take the original's name.
+func checkOut(out string, paks []string) error {
+	if out == "" {
+		return nil
+	}
+	st, err := os.Stat(out)
+	if err != nil || !st.IsDir() {
+		return usageErrorf("--out %s: not a folder", display.Text(out))
+	}
+	for _, p := range paks {
+		if p == "-" {
+			continue
+		}
+		if dir, err := os.Stat(filepath.Dir(p)); err == nil && os.SameFile(dir, st) {
+			return usageErrorf("--out %s is the folder %s is in: the rewritten pak would replace it; choose another folder", display.Text(out), display.Text(p))
+		}
+	}
+	return nil
 }
 
 // mirrorRun is what one mirror command was asked to do.
 type mirrorRun struct {
 	to, out, defaultRegistry string
 	timeout                  time.Duration
+	brief                    bool // a failure is said by its line alone (globals.briefFailures)
 }
 
 func runMirror(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logger, run mirrorRun, args []string) error {
@@ -150,7 +179,10 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 	r := mirrorResult{File: arg, Status: string(mirror.Failed)}
 	fail := func(err error) mirrorResult {
 		r.ExitCode, r.Error, r.DurationMS = CodeFor(err), err.Error(), time.Since(start).Milliseconds()
-		log.Error("mirror failed", zap.String("pak", arg), zap.String("reference", r.Source), zap.String("copy", r.Reference), zap.Error(err))
+		r.Cause = strings.TrimPrefix(pull.Cause(err), display.Text(arg)+": ")
+		if !run.brief {
+			log.Error("mirror failed", zap.String("pak", arg), zap.String("reference", r.Source), zap.String("copy", r.Reference), zap.Error(err))
+		}
 		return r
 	}
 	f, err := pak.OpenArg(arg, g.stdin)
@@ -196,7 +228,7 @@ func mirrorOne(ctx context.Context, g *globals, c *mirror.Copier, log *zap.Logge
 }
 
 // printMirrorLine prints one result line: status, pak, copy, and the
-// rewritten pak or the error.
+// rewritten pak or why it failed (the cause; with --verbose the error).
 func printMirrorLine(g *globals, r mirrorResult) {
 	ref := r.Reference
 	if ref == "" {
@@ -205,7 +237,11 @@ func printMirrorLine(g *globals, r mirrorResult) {
 	line := fmt.Sprintf("%-10s %s  %s", r.Status, display.Text(r.File), display.Text(ref))
 	switch {
 	case r.Error != "":
-		line += "  error: " + display.Text(r.Error)
+		msg := r.Cause
+		if g.verbose || msg == "" {
+			msg = r.Error
+		}
+		line += "  error: " + display.Text(msg)
 	case r.Out != "":
 		line += "  -> " + display.Text(r.Out)
 	}

@@ -67,7 +67,14 @@ type Copier struct {
 	Config *config.Config
 	// Jobs is how many blobs move at once; 0 means go-containerregistry's default.
 	Jobs int
+	// AnyPlatform copies an image that has no variant for ProxyPlatform;
+	// without it such a copy is refused with a *pull.PlatformError.
+	AnyPlatform bool
 }
+
+// ProxyPlatform is the platform of a Cloud Proxy's Docker Engine, which the
+// copy is for.
+var ProxyPlatform = engine.Platform{OS: "linux", Architecture: "amd64"}
 
 // Destination returns the copy's reference for target t under to
 // ("REGISTRY[/PATH]"): REGISTRY/PATH/<the pack's repository>@<digest>.
@@ -130,43 +137,46 @@ func (c *Copier) Copy(ctx context.Context, t pak.Target, dst Result) (Result, er
 		dst.Status, dst.Manifests = Present, 0
 		return dst, nil
 	} else if err != nil && !isNotFound(err) {
-		return dst, classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+		return dst, c.classify(err, dstRef.Context().RegistryStr(), dst.Reference)
 	}
 
 	desc, err := remote.Get(srcRef, opts...)
 	if err != nil {
-		return dst, classify(err, srcRef.Context().RegistryStr(), t.Reference)
+		return dst, c.classify(err, srcRef.Context().RegistryStr(), t.Reference)
 	}
 	if got := desc.Digest.String(); got != t.Digest {
 		return dst, fmt.Errorf("%s: the registry served digest %s", t.Reference, got)
+	}
+	if err := c.checkPlatform(desc, srcRef.Context().RegistryStr(), t.Reference); err != nil {
+		return dst, err
 	}
 	dst.Manifests = 1
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return dst, classify(err, srcRef.Context().RegistryStr(), t.Reference)
+			return dst, c.classify(err, srcRef.Context().RegistryStr(), t.Reference)
 		}
 		if im, err := idx.IndexManifest(); err == nil {
 			dst.Manifests += len(im.Manifests)
 		}
 		err = remote.WriteIndex(dstRef, idx, opts...)
 		if err != nil {
-			return dst, classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+			return dst, c.classify(err, dstRef.Context().RegistryStr(), dst.Reference)
 		}
 	} else {
 		img, err := desc.Image()
 		if err != nil {
-			return dst, classify(err, srcRef.Context().RegistryStr(), t.Reference)
+			return dst, c.classify(err, srcRef.Context().RegistryStr(), t.Reference)
 		}
 		if err := remote.Write(dstRef, img, opts...); err != nil {
-			return dst, classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+			return dst, c.classify(err, dstRef.Context().RegistryStr(), dst.Reference)
 		}
 	}
 
 	// Verified by digest before it is reported.
 	d, err := remote.Head(dstRef, opts...)
 	if err != nil {
-		return dst, fmt.Errorf("verify the copy: %w", classify(err, dstRef.Context().RegistryStr(), dst.Reference))
+		return dst, fmt.Errorf("verify the copy: %w", c.classify(err, dstRef.Context().RegistryStr(), dst.Reference))
 	}
 	if d.Digest.String() != t.Digest {
 		return dst, fmt.Errorf("verify the copy: %s serves digest %s, not %s", dst.Reference, d.Digest, t.Digest)
@@ -278,6 +288,60 @@ func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	return authn.FromConfig(authn.AuthConfig{Username: cred.Username, Password: cred.Password, IdentityToken: cred.IdentityToken}), nil
 }
 
+// checkPlatform refuses, unless AnyPlatform, an image ref that has no
+// variant for ProxyPlatform: a proxy could not run the copy.
+func (c *Copier) checkPlatform(desc *remote.Descriptor, host, ref string) error {
+	if c.AnyPlatform {
+		return nil
+	}
+	offered, err := platforms(desc)
+	if err != nil {
+		return c.classify(err, host, ref)
+	}
+	return pull.CheckPlatforms(ref, offered, ProxyPlatform)
+}
+
+// platforms returns what desc offers: an index's entries' platforms, or an
+// image's own.
+func platforms(desc *remote.Descriptor) ([]engine.Platform, error) {
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		var out []engine.Platform
+		for _, m := range im.Manifests {
+			if m.Platform != nil {
+				out = append(out, engine.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant})
+			}
+		}
+		return out, nil
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	return []engine.Platform{{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}}, nil
+}
+
+// classify is the function classify, a refusal naming the user and where
+// the login came from, as a pull's does.
+func (c *Copier) classify(err error, host, ref string) error {
+	err = classify(err, host, ref)
+	if errors.Is(err, engine.ErrUnauthorized) {
+		return c.refused(err, host)
+	}
+	return err
+}
+
 // classify wraps a registry error so that the exit codes mean what they mean
 // for a pull: a refused login, a missing repository or digest.
 func classify(err error, host, ref string) error {
@@ -333,6 +397,22 @@ func (e *UnreachableError) Error() string {
 }
 
 func (e *UnreachableError) Unwrap() []error { return []error{e.Err, engine.ErrRegistryUnreachable} }
+
+// refused wraps err, host's refusal of a request, with the login it was
+// made with: the user and where the login came from, or that there was none.
+func (c *Copier) refused(err error, host string) error {
+	var cred credentials.Credential
+	if c.Credentials != nil {
+		var cerr error
+		if cred, cerr = c.Credentials.For(host); cerr != nil {
+			return err
+		}
+	}
+	if cred.Anonymous() {
+		return pull.NoLogin(err, host, "add it to registries in the configuration, or docker login "+host)
+	}
+	return &pull.LoginError{Registry: host, Username: cred.Username, Source: cred.Source, Err: err}
+}
 
 func isNotFound(err error) bool {
 	var te *transport.Error

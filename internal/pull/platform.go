@@ -69,16 +69,26 @@ func (p *Puller) checkRemote(ctx context.Context, log *zap.Logger, o Options, re
 		log.Warn("cannot check the image's platform before the pull; it is checked after", zap.Error(err))
 		return nil
 	}
-	have := imagePlatforms(di.Platforms)
-	if len(have) == 0 {
+	if len(imagePlatforms(di.Platforms)) == 0 {
 		log.Warn("the engine names no platform for the image; its platform is checked after the pull", zap.String("media_type", di.MediaType))
 		return nil
 	}
-	if !slices.ContainsFunc(have, func(p engine.Platform) bool { return fits(p, need) }) {
-		return &PlatformError{Reference: ref, Have: have, Need: need}
+	if err := CheckPlatforms(ref, di.Platforms, need); err != nil {
+		return err
 	}
 	log.Debug("the image has a variant for the engine's platform", zap.Stringer("platform", need), zap.String("media_type", di.MediaType))
 	return nil
+}
+
+// CheckPlatforms returns a *PlatformError when none of the platforms an
+// image or index offers (attestation entries left out) runs on need; nil
+// when one does, or when none is named.
+func CheckPlatforms(ref string, offered []engine.Platform, need engine.Platform) error {
+	have := imagePlatforms(offered)
+	if len(have) == 0 || slices.ContainsFunc(have, func(p engine.Platform) bool { return fits(p, need) }) {
+		return nil
+	}
+	return &PlatformError{Reference: ref, Have: have, Need: need}
 }
 
 // checkLocal checks that the local image ref names is for the engine's

@@ -179,9 +179,10 @@ type anonymousRefused struct {
 func (e *anonymousRefused) Error() string { return e.msg }
 func (e *anonymousRefused) Unwrap() error { return e.err }
 
-// noLogin turns err, a refusal of an anonymous pull from registry, into an
-// error naming the missing login and how to add it.
-func noLogin(err error, registry, hint string) error {
+// NoLogin turns err, a refusal of an anonymous pull from registry, into an
+// error naming the missing login and how to add it (hint, or the one-shot's
+// ways).
+func NoLogin(err error, registry, hint string) error {
 	if hint == "" {
 		hint = "add it to registries in the configuration, or pass --registry " + registry + " --username U --password-stdin"
 	}
@@ -276,7 +277,7 @@ func (s *session) explain(err error) error {
 	case errors.Is(err, engine.ErrCertificate):
 		err = explainCertificate(err, s.t, s.p.CertsDir, s.installedCA)
 	case errors.Is(err, engine.ErrUnauthorized) && s.cred.Anonymous():
-		err = noLogin(err, s.t.Registry, s.o.LoginHint)
+		err = NoLogin(err, s.t.Registry, s.o.LoginHint)
 	case errors.Is(err, engine.ErrRegistryUnreachable):
 		err = registryUnreachable(err, s.t.Registry)
 	}

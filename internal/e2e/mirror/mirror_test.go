@@ -195,6 +195,11 @@ func TestMirrorErrorsExitAsAPullDoes(t *testing.T) {
 	paktest.AddMember(t, data, signed, "signature.jws")
 	open := f.WriteConfig(fmt.Sprintf("registries:\n  - {host: %q, username: alice, password_file: %q}\n", f.Reg.Addr, f.PasswordFile()))
 	openMirror := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	platformPak := func(repo, digest string) string {
+		return paktest.Pak{Kind: "Mac", Version: "1.0.0", Registry: f.Reg.Addr, Repository: "/" + repo, Digest: digest}.WriteFile(t, t.TempDir())
+	}
+	arm := platformPak("vendor/mac", testenv.PushPlatformImage(t, f.Reg, "vendor/mac", "linux/arm64", ""))
+	noAMD64 := platformPak("vendor/noamd", testenv.PushIndex(t, f.Reg, "vendor/noamd", testenv.IndexOptions{Platforms: []string{"linux/arm64", "linux/s390x"}, Attestations: true}))
 
 	tests := []struct {
 		name   string
@@ -203,7 +208,13 @@ func TestMirrorErrorsExitAsAPullDoes(t *testing.T) {
 		code   int
 		say    string
 	}{
-		{"the mirror rejects the login", cfg, []string{"--to", mreg.Addr, f.Pak}, 4, mreg.Addr},
+		{"the mirror rejects the login", cfg, []string{"--to", mreg.Addr, f.Pak}, 4,
+			fmt.Sprintf("credentials rejected: user %q at %s (credentials from password_file %s)", "bob", mreg.Addr, wrong)},
+		{"the mirror wants a login prepull has not", open, []string{"--to", mreg.Addr, f.Pak}, 4, "prepull has no login for " + mreg.Addr},
+		{"--out is the pak's own folder", open, []string{"--to", openMirror.Addr, "--out", filepath.Dir(f.Pak), f.Pak}, 2, "the rewritten pak would replace it"},
+		{"an arm64 image", open, []string{"--to", openMirror.Addr, arm}, 7, "no linux/amd64 variant: built for linux/arm64 only"},
+		{"an index without linux/amd64", open, []string{"--to", openMirror.Addr, noAMD64}, 7, "built for linux/arm64, linux/s390x only"},
+		{"an arm64 image with --any-platform", open, []string{"--to", openMirror.Addr, "--any-platform", arm}, 0, "mirrored"},
 		{"the source lacks the digest", open, []string{"--to", openMirror.Addr, missing}, 5, "vendor/single"},
 		{"not a pak", open, []string{"--to", openMirror.Addr, f.Config}, 3, f.Config},
 		{"no --to", open, []string{f.Pak}, 2, "--to"},
