@@ -15,8 +15,9 @@ Usage: install.sh [--binary PATH] [--no-start] [--network-logins | --no-network-
        install.sh --uninstall [--purge]
 
 Installs prepull as a systemd service on this Cloud Proxy:
-  /usr/local/bin/prepull                  the binary (--binary PATH, or built
-                                          from this checkout when Go is here)
+  /usr/local/bin/prepull                  the binary (--binary PATH, the one
+                                          beside install.sh in a release, or
+                                          built from this checkout with Go)
   /usr/share/bash-completion/completions/prepull
                                           the bash completion
   /etc/systemd/system/prepull.service     the unit
@@ -187,13 +188,21 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT INT TERM
 
+# A release archive (scripts/release.sh) holds the binary beside this script
+# and no go.mod: install that one, with no Go toolchain needed.
+if [ -z "$binary" ] && [ ! -f "$src/go.mod" ] && [ -f "$src/prepull" ]; then
+	binary="$src/prepull"
+fi
 if [ -z "$binary" ]; then
 	command -v go >/dev/null 2>&1 || die "no Go toolchain here: build prepull elsewhere (CGO_ENABLED=0 go build ./cmd/prepull) and pass --binary PATH"
 	[ -f "$src/go.mod" ] || die "no go.mod in $src: pass --binary PATH"
 	say "building prepull from $src"
 	version="$(git -C "$src" describe --tags --always --dirty 2>/dev/null || echo dev)"
+	commit="$(git -C "$src" rev-parse HEAD 2>/dev/null || true)"
+	date="$(TZ=UTC git -C "$src" log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || true)"
+	pkg=github.com/prepull/prepull/internal/cli
 	(cd "$src" && CGO_ENABLED=0 go build -trimpath \
-		-ldflags "-s -w -X github.com/prepull/prepull/internal/cli.Version=$version" \
+		-ldflags "-s -w -X $pkg.Version=$version -X $pkg.Commit=$commit -X $pkg.CommitDate=$date" \
 		-o "$work/prepull" ./cmd/prepull) || die "go build failed"
 	binary="$work/prepull"
 fi

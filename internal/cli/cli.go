@@ -25,9 +25,15 @@ import (
 	"github.com/prepull/prepull/internal/remote"
 )
 
-// Version is set at build time with -ldflags "-X github.com/prepull/prepull/internal/cli.Version=...".
-// Empty, the version comes from the build information Go records.
-var Version = ""
+// Version, Commit and CommitDate are set at build time, by
+// scripts/release.sh and install.sh, with -ldflags "-X
+// github.com/prepull/prepull/internal/cli.Version=...". Empty, each comes
+// from the build information Go records, as a plain go build leaves it.
+var (
+	Version    = ""
+	Commit     = ""
+	CommitDate = ""
+)
 
 // CodeFor maps an error to the exit code that describes it.
 func CodeFor(err error) ExitCode {
@@ -253,7 +259,7 @@ variant for this Docker Engine's platform, and the login is accepted.
 	agent, status := proxyOnly(g, newAgentCommand(g)), proxyOnly(g, newStatusCommand(g))
 	// Each command lists, and takes, only the global flags that apply to it.
 	withoutFlags(inspect, "docker-host")
-	withoutFlags(version, "config", "docker-host", "quiet", "verbose", "json")
+	withoutFlags(version, "config", "docker-host", "quiet", "verbose")
 	withoutFlags(mirror, "docker-host")
 	withoutFlags(keep, "docker-host")
 	withoutFlags(slim, "docker-host")

@@ -19,7 +19,7 @@ func TestHelpFitsTheCommand(t *testing.T) {
 		has, hasNot []string
 	}{
 		{[]string{"--help"}, []string{"completion", "pull ", "--verbose"}, nil},
-		{[]string{"version", "--help"}, nil, []string{"--config", "--docker-host", "--json", "--quiet", "--verbose"}},
+		{[]string{"version", "--help"}, []string{"--json"}, []string{"--config", "--docker-host", "--quiet", "--verbose"}},
 		{[]string{"agent", "--help"}, []string{"--config", "--docker-host", "--quiet"}, []string{"--json"}},
 		{[]string{"status", "--help"}, []string{"--config", "--json"}, []string{"--docker-host", "--quiet"}},
 		{[]string{"remote", "--help"}, []string{"--json", "--quiet"}, nil},

@@ -5,9 +5,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -25,22 +27,24 @@ func TestSudoHelpWarns(t *testing.T) {
 	}
 }
 
-func TestVersionOf(t *testing.T) {
+func TestBuildOf(t *testing.T) {
 	tagged := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"}}
 	checkout := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
-		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-12-05T09:18:07Z"}, {Key: "vcs.modified", Value: "true"}}}
+	sys := " " + runtime.GOOS + "/" + runtime.GOARCH
 	for _, tt := range []struct {
-		set  string
-		info *debug.BuildInfo
-		want string
+		version, commit, date string
+		info                  *debug.BuildInfo
+		want                  string
 	}{
-		{"v1.3.0-4-gabc", tagged, "prepull v1.3.0-4-gabc (go1.26.8)"}, // -ldflags wins
-		{"", tagged, "prepull v1.2.0 (go1.26.8)"},                     // go install ...@v1.2.0
-		{"", checkout, "prepull dev (commit 0123456789ab, modified, go1.26.8)"},
-		{"", nil, "prepull dev"},
+		{"v1.3.0-4-gabc", "", "", tagged, "prepull v1.3.0-4-gabc (go1.26.8)"}, // -ldflags wins
+		{"", "", "", tagged, "prepull v1.2.0 (go1.26.8)"},                     // go install ...@v1.2.0
+		{"", "", "", checkout, "prepull dev (commit 0123456789ab, 2026-12-05T09:18:07Z, modified, go1.26.8)"},
+		{"1.4.0", "fedcba9876543210", "2026-12-01T00:00:00Z", checkout, "prepull 1.4.0 (commit fedcba987654, 2026-12-01T00:00:00Z, modified, go1.26.8)"}, // release.sh
+		{"", "", "", nil, "prepull dev"},
 	} {
-		if got := versionOf(tt.set, tt.info); got != tt.want {
-			t.Errorf("versionOf(%q, %+v) = %q, want %q", tt.set, tt.info, got, tt.want)
+		if got := buildOf(tt.version, tt.commit, tt.date, tt.info).line(); got != tt.want+sys {
+			t.Errorf("buildOf(%q, %q, %q, %+v) = %q, want %q", tt.version, tt.commit, tt.date, tt.info, got, tt.want+sys)
 		}
 	}
 }
@@ -58,6 +62,11 @@ func TestVersion(t *testing.T) {
 	Version = "1.2.3"
 	if out, _, _ := runCLI(t, "", "version"); !strings.HasPrefix(out, "prepull 1.2.3") {
 		t.Fatalf("version with a version set at build time: %q", out)
+	}
+	out, _, code = runCLI(t, "", "version", "--json")
+	var b buildInfo
+	if err := json.Unmarshal([]byte(out), &b); code != ExitOK || err != nil || b.Version != "1.2.3" || b.OS != runtime.GOOS || b.Arch != runtime.GOARCH || b.Go != runtime.Version() {
+		t.Fatalf("version --json: exit %d, %v:\n%s", code, err, out)
 	}
 	for _, args := range [][]string{{"version", "extra"}, {"status", "x"}, {"agent", "x"}} {
 		if _, errOut, code := runCLI(t, "", args...); code != ExitUsage || !strings.Contains(errOut, "takes no arguments") {
