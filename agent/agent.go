@@ -554,7 +554,32 @@ func (a *Agent) setEngine(err error) {
 // their file; reconcile then drops those whose file is gone.
 func (a *Agent) restore(s *State) {
 	now := time.Now()
-	for _, is := range s.Images {
+	a.restoreImages(s.Images, now)
+	a.restorePaks(s.Paks, now)
+	for _, r := range s.Released {
+		if a.cfg.KeepImages > 0 && a.images[r.Reference] == nil {
+			a.released[r.Reference] = &r
+		}
+	}
+	a.removed = s.Removed
+	for _, im := range a.images {
+		if len(im.paks) == 0 {
+			a.release(im) // no pak names it: nothing to keep
+			continue
+		}
+		if im.KeptSince.IsZero() {
+			im.KeptSince = a.firstSeen(im) // a state from before KeptSince
+		}
+	}
+	if len(s.Paks) > 0 || len(s.Images) > 0 {
+		a.log.Info("state restored", zap.Int("paks", len(a.paks)), zap.Int("images", len(a.images)))
+	}
+}
+
+// restoreImages takes in the saved images: a pull that was in flight is
+// waiting again, and a present image is verified first.
+func (a *Agent) restoreImages(images []ImageState, now time.Time) {
+	for _, is := range images {
 		im := &image{ImageState: is, paks: map[string]bool{}, due: now}
 		if im.Status == StatusPulling {
 			im.Status = StatusWaiting
@@ -565,7 +590,12 @@ func (a *Agent) restore(s *State) {
 		im.verifying = im.Status == StatusPresent
 		a.images[im.Reference] = im
 	}
-	for _, ps := range s.Paks {
+}
+
+// restorePaks takes in the saved paks, each tied to its image (a waiting
+// one when the state has none for it).
+func (a *Agent) restorePaks(paks []PakState, now time.Time) {
+	for _, ps := range paks {
 		p := ps
 		if p.File == "" || !filepath.IsAbs(p.File) {
 			continue
@@ -583,29 +613,17 @@ func (a *Agent) restore(s *State) {
 		im.paks[p.File] = true
 		mirror(&p, im)
 	}
-	for _, r := range s.Released {
-		if a.cfg.KeepImages > 0 && a.images[r.Reference] == nil {
-			a.released[r.Reference] = &r
+}
+
+// firstSeen returns when the first of im's paks was seen.
+func (a *Agent) firstSeen(im *image) time.Time {
+	var first time.Time
+	for path := range im.paks {
+		if p := a.paks[path]; p != nil && (first.IsZero() || p.FirstSeen.Before(first)) {
+			first = p.FirstSeen
 		}
 	}
-	a.removed = s.Removed
-	for _, im := range a.images {
-		if len(im.paks) == 0 {
-			a.release(im) // no pak names it: nothing to keep
-			continue
-		}
-		if im.KeptSince.IsZero() {
-			// A state from before KeptSince: when its first pak was seen.
-			for path := range im.paks {
-				if p := a.paks[path]; p != nil && (im.KeptSince.IsZero() || p.FirstSeen.Before(im.KeptSince)) {
-					im.KeptSince = p.FirstSeen
-				}
-			}
-		}
-	}
-	if len(s.Paks) > 0 || len(s.Images) > 0 {
-		a.log.Info("state restored", zap.Int("paks", len(a.paks)), zap.Int("images", len(a.images)))
-	}
+	return first
 }
 
 // snapshot returns the state as it is to be saved. Call with a.mu held.

@@ -193,13 +193,7 @@ func keepName(arg, name string) (string, error) {
 // for the agent to take it or, with untilPresent, for its verdict.
 func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name string, wait time.Duration, untilPresent bool) keepResult {
 	r := keepResult{File: arg, Name: name, Status: keepFailed}
-	fail := func(err error) keepResult {
-		r.ExitCode, r.Error = CodeFor(err), err.Error()
-		if r.ExitCode == ExitOK {
-			r.ExitCode = ExitFailure
-		}
-		return r
-	}
+	fail := func(err error) keepResult { return r.failed(err) }
 	start := time.Now()
 	img, data, err := readSlim(arg, g.stdin)
 	if err != nil {
@@ -239,6 +233,13 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		r.Status = keepNotTaken
 		find = func(s *agent.State) (agent.PakState, bool) { return takenAs(s, watchDir, sha) }
 	}
+	return followKeep(ctx, cfg, r, report, find, wait, untilPresent, start)
+}
+
+// followKeep follows the agent's pak that find finds in its state, read
+// again every keepPoll, until it ends prepull keep, the agent stops, wait
+// runs out or ctx ends.
+func followKeep(ctx context.Context, cfg *config.Config, r keepResult, report *agent.Report, find func(*agent.State) (agent.PakState, bool), wait time.Duration, untilPresent bool, start time.Time) keepResult {
 	var last agent.PakState // the agent's pak as last seen
 	for attempt := 0; ; attempt++ {
 		if p, ok := find(report.State); ok {
@@ -255,7 +256,7 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		case agent.AgentStopped, agent.AgentNeverRun:
 			switch {
 			case r.Status == keepNotTaken:
-				r.ExitCode, r.Error = ExitFailure, fmt.Sprintf("no agent is running (%s): it takes %s when it starts", r.Agent, name)
+				r.ExitCode, r.Error = ExitFailure, fmt.Sprintf("no agent is running (%s): it takes %s when it starts", r.Agent, r.Name)
 			case untilPresent:
 				keepGaveUp(&r, last, fmt.Sprintf("no agent is running (%s) to pull the image", r.Agent))
 			}
@@ -264,7 +265,7 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		if time.Duration(attempt)*keepPoll >= wait {
 			switch {
 			case r.Status == keepNotTaken:
-				r.ExitCode, r.Error = ExitFailure, fmt.Sprintf("the agent did not take %s within %v; it stays in watch_dir for the agent", name, wait)
+				r.ExitCode, r.Error = ExitFailure, fmt.Sprintf("the agent did not take %s within %v; it stays in watch_dir for the agent", r.Name, wait)
 				if d := report.Agent.Degraded; len(d) > 0 {
 					r.Error += " (the agent is degraded: " + strings.Join(d, "; ") + ")"
 				}
@@ -275,26 +276,41 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		}
 		select {
 		case <-ctx.Done():
-			if r.Status != keepNotTaken && !untilPresent {
-				return r
-			}
-			r.ExitCode = ExitInterrupted
-			if i, ok := interrupted(ctx); ok {
-				r.ExitCode = i.code()
-			}
-			if r.Status == keepNotTaken {
-				r.Error = fmt.Sprintf("interrupted before the agent took %s; it stays in watch_dir for the agent", name)
-			} else {
-				r.Status, r.Error = keepFailed, "interrupted before the image was present; the agent goes on with it"
-			}
-			return r
+			return keepInterrupted(ctx, r, untilPresent)
 		case <-time.After(keepPoll):
 		}
+		var err error
 		if report, err = agent.ReadReport(cfg.StateDir); err != nil {
-			return fail(fmt.Errorf("the agent's state: %w", err))
+			return r.failed(fmt.Errorf("the agent's state: %w", err))
 		}
 		r.Agent = report.Agent.Status
 	}
+}
+
+// failed is r ended by err, with err's exit code (never ExitOK).
+func (r keepResult) failed(err error) keepResult {
+	r.ExitCode, r.Error = CodeFor(err), err.Error()
+	if r.ExitCode == ExitOK {
+		r.ExitCode = ExitFailure
+	}
+	return r
+}
+
+// keepInterrupted is r when ctx ended before prepull keep did.
+func keepInterrupted(ctx context.Context, r keepResult, untilPresent bool) keepResult {
+	if r.Status != keepNotTaken && !untilPresent {
+		return r
+	}
+	r.ExitCode = ExitInterrupted
+	if i, ok := interrupted(ctx); ok {
+		r.ExitCode = i.code()
+	}
+	if r.Status == keepNotTaken {
+		r.Error = fmt.Sprintf("interrupted before the agent took %s; it stays in watch_dir for the agent", r.Name)
+	} else {
+		r.Status, r.Error = keepFailed, "interrupted before the image was present; the agent goes on with it"
+	}
+	return r
 }
 
 // keepDone tells whether the agent's pak p ends prepull keep, and sets r

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
 	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/engine"
@@ -78,6 +79,40 @@ func addPullFlags(root *cobra.Command, g *globals) {
 	}
 }
 
+// puller is the one-shot's Puller on eng.
+func (g *globals) puller(eng engine.Engine, cfg *config.Config, flagCred *credentials.FlagLogin, log *zap.Logger) *pull.Puller {
+	p := &pull.Puller{
+		Engine:      eng,
+		Credentials: credentials.NewResolver(cfg, flagCred),
+		Log:         log,
+		Backoff:     retry.Default,
+		Progress:    g.progress(log),
+		CertsDir:    cfg.CertsDir,
+	}
+	if cfg.LocalName {
+		p.Namer = eng
+	}
+	return p
+}
+
+// config loads the configuration with the flags that override it.
+func (f *pullFlags) config(g *globals) (*config.Config, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := setDefaultRegistry(cfg, f.defaultRegistry); err != nil {
+		return nil, err
+	}
+	if f.timeout > 0 {
+		cfg.Timeout = f.timeout
+	}
+	if f.noLocalName {
+		cfg.LocalName = false
+	}
+	return cfg, nil
+}
+
 func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error {
 	if err := checkPakArgs(args, g.stdin); err != nil {
 		return err
@@ -86,18 +121,9 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 	if err != nil {
 		return err
 	}
-	cfg, err := g.loadConfig()
+	cfg, err := f.config(g)
 	if err != nil {
 		return err
-	}
-	if err := setDefaultRegistry(cfg, f.defaultRegistry); err != nil {
-		return err
-	}
-	if f.timeout > 0 {
-		cfg.Timeout = f.timeout
-	}
-	if f.noLocalName {
-		cfg.LocalName = false
 	}
 	log := g.logger(cfg)
 	defer log.Sync()
@@ -149,17 +175,7 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 			eng, engineErr = connect(ctx, g, g.engineHost(cfg), min(cfg.Timeout, engineWait), log)
 			if engineErr == nil {
 				defer eng.Close()
-				puller = &pull.Puller{
-					Engine:      eng,
-					Credentials: credentials.NewResolver(cfg, flagCred),
-					Log:         log,
-					Backoff:     retry.Default,
-					Progress:    g.progress(log),
-					CertsDir:    cfg.CertsDir,
-				}
-				if cfg.LocalName {
-					puller.Namer = eng
-				}
+				puller = g.puller(eng, cfg, flagCred, log)
 			}
 		}
 		if engineErr != nil {

@@ -156,6 +156,79 @@ trusted counts 1.
 	return cmd
 }
 
+// readPaks reads every pak before any connection, each error printed. The
+// registry is left to each proxy's configuration. A proxy gets only what
+// it needs of a pak: the .conf and manifest.txt, as a small adapter
+// archive.
+func (f *remoteFlags) readPaks(g *globals, args []string) ([]pak.Image, []remote.Input, error) {
+	images := make([]pak.Image, len(args))
+	inputs := make([]remote.Input, len(args))
+	worst := ExitOK
+	for i, a := range args {
+		img, slim, err := readSlim(a, nil)
+		if err != nil {
+			printError(g.stderr, err)
+			worst = max(worst, CodeFor(err))
+			continue
+		}
+		images[i], inputs[i] = img, remote.Input{Name: a, Data: slim, Command: f.commandLine(g, a)}
+	}
+	if worst != ExitOK {
+		return nil, nil, &exitError{code: worst}
+	}
+	return images, inputs, nil
+}
+
+// loadSSH reads the ssh_config and known_hosts files of the flags, or
+// OpenSSH's user and system ones under home.
+func (f *remoteFlags) loadSSH(home string) (*remote.SSHConfig, *remote.KnownHosts, error) {
+	sshConfigs := []string{f.sshConfig}
+	if f.sshConfig == "" {
+		sshConfigs = []string{filepath.Join(home, ".ssh", "config"), "/etc/ssh/ssh_config"}
+	}
+	sshConfig, err := remote.LoadSSHConfig(sshConfigs...)
+	if err != nil {
+		return nil, nil, usageErrorf("%w", err)
+	}
+	knownHostsFiles := f.knownHosts
+	if len(knownHostsFiles) == 0 {
+		knownHostsFiles = []string{filepath.Join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"}
+	}
+	knownHosts, err := remote.LoadKnownHosts(knownHostsFiles, f.acceptNew)
+	if err != nil {
+		return nil, nil, usageErrorf("%w", err)
+	}
+	return sshConfig, knownHosts, nil
+}
+
+// rows are the rows of the fleet's outputs, a row per host and pak (the
+// paks' images in order), and the worst exit code among them.
+func (f *remoteFlags) rows(ctx context.Context, outputs [][]remote.Output, images []pak.Image) ([]remoteRow, ExitCode) {
+	worst := ExitOK
+	var rows []remoteRow
+	for _, host := range outputs {
+		for i, o := range host {
+			r := f.rowFor(o, images[i])
+			// Ctrl-C ended it, or kept it from starting: say so, as the
+			// one-shot does. A row done before keeps its status.
+			in, ok := errors.AsType[interruption](o.Err)
+			if !ok && errors.Is(o.Err, context.Canceled) {
+				in, ok = interrupted(ctx)
+			}
+			if ok {
+				r.Status, r.ExitCode, r.Error = pull.Interrupted, in.code(), in.Error()
+			}
+			worst = max(worst, r.ExitCode)
+			if r.Keep = f.keepFor(o.Then); r.Keep != nil {
+				worst = max(worst, r.Keep.ExitCode)
+			}
+			r.Lacks = append(f.commands.lacks(&o), f.commands.lacks(o.Then)...)
+			rows = append(rows, r)
+		}
+	}
+	return rows, worst
+}
+
 func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) error {
 	if err := checkPakArgs(args, nil); err != nil {
 		return err
@@ -183,41 +256,14 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 		}
 		f.timeout = cfg.Timeout
 	}
-	// Every pak is checked before any connection. The registry is left to
-	// each proxy's configuration. A proxy gets only what it needs of a
-	// pak: the .conf and manifest.txt, as a small adapter archive.
-	images := make([]pak.Image, len(args))
-	inputs := make([]remote.Input, len(args))
-	worst := ExitOK
-	for i, a := range args {
-		img, slim, err := readSlim(a, nil)
-		if err != nil {
-			printError(g.stderr, err)
-			worst = max(worst, CodeFor(err))
-			continue
-		}
-		images[i], inputs[i] = img, remote.Input{Name: a, Data: slim, Command: f.commandLine(g, a)}
+	images, inputs, err := f.readPaks(g, args)
+	if err != nil {
+		return err
 	}
-	if worst != ExitOK {
-		return &exitError{code: worst}
-	}
-
 	home, _ := os.UserHomeDir()
-	sshConfigs := []string{f.sshConfig}
-	if f.sshConfig == "" {
-		sshConfigs = []string{filepath.Join(home, ".ssh", "config"), "/etc/ssh/ssh_config"}
-	}
-	sshConfig, err := remote.LoadSSHConfig(sshConfigs...)
+	sshConfig, knownHosts, err := f.loadSSH(home)
 	if err != nil {
-		return usageErrorf("%w", err)
-	}
-	knownHostsFiles := f.knownHosts
-	if len(knownHostsFiles) == 0 {
-		knownHostsFiles = []string{filepath.Join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"}
-	}
-	knownHosts, err := remote.LoadKnownHosts(knownHostsFiles, f.acceptNew)
-	if err != nil {
-		return usageErrorf("%w", err)
+		return err
 	}
 	auth := remote.NewAuth(os.Getenv("SSH_AUTH_SOCK"), f.identities, home)
 	defer auth.Close()
@@ -244,29 +290,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 		}
 		fleet.Then = f.keepThen(byFile)
 	}
-	outputs := fleet.Run(ctx, hosts, inputs)
-
-	var rows []remoteRow
-	for _, host := range outputs {
-		for i, o := range host {
-			r := f.rowFor(o, images[i])
-			// Ctrl-C ended it, or kept it from starting: say so, as the
-			// one-shot does. A row done before keeps its status.
-			in, ok := errors.AsType[interruption](o.Err)
-			if !ok && errors.Is(o.Err, context.Canceled) {
-				in, ok = interrupted(ctx)
-			}
-			if ok {
-				r.Status, r.ExitCode, r.Error = pull.Interrupted, in.code(), in.Error()
-			}
-			worst = max(worst, r.ExitCode)
-			if r.Keep = f.keepFor(o.Then); r.Keep != nil {
-				worst = max(worst, r.Keep.ExitCode)
-			}
-			r.Lacks = append(f.commands.lacks(&o), f.commands.lacks(o.Then)...)
-			rows = append(rows, r)
-		}
-	}
+	rows, worst := f.rows(ctx, fleet.Run(ctx, hosts, inputs), images)
 	if err := printRemoteRows(g, rows, f.keep, f.wide); err != nil {
 		return err
 	}

@@ -190,47 +190,7 @@ func (c *Config) source() string {
 }
 
 func (c *Config) validate() error {
-	var errs []error
-	seen := map[string]int{}
-	for i, r := range c.Registries {
-		where := fmt.Sprintf("registries[%d]", i)
-		if r.Host == "" {
-			errs = append(errs, fmt.Errorf("%s: host is required", where))
-			continue
-		}
-		if err := pak.ValidateRegistry(r.Host); err != nil {
-			errs = append(errs, fmt.Errorf("%s: host %w", where, err))
-		}
-		key := pak.CanonicalRegistry(r.Host)
-		if j, dup := seen[key]; dup {
-			errs = append(errs, fmt.Errorf("%s: host %q is already listed at registries[%d] as %q (one registry: case and Docker Hub's names do not matter)", where, r.Host, j, c.Registries[j].Host))
-		}
-		seen[key] = i
-		sources := 0
-		for _, s := range []string{r.PasswordFile, r.PasswordEnv, r.Credential, strings.Join(r.PasswordCommand, "")} {
-			if s != "" {
-				sources++
-			}
-		}
-		switch {
-		case r.Username == "" && sources > 0:
-			errs = append(errs, fmt.Errorf("%s (%s): a password is set but username is empty", where, r.Host))
-		case r.Username != "" && sources == 0:
-			errs = append(errs, fmt.Errorf("%s (%s): username is set but none of %s", where, r.Host, passwordSources))
-		case sources > 1:
-			errs = append(errs, fmt.Errorf("%s (%s): set only one of %s", where, r.Host, passwordSources))
-		}
-		switch pc := r.PasswordCommand; {
-		case len(pc) > 0 && strings.TrimSpace(pc[0]) == "":
-			errs = append(errs, fmt.Errorf("%s (%s): password_command: the first element, the program, is empty", where, r.Host))
-		case len(pc) == 1 && strings.ContainsAny(pc[0], " \t"):
-			// A YAML string where a list was meant: no shell splits it.
-			errs = append(errs, fmt.Errorf("%s (%s): password_command %q: write it as a list of arguments, e.g. [aws, ecr, get-login-password, --region, eu-west-1]; it runs without a shell", where, r.Host, pc[0]))
-		}
-		if strings.ContainsAny(r.Credential, "/\\") || r.Credential == "." || r.Credential == ".." {
-			errs = append(errs, fmt.Errorf("%s (%s): credential %q must be a plain name", where, r.Host, r.Credential))
-		}
-	}
+	errs := c.validateRegistries()
 	if c.DefaultRegistry != "" {
 		if err := pak.ValidateRegistry(c.DefaultRegistry); err != nil {
 			errs = append(errs, fmt.Errorf("default_registry %w", err))
@@ -255,7 +215,75 @@ func (c *Config) validate() error {
 	if c.KeepImages < 0 {
 		errs = append(errs, fmt.Errorf("keep_images %d: must be 0 (never remove an image) or more", c.KeepImages))
 	}
-	seenDir := map[string]int{}
+	errs = append(errs, c.validateConfDirs()...)
+	if f := c.MetricsFile; f != "" && (!filepath.IsAbs(f) || filepath.Ext(f) != ".prom" || strings.HasSuffix(f, "/")) {
+		errs = append(errs, fmt.Errorf("metrics_file %q: must be an absolute path to a file ending in .prom (the node exporter reads only those)", f))
+	}
+	if c.Settle < 0 {
+		errs = append(errs, fmt.Errorf("settle %v: must not be negative", c.Settle))
+	}
+	return errors.Join(errs...)
+}
+
+// validateRegistries checks each registries entry, and that no registry is
+// listed twice.
+func (c *Config) validateRegistries() []error {
+	var errs []error
+	seen := map[string]int{}
+	for i, r := range c.Registries {
+		where := fmt.Sprintf("registries[%d]", i)
+		if r.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: host is required", where))
+			continue
+		}
+		if err := pak.ValidateRegistry(r.Host); err != nil {
+			errs = append(errs, fmt.Errorf("%s: host %w", where, err))
+		}
+		key := pak.CanonicalRegistry(r.Host)
+		if j, dup := seen[key]; dup {
+			errs = append(errs, fmt.Errorf("%s: host %q is already listed at registries[%d] as %q (one registry: case and Docker Hub's names do not matter)", where, r.Host, j, c.Registries[j].Host))
+		}
+		seen[key] = i
+		errs = append(errs, r.validate(where)...)
+	}
+	return errs
+}
+
+// validate checks the login of one registries entry, named where.
+func (r Registry) validate(where string) []error {
+	var errs []error
+	sources := 0
+	for _, s := range []string{r.PasswordFile, r.PasswordEnv, r.Credential, strings.Join(r.PasswordCommand, "")} {
+		if s != "" {
+			sources++
+		}
+	}
+	switch {
+	case r.Username == "" && sources > 0:
+		errs = append(errs, fmt.Errorf("%s (%s): a password is set but username is empty", where, r.Host))
+	case r.Username != "" && sources == 0:
+		errs = append(errs, fmt.Errorf("%s (%s): username is set but none of %s", where, r.Host, passwordSources))
+	case sources > 1:
+		errs = append(errs, fmt.Errorf("%s (%s): set only one of %s", where, r.Host, passwordSources))
+	}
+	switch pc := r.PasswordCommand; {
+	case len(pc) > 0 && strings.TrimSpace(pc[0]) == "":
+		errs = append(errs, fmt.Errorf("%s (%s): password_command: the first element, the program, is empty", where, r.Host))
+	case len(pc) == 1 && strings.ContainsAny(pc[0], " \t"):
+		// A YAML string where a list was meant: no shell splits it.
+		errs = append(errs, fmt.Errorf("%s (%s): password_command %q: write it as a list of arguments, e.g. [aws, ecr, get-login-password, --region, eu-west-1]; it runs without a shell", where, r.Host, pc[0]))
+	}
+	if strings.ContainsAny(r.Credential, "/\\") || r.Credential == "." || r.Credential == ".." {
+		errs = append(errs, fmt.Errorf("%s (%s): credential %q must be a plain name", where, r.Host, r.Credential))
+	}
+	return errs
+}
+
+// validateConfDirs checks that each conf_dirs entry is an absolute path,
+// listed once.
+func (c *Config) validateConfDirs() []error {
+	var errs []error
+	seen := map[string]int{}
 	for i, d := range c.ConfDirs {
 		where := fmt.Sprintf("conf_dirs[%d]", i)
 		switch clean := filepath.Clean(d); {
@@ -264,19 +292,13 @@ func (c *Config) validate() error {
 		case !filepath.IsAbs(d):
 			errs = append(errs, fmt.Errorf("%s %q: must be an absolute path", where, d))
 		default:
-			if j, dup := seenDir[clean]; dup {
+			if j, dup := seen[clean]; dup {
 				errs = append(errs, fmt.Errorf("%s %q: already listed as conf_dirs[%d]", where, d, j))
 			}
-			seenDir[clean] = i
+			seen[clean] = i
 		}
 	}
-	if f := c.MetricsFile; f != "" && (!filepath.IsAbs(f) || filepath.Ext(f) != ".prom" || strings.HasSuffix(f, "/")) {
-		errs = append(errs, fmt.Errorf("metrics_file %q: must be an absolute path to a file ending in .prom (the node exporter reads only those)", f))
-	}
-	if c.Settle < 0 {
-		errs = append(errs, fmt.Errorf("settle %v: must not be negative", c.Settle))
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Lookup returns the registries entry for host, if any. Hosts compare in

@@ -53,6 +53,33 @@ const (
 	keyDigest     = "DIGEST"
 )
 
+// confLine splits line lineNo of a .conf into its key and value, trimmed;
+// the key is empty for a blank line or a comment.
+func confLine(line []byte, lineNo int) (key, value string, err error) {
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(line) > MaxConfLine {
+		return "", "", invalidf("line %d: longer than %d bytes", lineNo, MaxConfLine)
+	}
+	if !utf8.Valid(line) {
+		return "", "", invalidf("line %d: invalid UTF-8", lineNo)
+	}
+	text := strings.TrimSpace(string(line))
+	if text == "" || strings.HasPrefix(text, "#") {
+		return "", "", nil
+	}
+	key, value, ok := strings.Cut(text, "=")
+	if !ok {
+		// The line itself is not echoed: prepull pointed at the wrong file,
+		// say a password file, must not print that file's content.
+		return "", "", invalidf("line %d: not a KEY=VALUE line", lineNo)
+	}
+	key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+	if key == "" {
+		return "", "", invalidf("line %d: no key before \"=\"", lineNo)
+	}
+	return key, value, nil
+}
+
 // ParseConf parses the KEY=VALUE text of an adapter .conf file and checks
 // the image fields it states.
 //
@@ -76,31 +103,12 @@ func ParseConf(data []byte) (Conf, error) {
 	vals := map[string]string{}
 	for n, line := range bytes.Split(data, []byte("\n")) {
 		lineNo := n + 1
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) > MaxConfLine {
-			return c, invalidf("line %d: longer than %d bytes", lineNo, MaxConfLine)
-		}
-		if !utf8.Valid(line) {
-			return c, invalidf("line %d: invalid UTF-8", lineNo)
-		}
-		text := strings.TrimSpace(string(line))
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		key, value, ok := strings.Cut(text, "=")
-		if !ok {
-			// The line itself is not echoed: prepull pointed at the wrong file,
-			// say a password file, must not print that file's content.
-			return c, invalidf("line %d: not a KEY=VALUE line", lineNo)
-		}
-		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
-		if key == "" {
-			return c, invalidf("line %d: no key before \"=\"", lineNo)
-		}
-		switch key {
-		case keyKind, keyRegistry, keyRepository, keyDigest:
-		default:
-			continue
+		key, value, err := confLine(line, lineNo)
+		switch {
+		case err != nil:
+			return c, err
+		case key != keyKind && key != keyRegistry && key != keyRepository && key != keyDigest:
+			continue // a comment, a blank line or a key prepull does not read
 		}
 		if first, dup := seen[key]; dup {
 			return c, invalidf("line %d: %s repeated (first on line %d)", lineNo, key, first)

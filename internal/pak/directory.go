@@ -137,42 +137,51 @@ func methodName(m uint16) string {
 	return fmt.Sprint(m)
 }
 
+// zip64End is what a zip64 end record says of the central directory.
+type zip64End struct{ count, size, start uint64 }
+
+// end64 reads a zip64 end record, whose signature was read, and the zip64
+// end locator after it, and returns the signature that follows them.
+func (s *scanner) end64() (*zip64End, uint32, error) {
+	le := binary.LittleEndian
+	var head [8]byte
+	if _, err := io.ReadFull(s.br, head[:]); err != nil {
+		return nil, 0, s.streamError(err, "ends inside its end records")
+	}
+	n := le.Uint64(head[:])
+	if n < 44 || n > 64<<10 {
+		return nil, 0, invalidf("zip64 end record of %d bytes: damaged", n)
+	}
+	rec := make([]byte, n)
+	if _, err := io.ReadFull(s.br, rec); err != nil {
+		return nil, 0, s.streamError(err, "ends inside its end records")
+	}
+	z64 := &zip64End{count: le.Uint64(rec[20:]), size: le.Uint64(rec[28:]), start: le.Uint64(rec[36:])}
+	sig, err := s.signature("ends inside its end records")
+	if err != nil {
+		return nil, 0, err
+	}
+	if sig != sigLocator64 {
+		return nil, 0, invalidf("no zip64 end locator after the zip64 end record: damaged")
+	}
+	var loc [16]byte
+	if _, err := io.ReadFull(s.br, loc[:]); err != nil {
+		return nil, 0, s.streamError(err, "ends inside its end records")
+	}
+	sig, err = s.signature("ends inside its end records")
+	return z64, sig, err
+}
+
 // end reads the end of central directory records (zip64 ones first, when
 // present) and checks that they describe the central directory just read:
 // start and size in bytes, dir records. Nothing may follow the end record's
 // comment: a second end record there would point other readers elsewhere.
 func (s *scanner) end(sig uint32, start, size, dir int64) error {
 	le := binary.LittleEndian
-	var z64 struct {
-		ok                 bool
-		count, size, start uint64
-	}
+	var z64 *zip64End
 	if sig == sigEnd64 {
-		var head [8]byte
-		if _, err := io.ReadFull(s.br, head[:]); err != nil {
-			return s.streamError(err, "ends inside its end records")
-		}
-		n := le.Uint64(head[:])
-		if n < 44 || n > 64<<10 {
-			return invalidf("zip64 end record of %d bytes: damaged", n)
-		}
-		rec := make([]byte, n)
-		if _, err := io.ReadFull(s.br, rec); err != nil {
-			return s.streamError(err, "ends inside its end records")
-		}
-		z64.ok, z64.count, z64.size, z64.start = true, le.Uint64(rec[20:]), le.Uint64(rec[28:]), le.Uint64(rec[36:])
 		var err error
-		if sig, err = s.signature("ends inside its end records"); err != nil {
-			return err
-		}
-		if sig != sigLocator64 {
-			return invalidf("no zip64 end locator after the zip64 end record: damaged")
-		}
-		var loc [16]byte
-		if _, err := io.ReadFull(s.br, loc[:]); err != nil {
-			return s.streamError(err, "ends inside its end records")
-		}
-		if sig, err = s.signature("ends inside its end records"); err != nil {
+		if z64, sig, err = s.end64(); err != nil {
 			return err
 		}
 	}
@@ -184,7 +193,7 @@ func (s *scanner) end(sig uint32, start, size, dir int64) error {
 		return s.streamError(err, "ends inside its end record")
 	}
 	count, dsize, dstart := uint64(le.Uint16(rec[6:])), uint64(le.Uint32(rec[8:])), uint64(le.Uint32(rec[12:]))
-	if z64.ok {
+	if z64 != nil {
 		if count == 0xffff {
 			count = z64.count
 		}
@@ -195,7 +204,7 @@ func (s *scanner) end(sig uint32, start, size, dir int64) error {
 			dstart = z64.start
 		}
 	}
-	if !z64.ok || count == uint64(le.Uint16(rec[6:])) {
+	if z64 == nil || count == uint64(le.Uint16(rec[6:])) {
 		// Writers without zip64 records let the 16-bit count wrap, and
 		// other readers accept it: compare what it can hold.
 		count, dir = count&0xffff, dir&0xffff

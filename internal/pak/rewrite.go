@@ -63,21 +63,8 @@ func Rewrite(img Image, dst, registry, repository string) error {
 	defer tmp.Close()
 
 	w := zip.NewWriter(tmp)
-	found := false
-	for _, f := range zr.File {
-		if f.Name != inner {
-			if err := w.Copy(f); err != nil {
-				return fmt.Errorf("%s: %s: %w", safetext.Text(img.File), display(f.Name), err)
-			}
-			continue
-		}
-		found = true
-		if err := rewriteInner(w, src, f, confName, registry, repository); err != nil {
-			return fmt.Errorf("%s: %s: %w", safetext.Text(img.File), display(inner), err)
-		}
-	}
-	if !found {
-		return fmt.Errorf("%s: the pak holds no %s", safetext.Text(img.File), display(inner))
+	if err := copyRewriting(w, zr, src, inner, confName, registry, repository); err != nil {
+		return fmt.Errorf("%s: %w", safetext.Text(img.File), err)
 	}
 	if err := w.SetComment(zr.Comment); err != nil {
 		return err
@@ -118,6 +105,29 @@ func readBack(img Image, tmp *os.File, dst, registry, repository string) error {
 	if !sameImage(got, want) || got.ConfPath != img.ConfPath {
 		return fmt.Errorf("%s: the rewritten pak reads as %s %s/%s@%s in %s, not as written", safetext.Text(dst),
 			safetext.Text(got.AdapterKind), safetext.Text(got.Registry), safetext.Text(got.Repository), safetext.Text(got.Digest), display(got.ConfPath))
+	}
+	return nil
+}
+
+// copyRewriting copies the members of the pak zr to w, the adapter archive
+// inner with its .conf confName rewritten (see rewriteInner). Each error
+// names the member.
+func copyRewriting(w *zip.Writer, zr *zip.Reader, src *os.File, inner, confName, registry, repository string) error {
+	found := false
+	for _, f := range zr.File {
+		if f.Name != inner {
+			if err := w.Copy(f); err != nil {
+				return fmt.Errorf("%s: %w", display(f.Name), err)
+			}
+			continue
+		}
+		found = true
+		if err := rewriteInner(w, src, f, confName, registry, repository); err != nil {
+			return fmt.Errorf("%s: %w", display(inner), err)
+		}
+	}
+	if !found {
+		return fmt.Errorf("the pak holds no %s", display(inner))
 	}
 	return nil
 }

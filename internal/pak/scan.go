@@ -220,53 +220,74 @@ func take64(f []byte, v *uint64) []byte {
 // body reads an entry's data and returns it when keep is set (a .conf,
 // within MaxConfSize), or skips it. It leaves the stream at the next header.
 func (s *scanner) body(h *localHeader, keep bool) ([]byte, error) {
-	entry := []string{h.name}
-	fail := func(err error) ([]byte, error) { return nil, &Error{Members: entry, Err: err} }
+	var data []byte
+	err := checkEntry(h, keep)
+	switch {
+	case err != nil:
+	case h.flags&flagDescriptor != 0:
+		data, err = s.inflateToDescriptor(h, keep)
+	case !keep:
+		if _, err = io.CopyN(io.Discard, s.br, int64(h.csize)); err != nil {
+			err = s.streamError(err, "ends inside this entry")
+		}
+	default:
+		data, err = s.read(h)
+	}
+	if err != nil {
+		return nil, &Error{Members: []string{h.name}, Err: err}
+	}
+	return data, nil
+}
+
+// checkEntry refuses an entry that cannot be read (keep: kept) as its
+// local header describes it.
+func checkEntry(h *localHeader, keep bool) error {
 	descriptor := h.flags&flagDescriptor != 0
 	switch {
 	case keep && h.flags&flagEncrypted != 0:
-		return fail(invalidf("is encrypted"))
+		return invalidf("is encrypted")
 	case keep && h.method != zip.Store && h.method != zip.Deflate:
-		return fail(invalidf("compressed with unsupported method %d", h.method))
+		return invalidf("compressed with unsupported method %d", h.method)
 	case keep && !descriptor && h.usize > MaxConfSize:
-		return fail(invalidf("claims %s uncompressed (limit %s)", bytesize(h.usize), limit(MaxConfSize)))
+		return invalidf("claims %s uncompressed (limit %s)", bytesize(h.usize), limit(MaxConfSize))
 	case descriptor && h.method == zip.Store:
-		return fail(invalidf("stored with a data descriptor: unsupported, its end cannot be found without inflating"))
+		return invalidf("stored with a data descriptor: unsupported, its end cannot be found without inflating")
 	case descriptor && (h.method != zip.Deflate || h.flags&flagEncrypted != 0):
-		return fail(invalidf("has a data descriptor and method %d: unsupported, its end cannot be found", h.method))
+		return invalidf("has a data descriptor and method %d: unsupported, its end cannot be found", h.method)
 	case !descriptor && h.csize > MaxInnerSize:
-		return fail(invalidf("claims %s compressed (limit %s)", bytesize(h.csize), limit(MaxInnerSize)))
+		return invalidf("claims %s compressed (limit %s)", bytesize(h.csize), limit(MaxInnerSize))
 	}
+	return nil
+}
 
-	if descriptor {
-		out := &sink{keep: keep, max: MaxConfSize}
-		if !keep {
-			out.max = maxSkipInflate - s.skipped
-		}
-		start := s.br.n
-		fr := flate.NewReader(s.br) // s.br is a ByteReader: flate reads no further than the stream's end
-		_, err := io.Copy(out, fr)
-		fr.Close()
-		if !keep {
-			s.skipped += out.n
-		}
-		if err != nil {
-			return fail(s.inflateError(err, keep))
-		}
-		csize := uint64(s.br.n - start)
-		if err := s.descriptor(h, out.crc, csize, uint64(out.n)); err != nil {
-			return fail(err)
-		}
-		h.crc, h.csize, h.usize = out.crc, csize, uint64(out.n) // what the central directory must say
-		return out.buf, nil
-	}
-
+// inflateToDescriptor reads a deflated entry whose sizes follow it in a
+// data descriptor: the deflate stream's end is the data's end.
+func (s *scanner) inflateToDescriptor(h *localHeader, keep bool) ([]byte, error) {
+	out := &sink{keep: keep, max: MaxConfSize}
 	if !keep {
-		if _, err := io.CopyN(io.Discard, s.br, int64(h.csize)); err != nil {
-			return fail(s.streamError(err, "ends inside this entry"))
-		}
-		return nil, nil
+		out.max = maxSkipInflate - s.skipped
 	}
+	start := s.br.n
+	fr := flate.NewReader(s.br) // s.br is a ByteReader: flate reads no further than the stream's end
+	_, err := io.Copy(out, fr)
+	fr.Close()
+	if !keep {
+		s.skipped += out.n
+	}
+	if err != nil {
+		return nil, s.inflateError(err, keep)
+	}
+	csize := uint64(s.br.n - start)
+	if err := s.descriptor(h, out.crc, csize, uint64(out.n)); err != nil {
+		return nil, err
+	}
+	h.crc, h.csize, h.usize = out.crc, csize, uint64(out.n) // what the central directory must say
+	return out.buf, nil
+}
+
+// read reads an entry kept whose sizes its local header gives, and checks
+// them and its checksum.
+func (s *scanner) read(h *localHeader) ([]byte, error) {
 	lr := &io.LimitedReader{R: s.br, N: int64(h.csize)}
 	out := &sink{keep: true, max: MaxConfSize}
 	var err error
@@ -278,20 +299,20 @@ func (s *scanner) body(h *localHeader, keep bool) ([]byte, error) {
 		fr.Close()
 	}
 	if err != nil {
-		return fail(s.inflateError(err, true))
+		return nil, s.inflateError(err, true)
 	}
 	if lr.N > 0 { // deflate data ended before its claimed compressed size
 		if _, err := io.CopyN(io.Discard, lr, lr.N); err != nil {
-			return fail(s.streamError(err, "ends inside this entry"))
+			return nil, s.streamError(err, "ends inside this entry")
 		}
 	}
 	switch {
 	case h.method == zip.Store && uint64(out.n) != h.csize:
-		return fail(s.streamError(io.ErrUnexpectedEOF, "ends inside this entry"))
+		return nil, s.streamError(io.ErrUnexpectedEOF, "ends inside this entry")
 	case uint64(out.n) != h.usize:
-		return fail(invalidf("holds %d bytes, not the %d its header claims", out.n, h.usize))
+		return nil, invalidf("holds %d bytes, not the %d its header claims", out.n, h.usize)
 	case out.crc != h.crc:
-		return fail(invalidf("checksum error: damaged"))
+		return nil, invalidf("checksum error: damaged")
 	}
 	return out.buf, nil
 }

@@ -200,19 +200,8 @@ func (c *SSHConfig) hop(d Dest) (Hop, string, error) {
 		port = 22
 	}
 	h.Addr = hostPort(host, port)
-	if interval != "" {
-		n, err := strconv.Atoi(interval)
-		if err != nil || n < 0 {
-			return h, "", fmt.Errorf("%s: ssh_config ServerAliveInterval %q is not a number of seconds", d.Raw, interval)
-		}
-		h.KeepaliveInterval = time.Duration(n) * time.Second
-	}
-	if countMax != "" {
-		n, err := strconv.Atoi(countMax)
-		if err != nil || n < 1 {
-			return h, "", fmt.Errorf("%s: ssh_config ServerAliveCountMax %q is not a positive number", d.Raw, countMax)
-		}
-		h.KeepaliveCountMax = n
+	if err := h.keepalive(interval, countMax); err != nil {
+		return h, "", fmt.Errorf("%s: %w", d.Raw, err)
 	}
 	files, err := c.getAll(alias, "IdentityFile")
 	if err != nil {
@@ -225,6 +214,26 @@ func (c *SSHConfig) hop(d Dest) (Hop, string, error) {
 		h.Identities = append(h.Identities, c.expand(f, alias, host, h.User, port))
 	}
 	return h, jump, nil
+}
+
+// keepalive sets h's keepalives from ssh_config's ServerAliveInterval and
+// ServerAliveCountMax, each left unset when empty.
+func (h *Hop) keepalive(interval, countMax string) error {
+	if interval != "" {
+		n, err := strconv.Atoi(interval)
+		if err != nil || n < 0 {
+			return fmt.Errorf("ssh_config ServerAliveInterval %q is not a number of seconds", interval)
+		}
+		h.KeepaliveInterval = time.Duration(n) * time.Second
+	}
+	if countMax != "" {
+		n, err := strconv.Atoi(countMax)
+		if err != nil || n < 1 {
+			return fmt.Errorf("ssh_config ServerAliveCountMax %q is not a positive number", countMax)
+		}
+		h.KeepaliveCountMax = n
+	}
+	return nil
 }
 
 // expand expands the ~ and the % tokens ssh_config allows in IdentityFile

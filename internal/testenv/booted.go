@@ -98,6 +98,15 @@ func Boot(t testing.TB, root string, prepare func(dir string)) *Booted {
 		}
 	})
 
+	b.waitRunning(t, p, logPath)
+	return b
+}
+
+// waitRunning waits for the container's init under nspawn p, then until
+// its systemd reports the system running, and fails t when it does not
+// within bootTimeout, with the last lines of the console log logPath.
+func (b *Booted) waitRunning(t testing.TB, p *process, logPath string) {
+	t.Helper()
 	deadline := time.Now().Add(bootTimeout)
 	for b.leader == 0 {
 		if p.exited() {
@@ -113,6 +122,7 @@ func Boot(t testing.TB, root string, prepare func(dir string)) *Booted {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var state string
+	var err error
 	for {
 		// No answer, or "offline", until systemd listens on its socket.
 		var out string
@@ -128,7 +138,6 @@ func Boot(t testing.TB, root string, prepare func(dir string)) *Booted {
 		t.Fatalf("testenv: the booted container is %q, not running (%v); failed units:\n%s\nlast lines of %s:\n%s",
 			state, err, failed, logPath, logTail(logPath, 30))
 	}
-	return b
 }
 
 // containerInit returns the host pid of the first descendant of pid that is
