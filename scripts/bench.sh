@@ -9,6 +9,7 @@
 # the table says so.
 #
 #   scripts/bench.sh                   # everything (about 10 minutes)
+#   scripts/bench.sh --write           # everything, and docs/benchmarks.md's run, machine and figures written from it
 #   BENCH=Inspect scripts/bench.sh     # only the benchmarks matching a regexp
 #
 # Measure on a quiet machine: the script waits up to QUIET_WAIT seconds
@@ -21,6 +22,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BENCH="${BENCH:-.}"
 QUIET_WAIT="${QUIET_WAIT:-600}"
+DOC=docs/benchmarks.md
+write=false
+case "${1:-}" in
+  --write) write=true ;;
+  "") ;;
+  *) die "usage: scripts/bench.sh [--write]" ;;
+esac
+# The figures in $DOC are one whole run's, never typed or pieced together.
+[[ $write == false || $BENCH == . ]] || die "--write records a whole run: leave BENCH unset"
 
 [[ "$(id -u)" -eq 0 ]] || die "run bench.sh as root: the benchmarks start their own dockerd and sshd"
 
@@ -37,6 +47,28 @@ summary="$out/summary.tsv"
 section "build"
 go build -o "$out/prepull" ./cmd/prepull
 ls -l "$out/prepull"
+
+# write_doc replaces what lies between the begin and end lines of $DOC with
+# this run: its date, commit and machine, and the summary table.
+write_doc() {
+  local begin='<!-- begin bench: written by scripts/bench.sh --write from one run; do not edit -->'
+  local end='<!-- end bench -->'
+  grep -qxF "$begin" "$DOC" && grep -qxF "$end" "$DOC" || die "$DOC has no lines $begin and $end"
+  {
+    echo "One run of \`scripts/bench.sh --write\`; the load average was $load_before before it and $load_after after it."
+    echo
+    echo '| | |'
+    echo '| --- | --- |'
+    sed -E 's/^([a-z /]+):[[:space:]]+(.*)$/| \1 | \2 |/' "$out/machine.txt"
+    echo
+    cat "$out/summary.md"
+  } >"$out/doc-block.md"
+  awk -v begin="$begin" -v end="$end" -v block="$out/doc-block.md" '
+    $0 == begin { print; while ((getline line < block) > 0) print line; skip = 1; next }
+    $0 == end { skip = 0 }
+    !skip' "$DOC" >"$out/doc.md"
+  cat "$out/doc.md" >"$DOC"
+}
 
 section "machine"
 machine() {
@@ -103,4 +135,9 @@ echo "load average before: $load_before; after: $load_after"
 missed="$(awk -F'\t' '$6 == "no"' "$summary" | wc -l)"
 echo "targets missed: $missed (see docs/benchmarks.md for why)"
 echo "raw output, summary.tsv and machine facts: $out"
+if [[ $write == true ]]; then
+  ((status == 0)) || die "the benchmarks failed: $DOC left as it was"
+  write_doc
+  echo "wrote the run's figures into $DOC"
+fi
 exit "$status"

@@ -124,6 +124,12 @@ section "go test -race: the engine matrix, and docs/compatibility.md's table che
 PREPULL_E2E=1 go test -race -count=1 -timeout 20m -json ./internal/e2e/engines |
   go run ./internal/e2e/engines/matrixdoc -echo -check docs/compatibility.md
 
+section "benchmark smoke run (internal/bench, -short)"
+# Every benchmark once, small (see smoke in internal/bench), so that the
+# bench code keeps working; its figures mean nothing and are not recorded:
+# docs/benchmarks.md's come from scripts/bench.sh --write.
+PREPULL_E2E=1 go test -short -run '^$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/bench
+
 section "fuzz"
 run_fuzz
 

@@ -17,10 +17,10 @@ import (
 )
 
 // idlePaks is how many finished paks the idle agent has in its state.
-const idlePaks = 1000
+func idlePaks() int { return smoke(1000, 20) }
 
 // idleWindow is how long the idle agent is watched.
-const idleWindow = 60 * time.Second
+func idleWindow() time.Duration { return smoke(60*time.Second, 2*time.Second) }
 
 // BenchmarkAgentIdle makes a state of 1,000 finished paks naming 5 images
 // through the agent itself (the paks dropped into its inbox, pulled,
@@ -40,15 +40,15 @@ func BenchmarkAgentIdle(b *testing.B) {
 	config, inbox, state := e.agentConfig("idle", "settle: 100ms", "rescan_interval: 1s")
 	a := e.startAgent(config, inbox, state)
 	start := time.Now()
-	for i := range idlePaks {
+	for i := range idlePaks() {
 		p := paks[i%len(paks)]
 		p.Version = fmt.Sprintf("1.0.%d", i)
 		a.drop(fmt.Sprintf("idle%04d.pak", i), p.Bytes())
 	}
-	a.waitLogs(10*time.Minute, "pak done", nil, idlePaks)
-	b.Logf("the agent took %d paks naming %d images in %v", idlePaks, len(paks), time.Since(start).Round(time.Millisecond))
+	a.waitLogs(10*time.Minute, "pak done", nil, idlePaks())
+	b.Logf("the agent took %d paks naming %d images in %v", idlePaks(), len(paks), time.Since(start).Round(time.Millisecond))
 	a.stop()
-	checkState(b, state, idlePaks, len(paks))
+	checkState(b, state, idlePaks(), len(paks))
 
 	// The same state under the defaults: settle 2s, rescan_interval 30s,
 	// verify_interval 10m.
@@ -56,7 +56,7 @@ func BenchmarkAgentIdle(b *testing.B) {
 	writeFile(b, defaults, e.base+fmt.Sprintf("watch_dir: %s\nstate_dir: %s\nlog_format: json\n", inbox, state))
 	a = e.startAgent(defaults, inbox, state)
 	a.waitLogs(10*time.Second, "state restored", nil, 1)
-	time.Sleep(10 * time.Second) // the restored images are verified at once
+	time.Sleep(smoke(10*time.Second, time.Second)) // the restored images are verified at once
 	pid := a.cmd.Process.Pid
 	dockerd := dockerdPid(b, e)
 
@@ -69,7 +69,7 @@ func BenchmarkAgentIdle(b *testing.B) {
 		b.Fatal(err)
 	}
 	var rss, engRSS []int64
-	for range int(idleWindow / time.Second) {
+	for range int(idleWindow() / time.Second) {
 		time.Sleep(time.Second)
 		u, err := readUsage(pid)
 		if err != nil {
@@ -104,15 +104,15 @@ func BenchmarkAgentIdle(b *testing.B) {
 	b.ReportMetric(mib(after.hwm), "agent-hwm-MiB")
 	b.ReportMetric(mib(engMaxRSS), "dockerd-rss-MiB")
 	record(b, figure{
-		Name:    fmt.Sprintf("agent idle, %d finished paks in its state: CPU over 60 s", idlePaks),
-		Prepull: fmt.Sprintf("%.1f ms (%.4f%% of a core, %d clock ticks)", ms(cpu), 100*cpu.Seconds()/idleWindow.Seconds(), ticks),
+		Name:    fmt.Sprintf("agent idle, %d finished paks in its state: CPU over 60 s", idlePaks()),
+		Prepull: fmt.Sprintf("%.1f ms (%.4f%% of a core, %d clock ticks)", ms(cpu), 100*cpu.Seconds()/idleWindow().Seconds(), ticks),
 		Peer:    fmt.Sprintf("%.1f ms (dockerd, same 60 s)", ms(engCPU)),
 		Ratio:   fmt.Sprintf("%.3f", cpu.Seconds()/engCPU.Seconds()),
 		Target:  "no measurable CPU (< 1 clock tick = 10 ms / 60 s)",
 		Met:     ticks == 0 && cpu < 10*time.Millisecond,
 	})
 	record(b, figure{
-		Name:    fmt.Sprintf("agent idle, %d finished paks in its state: RSS (max over 60 s; peak since start %.1f MiB)", idlePaks, mib(after.hwm)),
+		Name:    fmt.Sprintf("agent idle, %d finished paks in its state: RSS (max over 60 s; peak since start %.1f MiB)", idlePaks(), mib(after.hwm)),
 		Prepull: fmt.Sprintf("%.1f MiB", mib(maxRSS)),
 		Peer:    fmt.Sprintf("%.1f MiB (dockerd)", mib(engMaxRSS)),
 		Ratio:   fmt.Sprintf("%.3f", float64(maxRSS)/float64(engMaxRSS)),
@@ -171,7 +171,7 @@ func checkState(b *testing.B, dir string, paks, images int) {
 
 // latencyDrops is how many paks are dropped, one at a time, for each settle
 // time in BenchmarkAgentLatency.
-const latencyDrops = 7
+func latencyDrops() int { return smoke(7, 1) }
 
 // BenchmarkAgentLatency drops paks one at a time into a running agent, each
 // naming an image the engine does not hold, and measures from the pak's
@@ -186,7 +186,7 @@ func BenchmarkAgentLatency(b *testing.B) {
 	e := newEnv(b)
 	var refs []string
 	var paks []paktest.Pak
-	for i := range latencyDrops {
+	for i := range latencyDrops() {
 		ref, p := e.image(fmt.Sprintf("bench/lat%d", i), fmt.Sprintf("Lat%d", i), testenv.ImageOptions{})
 		refs, paks = append(refs, ref), append(paks, p)
 	}
@@ -233,7 +233,7 @@ func BenchmarkAgentLatency(b *testing.B) {
 		}
 		record(b, figure{
 			Name: fmt.Sprintf("agent, %s: arrival -> pull start, median of %d (arrival -> taken %s, taken -> pull %s)",
-				label, latencyDrops, fmtDur(tk), fmtDur(tp)),
+				label, latencyDrops(), fmtDur(tk), fmtDur(tp)),
 			Prepull: fmtDur(pull),
 			Peer:    fmtDur(settle) + " (the settle time itself)",
 			Ratio:   fmt.Sprintf("%.3f", pull.Seconds()/settle.Seconds()),
@@ -241,7 +241,7 @@ func BenchmarkAgentLatency(b *testing.B) {
 			Met:     pull < time.Second,
 		})
 		record(b, figure{
-			Name:    fmt.Sprintf("agent, %s: arrival -> image present, minus settle, median of %d", label, latencyDrops),
+			Name:    fmt.Sprintf("agent, %s: arrival -> image present, minus settle, median of %d", label, latencyDrops()),
 			Prepull: fmtDur(present),
 			Peer:    fmtDur(shot) + " (prepull PAK by hand, same image)",
 			Ratio:   fmt.Sprintf("%.3f", present.Seconds()/shot.Seconds()),
@@ -252,7 +252,7 @@ func BenchmarkAgentLatency(b *testing.B) {
 }
 
 // dedupRounds is how many times BenchmarkAgentDedup times each side.
-const dedupRounds = 3
+func dedupRounds() int { return smoke(3, 1) }
 
 // BenchmarkAgentDedup drops 200 paks naming 5 images (24 MiB, 2 layers
 // each) at once into a running agent (settle 100ms) and times from the
@@ -269,7 +269,7 @@ func BenchmarkAgentDedup(b *testing.B) {
 	var paks []paktest.Pak
 	pakDir := b.TempDir()
 	for i := range 5 {
-		ref, p := e.image(fmt.Sprintf("bench/dedup%d", i), fmt.Sprintf("Dedup%d", i), testenv.ImageOptions{Size: 24 << 20, Layers: 2})
+		ref, p := e.image(fmt.Sprintf("bench/dedup%d", i), fmt.Sprintf("Dedup%d", i), testenv.ImageOptions{Size: smoke(24<<20, 1<<20), Layers: 2})
 		refs, paks, pakFiles = append(refs, ref), append(paks, p), append(pakFiles, p.WriteFile(b, pakDir))
 	}
 	removeAll := func() {
@@ -277,7 +277,7 @@ func BenchmarkAgentDedup(b *testing.B) {
 			e.docker.RemoveImage(b, ref)
 		}
 	}
-	datas := make([][]byte, 200)
+	datas := make([][]byte, smoke(200, 20))
 	for i := range datas {
 		p := paks[i%len(paks)]
 		p.Version = fmt.Sprintf("2.0.%d", i)
@@ -322,7 +322,7 @@ func BenchmarkAgentDedup(b *testing.B) {
 	}
 
 	var ag1, ag2, peer []time.Duration
-	for r := range dedupRounds {
+	for r := range dedupRounds() {
 		if r%2 == 0 {
 			peer = append(peer, oneShots())
 			ag1 = append(ag1, agentRun(fmt.Sprintf("dedup-c1-%d", r), 1))
@@ -348,7 +348,7 @@ func BenchmarkAgentDedup(b *testing.B) {
 		d     time.Duration
 	}{{"concurrency 1", a1}, {"concurrency 2 (the default)", a2}} {
 		record(b, figure{
-			Name:    fmt.Sprintf("dedup: 200 paks naming 5 images (24 MiB each), agent %s, settle 100ms: median of %d", c.label, dedupRounds),
+			Name:    fmt.Sprintf("dedup: 200 paks naming 5 images (24 MiB each), agent %s, settle 100ms: median of %d", c.label, dedupRounds()),
 			Prepull: fmtDur(c.d),
 			Peer:    fmtDur(p) + " (5 one-shot prepull pulls in sequence)",
 			Ratio:   fmt.Sprintf("%.3f", c.d.Seconds()/p.Seconds()),

@@ -26,7 +26,7 @@ import (
 const fleetSize = 10
 
 // fleetRounds is how many times each fleet run is repeated, alternated.
-const fleetRounds = 5
+func fleetRounds() int { return smoke(5, 1) }
 
 // slowConnect is how long the slow host of BenchmarkFleet holds a new
 // connection before its SSH server speaks.
@@ -364,7 +364,7 @@ func (c *relayCount) sent(b *testing.B) int64 {
 // (target: no host waits on another's connection).
 func BenchmarkFleet(b *testing.B) {
 	e := newEnv(b)
-	ref, p := e.image("bench/fleet", "FleetBench", testenv.ImageOptions{Size: 24 << 20, Layers: 2})
+	ref, p := e.image("bench/fleet", "FleetBench", testenv.ImageOptions{Size: smoke(24<<20, 1<<20), Layers: 2})
 	pak := p.WriteFile(b, e.dir)
 	f := newFleet(b, e, pak, true)
 	dests := make([]string, fleetSize)
@@ -379,7 +379,7 @@ func BenchmarkFleet(b *testing.B) {
 	}
 	var one, ten8, ten10, sshOne, sshTen []time.Duration
 	var tenServer, tenClient time.Duration // CPU of the --parallel 10 runs
-	for r := range fleetRounds {
+	for r := range fleetRounds() {
 		runs := []func(){
 			func() { d, _ := f.remote(b, dests[:1], 8); one = append(one, d) },
 			func() { d, _ := f.remote(b, dests, 8); ten8 = append(ten8, d) },
@@ -415,15 +415,15 @@ func BenchmarkFleet(b *testing.B) {
 		d     time.Duration
 	}{{"--parallel 8 (the default)", t8}, {"--parallel 10", t10}} {
 		record(b, figure{
-			Name:    fmt.Sprintf("fleet, image present: prepull remote to 10 loopback sshd hosts, %s, median of %d", c.label, fleetRounds),
+			Name:    fmt.Sprintf("fleet, image present: prepull remote to 10 loopback sshd hosts, %s, median of %d", c.label, fleetRounds()),
 			Prepull: fmtDur(c.d), Peer: fmtDur(o) + " (1 host)",
 			Ratio: fmt.Sprintf("%.3f", c.d.Seconds()/o.Seconds()), Target: "<= 2", Met: c.d.Seconds()/o.Seconds() <= 2,
 		})
 	}
 	// The CPU the 10-host run needs, all on this machine's cores: its
 	// wall time cannot go below that CPU time spread over the cores.
-	perHostServer := tenServer / time.Duration(fleetRounds*fleetSize)
-	perRunClient := tenClient / fleetRounds
+	perHostServer := tenServer / time.Duration(fleetRounds()*fleetSize)
+	perRunClient := tenClient / time.Duration(fleetRounds())
 	cores := runtime.NumCPU()
 	floor := (perHostServer*fleetSize + perRunClient) / time.Duration(cores)
 	b.ReportMetric(ms(perHostServer), "server-cpu-ms/host")
@@ -437,7 +437,7 @@ func BenchmarkFleet(b *testing.B) {
 	})
 	record(b, figure{
 		Name: fmt.Sprintf("fleet, image present: the same remote command to 10 hosts with 10 OpenSSH ssh clients at once, median of %d (1 host: %s, 10 hosts / 1 host = %.3f)",
-			fleetRounds, fmtDur(so), st.Seconds()/so.Seconds()),
+			fleetRounds(), fmtDur(so), st.Seconds()/so.Seconds()),
 		Prepull: fmtDur(t10) + " (prepull remote --parallel 10)", Peer: fmtDur(st) + " (10 x ssh)",
 		Ratio: fmt.Sprintf("%.3f", t10.Seconds()/st.Seconds()), Target: "(information)", Met: true,
 	})

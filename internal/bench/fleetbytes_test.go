@@ -39,7 +39,7 @@ func BenchmarkFleetBytes(b *testing.B) {
 	remoteCommand := e.prepull + ` --config "$PROXY_CONFIG"`
 
 	sent := map[int64]int64{}
-	for _, size := range []int64{10 << 20, 1 << 30} {
+	for _, size := range smoke([]int64{10 << 20, 1 << 30}, []int64{1 << 20, 2 << 20}) {
 		p.ContentBytes = size
 		dir := filepath.Join(e.dir, strconv.FormatInt(size, 10))
 		if err := os.Mkdir(dir, 0o700); err != nil {

@@ -16,7 +16,7 @@ import (
 
 // inspectRuns is how many times each of prepull and the unzip pipeline reads
 // each pak, alternated, in BenchmarkInspect.
-const inspectRuns = 21
+func inspectRuns() int { return smoke(21, 1) }
 
 // BenchmarkInspect runs `prepull inspect` on paks whose content/ makes them
 // 10 MiB, 100 MiB and 1 GiB, alternated with the shell pipeline that reads
@@ -57,7 +57,7 @@ func BenchmarkInspect(b *testing.B) {
 		prepullRSS, peerRSS int64
 	}
 	var results []result
-	for _, size := range []int64{10 << 20, 100 << 20, 1 << 30} {
+	for _, size := range smoke([]int64{10 << 20, 100 << 20, 1 << 30}, []int64{1 << 20, 2 << 20, 4 << 20}) {
 		name := fmt.Sprintf("%d MiB", size>>20)
 		if size >= 1<<30 {
 			name = fmt.Sprintf("%d GiB", size>>30)
@@ -71,7 +71,7 @@ func BenchmarkInspect(b *testing.B) {
 		run(b, prepullCmd(pak))
 		run(b, peerCmd(pak))
 		var pre, peer []sample
-		for i := range inspectRuns {
+		for i := range inspectRuns() {
 			if i%2 == 0 {
 				pre = append(pre, run(b, prepullCmd(pak)))
 				peer = append(peer, run(b, peerCmd(pak)))
@@ -97,7 +97,7 @@ func BenchmarkInspect(b *testing.B) {
 			target, met = "< 50 ms", r.prepull < 50*time.Millisecond
 		}
 		record(b, figure{
-			Name:    fmt.Sprintf("inspect %s pak: median wall of %d", name, inspectRuns),
+			Name:    fmt.Sprintf("inspect %s pak: median wall of %d", name, inspectRuns()),
 			Prepull: fmtDur(r.prepull), Peer: fmtDur(r.peer) + " (unzip -p | funzip | grep)",
 			Ratio: fmt.Sprintf("%.3f", r.prepull.Seconds()/r.peer.Seconds()), Target: target, Met: met,
 		})

@@ -111,6 +111,16 @@ func cpus(ss []sample) []time.Duration {
 	return out
 }
 
+// smoke is full, or short in the test command's smoke run (go test
+// -short): every benchmark runs once, small, so that its code keeps
+// working; what a smoke run measures means nothing and is not recorded.
+func smoke[T any](full, short T) T {
+	if testing.Short() {
+		return short
+	}
+	return full
+}
+
 // ms is d in milliseconds, for metrics.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 

@@ -14,7 +14,7 @@ import (
 
 // pullPairs is how many times each of prepull and docker pulls the image,
 // alternated, in BenchmarkPullOverhead.
-const pullPairs = 7
+func pullPairs() int { return smoke(7, 1) }
 
 // BenchmarkPullOverhead pulls a 120 MiB image of 4 layers from a local
 // registry with a login, pullPairs times with `prepull PAK` and pullPairs
@@ -24,12 +24,12 @@ const pullPairs = 7
 // per-pair ratios prepull/docker (target: at most 1.05).
 func BenchmarkPullOverhead(b *testing.B) {
 	e := newEnv(b)
-	ref, p := e.image("bench/big", "BenchBig", testenv.ImageOptions{Size: 120 << 20, Layers: 4})
+	ref, p := e.image("bench/big", "BenchBig", testenv.ImageOptions{Size: smoke(120<<20, 1<<20), Layers: 4})
 	pak := p.WriteFile(b, e.dir)
 
 	var pre, dock []sample
 	var ratios []float64
-	for i := range pullPairs {
+	for i := range pullPairs() {
 		pair := map[string]sample{}
 		order := []string{"prepull", "docker"}
 		if i%2 == 1 {
