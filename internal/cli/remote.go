@@ -265,7 +265,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 	if err != nil {
 		return err
 	}
-	auth := remote.NewAuth(os.Getenv("SSH_AUTH_SOCK"), f.identities, home)
+	auth := remote.NewAuth(remote.AgentAddress(g.system(), os.Getenv("SSH_AUTH_SOCK")), f.identities, home)
 	defer auth.Close()
 
 	hosts := make([]remote.Host, len(dests))

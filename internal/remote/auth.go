@@ -38,7 +38,8 @@ type loadedKey struct {
 	err    error
 }
 
-// NewAuth connects to the ssh-agent at agentSock (none when empty) and
+// NewAuth connects to the ssh-agent at agentSock (none when empty; see
+// AgentAddress) and
 // prepares identities (the -i files, tried for every hop) and the default
 // key files under home. An agent that cannot be reached is not an error:
 // its keys are simply not offered, and failures say why.
@@ -46,7 +47,7 @@ func NewAuth(agentSock string, identities []string, home string) *Auth {
 	a := &Auth{identities: identities, keys: map[string]loadedKey{}}
 	if agentSock == "" {
 		a.agentErr = errors.New("SSH_AUTH_SOCK is not set")
-	} else if conn, err := net.Dial("unix", agentSock); err != nil {
+	} else if conn, err := dialAgent(agentSock); err != nil {
 		a.agentErr = fmt.Errorf("ssh-agent at %s: %w", agentSock, err)
 	} else {
 		a.conn, a.agent = conn, agent.NewClient(conn)
