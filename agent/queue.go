@@ -16,8 +16,8 @@ import (
 	"github.com/prepull/prepull/internal/pull"
 )
 
-// progressEvery is how often a running pull logs its bytes.
-const progressEvery = 10 * time.Second
+// progressEvery is how often a running pull logs its phase and bytes.
+const progressEvery = 30 * time.Second
 
 // image is an image the agent is responsible for, with its schedule.
 type image struct {
@@ -135,7 +135,7 @@ func (a *Agent) start(ctx context.Context, im *image) {
 		Credentials: a.creds,
 		Log:         a.log,
 		Backoff:     a.pullBackoff,
-		Progress:    pull.LogProgress(a.log, progressEvery),
+		Progress:    pull.LogProgress(a.log, progressEvery, a.cfg.StallTimeout),
 		CertsDir:    a.cfg.CertsDir,
 	}
 	if n, ok := a.eng.(pull.Namer); ok && a.cfg.LocalName {

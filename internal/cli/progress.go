@@ -4,20 +4,25 @@ import (
 	"encoding/json"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/moby/term"
 
 	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/engine"
+	"github.com/prepull/prepull/internal/pull"
 )
 
 // terminalProgress renders progress events on w, a terminal, the way the
 // docker CLI does (one line per layer, updated in place), using Docker's own
-// renderer. Feed Pull's events to sink; call done when the pull ends, to flush
-// and wait for the renderer. sink is safe for concurrent use and does nothing
-// after done; done may be called more than once.
-func terminalProgress(w io.Writer) (sink func(engine.Progress), done func()) {
+// renderer, with a line of prepull's own below them, "prepull: downloading
+// 12.3 MiB / 45.6 MiB", said at least every interval, with how long nothing
+// moved and when the pull gives up (stall). Feed Pull's events to sink; call
+// done when the pull ends, to flush and wait for the renderer. sink is safe
+// for concurrent use and does nothing after done; done may be called more
+// than once.
+func terminalProgress(w io.Writer, every, stall time.Duration) (sink func(engine.Progress), done func()) {
 	fd, _ := term.GetFdInfo(w)
 	pr, pw := io.Pipe()
 	finished := make(chan struct{})
@@ -37,21 +42,30 @@ func terminalProgress(w io.Writer) (sink func(engine.Progress), done func()) {
 		closed bool
 		enc    = json.NewEncoder(pw)
 	)
-	sink = func(p engine.Progress) {
-		// The engine relays what the registry says: never to the terminal raw.
-		m := jsonmessage.JSONMessage{ID: display.Text(p.Layer), Status: display.Text(p.Status)}
-		if p.Layer != "" {
-			m.Progress = &jsonmessage.JSONProgress{Current: p.Current, Total: p.Total}
-		}
+	send := func(m jsonmessage.JSONMessage) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !closed {
 			_ = enc.Encode(m)
 		}
 	}
+	meter := pull.NewMeter(every, stall, func(line string) {
+		send(jsonmessage.JSONMessage{ID: "prepull", Status: line})
+	})
+	stopMeter := meter.Run()
+	sink = func(p engine.Progress) {
+		// The engine relays what the registry says: never to the terminal raw.
+		m := jsonmessage.JSONMessage{ID: display.Text(p.Layer), Status: display.Text(p.Status)}
+		if p.Layer != "" {
+			m.Progress = &jsonmessage.JSONProgress{Current: p.Current, Total: p.Total}
+		}
+		send(m)
+		meter.Update(p)
+	}
 	var once sync.Once
 	done = func() {
 		once.Do(func() {
+			stopMeter()
 			mu.Lock()
 			closed = true
 			pw.Close()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prepull/prepull/internal/engine"
 )
@@ -25,7 +26,7 @@ var pullProgress = []engine.Progress{
 
 func TestTerminalProgress(t *testing.T) {
 	var out bytes.Buffer
-	sink, done := terminalProgress(&out)
+	sink, done := terminalProgress(&out, time.Hour, 0)
 	for _, p := range pullProgress {
 		sink(p)
 	}
@@ -54,7 +55,7 @@ func TestTerminalProgress(t *testing.T) {
 
 func TestTerminalProgressConcurrent(t *testing.T) {
 	var out bytes.Buffer
-	sink, done := terminalProgress(&out)
+	sink, done := terminalProgress(&out, time.Hour, 0)
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Add(1)
@@ -77,7 +78,7 @@ func TestTerminalProgressConcurrent(t *testing.T) {
 // moves stay, the registry's escapes are shown as text.
 func TestTerminalProgressEscapes(t *testing.T) {
 	var out bytes.Buffer
-	sink, done := terminalProgress(&out)
+	sink, done := terminalProgress(&out, time.Hour, 0)
 	sink(engine.Progress{Status: "Pulling from \x1b]0;owned\a\u202eproj"})
 	sink(engine.Progress{Layer: "ff3d\x1b[2J", Status: "Downloading \x1b]52;c;ZWNobw==\a", Current: 1, Total: 2})
 	done()

@@ -28,8 +28,12 @@ import (
 // answer at start, before it gives up with ExitEngine.
 const engineWait = 30 * time.Second
 
-// progressEvery is how often a pull reports its bytes when stderr is not a terminal.
-const progressEvery = 5 * time.Second
+// progressEvery is how often a pull logs its phase and bytes when stderr
+// is not a terminal; terminalEvery how often it says them on one.
+const (
+	progressEvery = 30 * time.Second
+	terminalEvery = 5 * time.Second
+)
 
 // pullFlags are the one-shot's own flags.
 type pullFlags struct {
@@ -86,7 +90,7 @@ func (g *globals) puller(eng engine.Engine, cfg *config.Config, flagCred *creden
 		Credentials: credentials.NewResolver(cfg, flagCred),
 		Log:         log,
 		Backoff:     retry.Default,
-		Progress:    g.progress(log),
+		Progress:    g.progress(log, cfg.StallTimeout),
 		CertsDir:    cfg.CertsDir,
 	}
 	if cfg.LocalName {
@@ -294,15 +298,17 @@ func connect(ctx context.Context, g *globals, host string, wait time.Duration, l
 }
 
 // progress returns how pulls report progress: Docker's own per-layer display
-// on a terminal, a line every few seconds otherwise, nothing when quiet.
-func (g *globals) progress(log *zap.Logger) func(ref string) (func(engine.Progress), func()) {
+// on a terminal with prepull's phase line, a line every progressEvery
+// otherwise, nothing when quiet. stall is when a pull without progress
+// gives up.
+func (g *globals) progress(log *zap.Logger, stall time.Duration) func(ref string) (func(engine.Progress), func()) {
 	if g.quiet {
 		return nil
 	}
 	if g.terminal {
-		return func(string) (func(engine.Progress), func()) { return terminalProgress(g.stderr) }
+		return func(string) (func(engine.Progress), func()) { return terminalProgress(g.stderr, terminalEvery, stall) }
 	}
-	return pull.LogProgress(log, progressEvery)
+	return pull.LogProgress(log, progressEvery, stall)
 }
 
 // resultPrinter writes results: a line per pak as it completes, or one JSON
