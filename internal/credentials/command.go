@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -52,7 +53,30 @@ var (
 		"CREDENTIALS_DIRECTORY",
 	}
 	commandEnvPrefixes = []string{"PASSWORD_STORE_", "AWS_", "CLOUDSDK_", "AZURE_"}
+	// windowsEnvNames are what a Windows program (docker-credential-wincred,
+	// -desktop) needs besides: without SystemRoot it cannot even load its
+	// DLLs.
+	windowsEnvNames = []string{
+		"SystemRoot", "SystemDrive", "windir", "ComSpec", "PATHEXT", "USERPROFILE", "USERNAME",
+		"APPDATA", "LOCALAPPDATA", "ProgramData", "ProgramFiles", "TEMP", "TMP",
+	}
 )
+
+// keepEnv tells whether the variable named k passes to a command on goos.
+// Windows' names are case-insensitive ("Path" is PATH), and its own
+// programs need windowsEnvNames too.
+func keepEnv(goos, k string) bool {
+	if slices.Contains(commandEnvNames, k) || slices.ContainsFunc(commandEnvPrefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+		return true
+	}
+	if goos != "windows" {
+		return false
+	}
+	upper := strings.ToUpper(k)
+	same := func(n string) bool { return strings.ToUpper(n) == upper }
+	return slices.ContainsFunc(commandEnvNames, same) || slices.ContainsFunc(windowsEnvNames, same) ||
+		slices.ContainsFunc(commandEnvPrefixes, func(p string) bool { return strings.HasPrefix(upper, p) })
+}
 
 // commandEnv returns the environment a password_command or a credential
 // helper runs with: the variables above, never one that a registries entry
@@ -70,10 +94,10 @@ func commandEnv(cfg *config.Config) []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
 		k, _, ok := strings.Cut(kv, "=")
-		if !ok || secret[k] {
+		if !ok || secret[k] || runtime.GOOS == "windows" && secretFold(secret, k) {
 			continue
 		}
-		if slices.Contains(commandEnvNames, k) || slices.ContainsFunc(commandEnvPrefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+		if keepEnv(runtime.GOOS, k) {
 			env = append(env, kv)
 		}
 	}
@@ -85,6 +109,17 @@ func commandEnv(cfg *config.Config) []string {
 		}
 	}
 	return env
+}
+
+// secretFold tells whether k names a password_env secret in any case, as
+// Windows reads names.
+func secretFold(secret map[string]bool, k string) bool {
+	for n := range secret {
+		if strings.EqualFold(n, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // lookupHome returns the home folder of the passwd entry of this process's

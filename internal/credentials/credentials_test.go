@@ -445,3 +445,29 @@ func TestPasswordFileWhitespace(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepEnv checks which variables a credential helper gets on each
+// system: Windows keeps what its programs need, in any case, as Windows
+// reads names; elsewhere names are exact and Windows' own are dropped.
+func TestKeepEnv(t *testing.T) {
+	for _, tt := range []struct {
+		goos, name string
+		want       bool
+	}{
+		{"windows", "Path", true},
+		{"windows", "SystemRoot", true},
+		{"windows", "SYSTEMROOT", true},
+		{"windows", "UserProfile", true},
+		{"windows", "aws_profile", true},
+		{"windows", "REGISTRY_PASSWORD", false},
+		{"linux", "PATH", true},
+		{"linux", "Path", false},
+		{"linux", "SystemRoot", false},
+		{"darwin", "HOME", true},
+		{"darwin", "USERPROFILE", false},
+	} {
+		if got := keepEnv(tt.goos, tt.name); got != tt.want {
+			t.Errorf("keepEnv(%q, %q) = %v, want %v", tt.goos, tt.name, got, tt.want)
+		}
+	}
+}
