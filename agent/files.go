@@ -55,10 +55,20 @@ func makeSubdir(watchDir, name string) (string, error) {
 }
 
 // eligibleName reports whether a file name in watch_dir is one the agent
-// takes: a .pak that is not a dot-file (editors, rsync and many copy tools
-// write partial copies under a dot-name and rename them when complete).
+// takes: a .pak, or a slimmed pak (pak.SlimSuffix, what prepull keep
+// writes), that is not a dot-file (editors, rsync and many copy tools write
+// partial copies under a dot-name and rename them when complete).
 func eligibleName(name string) bool {
-	return !strings.HasPrefix(name, ".") && strings.HasSuffix(strings.ToLower(name), ".pak") && len(name) > len(".pak")
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	lower := strings.ToLower(name)
+	for _, suffix := range []string{".pak", pak.SlimSuffix} {
+		if strings.HasSuffix(lower, suffix) && len(name) > len(suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // eligibleConf reports whether a file name in one of conf_dirs is one the

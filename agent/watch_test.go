@@ -95,6 +95,9 @@ func TestEligibleName(t *testing.T) {
 	}{
 		{"MyAdapter_1.0.0.pak", true},
 		{"UPPER.PAK", true},
+		{"MyAdapter_1.0.0.prepull", true}, // what prepull keep and slim write
+		{".prepull", false},
+		{".MyAdapter_1.0.0.prepull", false},
 		{".MyAdapter_1.0.0.pak", false},
 		{".pak", false},
 		{"a.pak.part", false},

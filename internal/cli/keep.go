@@ -17,6 +17,7 @@ import (
 	"github.com/prepull/prepull/agent"
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/display"
+	"github.com/prepull/prepull/internal/pak"
 )
 
 // keepPoll is how often prepull keep reads the agent's state while it waits.
@@ -78,7 +79,8 @@ the agent has taken it, so that the agent keeps its image present from then
 on. prepull remote --keep runs it on each proxy.
 
 What is written is the adapter .conf and the pak's manifest.txt as a small
-adapter.zip named NAME (the PAK's file name, or --name; it must end in .pak),
+adapter.zip named NAME (the PAK's file name, or --name, ending in .prepull
+instead of .pak, so that done/*.pak only ever holds full paks),
 under a hidden temporary name first, synced, then linked to NAME, so the
 agent never sees a partial file and nothing in watch_dir is replaced. The file
 is this process's own (mode 0600). When the agent's state already lists a pak
@@ -111,7 +113,7 @@ agent cannot pull (the Ansible role in ansible/; prepull remote --keep).
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.name, "name", "", "file name in watch_dir, ending in .pak (default the PAK's file name; needed for -)")
+	fl.StringVar(&f.name, "name", "", "file name in watch_dir; .pak becomes .prepull (default the PAK's file name; needed for -)")
 	fl.DurationVar(&f.wait, "wait", 0, "how long to wait for the agent to take the file (default the agent's settle time and 10s; with --until-present, and the configuration's timeout)")
 	if built("until-present") {
 		fl.BoolVar(&f.untilPresent, "until-present", false, "wait until the agent has the image present or has failed the pak, and exit with the one-shot's code for its failure (4 credentials rejected, 5 not found, 7 wrong platform, ...)")
@@ -164,28 +166,25 @@ func printKeep(g *globals, r keepResult) error {
 }
 
 // keepName returns the file name for arg in watch_dir: name when given,
-// else the file's own name with .pak added when it has none.
+// else the file's own name, with .pak replaced by (or else followed by)
+// pak.SlimSuffix: the file holds the .conf and manifest only, and must not
+// pass for the full pak in done/.
 func keepName(arg, name string) (string, error) {
 	if name == "" {
 		if arg == "-" {
-			return "", usageErrorf("--name is needed for standard input (-): the file name in watch_dir, e.g. --name MyAdapter_1.0.0.pak")
+			return "", usageErrorf("--name is needed for standard input (-): the file name in watch_dir, e.g. --name MyAdapter_1.0.0" + pak.SlimSuffix)
 		}
 		name = filepath.Base(arg)
-		if !strings.HasSuffix(strings.ToLower(name), ".pak") {
-			name += ".pak"
-		}
 	}
 	switch {
 	case name != filepath.Base(name) || name == "." || name == "..":
 		return "", usageErrorf("--name %s: a file name, not a path", display.Text(name))
 	case strings.HasPrefix(name, "."):
 		return "", usageErrorf("--name %s: the agent ignores dot-files", display.Text(name))
-	case !strings.HasSuffix(strings.ToLower(name), ".pak") || len(name) <= len(".pak"):
-		return "", usageErrorf("--name %s: the agent takes only NAME.pak files", display.Text(name))
 	case display.Text(name) != name:
 		return "", usageErrorf("--name %s: control or invisible characters", display.Text(name))
 	}
-	return name, nil
+	return slimmed(name), nil
 }
 
 // keepPak reads arg, writes what the agent needs of it into watch_dir as

@@ -24,16 +24,16 @@ func TestKeepName(t *testing.T) {
 	tests := []struct {
 		arg, name, want, err string
 	}{
-		{arg: "/x/MyAdapter_1.0.0.pak", want: "MyAdapter_1.0.0.pak"},
-		{arg: "adapter.zip", want: "adapter.zip.pak"},
-		{arg: "MyAdapter.conf", want: "MyAdapter.conf.pak"},
-		{arg: "-", name: "Given_1.pak", want: "Given_1.pak"},
-		{arg: "x.pak", name: "Other.PAK", want: "Other.PAK"},
+		{arg: "/x/MyAdapter_1.0.0.pak", want: "MyAdapter_1.0.0.prepull"},
+		{arg: "adapter.zip", want: "adapter.zip.prepull"},
+		{arg: "MyAdapter.conf", want: "MyAdapter.conf.prepull"},
+		{arg: "-", name: "Given_1.pak", want: "Given_1.prepull"},
+		{arg: "x.pak", name: "Other.PAK", want: "Other.prepull"},
+		{arg: "-", name: "Given_2.prepull", want: "Given_2.prepull"},
 		{arg: "-", err: "--name is needed for standard input"},
 		{arg: "-", name: "../evil.pak", err: "a file name, not a path"},
 		{arg: "-", name: "a/b.pak", err: "a file name, not a path"},
 		{arg: "-", name: ".hidden.pak", err: "ignores dot-files"},
-		{arg: "-", name: "x.zip", err: "only NAME.pak files"},
 		{arg: "-", name: ".pak", err: "ignores dot-files"},
 		{arg: "-", name: "a\x1b[2J.pak", err: "control or invisible"},
 	}
@@ -76,14 +76,14 @@ func TestKeepWithoutRunningAgent(t *testing.T) {
 	}
 
 	r := keep("", file)
-	want := filepath.Join(watch, "KeepMe_1.0.0.pak")
+	want := filepath.Join(watch, "KeepMe_1.0.0.prepull")
 	if r.Status != keepNotTaken || r.Path != want || r.ExitCode != ExitFailure || !strings.Contains(r.Error, "no agent is running (never-run)") ||
 		r.Reference != p.Reference("") {
 		t.Fatalf("keep without an agent: %+v", r)
 	}
 	entries, _ := os.ReadDir(watch)
-	if len(entries) != 1 || entries[0].Name() != "KeepMe_1.0.0.pak" {
-		t.Fatalf("watch_dir holds %v, want only KeepMe_1.0.0.pak", entries)
+	if len(entries) != 1 || entries[0].Name() != "KeepMe_1.0.0.prepull" {
+		t.Fatalf("watch_dir holds %v, want only KeepMe_1.0.0.prepull", entries)
 	}
 	fi, err := os.Stat(want)
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() > 16<<10 {
@@ -99,7 +99,7 @@ func TestKeepWithoutRunningAgent(t *testing.T) {
 	}
 
 	// Again, on standard input: the same bytes, left as they are.
-	if r := keep(string(p.Bytes()), "--name", "KeepMe_1.0.0.pak", "-"); r.Status != keepNotTaken || r.Path != want {
+	if r := keep(string(p.Bytes()), "--name", "KeepMe_1.0.0.prepull", "-"); r.Status != keepNotTaken || r.Path != want {
 		t.Errorf("the same again: %+v", r)
 	}
 	// Other bytes under that name.
@@ -113,14 +113,14 @@ func TestKeepWithoutRunningAgent(t *testing.T) {
 	if err := os.Mkdir(done, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(want, filepath.Join(done, "KeepMe_1.0.0.pak")); err != nil {
+	if err := os.Rename(want, filepath.Join(done, "KeepMe_1.0.0.prepull")); err != nil {
 		t.Fatal(err)
 	}
-	s := agent.State{Version: 1, Paks: []agent.PakState{{File: filepath.Join(done, "KeepMe_1.0.0.pak"), Name: "KeepMe_1.0.0.pak",
+	s := agent.State{Version: 1, Paks: []agent.PakState{{File: filepath.Join(done, "KeepMe_1.0.0.prepull"), Name: "KeepMe_1.0.0.prepull",
 		Reference: p.Reference(""), Status: agent.StatusPresent, FirstSeen: time.Now(), Updated: time.Now()}}}
 	data, _ := json.Marshal(s)
 	writeConfigFile(t, filepath.Join(state, agent.StateFile), string(data))
-	if r := keep("", file); r.Status != keepKept || r.ExitCode != ExitOK || r.Path != filepath.Join(done, "KeepMe_1.0.0.pak") || r.PakStatus != agent.StatusPresent {
+	if r := keep("", file); r.Status != keepKept || r.ExitCode != ExitOK || r.Path != filepath.Join(done, "KeepMe_1.0.0.prepull") || r.PakStatus != agent.StatusPresent {
 		t.Errorf("the image kept already: %+v", r)
 	}
 	if _, err := os.Lstat(want); err == nil {
@@ -158,13 +158,13 @@ func TestKeepWithRunningAgent(t *testing.T) {
 	out, _, code := runCLI(t, "", "keep", "--config", cfg, "--json", "--wait", "300ms", p.WriteFile(t, dir))
 	var rs []keepResult
 	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 || code != ExitFailure || rs[0].Status != keepNotTaken ||
-		rs[0].Agent != agent.AgentDegraded || !strings.Contains(rs[0].Error, "the agent did not take Waits_1.0.0.pak within 300ms; it stays in watch_dir for the agent (the agent is degraded: watch_dir is unsafe)") {
+		rs[0].Agent != agent.AgentDegraded || !strings.Contains(rs[0].Error, "the agent did not take Waits_1.0.0.prepull within 300ms; it stays in watch_dir for the agent (the agent is degraded: watch_dir is unsafe)") {
 		t.Fatalf("an agent that does not take it: exit %d\n%s", code, out)
 	}
 
 	// The agent takes it: its state lists the file's bytes, then the image present.
 	p = paktest.Pak{Kind: "Taken", Registry: paktest.Registry}
-	path := filepath.Join(watch, "Taken_1.0.0.pak")
+	path := filepath.Join(watch, "Taken_1.0.0.prepull")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -172,7 +172,7 @@ func TestKeepWithRunningAgent(t *testing.T) {
 			data, err := os.ReadFile(path)
 			if err == nil {
 				sum := sha256.Sum256(data)
-				s := agent.State{Version: 1, Paks: []agent.PakState{{File: filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.pak"), Name: "Taken_1.0.0.pak",
+				s := agent.State{Version: 1, Paks: []agent.PakState{{File: filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.prepull"), Name: "Taken_1.0.0.prepull",
 					SHA256: "sha256:" + hex.EncodeToString(sum[:]), Reference: p.Reference(""), Status: agent.StatusPresent}}}
 				b, _ := json.Marshal(s)
 				// Atomically, as the agent writes it: keep reads it meanwhile.
@@ -189,7 +189,7 @@ func TestKeepWithRunningAgent(t *testing.T) {
 	<-done
 	rs = nil
 	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 || code != ExitOK || rs[0].Status != keepTaken ||
-		rs[0].PakStatus != agent.StatusPresent || rs[0].Path != filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.pak") {
+		rs[0].PakStatus != agent.StatusPresent || rs[0].Path != filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.prepull") {
 		t.Fatalf("an agent that takes it: exit %d\n%s", code, out)
 	}
 }
@@ -252,7 +252,7 @@ func TestKeepUntilPresent(t *testing.T) {
 	}
 
 	p := paktest.Pak{Kind: "Rejected", Registry: paktest.Registry}
-	done := agentSays("Rejected_1.0.0.pak", agent.PakState{Reference: p.Reference(""), Status: agent.StatusPulling},
+	done := agentSays("Rejected_1.0.0.prepull", agent.PakState{Reference: p.Reference(""), Status: agent.StatusPulling},
 		agent.PakState{Reference: p.Reference(""), Status: agent.StatusFailed, LastError: "registry rejected the credentials", ErrorKind: agent.ErrorCredentials})
 	r := keep("--wait", "1m", p.WriteFile(t, dir))
 	<-done
@@ -261,7 +261,7 @@ func TestKeepUntilPresent(t *testing.T) {
 	}
 
 	p = paktest.Pak{Kind: "Arm", Registry: paktest.Registry}
-	done = agentSays("Arm_1.0.0.pak", agent.PakState{Status: agent.StatusInvalid, LastError: "no linux/amd64 variant", ErrorKind: agent.ErrorPlatform})
+	done = agentSays("Arm_1.0.0.prepull", agent.PakState{Status: agent.StatusInvalid, LastError: "no linux/amd64 variant", ErrorKind: agent.ErrorPlatform})
 	r = keep("--wait", "1m", p.WriteFile(t, dir))
 	<-done
 	if r.Status != keepFailed || r.ExitCode != ExitPlatform || !strings.Contains(r.Error, "no linux/amd64 variant") {

@@ -24,11 +24,13 @@ type remoteKeep struct {
 	Error     string   `json:"error,omitempty"`
 }
 
-// remoteKeepName is the name a pak argument gets in a proxy's watch_dir.
+// remoteKeepName is the name prepull remote --keep asks for a pak argument:
+// NAME.pak, which every proxy's keep accepts; a proxy with this release
+// writes it as NAME.prepull (keepName), an older one as NAME.pak.
 func remoteKeepName(arg string) string {
-	name, err := keepName(arg, "")
-	if err != nil {
-		return "" // cannot happen for a file argument
+	name := filepath.Base(arg)
+	if !strings.HasSuffix(strings.ToLower(name), ".pak") {
+		name += ".pak"
 	}
 	return name
 }
@@ -96,7 +98,7 @@ func checkKeepResult(results []keepResult, exitStatus int, name string) error {
 		return fmt.Errorf("%d results for the one pak sent", len(results))
 	}
 	res := results[0]
-	if res.File != "-" || res.Name != name {
+	if res.File != "-" || res.Name != name && res.Name != slimmed(name) {
 		return fmt.Errorf("a result for %s as %s, not for standard input as %s", display.Text(res.File), display.Text(res.Name), name)
 	}
 	switch res.Status {
@@ -114,7 +116,7 @@ func checkKeepResult(results []keepResult, exitStatus int, name string) error {
 	if exitStatus != int(res.ExitCode) {
 		return fmt.Errorf("exit_code %d, but the remote command exited with status %d", res.ExitCode, exitStatus)
 	}
-	if res.Path != "" && (!filepath.IsAbs(res.Path) || !strings.HasSuffix(strings.ToLower(res.Path), ".pak")) {
+	if res.Path != "" && (!filepath.IsAbs(res.Path) || !strings.HasSuffix(strings.ToLower(res.Path), ".pak") && !strings.HasSuffix(strings.ToLower(res.Path), pak.SlimSuffix)) {
 		return fmt.Errorf("path %s is not a .pak file's", display.Text(res.Path))
 	}
 	return nil

@@ -16,7 +16,7 @@ import (
 )
 
 // slimSuffix ends the name of a slimmed pak: never the .pak it came from.
-const slimSuffix = ".prepull"
+const slimSuffix = pak.SlimSuffix
 
 // The statuses of prepull slim.
 const (
@@ -121,11 +121,16 @@ func runSlim(g *globals, out string, args []string) error {
 // slimName is the name of arg's slimmed file: its base name with .pak (any
 // case) replaced by slimSuffix, or slimSuffix added.
 func slimName(arg string) string {
-	base := filepath.Base(arg)
-	if strings.HasSuffix(strings.ToLower(base), ".pak") && len(base) > len(".pak") {
-		base = base[:len(base)-len(".pak")]
+	return slimmed(filepath.Base(arg))
+}
+
+// slimmed is name with .pak (any case) replaced by slimSuffix, or
+// slimSuffix added.
+func slimmed(name string) string {
+	if strings.HasSuffix(strings.ToLower(name), ".pak") && len(name) > len(".pak") {
+		name = name[:len(name)-len(".pak")]
 	}
-	return strings.TrimSuffix(base, slimSuffix) + slimSuffix
+	return strings.TrimSuffix(name, slimSuffix) + slimSuffix
 }
 
 // slimOne writes what a proxy needs of arg as path.

@@ -16,6 +16,12 @@ import (
 	safetext "github.com/prepull/prepull/internal/display"
 )
 
+// SlimSuffix ends the name of a file that holds only what a proxy needs of
+// a pak (its .conf and manifest: prepull slim, prepull keep, remote --keep),
+// so that *.pak only ever names full paks, which VCF Operations installs.
+// The agent takes such files beside .pak files.
+const SlimSuffix = ".prepull"
+
 // ErrInvalid is wrapped by every error that means the input does not name a
 // pullable image: not a pak, no .conf, a bad or missing DIGEST, and so on.
 var ErrInvalid = errors.New("not a pullable pack")

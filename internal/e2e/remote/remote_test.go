@@ -594,7 +594,7 @@ func TestRemoteKeepHandsThePakToTheAgent(t *testing.T) {
 	big := paktest.Pak{Kind: "KeepAdapter", Version: "3.0.0", Registry: f.Reg.Addr, Repository: "/fleet/keep", Digest: f.Digest,
 		ContentBytes: 16 << 20}.WriteFile(t, f.Dir)
 	p := e2e.NewProxyFleet(t, f, config)
-	const name = "KeepAdapter_3.0.0.pak"
+	const name = "KeepAdapter_3.0.0.prepull"
 
 	r := f.Prepull(nil, p.Args(t, "--json", "--keep", big)...)
 	r.Want(t, 0)
@@ -647,10 +647,10 @@ func TestRemoteKeepHandsThePakToTheAgent(t *testing.T) {
 	r = f.Prepull(nil, p.Args(t, "--wide", "--keep", other)...)
 	r.Want(t, 1)
 	rows := r.TableRows(t)
-	if len(rows) != 1 || rows[0][3] != "pulled" || rows[0][4] != "not-taken" || !strings.Contains(r.Stdout, "keep: no agent is running (stopped): it takes Other_1.0.0.pak when it starts") {
+	if len(rows) != 1 || rows[0][3] != "pulled" || rows[0][4] != "not-taken" || !strings.Contains(r.Stdout, "keep: no agent is running (stopped): it takes Other_1.0.0.prepull when it starts") {
 		t.Fatalf("--keep with the agent stopped:\n%s\n%s", r.Stdout, r.Stderr)
 	}
-	if _, err := os.Stat(filepath.Join(inbox, "Other_1.0.0.pak")); err != nil {
+	if _, err := os.Stat(filepath.Join(inbox, "Other_1.0.0.prepull")); err != nil {
 		t.Errorf("the file is not waiting in watch_dir: %v", err)
 	}
 }
