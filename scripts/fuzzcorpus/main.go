@@ -1,17 +1,23 @@
-package pak_test
+// Command fuzzcorpus writes the committed seed corpus of internal/pak's
+// fuzz tests, FuzzRead and FuzzParseConf, under internal/pak/testdata/fuzz.
+// Run it from the repository's top folder:
+//
+//	go run ./scripts/fuzzcorpus
+//
+// The seeds are paks, adapter archives and .conf files of every SDK era
+// made with paktest, the real pak in testdata, and broken ones that reach
+// the reader's limits and refusals. Files it did not write, such as failing
+// inputs the fuzzer saved, are left alone.
+package main
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
-
-// writeCorpusEnv, set to 1, makes TestWriteFuzzCorpus write the seed corpus.
-const writeCorpusEnv = "PREPULL_WRITE_FUZZ_CORPUS"
 
 // maxCorpusSize bounds the committed corpus, all files together.
 const maxCorpusSize = 200 << 10
@@ -25,11 +31,10 @@ type corpusEntry struct {
 // readCorpus returns the seed corpus of FuzzRead: paks, adapter archives and
 // .conf files of every SDK era made with paktest, the real pak in testdata,
 // and broken ones that reach the reader's limits and refusals.
-func readCorpus(t *testing.T) []corpusEntry {
-	t.Helper()
-	real, err := os.ReadFile(filepath.Join("testdata", "PyAdapter_2.1.0.pak"))
+func readCorpus() ([]corpusEntry, error) {
+	real, err := os.ReadFile(filepath.Join(pakDir, "testdata", "PyAdapter_2.1.0.pak"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	current := paktest.Pak{Registry: paktest.Registry}
 	adapter3 := paktest.Pak{Registry: "harbor.example.com:8443", Adapter3: true, CRLF: true, HTTP: true}
@@ -54,7 +59,7 @@ func readCorpus(t *testing.T) []corpusEntry {
 		{"conf-adapter3-crlf-port", adapter3.Conf()},
 		{"zip-signature-only", []byte("PK\x03\x04")},
 		{"zip-empty", []byte("PK\x05\x06" + strings.Repeat("\x00", 18))},
-	}
+	}, nil
 }
 
 // confCorpus returns the seed corpus of FuzzParseConf: .conf files as the
@@ -86,35 +91,41 @@ func confCorpus() []corpusEntry {
 	}
 }
 
-// TestWriteFuzzCorpus writes the committed seed corpora of FuzzRead and
-// FuzzParseConf to testdata/fuzz, in Go's corpus file format, from
-// readCorpus and confCorpus. go test runs every file there as a seed, with
-// or without -fuzz. It writes only when PREPULL_WRITE_FUZZ_CORPUS=1:
-//
-//	PREPULL_WRITE_FUZZ_CORPUS=1 go test -run TestWriteFuzzCorpus ./internal/pak
-//
-// Files it did not write, such as failing inputs the fuzzer saved, are left
-// alone.
-func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv(writeCorpusEnv) != "1" {
-		t.Skipf("set %s=1 to write the seed corpus under testdata/fuzz", writeCorpusEnv)
+// pakDir is internal/pak, whose fuzz tests the corpus is for.
+var pakDir = filepath.Join("internal", "pak")
+
+func main() {
+	if err := write(); err != nil {
+		fmt.Fprintln(os.Stderr, "fuzzcorpus:", err)
+		os.Exit(1)
+	}
+}
+
+// write writes the seed corpora of FuzzRead and FuzzParseConf to
+// internal/pak/testdata/fuzz, in Go's corpus file format; go test runs
+// every file there as a seed, with or without -fuzz.
+func write() error {
+	reads, err := readCorpus()
+	if err != nil {
+		return err
 	}
 	total := 0
-	for target, entries := range map[string][]corpusEntry{"FuzzRead": readCorpus(t), "FuzzParseConf": confCorpus()} {
-		dir := filepath.Join("testdata", "fuzz", target)
+	for target, entries := range map[string][]corpusEntry{"FuzzRead": reads, "FuzzParseConf": confCorpus()} {
+		dir := filepath.Join(pakDir, "testdata", "fuzz", target)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		for _, e := range entries {
 			data := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", e.data)
 			if err := os.WriteFile(filepath.Join(dir, e.name), data, 0o644); err != nil {
-				t.Fatal(err)
+				return err
 			}
 			total += len(data)
 		}
 	}
 	if total > maxCorpusSize {
-		t.Errorf("the corpus takes %d bytes, over the %d allowed: keep it small", total, maxCorpusSize)
+		return fmt.Errorf("the corpus takes %d bytes, over the %d allowed: keep it small", total, maxCorpusSize)
 	}
-	t.Logf("wrote %d bytes of seed corpus", total)
+	fmt.Printf("wrote %d bytes of seed corpus under %s\n", total, filepath.Join(pakDir, "testdata", "fuzz"))
+	return nil
 }
