@@ -266,18 +266,25 @@ func errorColumn(e string) string {
 	return e
 }
 
+// statusNow and statusZone are the clock and the time zone of status's
+// times: the machine's, fixed by the golden tests.
+var (
+	statusNow  = time.Now
+	statusZone = time.Local
+)
+
 // ago is when, followed by how long ago that was: the reader judges
 // freshness at a glance.
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return when(t) + " (" + time.Since(t).Round(time.Second).String() + " ago)"
+	return when(t) + " (" + statusNow().Sub(t).Round(time.Second).String() + " ago)"
 }
 
 func when(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.In(statusZone).Format("2006-01-02 15:04:05")
 }

@@ -18,9 +18,12 @@ import (
 // escaped, and wide file names keep the columns aligned. LAST ERROR has the
 // cause, or with --wide the whole error text.
 func TestWriteStatusGolden(t *testing.T) {
+	now, zone := statusNow, statusZone
+	t.Cleanup(func() { statusNow, statusZone = now, zone })
+	statusNow, statusZone = func() time.Time { return fixtureTime.Add(time.Minute) }, time.UTC
 	for format, file := range map[StatusFormat]string{StatusTable: "status.golden", StatusWide: "status-wide.golden"} {
 		var out bytes.Buffer
-		if err := WriteStatus(&out, statusFixture(), "/st", format); err != nil {
+		if err := WriteStatus(&out, withTimes(statusFixture()), "/st", format); err != nil {
 			t.Fatal(err)
 		}
 		if strings.ContainsAny(out.String(), "\x1b\a\r\u202e\u009b") {
@@ -33,8 +36,22 @@ func TestWriteStatusGolden(t *testing.T) {
 // TestWriteStatusJSONGolden checks prepull status --json against a golden
 // file: the report itself, times included, error texts as they were.
 func TestWriteStatusJSONGolden(t *testing.T) {
-	r := statusFixture()
-	at := time.Date(2026, 11, 30, 1, 2, 3, 0, time.UTC)
+	r := withTimes(statusFixture())
+	var out bytes.Buffer
+	if err := WriteStatus(&out, r, "/st", StatusJSON); err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "status.json.golden", out.String())
+}
+
+// statusFixture is a degraded agent's report with hostile names and texts,
+// its times zero.
+// fixtureTime is when statusFixture's state was saved.
+var fixtureTime = time.Date(2026, 11, 30, 1, 2, 3, 0, time.UTC)
+
+// withTimes gives r's agent, paks and images times around fixtureTime.
+func withTimes(r *Report) *Report {
+	at := fixtureTime
 	r.Saved, r.Agent.Since, r.Agent.LastSaved, r.Agent.EngineChecked = at, at.Add(-time.Hour), at, at.Add(-time.Minute)
 	for i := range r.Paks {
 		r.Paks[i].FirstSeen, r.Paks[i].Updated = at.Add(-time.Hour), at
@@ -45,15 +62,9 @@ func TestWriteStatusJSONGolden(t *testing.T) {
 	}
 	r.Released[0].KeptSince, r.Released[0].Released, r.Released[0].Updated = at.Add(-2*time.Hour), at.Add(-time.Hour), at
 	r.Removed[0].At = at
-	var out bytes.Buffer
-	if err := WriteStatus(&out, r, "/st", StatusJSON); err != nil {
-		t.Fatal(err)
-	}
-	golden.Check(t, "status.json.golden", out.String())
+	return r
 }
 
-// statusFixture is a degraded agent's report with hostile names and texts,
-// its times zero.
 func statusFixture() *Report {
 	s := &State{Version: 1,
 		Paks: []PakState{
