@@ -360,11 +360,7 @@ func TestStopMidPullThenRestartResumes(t *testing.T) {
 	h.start()
 	ref := h.drop("k.pak", "proj/k", "k")
 	h.eventually("the pull runs", func() bool { return h.eng.pullCount(ref) == 1 })
-	start := time.Now()
-	h.stop()
-	if d := time.Since(start); d > 6*time.Second {
-		t.Errorf("stop took %v", d)
-	}
+	h.stop() // returns at all only if the pull was cancelled: pullWait never closes
 	s := h.state()
 	if len(s.Images) != 1 || s.Images[0].Status != StatusWaiting {
 		t.Fatalf("after stop the image is %+v, want waiting", s.Images)

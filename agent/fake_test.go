@@ -41,6 +41,7 @@ type fakeEngine struct {
 	containers map[string]bool
 	removed    []string
 	useErr     error // when set, ImageUse fails with it
+	uses       int   // ImageUse calls: a prune pass asks before it removes
 	// names are the tags of images, each naming a reference's image:
 	// the local names the agent gives (keep_test.go) and others' tags.
 	names map[string]string

@@ -90,6 +90,7 @@ func (e *fakeEngine) inUse(ref string, used bool) {
 func (e *fakeEngine) ImageUse(_ context.Context, ref string) (engine.ImageUse, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.uses++
 	switch {
 	case e.down:
 		return engine.ImageUse{}, errDown
@@ -186,6 +187,16 @@ func (h *harness) dropDone(name, repo, seed string) string {
 	ref := h.drop(name, repo, seed)
 	h.eventually(name+" is done", func() bool { return exists(filepath.Join(h.inbox(), DoneDir, name)) })
 	return ref
+}
+
+// prunePasses waits until the agent has asked the engine n more times
+// whether an image is in use, which a prune pass does before it removes.
+func (h *harness) prunePasses(n int) {
+	h.t.Helper()
+	from := h.eng.count(func(e *fakeEngine) int { return e.uses })
+	h.eventually(fmt.Sprintf("%d more prune passes", n), func() bool {
+		return h.eng.count(func(e *fakeEngine) int { return e.uses }) >= from+n
+	})
 }
 
 func (e *fakeEngine) has(ref string) bool {
@@ -408,7 +419,7 @@ func TestKeepImagesNothingOnAnEngineError(t *testing.T) {
 		s := h.state()
 		return len(s.Released) == 1 && strings.Contains(s.Released[0].LastError, "i/o timeout")
 	})
-	time.Sleep(300 * time.Millisecond)
+	h.prunePasses(2)
 	if !h.eng.has(v1) || len(h.eng.removed) != 0 {
 		t.Fatalf("removed %v after an engine error", h.eng.removed)
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/distribution/reference"
 
@@ -69,11 +68,9 @@ func FuzzRead(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		start := time.Now()
+		// No clock: what bounds Read's work is its size caps, which the bad
+		// input tests check one by one (internal/e2e/security).
 		img, err := pak.Read("fuzz.pak", bytes.NewReader(data), int64(len(data)))
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("Read took %v on %d bytes", d, len(data))
-		}
 		if err != nil {
 			var pe *pak.Error
 			if !errors.As(err, &pe) || pe.File != "fuzz.pak" || !errors.Is(err, pak.ErrInvalid) {

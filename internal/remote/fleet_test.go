@@ -167,20 +167,17 @@ func TestFleetRunTimeoutEndsTheCommand(t *testing.T) {
 	var stderr bytes.Buffer
 	f := &Fleet{
 		Dialer:   downDialer{Dialer: testDialer(t, srv), addr: srv.Addr},
-		Command:  "cat >/dev/null; sleep 60",
+		Command:  "cat >/dev/null; exec sleep infinity",
 		Parallel: 1,
 		Stderr:   &stderr,
 		Timeout:  500 * time.Millisecond,
 	}
-	start := time.Now()
 	out := f.Run(context.Background(), []Host{{Name: "slow", Route: []Hop{{Name: "slow"}}}}, []Input{{Name: "x.pak"}})
 	if o := out[0][0]; !errors.Is(o.Err, ErrTimedOut) {
 		t.Errorf("output %+v, want ErrTimedOut", o)
 	}
-	// Bounded by what the code controls: the kill and the grace, not the 60 s sleep.
-	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("the run took %v", d)
-	}
+	// The command never ends on its own: the run ended because the timeout
+	// killed it.
 }
 
 func TestFleetRunCanceledBeforeStart(t *testing.T) {

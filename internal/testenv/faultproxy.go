@@ -111,6 +111,7 @@ type FaultProxy struct {
 	rate     int   // blob bytes per second; 0 when not throttled
 	requests []Request
 	stalls   StallCounts
+	sent     int64 // bytes of blob bodies sent to clients
 }
 
 // StartFaultProxy starts a FaultProxy in front of the registry at upstream
@@ -251,6 +252,14 @@ func (p *FaultProxy) Count(kind Kind) int {
 		}
 	}
 	return n
+}
+
+// BlobBytes returns how many bytes of blob bodies the proxy has sent to
+// clients: the event a test waits for to act in the middle of a download.
+func (p *FaultProxy) BlobBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent
 }
 
 // Requests returns every request the proxy saw, in order.
@@ -457,6 +466,9 @@ func (b *faultyBody) Read(buf []byte) (int, error) {
 	}
 	n, err := b.ReadCloser.Read(buf[:limit])
 	b.sent += int64(n)
+	b.p.mu.Lock()
+	b.p.sent += int64(n)
+	b.p.mu.Unlock()
 	if rate > 0 && n > 0 {
 		select {
 		case <-time.After(time.Duration(n) * time.Second / time.Duration(rate)):

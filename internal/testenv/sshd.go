@@ -183,6 +183,13 @@ LogLevel VERBOSE
 // Addr returns "127.0.0.1:PORT". It stays the same across Stop and Start.
 func (s *SSHD) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
+// Log returns what the server has logged so far (LogLevel VERBOSE): a test
+// reads from it what happened in which order, "Accepted publickey" say.
+func (s *SSHD) Log() string {
+	data, _ := os.ReadFile(s.logPath)
+	return string(data)
+}
+
 // Port returns the server's port.
 func (s *SSHD) Port() int { return s.port }
 

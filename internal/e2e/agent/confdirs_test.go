@@ -94,7 +94,7 @@ func TestAgentConfDirs(t *testing.T) {
 		t.Fatalf("%s is not in the engine", k.refs[1])
 	}
 	before := snapshot(t, src)
-	time.Sleep(2 * time.Second) // two rescans
+	a.EngineChecks(2) // two rescans
 	if got := snapshot(t, src); !slices.Equal(got, before) {
 		t.Fatalf("the conf folder changed:\n%v\nwas\n%v", got, before)
 	}

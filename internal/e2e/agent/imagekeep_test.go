@@ -71,7 +71,7 @@ func TestAgentKeepImages(t *testing.T) {
 		why, ok := a.Released(k.refs[1])
 		return ok && strings.Contains(why, "in use by a container")
 	})
-	time.Sleep(2 * time.Second) // two more rescans
+	a.EngineChecks(2) // two more rescans, each a prune pass
 	for i, ref := range k.refs {
 		if !k.Docker.HasImage(t, ref) {
 			t.Fatalf("v%d (%s) left the engine while a container used v1", i, ref)
@@ -86,7 +86,7 @@ func TestAgentKeepImages(t *testing.T) {
 	if k.Docker.HasImage(t, k.refs[1]) {
 		t.Errorf("status says %s was removed, but it is in the engine", k.refs[1])
 	}
-	time.Sleep(2 * time.Second)
+	a.EngineChecks(2)
 	if !k.Docker.HasImage(t, k.refs[0]) {
 		t.Errorf("v0, which the agent did not pull, was removed")
 	}
@@ -151,7 +151,7 @@ func TestAgentKeepImagesEngineDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Eventually(30*time.Second, "v1 is released", func() bool { _, ok := a.Released(k.refs[1]); return ok })
-	time.Sleep(3 * time.Second) // three rescans with the engine down
+	a.EngineChecks(3) // three rescans with the engine down
 	if s := a.Status(); len(s.Removed) != 0 {
 		t.Fatalf("removed %+v while the engine was down", s.Removed)
 	}
@@ -161,6 +161,13 @@ func TestAgentKeepImagesEngineDown(t *testing.T) {
 	k.Docker.Start(t)
 	restarted = true
 	a.Eventually(60*time.Second, "v1 is removed once the engine answers", func() bool { return a.Removal(k.refs[1]) == "removed" })
+	// Order, from the log: the agent may remove v1 as soon as the engine
+	// answers, before this test could look.
+	log := a.LogText()
+	back, removed := strings.Index(log, "docker engine reachable again"), strings.Index(log, "released image removed from the engine")
+	if back < 0 || removed < back {
+		t.Fatalf("v1 was removed before the agent saw the engine back (log offsets %d, %d)", removed, back)
+	}
 	if k.Docker.HasImage(t, k.refs[1]) || !k.Docker.HasImage(t, k.refs[2]) {
 		t.Errorf("after the engine came back: v1 present %v (want false), v2 present %v (want true)", k.Docker.HasImage(t, k.refs[1]), k.Docker.HasImage(t, k.refs[2]))
 	}

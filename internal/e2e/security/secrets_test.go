@@ -453,12 +453,8 @@ func TestSecretAgentRefusesUnsafeFolders(t *testing.T) {
 			tt.prepare(t, inbox, state)
 			config := filepath.Join(f.Dir, "config.yaml")
 			e2e.WriteTestFile(t, config, fmt.Sprintf("watch_dir: %s\nstate_dir: %s\ndocker_host: unix://%s\n", inbox, state, filepath.Join(f.Dir, "none.sock")))
-			start := time.Now()
 			r := f.Prepull(nil, "agent", "--config", config)
 			r.Want(t, 2)
-			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("the refusal took %v", d)
-			}
 			for _, want := range tt.want {
 				if want = strings.ReplaceAll(want, "INBOX", inbox); !strings.Contains(r.Stderr, want) {
 					t.Errorf("stderr does not say %q:\n%s", want, r.Stderr)
