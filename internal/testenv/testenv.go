@@ -99,6 +99,7 @@ func Enabled() bool {
 func Require(t testing.TB) {
 	t.Helper()
 	if !Enabled() {
+		skipped.Add(1)
 		t.Skip("end-to-end test: set PREPULL_E2E=1 to run it against a real Docker Engine and registry (scripts/test.sh does, and CI=true does too)")
 	}
 	if os.Geteuid() != 0 {
@@ -117,6 +118,8 @@ func Require(t testing.TB) {
 
 var (
 	mainActive atomic.Bool
+	// skipped counts the tests Require skipped, for Main's one line.
+	skipped atomic.Int32
 
 	workOnce sync.Once
 	workPath string
@@ -129,6 +132,9 @@ var (
 func Main(m *testing.M) {
 	mainActive.Store(true)
 	code := m.Run()
+	if n := skipped.Load(); n > 0 {
+		fmt.Printf("end-to-end tests skipped: %d (set PREPULL_E2E=1 to run them; scripts/test.sh and CI do)\n", n)
+	}
 	if err := shutdown(code != 0); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 		if code == 0 {
