@@ -207,7 +207,7 @@ func (a *Agent) moveReady() {
 		if a.saveErr != "" {
 			return
 		}
-		if p.Status == StatusPresent {
+		if p.Status == StatusPresent || faultOn(faultInvalidToDone) {
 			a.moveTo(p, DoneDir)
 		} else {
 			a.moveTo(p, FailedDir)
@@ -242,9 +242,18 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 	}
 	dst := freeName(dir, filepath.Base(src))
 	a.rekey(p, dst)
-	if err := a.saveNow(); err != nil {
-		a.rekey(p, src)
+	switch {
+	case faultOn(faultLosePak):
+		_ = os.Remove(src)
+		a.drop(p)
 		return
+	case faultOn(faultMoveBeforeSave):
+		// The state is saved later, by the save timer.
+	default:
+		if err := a.saveNow(); err != nil {
+			a.rekey(p, src)
+			return
+		}
 	}
 	if p.Status == StatusInvalid {
 		if err := writeErrorFile(dst, p, time.Now().UTC()); err != nil {

@@ -264,7 +264,12 @@ func buildPrepull(dir string) (string, error) {
 		return "", errors.New("build prepull: the test does not run inside a Go module")
 	}
 	bin := filepath.Join(dir, "prepull")
-	cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/prepull")
+	args := []string{"build", "-o", bin}
+	if tags := os.Getenv("PREPULL_TEST_TAGS"); tags != "" {
+		// -tags prepull_faults: the model test's faults (agent/fault.go).
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command(goTool, append(args, "./cmd/prepull")...)
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/prepull: %w\n%s", err, out)
