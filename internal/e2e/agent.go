@@ -200,6 +200,7 @@ type AgentState struct {
 		Status    string `json:"status"`
 		Attempts  int    `json:"attempts"`
 		LastError string `json:"last_error"`
+		ErrorKind string `json:"error_kind"`
 	} `json:"paks"`
 	Images []struct {
 		Reference string `json:"reference"`
