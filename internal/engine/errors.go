@@ -128,6 +128,8 @@ func classifyText(err error, loggedIn bool) error {
 	}
 	msg := strings.ToLower(err.Error())
 	switch {
+	case containsAny(msg, stoppingText):
+		return wrap(ErrUnreachable, err)
 	case containsAny(msg, certificateText):
 		return wrap(ErrCertificate, err)
 	case containsAny(msg, noSpaceText):
@@ -167,6 +169,11 @@ var registryUnreachableText = []string{
 	"tls handshake timeout",
 	"dial tcp",
 }
+
+// stoppingText is what a pull stream says when the engine stops under it:
+// its link to containerd closes. The engine is going away, so the pull waits
+// for it like any pull that cannot reach it (found by TestAgentModel).
+var stoppingText = []string{"the client connection is closing"}
 
 // Message fragments, lower-cased, of errors worth retrying.
 var transientText = []string{

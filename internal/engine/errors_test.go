@@ -104,6 +104,8 @@ func TestClassifyText(t *testing.T) {
 		{"seen 28.5 containerd: pull POST, index without linux/amd64", `Error response from daemon: no matching manifest for linux/amd64 in the manifest list entries: no match for platform in manifest: not found`, true, ErrPlatform, false},
 		{"seen 26.1, 28.5 containerd: registry stopped", `Error response from daemon: failed to resolve reference "127.0.0.1:5871/proj/x@sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": failed to do request: Head "https://127.0.0.1:5871/v2/proj/x/manifests/sha256:e4d3595ec64cbc708f2ab9ebb95807ef09109c0790f4cc3ae367d379b816459e": dial tcp 127.0.0.1:5871: connect: connection refused`, true, ErrRegistryUnreachable, true},
 
+		{"seen 20.10: pull stream, the engine stopped during the pull", `error creating lease: grpc: the client connection is closing: context canceled`, true, ErrUnreachable, true},
+
 		// Certificates and disk.
 		{"known: unknown authority", `Error response from daemon: Get "https://r.example:5000/v2/": x509: certificate signed by unknown authority`, true, ErrCertificate, false},
 		{"known: Go 1.20+ wording", `Error response from daemon: Get "https://r.example:5000/v2/": tls: failed to verify certificate: x509: certificate is valid for a.example, not r.example`, true, ErrCertificate, false},
