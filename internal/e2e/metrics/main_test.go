@@ -7,7 +7,7 @@ package metrics
 import (
 	"testing"
 
-	"github.com/prepull/prepull/internal/testenv"
+	"github.com/prepull/prepull/internal/e2e"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { e2e.Main(m) }
