@@ -83,6 +83,7 @@ TEST_PARTS=(
   "htpasswd apache2-utils"
   "sshd openssh-server"
   "unzip unzip"
+  "zip zip"
   "systemd-analyze systemd"
   "ip iproute2"
   "debootstrap debootstrap"
