@@ -11,10 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
@@ -29,21 +26,7 @@ func TestMirrorBundleInProcess(t *testing.T) {
 	t.Cleanup(src.Close)
 	t.Cleanup(dst.Close)
 	srcHost, dstHost := strings.TrimPrefix(src.URL, "http://"), strings.TrimPrefix(dst.URL, "http://")
-	img, err := random.Image(4096, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.ParseReference(srcHost + "/proj/x:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ggcrremote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, digest := pushRandomImage(t, srcHost, 4096, 3)
 	dir := t.TempDir()
 	cfg := isolatedConfig(t, dir, "")
 	file := paktest.Pak{Kind: "Bundled", Registry: srcHost, Repository: "/proj/x", Digest: digest.String()}.WriteFile(t, dir)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -28,21 +29,7 @@ func TestMirrorInProcess(t *testing.T) {
 	t.Cleanup(dst.Close)
 	srcHost, dstHost := strings.TrimPrefix(src.URL, "http://"), strings.TrimPrefix(dst.URL, "http://")
 
-	img, err := random.Image(1024, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.ParseReference(srcHost + "/proj/x:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ggcrremote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, digest := pushRandomImage(t, srcHost, 1024, 2)
 
 	dir := t.TempDir()
 	cfg := isolatedConfig(t, dir, "")
@@ -95,4 +82,26 @@ func TestMirrorInProcess(t *testing.T) {
 			t.Errorf("mirror %v: exit %d, want %d\n%s", args, code, ExitUsage, out)
 		}
 	}
+}
+
+// pushRandomImage writes a random image of layers layers of size bytes each
+// to host as proj/x:latest and returns it with its digest.
+func pushRandomImage(t *testing.T, host string, size, layers int64) (v1.Image, v1.Hash) {
+	t.Helper()
+	img, err := random.Image(size, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.ParseReference(host + "/proj/x:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ggcrremote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, digest
 }
