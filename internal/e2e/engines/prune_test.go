@@ -13,14 +13,18 @@ import (
 )
 
 // pruneEngines are the engines the prune test runs on: the classic image
-// store, where an image pulled by digest alone is dangling, and 28.5's
-// containerd image store.
-func pruneEngines() []testenv.Engine {
+// store, where an image pulled by digest alone is dangling, and the newest
+// engine's containerd image store.
+func pruneEngines(t *testing.T) []testenv.Engine {
 	var out []testenv.Engine
 	for _, e := range testenv.Engines {
-		if e.Version == "20.10" || e.Version == "28.5" && e.Store == "containerd" {
+		if e.Version == "20.10" || e.Suite == "sid" && e.Store == "containerd" {
 			out = append(out, e)
 		}
+	}
+	if len(out) != 2 {
+		// A renamed engine must not quietly drop a store from the test.
+		t.Fatalf("testenv.Engines has %d of the two prune engines (20.10 classic, sid containerd)", len(out))
 	}
 	return out
 }
@@ -45,8 +49,8 @@ func localNames(t *testing.T, d *testenv.DockerEngine) []string {
 // store's prune removes the image: the name is what keeps it. Each engine
 // is the test's own, since a prune would reach other tests' images.
 func TestPruneKeepsPulledImages(t *testing.T) {
-	for _, e := range pruneEngines() {
-		t.Run(e.Version+"/"+e.Store, func(t *testing.T) {
+	for _, e := range pruneEngines(t) {
+		t.Run(e.Name()+"/"+e.Store, func(t *testing.T) {
 			t.Parallel()
 			d := e.Start(t)
 			f := e2e.NewFixtureOn(t, d, "prune/adapter")

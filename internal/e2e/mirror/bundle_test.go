@@ -44,7 +44,7 @@ func decodeBundle(t *testing.T, r e2e.Run) bundleOut {
 // TestMirrorBundleAcrossTheAirGap crosses an air gap as a file: an export
 // with only the source registry running, then, the source stopped, an
 // import with only the destination running, and pulls of the rewritten paks
-// on Engine 20.10 and on Engine 28.5's containerd image store. Bundles with
+// on Engine 20.10 and on the newest engine's (sid's) containerd image store. Bundles with
 // one flipped byte, a missing blob or a truncated archive are refused,
 // naming the member, before anything is pushed; a push cut short completes
 // when run again.
@@ -170,15 +170,16 @@ func TestMirrorBundleAcrossTheAirGap(t *testing.T) {
 		}
 	}
 	t.Run("20.10-classic", func(t *testing.T) { pullOn(t, f.Docker) })
-	t.Run("28.5-containerd", func(t *testing.T) { pullOn(t, engine(t, "28.5", "containerd").Start(t)) })
+	t.Run("sid-containerd", func(t *testing.T) { pullOn(t, engine(t, "sid", "containerd").Start(t)) })
 }
 
-// engine is the engine of testenv.Engines of that version and store.
-func engine(t *testing.T, version, store string) testenv.Engine {
+// engine is the engine of testenv.Engines of that name (its release, or the
+// suite that moves) and store.
+func engine(t *testing.T, name, store string) testenv.Engine {
 	t.Helper()
-	i := slices.IndexFunc(testenv.Engines, func(e testenv.Engine) bool { return e.Version == version && e.Store == store })
+	i := slices.IndexFunc(testenv.Engines, func(e testenv.Engine) bool { return e.Name() == name && e.Store == store })
 	if i < 0 {
-		t.Fatalf("testenv.Engines has no Docker %s with the %s store", version, store)
+		t.Fatalf("testenv.Engines has no Docker %s with the %s store", name, store)
 	}
 	return testenv.Engines[i]
 }

@@ -317,7 +317,8 @@ func TestSecretNeverLeaks(t *testing.T) {
 			t.Errorf("proxy 1, %s: %+v, want exit code 4 naming the password file", pak2, row)
 		}
 		onProxy := func(cmd string) bool {
-			return strings.HasSuffix(cmd, " --json --force -") && !strings.Contains(cmd, " remote ")
+			// As remoteFlags.commandLine builds it: --json --name X ... -
+			return strings.Contains(cmd, " --json --name ") && strings.HasSuffix(cmd, " -") && !strings.Contains(cmd, " remote ")
 		}
 		if !sampler.sawPrepull(onProxy) {
 			t.Error("the sampler never saw a proxy's prepull process")
