@@ -247,7 +247,7 @@ variant for this Docker Engine's platform, and the login is accepted.
 		return usageErrorf("%w (see '%s --help')", err, c.CommandPath())
 	})
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.configFile, "config", "", "configuration file (default "+config.DefaultFile+", or $"+config.EnvFile+"; a missing default file is fine, a missing named file is an error)")
+	pf.StringVar(&g.configFile, "config", "", configUsage(g.system(), os.Getenv))
 	pf.BoolVar(&g.json, "json", false, "print results as JSON on stdout")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only warnings and errors on stderr")
 	pf.BoolVar(&g.verbose, "verbose", false, "say each failure with its whole chain of causes, and log on stderr too when it is a terminal (--json and JSON logs always have the whole chain)")

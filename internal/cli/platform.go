@@ -4,6 +4,8 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"github.com/prepull/prepull/internal/config"
 )
 
 // system returns the operating system prepull runs on, as GOOS names it:
@@ -30,4 +32,19 @@ func proxyOnly(g *globals, cmd *cobra.Command) *cobra.Command {
 		return usageErrorf("%s runs on the Cloud Proxy (Linux), not on %s: reach proxies from this machine with prepull remote", c.CommandPath(), goos)
 	}
 	return cmd
+}
+
+// configUsage is the --config flag's help on goos, naming the file read
+// when none is named there (getenv reads the environment) as its users
+// write it.
+func configUsage(goos string, getenv func(string) string) string {
+	def, err := config.DefaultPath(goos, getenv)
+	if err != nil {
+		def = "none: " + err.Error()
+	}
+	env := "$" + config.EnvFile
+	if goos == "windows" {
+		env = "%" + config.EnvFile + "%"
+	}
+	return "configuration file (default " + def + ", or " + env + "; a missing default file is fine, a missing named file is an error)"
 }

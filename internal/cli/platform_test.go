@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -24,5 +25,29 @@ func TestProxyOnly(t *testing.T) {
 	}
 	if _, errOut, code := runWith(context.Background(), t, &globals{goos: "linux"}, "status", "--config", cfg); strings.Contains(errOut, "Cloud Proxy (Linux)") || code == ExitUsage {
 		t.Errorf("status on linux: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestConfigUsage checks that --config's help names the default file of
+// each system, and its variable, as that system's users write them.
+func TestConfigUsage(t *testing.T) {
+	env := map[string]string{"AppData": `C:\Users\Admin\AppData\Roaming`, "HOME": "/Users/admin"}
+	for goos, want := range map[string]string{
+		"linux":   "(default /etc/prepull/config.yaml, or $PREPULL_CONFIG;",
+		"windows": `(default C:\Users\Admin\AppData\Roaming\prepull\config.yaml, or %PREPULL_CONFIG%;`,
+		"darwin":  "(default /Users/admin/Library/Application Support/prepull/config.yaml, or $PREPULL_CONFIG;",
+	} {
+		if got := configUsage(goos, func(k string) string { return env[k] }); !strings.Contains(got, want) {
+			t.Errorf("%s: %q does not say %q", goos, got, want)
+		}
+	}
+	var out bytes.Buffer
+	g := &globals{goos: "windows", stdout: &out, stderr: &out}
+	t.Setenv("AppData", `C:\Users\Admin\AppData\Roaming`)
+	root := newRootCommand(g)
+	root.SetArgs([]string{"remote", "--help"})
+	root.SetOut(&out)
+	if err := root.Execute(); err != nil || !strings.Contains(out.String(), `C:\Users\Admin\AppData\Roaming\prepull\config.yaml`) {
+		t.Errorf("remote --help as on Windows: %v\n%s", err, out.String())
 	}
 }

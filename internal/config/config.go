@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 	"github.com/prepull/prepull/internal/pak"
 )
 
-// DefaultFile is where prepull looks for its configuration when none is named.
+// DefaultFile is where prepull on Linux, the Cloud Proxy's system, looks
+// for its configuration when none is named.
 const DefaultFile = "/etc/prepull/config.yaml"
 
 // DefaultCertsDir is where Docker Engine (running as root) reads registry
@@ -117,9 +119,35 @@ var defaults = map[string]any{
 	"local_name":       true,
 }
 
+// DefaultPath returns the configuration file read on goos when none is
+// named, with getenv reading the environment. On Linux it is DefaultFile,
+// the Cloud Proxy's. On a workstation it is config.yaml in a prepull folder
+// of the user's configuration folder, as os.UserConfigDir names it:
+// %AppData%\prepull\config.yaml on Windows, ~/Library/Application
+// Support/prepull/config.yaml on macOS. The error says why that folder is
+// unknown (its variable is unset).
+func DefaultPath(goos string, getenv func(string) string) (string, error) {
+	switch goos {
+	case "windows":
+		dir := getenv("AppData")
+		if dir == "" {
+			return "", errors.New("%AppData% is not set")
+		}
+		return strings.TrimRight(dir, `\/`) + `\prepull\config.yaml`, nil
+	case "darwin":
+		home := getenv("HOME")
+		if home == "" {
+			return "", errors.New("$HOME is not set")
+		}
+		return strings.TrimRight(home, "/") + "/Library/Application Support/prepull/config.yaml", nil
+	}
+	return DefaultFile, nil
+}
+
 // Load reads the configuration. path is the file named on the command line,
-// or empty; then $PREPULL_CONFIG, then DefaultFile is used. A missing default
-// file is fine (defaults apply); a missing named file is an error.
+// or empty; then $PREPULL_CONFIG, then DefaultPath's file for this system is
+// used. A missing default file is fine (defaults apply), and so is an
+// unknown one; a missing named file is an error.
 func Load(path string) (*Config, error) {
 	named := path != ""
 	if !named {
@@ -127,7 +155,7 @@ func Load(path string) (*Config, error) {
 		named = path != ""
 	}
 	if !named {
-		path = DefaultFile
+		path, _ = DefaultPath(runtime.GOOS, os.Getenv)
 	}
 
 	v := viper.New()
@@ -139,7 +167,7 @@ func Load(path string) (*Config, error) {
 	v.AutomaticEnv()
 
 	c := &Config{}
-	f, err := os.Open(path)
+	f, err := openConfig(path)
 	switch {
 	case err == nil:
 		defer f.Close()
@@ -170,6 +198,15 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w: %w", c.source(), ErrInvalid, err)
 	}
 	return c, nil
+}
+
+// openConfig opens the configuration file at path; an empty path, a
+// default that cannot be known, does not exist.
+func openConfig(path string) (*os.File, error) {
+	if path == "" {
+		return nil, fs.ErrNotExist
+	}
+	return os.Open(path)
 }
 
 // source names where the configuration came from, for error messages: the

@@ -144,3 +144,25 @@ func TestLoadFromEnvFile(t *testing.T) {
 		t.Fatalf("Load via $%s = %+v, %v", EnvFile, c, err)
 	}
 }
+
+func TestDefaultPath(t *testing.T) {
+	tests := []struct {
+		goos    string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{"linux", map[string]string{"HOME": "/home/admin", "XDG_CONFIG_HOME": "/home/admin/.config"}, DefaultFile, ""},
+		{"windows", map[string]string{"AppData": `C:\Users\Admin\AppData\Roaming`}, `C:\Users\Admin\AppData\Roaming\prepull\config.yaml`, ""},
+		{"windows", map[string]string{"AppData": `D:\Profiles\Admin\`}, `D:\Profiles\Admin\prepull\config.yaml`, ""},
+		{"windows", map[string]string{"HOME": "/home/admin"}, "", "%AppData% is not set"},
+		{"darwin", map[string]string{"HOME": "/Users/admin"}, "/Users/admin/Library/Application Support/prepull/config.yaml", ""},
+		{"darwin", nil, "", "$HOME is not set"},
+	}
+	for _, tt := range tests {
+		got, err := DefaultPath(tt.goos, func(k string) string { return tt.env[k] })
+		if got != tt.want || (err == nil) != (tt.wantErr == "") || err != nil && err.Error() != tt.wantErr {
+			t.Errorf("DefaultPath(%s, %v) = %q, %v; want %q, %q", tt.goos, tt.env, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
