@@ -117,6 +117,10 @@ type globals struct {
 	// goos is the system to behave as; empty means the one prepull runs
 	// on. Tests of the choices made for Windows and macOS set it.
 	goos string
+	// keepStep, when set, stands for prepull keep's wait between two reads
+	// of the agent's state: tests play the agent's part there, one step per
+	// read, instead of racing keepPoll.
+	keepStep func()
 }
 
 // openEngine opens the Docker Engine at host. Its errors wrap

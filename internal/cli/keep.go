@@ -232,13 +232,25 @@ func keepPak(ctx context.Context, g *globals, cfg *config.Config, arg, name stri
 		r.Status = keepNotTaken
 		find = func(s *agent.State) (agent.PakState, bool) { return takenAs(s, watchDir, sha) }
 	}
-	return followKeep(ctx, cfg, r, report, find, wait, untilPresent, start)
+	return followKeep(ctx, cfg, r, report, find, wait, untilPresent, start, g.keepTick)
+}
+
+// keepTick is prepull keep's wait before it reads the agent's state again:
+// keepPoll, or, where a test plays the agent's part, the test's next step.
+func (g *globals) keepTick() <-chan time.Time {
+	if g.keepStep == nil {
+		return time.After(keepPoll)
+	}
+	g.keepStep()
+	c := make(chan time.Time, 1)
+	c <- time.Time{}
+	return c
 }
 
 // followKeep follows the agent's pak that find finds in its state, read
-// again every keepPoll, until it ends prepull keep, the agent stops, wait
-// runs out or ctx ends.
-func followKeep(ctx context.Context, cfg *config.Config, r keepResult, report *agent.Report, find func(*agent.State) (agent.PakState, bool), wait time.Duration, untilPresent bool, start time.Time) keepResult {
+// again after each tick (keepPoll), until it ends prepull keep, the agent
+// stops, wait runs out or ctx ends.
+func followKeep(ctx context.Context, cfg *config.Config, r keepResult, report *agent.Report, find func(*agent.State) (agent.PakState, bool), wait time.Duration, untilPresent bool, start time.Time, tick func() <-chan time.Time) keepResult {
 	var last agent.PakState // the agent's pak as last seen
 	for attempt := 0; ; attempt++ {
 		if p, ok := find(report.State); ok {
@@ -276,7 +288,7 @@ func followKeep(ctx context.Context, cfg *config.Config, r keepResult, report *a
 		select {
 		case <-ctx.Done():
 			return keepInterrupted(ctx, r, untilPresent)
-		case <-time.After(keepPoll):
+		case <-tick():
 		}
 		var err error
 		if report, err = agent.ReadReport(cfg.StateDir); err != nil {

@@ -3,8 +3,7 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -162,31 +161,19 @@ func TestKeepWithRunningAgent(t *testing.T) {
 		t.Fatalf("an agent that does not take it: exit %d\n%s", code, out)
 	}
 
-	// The agent takes it: its state lists the file's bytes, then the image present.
+	// The agent takes it: at keep's first read of its state after the file
+	// is there, the state lists the file's bytes and the image present.
 	p = paktest.Pak{Kind: "Taken", Registry: paktest.Registry}
 	path := filepath.Join(watch, "Taken_1.0.0.prepull")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range 3000 {
-			data, err := os.ReadFile(path)
-			if err == nil {
-				sum := sha256.Sum256(data)
-				s := agent.State{Version: 1, Paks: []agent.PakState{{File: filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.prepull"), Name: "Taken_1.0.0.prepull",
-					SHA256: "sha256:" + hex.EncodeToString(sum[:]), Reference: p.Reference(""), Status: agent.StatusPresent}}}
-				b, _ := json.Marshal(s)
-				// Atomically, as the agent writes it: keep reads it meanwhile.
-				tmp := filepath.Join(state, ".state.tmp")
-				if err := os.WriteFile(tmp, b, 0o600); err == nil {
-					_ = os.Rename(tmp, filepath.Join(state, agent.StateFile))
-				}
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
+	taken := false
+	take := func() {
+		if data, err := os.ReadFile(path); err == nil && !taken {
+			taken = true
+			writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{{File: filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.prepull"), Name: "Taken_1.0.0.prepull",
+				SHA256: sha256Text(data), Reference: p.Reference(""), Status: agent.StatusPresent}}})
 		}
-	}()
-	out, _, code = runCLI(t, "", "keep", "--config", cfg, "--json", "--wait", "1m", p.WriteFile(t, dir))
-	<-done
+	}
+	out, _, code = runWith(context.Background(), t, &globals{keepStep: take}, "keep", "--config", cfg, "--json", "--wait", "1m", p.WriteFile(t, dir))
 	rs = nil
 	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 || code != ExitOK || rs[0].Status != keepTaken ||
 		rs[0].PakStatus != agent.StatusPresent || rs[0].Path != filepath.Join(watch, agent.DoneDir, "Taken_1.0.0.prepull") {
@@ -218,54 +205,48 @@ func keepDirs(t *testing.T) (dir, watch, state, cfg string) {
 func TestKeepUntilPresent(t *testing.T) {
 	dir, watch, state, cfg := keepDirs(t)
 	holdAgentLock(t, state)
-	keep := func(args ...string) keepResult {
+	// keep runs prepull keep with step playing the agent's part before each
+	// read of its state but the first.
+	keep := func(step func(), args ...string) keepResult {
 		t.Helper()
-		out, stderr, code := runCLI(t, "", append([]string{"keep", "--config", cfg, "--json", "--until-present"}, args...)...)
+		out, stderr, code := runWith(context.Background(), t, &globals{keepStep: step}, append([]string{"keep", "--config", cfg, "--json", "--until-present"}, args...)...)
 		var rs []keepResult
 		if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 || rs[0].ExitCode != code {
 			t.Fatalf("keep %v: exit %d, not one JSON result that agrees (%v):\n%s\n%s", args, code, err, out, stderr)
 		}
 		return rs[0]
 	}
-	// agentSays writes the state once path exists: its pak with each of
-	// statuses in turn, in done/.
-	agentSays := func(name string, statuses ...agent.PakState) <-chan struct{} {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			path := filepath.Join(watch, name)
-			for range 3000 {
-				data, err := os.ReadFile(path)
-				if err != nil {
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				for _, p := range statuses {
-					p.File, p.Name, p.SHA256, p.Updated = filepath.Join(watch, agent.DoneDir, name), name, sha256Text(data), time.Now()
-					writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{p}})
-					time.Sleep(50 * time.Millisecond)
-				}
+	// agentSays is a step that, once keep has written name, writes the
+	// state with its pak in done/ with the next of statuses at each read
+	// keep makes; left tells how many statuses keep has not been shown.
+	agentSays := func(name string, statuses ...agent.PakState) (step func(), left func() int) {
+		path := filepath.Join(watch, name)
+		step = func() {
+			data, err := os.ReadFile(path)
+			if err != nil || len(statuses) == 0 {
 				return
 			}
-		}()
-		return done
+			p := statuses[0]
+			statuses = statuses[1:]
+			p.File, p.Name, p.SHA256, p.Updated = filepath.Join(watch, agent.DoneDir, name), name, sha256Text(data), time.Now()
+			writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{p}})
+		}
+		return step, func() int { return len(statuses) }
 	}
 
 	p := paktest.Pak{Kind: "Rejected", Registry: paktest.Registry}
-	done := agentSays("Rejected_1.0.0.prepull", agent.PakState{Reference: p.Reference(""), Status: agent.StatusPulling},
+	step, left := agentSays("Rejected_1.0.0.prepull", agent.PakState{Reference: p.Reference(""), Status: agent.StatusPulling},
 		agent.PakState{Reference: p.Reference(""), Status: agent.StatusFailed, LastError: "registry rejected the credentials", ErrorKind: agent.ErrorCredentials})
-	r := keep("--wait", "1m", p.WriteFile(t, dir))
-	<-done
-	if r.Status != keepFailed || r.ExitCode != ExitAuth || r.PakStatus != agent.StatusFailed || r.Error != "the agent failed it: registry rejected the credentials" {
-		t.Errorf("rejected credentials: %+v", r)
+	r := keep(step, "--wait", "1m", p.WriteFile(t, dir))
+	if r.Status != keepFailed || r.ExitCode != ExitAuth || r.PakStatus != agent.StatusFailed || r.Error != "the agent failed it: registry rejected the credentials" || left() != 0 {
+		t.Errorf("rejected credentials (%d statuses not shown): %+v", left(), r)
 	}
 
 	p = paktest.Pak{Kind: "Arm", Registry: paktest.Registry}
-	done = agentSays("Arm_1.0.0.prepull", agent.PakState{Status: agent.StatusInvalid, LastError: "no linux/amd64 variant", ErrorKind: agent.ErrorPlatform})
-	r = keep("--wait", "1m", p.WriteFile(t, dir))
-	<-done
-	if r.Status != keepFailed || r.ExitCode != ExitPlatform || !strings.Contains(r.Error, "no linux/amd64 variant") {
-		t.Errorf("the wrong platform: %+v", r)
+	step, left = agentSays("Arm_1.0.0.prepull", agent.PakState{Status: agent.StatusInvalid, LastError: "no linux/amd64 variant", ErrorKind: agent.ErrorPlatform})
+	r = keep(step, "--wait", "1m", p.WriteFile(t, dir))
+	if r.Status != keepFailed || r.ExitCode != ExitPlatform || !strings.Contains(r.Error, "no linux/amd64 variant") || left() != 0 {
+		t.Errorf("the wrong platform (%d statuses not shown): %+v", left(), r)
 	}
 
 	// A pak in done/ that the agent failed before keep started: no verdict
@@ -279,7 +260,7 @@ func TestKeepUntilPresent(t *testing.T) {
 	}
 	writeConfigFile(t, old.File, string(p.Bytes()))
 	writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{old}})
-	r = keep("--wait", "300ms", file)
+	r = keep(func() {}, "--wait", "300ms", file)
 	if r.Status != keepFailed || r.ExitCode != ExitAuth || r.Path != old.File ||
 		r.Error != "the image is not present within 300ms (failed: registry rejected the credentials)" {
 		t.Errorf("an old failure: %+v", r)
@@ -287,15 +268,18 @@ func TestKeepUntilPresent(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(watch, "Old_1.0.0.pak")); err == nil {
 		t.Error("a file was written although the agent keeps the image already")
 	}
-	// The agent tries again and the image is present: exit 0.
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		p := old
-		p.Status, p.LastError, p.ErrorKind, p.Updated = agent.StatusPresent, "", "", time.Now()
-		writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{p}})
-	}()
-	if r = keep("--wait", "1m", file); r.Status != keepKept || r.ExitCode != ExitOK || r.PakStatus != agent.StatusPresent {
-		t.Errorf("the old failure retried: %+v", r)
+	// The agent tries again and the image is present at keep's second read
+	// after the old failure: keep waits through that failure, then exits 0.
+	reads := 0
+	retried := func() {
+		if reads++; reads == 2 {
+			p := old
+			p.Status, p.LastError, p.ErrorKind, p.Updated = agent.StatusPresent, "", "", time.Now()
+			writeState(t, state, agent.State{Version: 1, Paks: []agent.PakState{p}})
+		}
+	}
+	if r = keep(retried, "--wait", "1m", file); r.Status != keepKept || r.ExitCode != ExitOK || r.PakStatus != agent.StatusPresent || reads != 2 {
+		t.Errorf("the old failure retried (%d reads): %+v", reads, r)
 	}
 }
 
