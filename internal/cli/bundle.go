@@ -63,51 +63,9 @@ func isBundleRun(args []string, to, verify string) bool {
 
 // runBundle checks the arguments of a bundle run and does it.
 func runBundle(ctx context.Context, g *globals, run bundleRun, args []string) error {
-	var mode string
-	var ref mirror.BundleRef
-	switch b, toBundle := mirror.ParseBundle(run.to); {
-	case run.verify != "":
-		var ok bool
-		if ref, ok = mirror.ParseBundle(run.verify); !ok {
-			return usageErrorf("--verify %s: want oci:DIR or oci-archive:FILE", display.Text(run.verify))
-		}
-		if len(args) > 0 || run.to != "" || run.out != "" {
-			return usageErrorf("--verify BUNDLE takes no PAK, --to or --out")
-		}
-		mode = "verify"
-	case toBundle:
-		if len(args) == 0 {
-			return usageErrorf("mirror --to %s needs the paks to put into it", display.Text(run.to))
-		}
-		if run.out != "" {
-			return usageErrorf("--out goes with a push into a registry (mirror BUNDLE --to REGISTRY --out DIR), not with --to %s", display.Text(run.to))
-		}
-		for _, a := range args {
-			if a == "-" {
-				return usageErrorf("a bundle holds pak files: give a path, not standard input")
-			}
-			if _, ok := mirror.ParseBundle(a); ok {
-				return usageErrorf("%s: a bundle goes into a registry (mirror BUNDLE --to REGISTRY), not into another bundle", display.Text(a))
-			}
-		}
-		if err := checkPakArgs(args, g.stdin); err != nil {
-			return err
-		}
-		ref, mode = b, "export"
-	default:
-		ref, _ = mirror.ParseBundle(args[0])
-		if run.to == "" {
-			return usageErrorf("mirror %s needs --to REGISTRY[/PATH]", display.Text(args[0]))
-		}
-		if _, _, err := mirror.ParseTo(run.to); err != nil {
-			return usageErrorf("%w", err)
-		}
-		if run.out != "" {
-			if st, err := os.Stat(run.out); err != nil || !st.IsDir() {
-				return usageErrorf("--out %s: not a folder", display.Text(run.out))
-			}
-		}
-		mode = "import"
+	mode, ref, err := bundleMode(g, run, args)
+	if err != nil {
+		return err
 	}
 	if run.sha256 != "" {
 		if mode == "export" {
@@ -140,6 +98,64 @@ func runBundle(ctx context.Context, g *globals, run bundleRun, args []string) er
 		return runExport(ctx, g, c, log, run, ref, args)
 	}
 	return runImport(ctx, g, c, log, run, ref)
+}
+
+// bundleMode tells what a bundle run does (verify, export or import) and
+// with which bundle, or why its arguments do not go together.
+func bundleMode(g *globals, run bundleRun, args []string) (string, mirror.BundleRef, error) {
+	b, toBundle := mirror.ParseBundle(run.to)
+	switch {
+	case run.verify != "":
+		ref, ok := mirror.ParseBundle(run.verify)
+		if !ok {
+			return "", ref, usageErrorf("--verify %s: want oci:DIR or oci-archive:FILE", display.Text(run.verify))
+		}
+		if len(args) > 0 || run.to != "" || run.out != "" {
+			return "", ref, usageErrorf("--verify BUNDLE takes no PAK, --to or --out")
+		}
+		return "verify", ref, nil
+	case toBundle:
+		return "export", b, exportArgs(g, run, args)
+	}
+	ref, _ := mirror.ParseBundle(args[0])
+	return "import", ref, importArgs(run, args)
+}
+
+// exportArgs checks the arguments of a run that writes paks into the
+// bundle run.to.
+func exportArgs(g *globals, run bundleRun, args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("mirror --to %s needs the paks to put into it", display.Text(run.to))
+	}
+	if run.out != "" {
+		return usageErrorf("--out goes with a push into a registry (mirror BUNDLE --to REGISTRY --out DIR), not with --to %s", display.Text(run.to))
+	}
+	for _, a := range args {
+		if a == "-" {
+			return usageErrorf("a bundle holds pak files: give a path, not standard input")
+		}
+		if _, ok := mirror.ParseBundle(a); ok {
+			return usageErrorf("%s: a bundle goes into a registry (mirror BUNDLE --to REGISTRY), not into another bundle", display.Text(a))
+		}
+	}
+	return checkPakArgs(args, g.stdin)
+}
+
+// importArgs checks the arguments of a run that pushes the bundle args[0]
+// into a registry.
+func importArgs(run bundleRun, args []string) error {
+	if run.to == "" {
+		return usageErrorf("mirror %s needs --to REGISTRY[/PATH]", display.Text(args[0]))
+	}
+	if _, _, err := mirror.ParseTo(run.to); err != nil {
+		return usageErrorf("%w", err)
+	}
+	if run.out != "" {
+		if st, err := os.Stat(run.out); err != nil || !st.IsDir() {
+			return usageErrorf("--out %s: not a folder", display.Text(run.out))
+		}
+	}
+	return nil
 }
 
 // runExport writes the paks and their images into the bundle.

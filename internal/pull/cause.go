@@ -37,35 +37,11 @@ func Cause(err error) string {
 	if err == nil {
 		return ""
 	}
-	msg := err.Error()
-	var (
-		login    *LoginError
-		platform *PlatformError
-		anon     *anonymousRefused
-		unreach  *RegistryUnreachableError
-	)
-	switch {
-	case errors.As(err, &unreach):
-		return unreach.Error()
-	case errors.As(err, &platform):
-		need := platform.Need.OS + "/" + platform.Need.Architecture
-		have := make([]string, len(platform.Have))
-		for i, p := range platform.Have {
-			have[i] = p.String()
-		}
-		return fmt.Sprintf("no %s variant: built for %s only (rebuild with docker buildx build --platform %s)", need, strings.Join(have, ", "), need)
-	case errors.Is(err, engine.ErrPlatform):
-		return "no variant for this engine's platform: " + tail(msg, engine.ErrPlatform.Error())
-	case errors.As(err, &anon):
-		return "login required: " + between(anon.msg, "(", ")")
-	case errors.Is(err, engine.ErrUnauthorized) && errors.As(err, &login):
-		s := fmt.Sprintf("credentials rejected: user %q at %s (credentials from %s)", login.Username, login.Registry, login.Source)
-		if _, note, ok := strings.Cut(msg, "; note: "); ok {
-			s += "; note: " + note
-		}
+	if s, ok := refusalCause(err); ok {
 		return s
-	case errors.Is(err, engine.ErrUnauthorized):
-		return "credentials rejected"
+	}
+	msg := err.Error()
+	switch {
 	case errors.Is(err, engine.ErrNotFound):
 		return notFound(msg)
 	case errors.Is(err, engine.ErrCertificate):
@@ -88,6 +64,43 @@ func Cause(err error) string {
 		return "timed out: " + last(msg, 2)
 	}
 	return last(msg, 2)
+}
+
+// refusalCause is Cause for an error that says who refused what: an
+// unreachable registry, a missing platform variant, a login required or
+// credentials rejected. ok is false for any other error.
+func refusalCause(err error) (cause string, ok bool) {
+	msg := err.Error()
+	var (
+		login    *LoginError
+		platform *PlatformError
+		anon     *anonymousRefused
+		unreach  *RegistryUnreachableError
+	)
+	switch {
+	case errors.As(err, &unreach):
+		return unreach.Error(), true
+	case errors.As(err, &platform):
+		need := platform.Need.OS + "/" + platform.Need.Architecture
+		have := make([]string, len(platform.Have))
+		for i, p := range platform.Have {
+			have[i] = p.String()
+		}
+		return fmt.Sprintf("no %s variant: built for %s only (rebuild with docker buildx build --platform %s)", need, strings.Join(have, ", "), need), true
+	case errors.Is(err, engine.ErrPlatform):
+		return "no variant for this engine's platform: " + tail(msg, engine.ErrPlatform.Error()), true
+	case errors.As(err, &anon):
+		return "login required: " + between(anon.msg, "(", ")"), true
+	case errors.Is(err, engine.ErrUnauthorized) && errors.As(err, &login):
+		s := fmt.Sprintf("credentials rejected: user %q at %s (credentials from %s)", login.Username, login.Registry, login.Source)
+		if _, note, ok := strings.Cut(msg, "; note: "); ok {
+			s += "; note: " + note
+		}
+		return s, true
+	case errors.Is(err, engine.ErrUnauthorized):
+		return "credentials rejected", true
+	}
+	return "", false
 }
 
 // notFound names what the registry does not have, in its own words where
