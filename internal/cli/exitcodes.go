@@ -44,7 +44,7 @@ var exitCodes = []struct {
 	{ExitNotFound, "the registry does not have that repository or digest", ""},
 	{ExitEngine, "Docker Engine unreachable", ""},
 	{ExitPlatform, "the image cannot run on this proxy: it has no variant for the Docker Engine's platform", "typically `linux/arm64` only, built on an Apple Silicon Mac: rebuild it for `linux/amd64`"},
-	{ExitRegistry, "registry unreachable: the Docker Engine could not connect to it", "its name does not resolve, the connection is refused or reset, no route, a TLS handshake timeout; the one-shot and `mirror` give up after 8 attempts in a row, about a minute; the engine's proxy settings apply"},
+	{ExitRegistry, "registry unreachable: the Docker Engine could not connect to it", "its name does not resolve, the connection is refused or reset, no route, a TLS handshake timeout; the one-shot and `mirror` give up after 8 attempts in a row, about a minute, and at once when the name does not resolve; the engine's proxy settings apply"},
 	{ExitInterrupted, "ended by Ctrl-C, SIGINT", "a pak that was done keeps its status, the others are reported `interrupted`; a second Ctrl-C ends prepull at once"},
 	{ExitTerminated, "ended by SIGTERM", "as for Ctrl-C"},
 }

@@ -250,12 +250,13 @@ func printMirrorLine(g *globals, r mirrorResult) {
 
 // copyRetrying copies as c.Copy does, again after a registry that could not
 // be reached, pull.DefaultRegistryAttempts times in all with the one-shot's
-// backoff: the one-shot's rules.
+// backoff, and not again when its name does not resolve: the one-shot's
+// rules.
 func copyRetrying(ctx context.Context, c *mirror.Copier, log *zap.Logger, t pak.Target, dst mirror.Result) (mirror.Result, error) {
 	attempts := 0
 	var out mirror.Result
 	err := retry.Do(ctx, retry.Default, func(err error) bool {
-		return errors.Is(err, engine.ErrRegistryUnreachable) && attempts < pull.DefaultRegistryAttempts
+		return errors.Is(err, engine.ErrRegistryUnreachable) && !engine.NameNotFound(err) && attempts < pull.DefaultRegistryAttempts
 	}, func(attempt int, err error, delay time.Duration) {
 		log.Warn("mirror failed, will retry", zap.String("reference", t.Reference), zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
 	}, func(ctx context.Context) error {

@@ -255,19 +255,23 @@ func containsAny(s string, subs []string) bool {
 // Where a registry connection failed, as the daemon's message says it.
 var (
 	dialAddr   = regexp.MustCompile(`dial tcp (\[[^\]]+\]:\d+|[^\s:]+:\d+): (.+)$`)
-	lookupHost = regexp.MustCompile(`lookup (\S+?)(?: on \S+)?: (.+)$`)
+	lookupHost = regexp.MustCompile(`lookup (\S+?)(?: on (\S+))?: (.+)$`)
 	readAddr   = regexp.MustCompile(`(?:read|write) tcp \S+->(\S+): (.+)$`)
 	urlHost    = regexp.MustCompile(`"https?://([^/"]+)/`)
 )
 
 // RegistryAddress returns, from err (an ErrRegistryUnreachable), the address
 // the engine tried and the system's error it met: "127.0.0.1:5000" and
-// "connect: connection refused", "r.example" and "lookup: no such host".
-// What the message does not say is "".
+// "connect: connection refused", "r.example" and "lookup on 127.0.0.53:53:
+// no such host" (the resolver asked, when the message names it). What the
+// message does not say is "".
 func RegistryAddress(err error) (addr, syserr string) {
 	msg := err.Error()
 	if m := lookupHost.FindStringSubmatch(msg); m != nil {
-		return m[1], "lookup: " + m[2]
+		if m[2] != "" {
+			return m[1], "lookup on " + m[2] + ": " + m[3]
+		}
+		return m[1], "lookup: " + m[3]
 	}
 	for _, re := range []*regexp.Regexp{dialAddr, readAddr} {
 		if m := re.FindStringSubmatch(msg); m != nil {
@@ -281,6 +285,19 @@ func RegistryAddress(err error) (addr, syserr string) {
 		syserr = msg[i+2:]
 	}
 	return addr, syserr
+}
+
+// NameNotFound reports whether err says that a registry's name does not
+// resolve: the resolver answered that no such host exists ("lookup r.example
+// on 127.0.0.53:53: no such host"), an answer the next attempt a few seconds
+// later gets again. A resolver that gave no answer (a timeout, "server
+// misbehaving", "temporary failure in name resolution") is not this.
+func NameNotFound(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsNotFound
+	}
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "no such host")
 }
 
 // MarkRegistryText returns err matching ErrRegistryUnreachable when its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -191,7 +192,8 @@ func TestWrapKeepsMessages(t *testing.T) {
 func TestRegistryAddress(t *testing.T) {
 	tests := []struct{ msg, addr, syserr string }{
 		{`Error response from daemon: Get "http://127.0.0.1:5871/v2/": dial tcp 127.0.0.1:5871: connect: connection refused`, "127.0.0.1:5871", "connect: connection refused"},
-		{`Error response from daemon: Get "https://nosuchhost.invalid:5000/v2/": dial tcp: lookup nosuchhost.invalid on 127.0.0.53:53: no such host`, "nosuchhost.invalid", "lookup: no such host"},
+		{`Error response from daemon: Get "https://nosuchhost.invalid:5000/v2/": dial tcp: lookup nosuchhost.invalid on 127.0.0.53:53: no such host`, "nosuchhost.invalid", "lookup on 127.0.0.53:53: no such host"},
+		{`Get "https://r.example/v2/": dial tcp: lookup r.example: no such host`, "r.example", "lookup: no such host"},
 		{`Error response from daemon: Get "https://r.example/v2/": dial tcp [2001:db8::1]:443: connect: no route to host`, "[2001:db8::1]:443", "connect: no route to host"},
 		{`read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer`, "127.0.0.1:5000", "read: connection reset by peer"},
 		{`Error response from daemon: Get "https://r.example/v2/": net/http: TLS handshake timeout`, "r.example", "TLS handshake timeout"},
@@ -200,6 +202,26 @@ func TestRegistryAddress(t *testing.T) {
 		addr, syserr := RegistryAddress(errors.New(tt.msg))
 		if addr != tt.addr || syserr != tt.syserr {
 			t.Errorf("RegistryAddress(%q) = %q, %q; want %q, %q", tt.msg, addr, syserr, tt.addr, tt.syserr)
+		}
+	}
+}
+
+func TestNameNotFound(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{errors.New(`Error response from daemon: Get "https://nosuchhost.invalid:5000/v2/": dial tcp: lookup nosuchhost.invalid on 127.0.0.53:53: no such host`), true},
+		{&net.DNSError{Name: "r.example", Err: "no such host", IsNotFound: true}, true},
+		{&net.DNSError{Name: "r.example", Err: "server misbehaving", IsTemporary: true}, false},
+		{errors.New(`dial tcp: lookup r.example on 10.0.0.2:53: read udp 10.0.0.9:4000->10.0.0.2:53: i/o timeout`), false},
+		{errors.New(`dial tcp: lookup r.example: Temporary failure in name resolution`), false},
+		{errors.New(`dial tcp 127.0.0.1:5000: connect: connection refused`), false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := NameNotFound(tt.err); got != tt.want {
+			t.Errorf("NameNotFound(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }

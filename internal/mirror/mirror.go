@@ -388,10 +388,16 @@ func (e *UnreachableError) Error() string {
 	var dns *net.DNSError
 	if errors.As(e.Err, &dns) {
 		addr, cause = dns.Name, "lookup: "+dns.Err
+		if dns.Server != "" {
+			cause = "lookup on " + dns.Server + ": " + dns.Err
+		}
 	}
 	msg := "registry " + e.Registry + " unreachable"
 	if addr != "" || cause != "" {
 		msg += ": prepull tried " + strings.TrimSpace(addr+" ") + ": " + cause
+	}
+	if engine.NameNotFound(e.Err) {
+		msg += " (the name does not resolve)"
 	}
 	return msg + "; mirror connects from this machine itself, so HTTPS_PROXY, HTTP_PROXY and NO_PROXY of its environment apply"
 }

@@ -1,9 +1,12 @@
 package mirror
 
 import (
+	"errors"
+	"net"
 	"strings"
 	"testing"
 
+	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
@@ -45,6 +48,32 @@ func TestLoopbackOnlyHTTP(t *testing.T) {
 	for host, ok := range map[string]bool{"127.0.0.1": true, "localhost": true, "::1": true, "10.0.0.5": false, "harbor.example.com": false} {
 		if isLoopback(host) != ok {
 			t.Errorf("isLoopback(%q) = %v", host, !ok)
+		}
+	}
+}
+
+// TestUnreachableError: the line names the registry, what prepull tried and
+// the system's error, the resolver and its answer for a name that does not
+// resolve, and whose proxy settings apply.
+func TestUnreachableError(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&net.DNSError{Name: "m.example", Server: "127.0.0.53:53", Err: "no such host", IsNotFound: true},
+			"registry m.example:5000 unreachable: prepull tried m.example: lookup on 127.0.0.53:53: no such host (the name does not resolve); mirror connects"},
+		{&net.DNSError{Name: "m.example", Err: "server misbehaving", IsTemporary: true},
+			"registry m.example:5000 unreachable: prepull tried m.example: lookup: server misbehaving; mirror connects"},
+		{errors.New(`Get "https://m.example:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused`),
+			"registry m.example:5000 unreachable: prepull tried 127.0.0.1:5000: connect: connection refused; mirror connects"},
+	}
+	for _, tt := range tests {
+		e := &UnreachableError{Registry: "m.example:5000", Err: tt.err}
+		if got := e.Error(); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("Error() = %q\nwant it to start %q", got, tt.want)
+		}
+		if !errors.Is(e, engine.ErrRegistryUnreachable) {
+			t.Errorf("%v is not engine.ErrRegistryUnreachable", e)
 		}
 	}
 }

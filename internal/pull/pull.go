@@ -483,7 +483,9 @@ func (m moved) Unwrap() error { return m.error }
 
 // retry runs fn with the Puller's backoff while its errors are transient,
 // and gives up after RegistryAttempts in a row that could not reach the
-// registry.
+// registry, or at once when the registry's name does not resolve: the
+// resolver's answer, which another attempt gets again (the agent still
+// tries again later, as a name may not resolve yet at boot).
 func (p *Puller) retry(ctx context.Context, log *zap.Logger, o Options, what string, fn func(context.Context) error) error {
 	limit := p.RegistryAttempts
 	if limit <= 0 {
@@ -495,6 +497,8 @@ func (p *Puller) retry(ctx context.Context, log *zap.Logger, o Options, what str
 		switch {
 		case errors.As(err, &m):
 			unreachable = 0
+		case errors.Is(err, engine.ErrRegistryUnreachable) && engine.NameNotFound(err):
+			return false
 		case errors.Is(err, engine.ErrRegistryUnreachable):
 			unreachable++
 			if unreachable >= limit {
@@ -537,7 +541,10 @@ type RegistryUnreachableError struct {
 	Address  string // what the engine dialed or looked up, when its message says
 	Cause    string // the system's error: "connect: connection refused"
 	Attempts int    // attempts in a row that failed so, when it gave up
-	Err      error
+	// Unresolved says that the registry's name does not resolve, which
+	// ends a step at its first attempt.
+	Unresolved bool
+	Err        error
 }
 
 func (e *RegistryUnreachableError) Error() string {
@@ -552,7 +559,10 @@ func (e *RegistryUnreachableError) Error() string {
 			b.WriteString(": " + e.Cause)
 		}
 	}
-	if e.Attempts > 0 {
+	switch {
+	case e.Unresolved:
+		b.WriteString(" (the name does not resolve)")
+	case e.Attempts > 0:
 		fmt.Fprintf(&b, " (%d attempts)", e.Attempts)
 	}
 	b.WriteString("; the Docker Engine, not prepull, connects to the registry, so its proxy settings apply (systemctl show docker -p Environment)")
@@ -568,7 +578,7 @@ func registryUnreachable(err error, registry string) error {
 	if !errors.Is(err, engine.ErrRegistryUnreachable) || errors.As(err, &already) {
 		return err
 	}
-	e := &RegistryUnreachableError{Registry: registry, Err: err}
+	e := &RegistryUnreachableError{Registry: registry, Unresolved: engine.NameNotFound(err), Err: err}
 	e.Address, e.Cause = engine.RegistryAddress(err)
 	var gave *registryGaveUp
 	if errors.As(err, &gave) {

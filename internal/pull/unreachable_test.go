@@ -65,3 +65,36 @@ func TestRegistryUnreachableGivesUp(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryNameNotFoundFailsAtOnce: a registry whose name does not
+// resolve ends the step at its first attempt (the resolver's answer does not
+// change in a minute), naming the host, the resolver and its answer; a
+// resolver that gave no answer is retried like a refused connection.
+func TestRegistryNameNotFoundFailsAtOnce(t *testing.T) {
+	const lookup = `Error response from daemon: Get "https://harbor.example:8443/v2/": dial tcp: lookup harbor.example on 127.0.0.53:53: `
+	tests := []struct {
+		name  string
+		err   error
+		pulls int
+		want  string
+	}{
+		{"no such host", engine.MarkRegistryText(errors.New(lookup + "no such host")), 1,
+			"registry harbor.example:8443 unreachable: Docker Engine tried harbor.example: lookup on 127.0.0.53:53: no such host (the name does not resolve); the Docker Engine"},
+		{"resolver did not answer", engine.MarkRegistryText(errors.New(lookup + "server misbehaving")), 3,
+			"registry harbor.example:8443 unreachable: Docker Engine tried harbor.example: lookup on 127.0.0.53:53: server misbehaving (3 attempts); the Docker Engine"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &fakeEngine{pulls: failing(10, tt.err)}
+			p := &Puller{Engine: e, Log: zap.NewNop(), Backoff: fastBackoff, RegistryAttempts: 3,
+				Credentials: &credentials.Resolver{Config: &config.Config{}, DockerConfigDir: t.TempDir(), Getenv: func(string) string { return "" }}}
+			r := p.Ensure(context.Background(), target, Options{})
+			if r.Status != Failed || e.pullCalls != tt.pulls || !errors.Is(r.Err, engine.ErrRegistryUnreachable) {
+				t.Fatalf("status %s, %d pulls, err %v; want failed, %d pulls, registry unreachable", r.Status, e.pullCalls, r.Err, tt.pulls)
+			}
+			if c := Cause(r.Err); !strings.HasPrefix(c, tt.want) {
+				t.Errorf("cause %q\nwant it to start %q", c, tt.want)
+			}
+		})
+	}
+}

@@ -44,6 +44,35 @@ func TestFaultRegistryUnreachable(t *testing.T) {
 	}
 }
 
+// TestFaultRegistryNameNotFound: a registry whose name does not resolve
+// fails the one-shot and mirror at their first attempt with exit 8, naming
+// the host, the resolver's answer and that the name does not resolve.
+func TestFaultRegistryNameNotFound(t *testing.T) {
+	f := e2e.NewFixture(t, "proj/fault-nxdomain")
+	const host = "nosuchhost.invalid:5000"
+	pak, _ := f.PakVia(host, f.Repo, f.Digest)
+
+	r := f.Prepull(nil, "--config", f.Config, "--json", pak)
+	r.Want(t, 8)
+	res := e2e.OneResult(t, r)
+	if res.Status != "failed" || !strings.Contains(res.Error, "registry "+host+" unreachable: Docker Engine tried nosuchhost.invalid: lookup") ||
+		!strings.Contains(res.Error, "no such host (the name does not resolve)") {
+		t.Errorf("one-shot: %+v\nwant failed naming the host, the lookup and its answer", res)
+	}
+	if strings.Contains(r.Stderr, "will retry") {
+		t.Errorf("one-shot: a name that does not resolve was retried:\n%s", r.Stderr)
+	}
+
+	m := f.Prepull(nil, "--config", f.Config, "--json", "mirror", "--to", host+"/dc1", f.Pak)
+	m.Want(t, 8)
+	if strings.Contains(m.Stderr, "will retry") {
+		t.Errorf("mirror: a name that does not resolve was retried:\n%s", m.Stderr)
+	}
+	if !strings.Contains(m.Stdout, "unreachable: prepull tried nosuchhost.invalid: lookup") || !strings.Contains(m.Stdout, "no such host (the name does not resolve)") {
+		t.Errorf("mirror's result does not name the lookup and its answer:\n%s", m.Stdout)
+	}
+}
+
 // TestFaultDockerSocketMissing: a Docker socket that does not exist fails
 // the one-shot at once with exit 6 and a hint, without a retry.
 func TestFaultDockerSocketMissing(t *testing.T) {
