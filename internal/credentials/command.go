@@ -135,14 +135,15 @@ func currentHome() (string, error) {
 }
 
 // runCommand runs argv without a shell, with commandEnv and stdin (nil: no
-// input), for at most timeout, in a process group of its own: a timeout
-// ends every process it started, and so does a child left holding its
-// output. It returns the standard output even on failure, for callers
+// input), for at most timeout and until ctx ends (Ctrl-C, the agent
+// stopping), in a process group of its own: a timeout or ctx's end ends
+// every process it started, and so does a child left holding its output. It returns the standard output even on failure, for callers
 // whose protocol puts error text there (helperProgram filters it); the
 // error holds the end of standard error, escaped for a terminal, and never
 // the standard output.
-func runCommand(cfg *config.Config, timeout time.Duration, argv []string, stdin io.Reader) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+func runCommand(ctx context.Context, cfg *config.Config, timeout time.Duration, argv []string, stdin io.Reader) ([]byte, error) {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = commandEnv(cfg)
@@ -176,6 +177,8 @@ func runCommand(cfg *config.Config, timeout time.Duration, argv []string, stdin 
 		}
 	}
 	switch {
+	case parent.Err() != nil:
+		err = fmt.Errorf("ended early: %w", context.Cause(parent))
 	case ctx.Err() != nil:
 		err = fmt.Errorf("timed out after %v", timeout)
 	case err == nil && stdout.dropped:
@@ -229,8 +232,8 @@ func (c *capped) Write(p []byte) (int, error) {
 
 // fromCommand runs a registries entry's password_command and returns the
 // password it prints: one line, its newline dropped.
-func fromCommand(cfg *config.Config, argv []string) (string, error) {
-	out, err := runCommand(cfg, CommandTimeout, argv, nil)
+func fromCommand(ctx context.Context, cfg *config.Config, argv []string) (string, error) {
+	out, err := runCommand(ctx, cfg, CommandTimeout, argv, nil)
 	if err != nil {
 		return "", withNetworkHint(fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
@@ -257,6 +260,7 @@ func withNetworkHint(err error) error {
 // client, with commandEnv and a timeout instead of prepull's whole
 // environment.
 type helperProgram struct {
+	ctx   context.Context
 	cfg   *config.Config
 	argv  []string
 	stdin io.Reader
@@ -267,7 +271,7 @@ func (p *helperProgram) Input(in io.Reader) { p.stdin = in }
 // Output runs the helper. On failure it returns only what of standard
 // output may be shown (shownOutput): Docker's client quotes it in its error.
 func (p *helperProgram) Output() ([]byte, error) {
-	out, err := runCommand(p.cfg, CommandTimeout, p.argv, p.stdin)
+	out, err := runCommand(p.ctx, p.cfg, CommandTimeout, p.argv, p.stdin)
 	if err != nil {
 		return []byte(shownOutput(out)), err
 	}
@@ -307,16 +311,19 @@ const tokenUsername = "<token>"
 var errNoLogin = errors.New("no login stored")
 
 // fromHelper asks the credential helper docker-credential-<name> for the
-// login of serverAddress, the way the docker CLI does.
-func fromHelper(cfg *config.Config, name, serverAddress string) (Credential, error) {
+// login of serverAddress, the way the docker CLI does, until ctx ends.
+func fromHelper(ctx context.Context, cfg *config.Config, name, serverAddress string) (Credential, error) {
 	program := "docker-credential-" + name
 	if _, err := exec.LookPath(program); err != nil {
 		return Credential{}, fmt.Errorf("%s is not installed (not found in PATH)", program)
 	}
 	run := func(args ...string) client.Program {
-		return &helperProgram{cfg: cfg, argv: append([]string{program}, args...)}
+		return &helperProgram{ctx: ctx, cfg: cfg, argv: append([]string{program}, args...)}
 	}
 	got, err := client.Get(run, serverAddress)
+	if err != nil && ctx.Err() != nil {
+		return Credential{}, fmt.Errorf("%s ended early: %w", program, context.Cause(ctx))
+	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {

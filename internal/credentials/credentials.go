@@ -7,6 +7,7 @@
 package credentials
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -96,8 +97,10 @@ func (r *Resolver) getenv(k string) string {
 }
 
 // For returns the credential for a registry host. Files are read on every
-// call, so a corrected password file is picked up without a restart.
-func (r *Resolver) For(host string) (Credential, error) {
+// call, so a corrected password file is picked up without a restart. A
+// password_command or credential helper it runs ends, with every process
+// it started, when ctx ends (Ctrl-C, the agent stopping).
+func (r *Resolver) For(ctx context.Context, host string) (Credential, error) {
 	if r.Flag != nil && pak.SameRegistry(host, r.Flag.Host) {
 		return Credential{
 			Username: r.Flag.Username,
@@ -107,10 +110,10 @@ func (r *Resolver) For(host string) (Credential, error) {
 	}
 	if r.Config != nil {
 		if entry, ok := r.Config.Lookup(host); ok && entry.Username != "" {
-			return r.fromEntry(entry)
+			return r.fromEntry(ctx, entry)
 		}
 	}
-	c, ok, err := r.fromDockerConfig(host)
+	c, ok, err := r.fromDockerConfig(ctx, host)
 	if err != nil || ok {
 		return c, err
 	}
@@ -118,7 +121,7 @@ func (r *Resolver) For(host string) (Credential, error) {
 }
 
 // fromEntry reads the password an entry of the registries list points to.
-func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
+func (r *Resolver) fromEntry(ctx context.Context, e config.Registry) (Credential, error) {
 	c := Credential{Username: e.Username}
 	where := fmt.Sprintf("registries entry for %s", e.Host)
 	switch {
@@ -154,7 +157,7 @@ func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
 	case len(e.PasswordCommand) > 0:
 		c.Source = "password_command " + e.PasswordCommand[0]
 		c.Renewable = true
-		pw, err := fromCommand(r.Config, e.PasswordCommand)
+		pw, err := fromCommand(ctx, r.Config, e.PasswordCommand)
 		if err != nil {
 			return Credential{}, fmt.Errorf("%s: password_command %s: %w", where, display.Text(e.PasswordCommand[0]), err)
 		}
@@ -165,7 +168,7 @@ func (r *Resolver) fromEntry(e config.Registry) (Credential, error) {
 
 // fromDockerConfig looks host up in Docker's config.json, using Docker's own
 // library so that auths, credsStore and credHelpers all work.
-func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
+func (r *Resolver) fromDockerConfig(ctx context.Context, host string) (Credential, bool, error) {
 	dir := r.DockerConfigDir
 	if dir == "" {
 		dir = dockerconfig.Dir() // $DOCKER_CONFIG or ~/.docker
@@ -192,7 +195,7 @@ func (r *Resolver) fromDockerConfig(host string) (Credential, bool, error) {
 		// Docker runs helpers with its whole environment; prepull runs
 		// them itself, with a minimal one and a timeout.
 		source += " (" + kind + " docker-credential-" + helper + ")"
-		c, err := fromHelper(r.Config, helper, key)
+		c, err := fromHelper(ctx, r.Config, helper, key)
 		switch {
 		case errors.Is(err, errNoLogin) && kind == "credHelpers":
 			// A helper named for this host alone that has nothing for it

@@ -65,7 +65,7 @@ func TestFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
-			c, err := r.For(tt.host)
+			c, err := r.For(t.Context(), tt.host)
 			if tt.err != "" {
 				wantUnavailable(t, tt.host, err, tt.err)
 				return
@@ -107,7 +107,7 @@ func TestForFlagIsForItsRegistryOnly(t *testing.T) {
 		{"evil.example:5000", "", "anonymous"},
 	}
 	for _, tt := range tests {
-		c, err := r.For(tt.host)
+		c, err := r.For(t.Context(), tt.host)
 		if err != nil || c.Username != tt.user || !strings.HasPrefix(c.Source, tt.source) {
 			t.Errorf("For(%s) = %+v, %v; want user %q from %q", tt.host, c, err, tt.user, tt.source)
 		}
@@ -129,7 +129,7 @@ func wantUnavailable(t *testing.T, host string, err error, want string) {
 func TestForBrokenDockerConfig(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "config.json"), "{not json", 0o600)
-	_, err := (&Resolver{DockerConfigDir: dir}).For("h.example")
+	_, err := (&Resolver{DockerConfigDir: dir}).For(t.Context(), "h.example")
 	if err == nil || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), filepath.Join(dir, "config.json")) {
 		t.Fatalf("error %v should name the broken config.json", err)
 	}
@@ -176,7 +176,7 @@ func TestForRefusesHelperPath(t *testing.T) {
 	for cfg, want := range map[string]string{`{"credsStore":"x/../evil"}`: "credsStore", `{"credHelpers":{"h.example":"x/../evil"}}`: "credHelpers"} {
 		dockerDir := t.TempDir()
 		write(t, filepath.Join(dockerDir, "config.json"), cfg, 0o600)
-		_, err := (&Resolver{DockerConfigDir: dockerDir}).For("h.example")
+		_, err := (&Resolver{DockerConfigDir: dockerDir}).For(t.Context(), "h.example")
 		if err == nil || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), filepath.Join(dockerDir, "config.json")) ||
 			!strings.Contains(err.Error(), `"x/../evil" is not a plain credential helper name`) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want a refusal naming the file and the helper", cfg, err)
@@ -243,7 +243,7 @@ func TestForCredentialHelpers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
-			c, err := r.For(tt.host)
+			c, err := r.For(t.Context(), tt.host)
 			if tt.err != "" {
 				wantUnavailable(t, tt.host, err, tt.err)
 				if !strings.Contains(err.Error(), filepath.Join(dir, "config.json")) {
@@ -273,7 +273,7 @@ func TestForCredsStoreWithoutLogin(t *testing.T) {
 	for _, helper := range []string{"notfound", "empty"} {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "config.json"), `{"credsStore": "`+helper+`"}`, 0o600)
-		c, err := (&Resolver{DockerConfigDir: dir}).For("public.example")
+		c, err := (&Resolver{DockerConfigDir: dir}).For(t.Context(), "public.example")
 		want := "anonymous (docker-credential-" + helper + ", the credsStore of " + filepath.Join(dir, "config.json") + ", holds no login for public.example)"
 		if err != nil || !c.Anonymous() || c.Source != want {
 			t.Errorf("credsStore %s: For = %+v, %v; want anonymous from %q", helper, c, err, want)
@@ -283,7 +283,7 @@ func TestForCredsStoreWithoutLogin(t *testing.T) {
 
 func TestRunCommandTimeout(t *testing.T) {
 	start := time.Now()
-	_, err := runCommand(nil, 200*time.Millisecond, []string{"sh", "-c", "echo partial; echo waiting >&2; sleep 30"}, nil)
+	_, err := runCommand(t.Context(), nil, 200*time.Millisecond, []string{"sh", "-c", "echo partial; echo waiting >&2; sleep 30"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "timed out after 200ms") || !strings.Contains(err.Error(), "waiting") {
 		t.Fatalf("error = %v, want a timeout with the stderr", err)
 	}
@@ -314,10 +314,10 @@ func TestCommandEnvironment(t *testing.T) {
 		{Host: "cmd.example", Username: "u", PasswordCommand: []string{"sh", "-c", "env > '" + dump + ".cmd'; echo pw"}},
 	}}
 	r := &Resolver{Config: cfg, DockerConfigDir: dir}
-	if _, err := r.For("helper.example"); err != nil {
+	if _, err := r.For(t.Context(), "helper.example"); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := r.For("cmd.example"); err != nil || c.Password != "pw" {
+	if c, err := r.For(t.Context(), "cmd.example"); err != nil || c.Password != "pw" {
 		t.Fatalf("For(cmd.example) = %+v, %v", c, err)
 	}
 	for _, file := range []string{dump, dump + ".cmd"} {
@@ -352,7 +352,7 @@ func TestForPasswordCommand(t *testing.T) {
 	}}
 	r := &Resolver{Config: cfg, DockerConfigDir: dir}
 	for i, want := range []string{"token-1", "token-2"} {
-		c, err := r.For("token.example")
+		c, err := r.For(t.Context(), "token.example")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +360,7 @@ func TestForPasswordCommand(t *testing.T) {
 			t.Fatalf("login %d = %+v, want AWS/%s from password_command, renewable (never cached)", i+1, c, want)
 		}
 	}
-	if c, err := r.For("crlf.example"); err != nil || c.Password != "tok" {
+	if c, err := r.For(t.Context(), "crlf.example"); err != nil || c.Password != "tok" {
 		t.Fatalf("For(crlf.example) = %+v, %v", c, err)
 	}
 	for host, want := range map[string]string{
@@ -369,7 +369,7 @@ func TestForPasswordCommand(t *testing.T) {
 		"silent.example":  "printed no password",
 		"missing.example": `password_command no-such-program-prepull: credential unavailable: exec: "no-such-program-prepull": executable file not found`,
 	} {
-		_, err := r.For(host)
+		_, err := r.For(t.Context(), host)
 		wantUnavailable(t, host, err, want)
 		if strings.Contains(err.Error(), "the-secret-so-far") {
 			t.Errorf("For(%s) error shows the command's output: %v", host, err)
@@ -378,15 +378,15 @@ func TestForPasswordCommand(t *testing.T) {
 }
 
 func TestRunCommandOutputBounds(t *testing.T) {
-	_, err := runCommand(nil, 10*time.Second, []string{"sh", "-c", "head -c 70000 /dev/zero | tr '\\0' x"}, nil)
+	_, err := runCommand(t.Context(), nil, 10*time.Second, []string{"sh", "-c", "head -c 70000 /dev/zero | tr '\\0' x"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "printed more than 65536 bytes") || strings.Contains(err.Error(), "xxx") {
 		t.Fatalf("error = %v, want the size refused without the output", err)
 	}
-	out, err := runCommand(nil, 10*time.Second, []string{"sh", "-c", "head -c 65536 /dev/zero | tr '\\0' x"}, nil)
+	out, err := runCommand(t.Context(), nil, 10*time.Second, []string{"sh", "-c", "head -c 65536 /dev/zero | tr '\\0' x"}, nil)
 	if err != nil || len(out) != 65536 {
 		t.Fatalf("64 KiB exactly: %d bytes, %v", len(out), err)
 	}
-	_, err = runCommand(nil, 10*time.Second, []string{"sh", "-c", "seq 1 5000 >&2; echo the-last-line >&2; exit 3"}, nil)
+	_, err = runCommand(t.Context(), nil, 10*time.Second, []string{"sh", "-c", "seq 1 5000 >&2; echo the-last-line >&2; exit 3"}, nil)
 	if err == nil || !strings.HasSuffix(err.Error(), "its stderr: 4997 | 4998 | 4999 | 5000 | the-last-line") {
 		t.Fatalf("error = %v, want the last lines of stderr", err)
 	}
@@ -425,7 +425,7 @@ func TestPasswordFileWhitespace(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "harbor.pw")
 		write(t, path, tt.content, 0o600)
 		r := &Resolver{Config: &config.Config{Registries: []config.Registry{{Host: "h.example", Username: "u", PasswordFile: path}}}}
-		c, err := r.For("h.example")
+		c, err := r.For(t.Context(), "h.example")
 		if err != nil || c.Password != tt.password {
 			t.Errorf("%q: password %q, %v; want %q", tt.content, c.Password, err, tt.password)
 			continue

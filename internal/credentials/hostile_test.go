@@ -38,7 +38,7 @@ func TestHelperFailureHidesSecret(t *testing.T) {
 		"escape.example": `locked \x1b]0;owned\a keyring`,
 	} {
 		t.Run(host, func(t *testing.T) {
-			_, err := r.For(host)
+			_, err := r.For(t.Context(), host)
 			if err != nil && (strings.Contains(err.Error(), "topsecret") || strings.Contains(err.Error(), "\033")) {
 				t.Errorf("the error shows the helper's output: %q", err)
 			}
@@ -63,7 +63,7 @@ func TestCommandEnvironmentNeverInherits(t *testing.T) {
 	os.Setenv("OTHER_REGISTRY_PW", "topsecret-inherited")
 	lookupHome = func() (string, error) { return "", errors.New("no passwd entry") }
 	t.Cleanup(func() { lookupHome = currentHome })
-	out, err := runCommand(nil, 10*time.Second, []string{"/usr/bin/env"}, nil)
+	out, err := runCommand(t.Context(), nil, 10*time.Second, []string{"/usr/bin/env"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

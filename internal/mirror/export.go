@@ -75,13 +75,13 @@ func (c *Copier) PlanExport(ctx context.Context, paks []ExportPak) (*Export, err
 		}
 		desc, err := remote.Get(ref, opts...)
 		if err != nil {
-			return nil, c.classify(err, host, p.Target.Reference)
+			return nil, c.classify(ctx, err, host, p.Target.Reference)
 		}
 		root := v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest}
 		if root.Digest.String() != p.Target.Digest {
 			return nil, fmt.Errorf("%s: the registry served digest %s", p.Target.Reference, root.Digest)
 		}
-		if err := c.checkPlatform(desc, host, p.Target.Reference); err != nil {
+		if err := c.checkPlatform(ctx, desc, host, p.Target.Reference); err != nil {
 			return nil, err
 		}
 		e.roots = append(e.roots, root)
@@ -95,7 +95,7 @@ func (c *Copier) PlanExport(ctx context.Context, paks []ExportPak) (*Export, err
 			}
 			child, err := remote.Get(ref.Context().Digest(d.Digest.String()), opts...)
 			if err != nil {
-				return nil, c.classify(err, host, p.Target.Reference)
+				return nil, c.classify(ctx, err, host, p.Target.Reference)
 			}
 			return child.Manifest, nil
 		})

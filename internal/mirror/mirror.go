@@ -57,7 +57,7 @@ type Result struct {
 
 // Credentials finds the login for a registry host.
 type Credentials interface {
-	For(host string) (credentials.Credential, error)
+	For(ctx context.Context, host string) (credentials.Credential, error)
 }
 
 // Copier copies images between registries.
@@ -137,46 +137,46 @@ func (c *Copier) Copy(ctx context.Context, t pak.Target, dst Result) (Result, er
 		dst.Status, dst.Manifests = Present, 0
 		return dst, nil
 	} else if err != nil && !isNotFound(err) {
-		return dst, c.classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+		return dst, c.classify(ctx, err, dstRef.Context().RegistryStr(), dst.Reference)
 	}
 
 	desc, err := remote.Get(srcRef, opts...)
 	if err != nil {
-		return dst, c.classify(err, srcRef.Context().RegistryStr(), t.Reference)
+		return dst, c.classify(ctx, err, srcRef.Context().RegistryStr(), t.Reference)
 	}
 	if got := desc.Digest.String(); got != t.Digest {
 		return dst, fmt.Errorf("%s: the registry served digest %s", t.Reference, got)
 	}
-	if err := c.checkPlatform(desc, srcRef.Context().RegistryStr(), t.Reference); err != nil {
+	if err := c.checkPlatform(ctx, desc, srcRef.Context().RegistryStr(), t.Reference); err != nil {
 		return dst, err
 	}
 	dst.Manifests = 1
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return dst, c.classify(err, srcRef.Context().RegistryStr(), t.Reference)
+			return dst, c.classify(ctx, err, srcRef.Context().RegistryStr(), t.Reference)
 		}
 		if im, err := idx.IndexManifest(); err == nil {
 			dst.Manifests += len(im.Manifests)
 		}
 		err = remote.WriteIndex(dstRef, idx, opts...)
 		if err != nil {
-			return dst, c.classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+			return dst, c.classify(ctx, err, dstRef.Context().RegistryStr(), dst.Reference)
 		}
 	} else {
 		img, err := desc.Image()
 		if err != nil {
-			return dst, c.classify(err, srcRef.Context().RegistryStr(), t.Reference)
+			return dst, c.classify(ctx, err, srcRef.Context().RegistryStr(), t.Reference)
 		}
 		if err := remote.Write(dstRef, img, opts...); err != nil {
-			return dst, c.classify(err, dstRef.Context().RegistryStr(), dst.Reference)
+			return dst, c.classify(ctx, err, dstRef.Context().RegistryStr(), dst.Reference)
 		}
 	}
 
 	// Verified by digest before it is reported.
 	d, err := remote.Head(dstRef, opts...)
 	if err != nil {
-		return dst, fmt.Errorf("verify the copy: %w", c.classify(err, dstRef.Context().RegistryStr(), dst.Reference))
+		return dst, fmt.Errorf("verify the copy: %w", c.classify(ctx, err, dstRef.Context().RegistryStr(), dst.Reference))
 	}
 	if d.Digest.String() != t.Digest {
 		return dst, fmt.Errorf("verify the copy: %s serves digest %s, not %s", dst.Reference, d.Digest, t.Digest)
@@ -275,10 +275,16 @@ func isLoopback(host string) bool {
 type keychain struct{ c Credentials }
 
 func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	return k.ResolveContext(context.Background(), r)
+}
+
+// ResolveContext is what go-containerregistry calls, with the copy's ctx:
+// a helper still running when it ends is ended with it.
+func (k keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
 	if k.c == nil {
 		return authn.Anonymous, nil
 	}
-	cred, err := k.c.For(r.RegistryStr())
+	cred, err := k.c.For(ctx, r.RegistryStr())
 	if err != nil {
 		return nil, err
 	}
@@ -290,13 +296,13 @@ func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 
 // checkPlatform refuses, unless AnyPlatform, an image ref that has no
 // variant for ProxyPlatform: a proxy could not run the copy.
-func (c *Copier) checkPlatform(desc *remote.Descriptor, host, ref string) error {
+func (c *Copier) checkPlatform(ctx context.Context, desc *remote.Descriptor, host, ref string) error {
 	if c.AnyPlatform {
 		return nil
 	}
 	offered, err := platforms(desc)
 	if err != nil {
-		return c.classify(err, host, ref)
+		return c.classify(ctx, err, host, ref)
 	}
 	return pull.CheckPlatforms(ref, offered, ProxyPlatform)
 }
@@ -334,10 +340,10 @@ func platforms(desc *remote.Descriptor) ([]engine.Platform, error) {
 
 // classify is the function classify, a refusal naming the user and where
 // the login came from, as a pull's does.
-func (c *Copier) classify(err error, host, ref string) error {
+func (c *Copier) classify(ctx context.Context, err error, host, ref string) error {
 	err = classify(err, host, ref)
 	if errors.Is(err, engine.ErrUnauthorized) {
-		return c.refused(err, host)
+		return c.refused(ctx, err, host)
 	}
 	return err
 }
@@ -406,11 +412,11 @@ func (e *UnreachableError) Unwrap() []error { return []error{e.Err, engine.ErrRe
 
 // refused wraps err, host's refusal of a request, with the login it was
 // made with: the user and where the login came from, or that there was none.
-func (c *Copier) refused(err error, host string) error {
+func (c *Copier) refused(ctx context.Context, err error, host string) error {
 	var cred credentials.Credential
 	if c.Credentials != nil {
 		var cerr error
-		if cred, cerr = c.Credentials.For(host); cerr != nil {
+		if cred, cerr = c.Credentials.For(ctx, host); cerr != nil {
 			return err
 		}
 	}

@@ -49,21 +49,21 @@ func (c *Copier) Push(ctx context.Context, b *Bundle, p BundlePak, dst Result, c
 		cnt.Bytes.Add(t.size())
 		return dst, nil
 	} else if err != nil && !isNotFound(err) {
-		return dst, c.classify(err, host, dst.Reference)
+		return dst, c.classify(ctx, err, host, dst.Reference)
 	}
 
 	repo := dstRef.Context()
 	for _, bl := range t.blobs {
 		l := &fileLayer{path: blobPath(b.Dir, bl.Digest), desc: bl, cnt: cnt}
 		if err := remote.WriteLayer(repo, l, opts...); err != nil {
-			return dst, c.classify(err, host, dst.Reference)
+			return dst, c.classify(ctx, err, host, dst.Reference)
 		}
 		cnt.Bytes.Add(max(bl.Size-l.read, 0)) // what the registry had already
 		cnt.Blobs.Add(1)
 	}
 	for _, m := range t.manifests {
 		if err := remote.Put(repo.Digest(m.desc.Digest.String()), rawManifest{m}, opts...); err != nil {
-			return dst, c.classify(err, host, dst.Reference)
+			return dst, c.classify(ctx, err, host, dst.Reference)
 		}
 		cnt.Bytes.Add(m.desc.Size)
 	}
@@ -71,7 +71,7 @@ func (c *Copier) Push(ctx context.Context, b *Bundle, p BundlePak, dst Result, c
 
 	d, err := remote.Head(dstRef, opts...)
 	if err != nil {
-		return dst, fmt.Errorf("verify the copy: %w", c.classify(err, host, dst.Reference))
+		return dst, fmt.Errorf("verify the copy: %w", c.classify(ctx, err, host, dst.Reference))
 	}
 	if d.Digest.String() != p.Digest {
 		return dst, fmt.Errorf("verify the copy: %s serves digest %s, not %s", dst.Reference, d.Digest, p.Digest)

@@ -24,7 +24,7 @@ import (
 // logins answers one login for every registry.
 type logins struct{}
 
-func (logins) For(string) (credentials.Credential, error) {
+func (logins) For(context.Context, string) (credentials.Credential, error) {
 	return credentials.Credential{Username: "pusher", Password: "topsecret-push"}, nil
 }
 

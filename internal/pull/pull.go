@@ -302,7 +302,7 @@ func (s *session) logIn(ctx context.Context) error {
 // rejection, prev is the rejected credential: the same one again is not
 // tried twice.
 func (s *session) login(ctx context.Context, prev *credentials.Credential) error {
-	c, err := s.p.Credentials.For(s.t.Registry)
+	c, err := s.p.Credentials.For(ctx, s.t.Registry)
 	if err != nil {
 		return err
 	}
