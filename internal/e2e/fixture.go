@@ -198,13 +198,34 @@ func (f *Fixture) PrepullEnv(env []string, stdin io.Reader, args ...string) Run 
 	cmd := exec.Command(testenv.Prepull(f.T), args...)
 	cmd.Env = append(f.CleanEnv(), env...)
 	cmd.Stdin = stdin
+	return f.RunCommand(cmd)
+}
+
+// RunCommand runs cmd, a prepull or something that runs one (Wine), calls
+// f.OnStart once it has started, and fails the test when the password shows
+// up in its output.
+func (f *Fixture) RunCommand(cmd *exec.Cmd) Run {
+	f.T.Helper()
+	r := RunCommand(f.T, cmd, f.OnStart)
+	for _, s := range []string{r.Stdout, r.Stderr} {
+		if strings.Contains(s, f.Password) {
+			f.T.Fatalf("the registry password appears in prepull's output:\n%s", s)
+		}
+	}
+	return r
+}
+
+// RunCommand runs cmd, capturing its output, and calls onStart (when not
+// nil) with its pid once it has started.
+func RunCommand(t *testing.T, cmd *exec.Cmd, onStart func(pid int)) Run {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Start(); err != nil {
-		f.T.Fatalf("run prepull: %v", err)
+		t.Fatalf("run %s: %v", filepath.Base(cmd.Path), err)
 	}
-	if f.OnStart != nil {
-		f.OnStart(cmd.Process.Pid)
+	if onStart != nil {
+		onStart(cmd.Process.Pid)
 	}
 	err := cmd.Wait()
 	r := Run{Stdout: out.String(), Stderr: errOut.String()}
@@ -213,12 +234,7 @@ func (f *Fixture) PrepullEnv(env []string, stdin io.Reader, args ...string) Run 
 	case errors.As(err, &exit):
 		r.Code = exit.ExitCode()
 	case err != nil:
-		f.T.Fatalf("run prepull: %v", err)
-	}
-	for _, s := range []string{r.Stdout, r.Stderr} {
-		if strings.Contains(s, f.Password) {
-			f.T.Fatalf("the registry password appears in prepull's output:\n%s", s)
-		}
+		t.Fatalf("run %s: %v", filepath.Base(cmd.Path), err)
 	}
 	return r
 }

@@ -235,6 +235,10 @@ var (
 	prepullOnce sync.Once
 	prepullPath string
 	prepullErr  error
+
+	prepullExeOnce sync.Once
+	prepullExePath string
+	prepullExeErr  error
 )
 
 // Prepull builds ./cmd/prepull of this module once per test binary and
@@ -242,15 +246,33 @@ var (
 func Prepull(t testing.TB) string {
 	t.Helper()
 	dir := workDir(t)
-	prepullOnce.Do(func() { prepullPath, prepullErr = buildPrepull(dir) })
+	prepullOnce.Do(func() { prepullPath, prepullErr = buildPrepull(dir, "linux") })
 	if prepullErr != nil {
 		t.Fatal(prepullErr)
 	}
 	return prepullPath
 }
 
-// buildPrepull runs go build for ./cmd/prepull into dir.
-func buildPrepull(dir string) (string, error) {
+// PrepullExe builds ./cmd/prepull for windows/amd64 (CGO_ENABLED=0, as a
+// release does) once per test binary and returns the path of prepull.exe,
+// alone in its folder, for Wine.Command.
+func PrepullExe(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(workDir(t), "windows")
+	prepullExeOnce.Do(func() {
+		if prepullExeErr = os.MkdirAll(dir, 0o755); prepullExeErr == nil {
+			prepullExePath, prepullExeErr = buildPrepull(dir, "windows")
+		}
+	})
+	if prepullExeErr != nil {
+		t.Fatal(prepullExeErr)
+	}
+	return prepullExePath
+}
+
+// buildPrepull runs go build for ./cmd/prepull, for goos on amd64 unless
+// goos is linux (the host's), into dir.
+func buildPrepull(dir, goos string) (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return "", fmt.Errorf("build prepull: %w", err)
@@ -264,6 +286,13 @@ func buildPrepull(dir string) (string, error) {
 		return "", errors.New("build prepull: the test does not run inside a Go module")
 	}
 	bin := filepath.Join(dir, "prepull")
+	env := os.Environ()
+	if goos != "linux" {
+		env = append(env, "GOOS="+goos, "GOARCH=amd64", "CGO_ENABLED=0")
+	}
+	if goos == "windows" {
+		bin += ".exe"
+	}
 	args := []string{"build", "-o", bin}
 	if tags := os.Getenv("PREPULL_TEST_TAGS"); tags != "" {
 		// -tags prepull_faults: the model test's faults (agent/fault.go).
@@ -271,6 +300,7 @@ func buildPrepull(dir string) (string, error) {
 	}
 	cmd := exec.Command(goTool, append(args, "./cmd/prepull")...)
 	cmd.Dir = filepath.Dir(gomod)
+	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/prepull: %w\n%s", err, out)
 	}
