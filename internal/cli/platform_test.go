@@ -5,6 +5,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/pull"
 )
 
 // TestProxyOnly checks that agent, keep and status refuse to run on a
@@ -49,5 +54,21 @@ func TestConfigUsage(t *testing.T) {
 	root.SetOut(&out)
 	if err := root.Execute(); err != nil || !strings.Contains(out.String(), `C:\Users\Admin\AppData\Roaming\prepull\config.yaml`) {
 		t.Errorf("remote --help as on Windows: %v\n%s", err, out.String())
+	}
+}
+
+// TestPullerDesktop checks that the one-shot writes registry CAs into
+// certs.d on Linux only: elsewhere its engine is Docker Desktop's.
+func TestPullerDesktop(t *testing.T) {
+	cfg := &config.Config{CertsDir: config.DefaultCertsDir}
+	for goos, want := range map[string]pull.Puller{
+		"linux":   {CertsDir: config.DefaultCertsDir},
+		"windows": {DesktopOS: "windows"},
+		"darwin":  {DesktopOS: "darwin"},
+	} {
+		p := (&globals{goos: goos}).puller(nil, cfg, nil, zap.NewNop())
+		if p.CertsDir != want.CertsDir || p.DesktopOS != want.DesktopOS {
+			t.Errorf("%s: CertsDir %q, DesktopOS %q; want %q, %q", goos, p.CertsDir, p.DesktopOS, want.CertsDir, want.DesktopOS)
+		}
 	}
 }

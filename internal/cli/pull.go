@@ -93,6 +93,10 @@ func (g *globals) puller(eng engine.Engine, cfg *config.Config, flagCred *creden
 		Progress:    g.progress(log, cfg.StallTimeout),
 		CertsDir:    cfg.CertsDir,
 	}
+	if goos := g.system(); goos != "linux" {
+		// Docker Desktop: its engine, in a VM, trusts this system's CAs.
+		p.CertsDir, p.DesktopOS = "", goos
+	}
 	if cfg.LocalName {
 		p.Namer = eng
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/remote"
 )
 
 // This file puts a registry's private CA where Docker Engine reads it, and
@@ -122,10 +123,6 @@ func installCA(certsDir, host, caFile string) (path string, changed bool, err er
 // prepull installed for t's registry, empty when it installed none; certsDir
 // is where prepull installs CAs, empty when it installs none.
 func explainCertificate(err error, t pak.Target, certsDir, installed string) error {
-	what := "a certificate Docker Engine does not accept"
-	if strings.Contains(strings.ToLower(err.Error()), "unknown authority") {
-		what = "a certificate signed by an unknown authority"
-	}
 	host := engineHost(t)
 	var fix string
 	switch {
@@ -143,7 +140,48 @@ func explainCertificate(err error, t pak.Target, certsDir, installed string) err
 	default:
 		fix = fmt.Sprintf("place the CA that signed it as %s, where Docker Engine reads it", CAPath(config.DefaultCertsDir, host))
 	}
-	return fmt.Errorf("registry %s presents %s: %s: %w", host, what, fix, err)
+	return fmt.Errorf("registry %s presents %s: %s: %w", host, certificateFault(err), fix, err)
+}
+
+// certificateFault says in a few words what is wrong with the certificate
+// err is about.
+func certificateFault(err error) string {
+	if strings.Contains(strings.ToLower(err.Error()), "unknown authority") {
+		return "a certificate signed by an unknown authority"
+	}
+	return "a certificate Docker Engine does not accept"
+}
+
+// DesktopTrust says how to make Docker Desktop on goos trust the CA in
+// caFile (empty: the CA, wherever it is): Docker Desktop reads the
+// system's own trust store, not a certs.d folder, and takes in a new CA
+// when it restarts. Empty for any other system (Linux, where Docker Engine
+// reads certs.d). The text holds no ": ", so that a failure's cause keeps
+// it whole.
+func DesktopTrust(goos, caFile string) string {
+	ca, file := "the CA that signed it", caFile
+	if caFile != "" {
+		ca = "the CA of ca_file " + caFile
+	} else {
+		file = "CA.crt"
+	}
+	switch goos {
+	case "windows":
+		return fmt.Sprintf("Docker Desktop trusts the CAs in Windows' certificate store, so import %s into Trusted Root Certification Authorities "+
+			"(PowerShell as administrator, Import-Certificate -FilePath '%s' -CertStoreLocation Cert:\\LocalMachine\\Root), then restart Docker Desktop",
+			ca, strings.ReplaceAll(file, "'", "''"))
+	case "darwin":
+		return fmt.Sprintf("Docker Desktop trusts the CAs in the macOS keychain, so add %s to it "+
+			"(sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain %s), then restart Docker Desktop",
+			ca, remote.Quote(file))
+	}
+	return ""
+}
+
+// explainDesktopCertificate turns an engine error about the registry's TLS
+// certificate into one that says how to make Docker Desktop trust the CA.
+func explainDesktopCertificate(err error, t pak.Target, goos, caFile string) error {
+	return fmt.Errorf("registry %s presents %s: %s: %w", engineHost(t), certificateFault(err), DesktopTrust(goos, caFile), err)
 }
 
 // hostOnly drops the port from host[:port].

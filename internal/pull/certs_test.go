@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -336,5 +337,51 @@ func TestEnsureInstallsCAUnderCanonicalHost(t *testing.T) {
 				t.Fatalf("certs.d holds %q, want only %q", names, tt.folder)
 			}
 		})
+	}
+}
+
+// TestEnsureDesktopTrust: with Docker Desktop's engine (Windows, macOS) a
+// ca_file is never written anywhere; a warning and an untrusted
+// certificate's error say how to trust the CA in that system's store, and
+// the failure's cause keeps that advice whole.
+func TestEnsureDesktopTrust(t *testing.T) {
+	x509Err := fmt.Errorf("login: %w: x509: certificate signed by unknown authority", engine.ErrCertificate)
+	for _, tt := range []struct{ goos, caFile, want string }{
+		{"windows", `C:\Users\Admin\ca's.pem`, `import the CA of ca_file C:\Users\Admin\ca's.pem into Trusted Root Certification Authorities ` +
+			`(PowerShell as administrator, Import-Certificate -FilePath 'C:\Users\Admin\ca''s.pem' -CertStoreLocation Cert:\LocalMachine\Root), then restart Docker Desktop`},
+		{"darwin", "/Users/admin/My CA.pem", "add the CA of ca_file /Users/admin/My CA.pem to it " +
+			"(sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain '/Users/admin/My CA.pem'), then restart Docker Desktop"},
+		{"windows", "", "import the CA that signed it into Trusted Root Certification Authorities (PowerShell as administrator, Import-Certificate -FilePath 'CA.crt'"},
+	} {
+		t.Run(tt.goos+"/"+tt.caFile, func(t *testing.T) {
+			entry := config.Registry{Host: target.Registry, Username: "robot$pull", PasswordEnv: "PW", CAFile: tt.caFile}
+			certsDir := filepath.Join(t.TempDir(), "certs.d")
+			core, logs := observer.New(zap.WarnLevel)
+			p := &Puller{
+				Engine:      &fakeEngine{verifies: true, loginErr: x509Err},
+				Credentials: &credentials.Resolver{Config: &config.Config{Registries: []config.Registry{entry}}, DockerConfigDir: t.TempDir(), Getenv: func(string) string { return testPassword }},
+				Log:         zap.New(core),
+				Backoff:     fastBackoff,
+				CertsDir:    certsDir,
+				DesktopOS:   tt.goos,
+			}
+			r := p.Ensure(context.Background(), target, Options{})
+			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.want) || !errors.Is(r.Err, engine.ErrCertificate) {
+				t.Errorf("error\n\t%v\nshould wrap engine.ErrCertificate and contain\n\t%s", r.Err, tt.want)
+			}
+			if c := Cause(r.Err); !strings.Contains(c, tt.want) {
+				t.Errorf("cause %q lost the advice", c)
+			}
+			if _, err := os.Stat(certsDir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("certs dir written for Docker Desktop: %v", err)
+			}
+			warned := len(logs.FilterMessageSnippet(tt.want).All()) == 1
+			if warned != (tt.caFile != "") {
+				t.Errorf("warned with the advice = %v, want %v (logs %v)", warned, tt.caFile != "", logs.All())
+			}
+		})
+	}
+	if DesktopTrust("linux", "/etc/ca.pem") != "" {
+		t.Error("Linux has advice: its engine reads certs.d")
 	}
 }

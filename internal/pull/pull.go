@@ -128,6 +128,11 @@ type Puller struct {
 	// there as <CertsDir>/<host[:port]>/ca.crt before the login. Empty
 	// installs nothing.
 	CertsDir string
+	// DesktopOS, when set, is the system ("windows", "darwin") of the
+	// Docker Desktop whose engine pulls: its engine trusts the CAs of that
+	// system's trust store, not a certs.d folder, so no CA is installed and
+	// a ca_file or an untrusted certificate gets DesktopTrust's advice.
+	DesktopOS string
 	// Namer, when set, gives every image found present or pulled its
 	// local name (see LocalName), so that a plain image prune keeps it.
 	Namer Namer
@@ -274,6 +279,8 @@ func (s *session) present(ctx context.Context) (bool, error) {
 // login to add, the pak's own warnings.
 func (s *session) explain(err error) error {
 	switch {
+	case errors.Is(err, engine.ErrCertificate) && s.p.DesktopOS != "":
+		err = explainDesktopCertificate(err, s.t, s.p.DesktopOS, s.p.caFile(s.t))
 	case errors.Is(err, engine.ErrCertificate):
 		err = explainCertificate(err, s.t, s.p.CertsDir, s.installedCA)
 	case errors.Is(err, engine.ErrUnauthorized) && s.cred.Anonymous():
@@ -434,6 +441,11 @@ func (p *Puller) ensureCA(log *zap.Logger, t pak.Target) (string, error) {
 	if !ok || entry.CAFile == "" {
 		return "", nil
 	}
+	if p.DesktopOS != "" {
+		log.Warn("ca_file is set but Docker Desktop does not read CAs from a folder prepull could write: "+DesktopTrust(p.DesktopOS, entry.CAFile),
+			zap.String("registry", entry.Host), zap.String("ca_file", entry.CAFile))
+		return "", nil
+	}
 	if p.CertsDir == "" {
 		log.Warn("ca_file is set but this command does not install CAs; Docker Engine reads the CA from its certs.d folder",
 			zap.String("registry", entry.Host), zap.String("ca_file", entry.CAFile))
@@ -456,6 +468,16 @@ func (p *Puller) ensureCA(log *zap.Logger, t pak.Target) (string, error) {
 			zap.String("registry", entry.Host))
 	}
 	return path, nil
+}
+
+// caFile returns the ca_file of the registries entry for t's registry,
+// empty when there is none.
+func (p *Puller) caFile(t pak.Target) string {
+	if p.Credentials == nil || p.Credentials.Config == nil {
+		return ""
+	}
+	entry, _ := p.Credentials.Config.Lookup(t.Registry)
+	return entry.CAFile
 }
 
 // engineHost returns the registry host Docker Engine contacts for t's
