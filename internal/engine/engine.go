@@ -1,7 +1,8 @@
 // Package engine is prepull's one small interface to a container engine.
 //
-// Only docker.go imports the Docker client; moving to another client library
-// (github.com/moby/moby/client) means rewriting that one file.
+// Only docker.go imports the Docker client, and terminal.go Docker's
+// progress renderer: moving to another client library
+// (github.com/moby/moby/client) means rewriting those two files.
 package engine
 
 import (
