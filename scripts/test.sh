@@ -84,6 +84,21 @@ section "staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "staticcheck clean"
 
+section "dead code (deadcode -test)"
+# A fixed release, as staticcheck. With -test the tests count as callers:
+# what nothing calls, not even a test, is reported.
+dead="$(go run golang.org/x/tools/cmd/deadcode@v0.39.0 -test ./...)"
+[[ -z "$dead" ]] || die "functions nothing reaches (delete them):
+$dead"
+echo "no dead code"
+
+section "complexity (gocyclo: no function above 20)"
+# Functions short enough to read in one pass; tests, whose tables and
+# steps read top to bottom, are not counted. A fixed release, as above.
+go run github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0 -over 20 -ignore '_test\.go$' . ||
+  die "functions above cyclomatic complexity 20 (listed above): split them"
+echo "no function above complexity 20"
+
 section "systemd unit (systemd-analyze verify and security)"
 scripts/check-systemd.sh
 
