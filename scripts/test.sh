@@ -99,6 +99,16 @@ go run github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0 -over 20 -ignore '_test\.go$'
   die "functions above cyclomatic complexity 20 (listed above): split them"
 echo "no function above complexity 20"
 
+section "one package talks to Docker (internal/engine)"
+# Docker's CLI config and credential-helper packages in credentials are
+# fine; the engine's API and renderer are internal/engine's alone.
+docker="$(go list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... |
+  grep -v '^github.com/prepull/prepull/internal/\(engine\|credentials\):' |
+  grep -E ' github.com/(docker/docker|moby)/' || true)"
+[[ -z "$docker" ]] || die "packages other than internal/engine import the Docker SDK:
+$docker"
+echo "only internal/engine imports the Docker SDK"
+
 section "systemd unit (systemd-analyze verify and security)"
 scripts/check-systemd.sh
 
