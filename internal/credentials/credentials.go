@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	dockerconfig "github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
 
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/display"
@@ -174,19 +175,20 @@ func (r *Resolver) fromDockerConfig(ctx context.Context, host string) (Credentia
 		dir = dockerconfig.Dir() // $DOCKER_CONFIG or ~/.docker
 	}
 	path := filepath.Join(dir, dockerconfig.ConfigFileName)
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return Credential{}, false, nil
+	// A missing config.json is an empty one, as for Docker's client: the
+	// system's default store may still hold the login (Windows, macOS).
+	cf := configfile.New(path)
+	if _, err := os.Stat(path); err == nil {
+		if cf, err = dockerconfig.Load(dir); err != nil {
+			return Credential{}, false, fmt.Errorf("%s: %w: %w", path, ErrUnavailable, err)
 		}
-		return Credential{}, false, fmt.Errorf("%s: %w: %w", path, ErrUnavailable, err)
-	}
-	cf, err := dockerconfig.Load(dir)
-	if err != nil {
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return Credential{}, false, fmt.Errorf("%s: %w: %w", path, ErrUnavailable, err)
 	}
 	key := ServerAddress(host)
 	source := "docker config " + path
-	if helper, kind := configuredHelper(cf.CredentialHelpers, cf.CredentialsStore, key); helper != "" {
+	store, storeKind := credsStore(cf)
+	if helper, kind := configuredHelper(cf.CredentialHelpers, store, storeKind, key); helper != "" {
 		if !plainHelperName(helper) {
 			// docker-credential-x/../evil would run ./evil, as whoever
 			// runs prepull, root included.
@@ -237,14 +239,15 @@ func plainHelperName(name string) bool {
 }
 
 // configuredHelper returns the credential helper config.json names for key,
-// as Docker chooses it: a credHelpers entry wins over credsStore (an empty
-// one means the auths of config.json). kind says which of the two it is.
-func configuredHelper(helpers map[string]string, store, key string) (name, kind string) {
+// as Docker chooses it: a credHelpers entry wins over the store (an empty
+// one means the auths of config.json). kind says which it is: credHelpers,
+// or storeKind.
+func configuredHelper(helpers map[string]string, store, storeKind, key string) (name, kind string) {
 	if h, ok := helpers[key]; ok {
 		return h, "credHelpers"
 	}
 	if store != "" {
-		return store, "credsStore"
+		return store, storeKind
 	}
 	return "", ""
 }
