@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prepull/prepull/internal/display"
+	"github.com/prepull/prepull/internal/pak"
 )
 
 // maxErrorWidth bounds the LAST ERROR column; --wide and --json have the
@@ -239,17 +240,23 @@ func writeAgent(w io.Writer, a AgentStatus) {
 }
 
 // pakColumn names a pak by its file name and the folder it is in now, and
-// a conf of conf_dirs by its path.
+// a conf of conf_dirs by its path. A file prepull keep handed over
+// (NAME.prepull) is named by the pak the admin gave it, then the file:
+// "MyAdapter.pak (kept as done/MyAdapter.prepull)".
 func pakColumn(p PakState) string {
 	name := filepath.Base(p.File)
 	if eligibleConf(name) {
 		return p.File
 	}
+	file := name
 	switch filepath.Base(filepath.Dir(p.File)) {
 	case DoneDir, FailedDir:
-		name = filepath.Base(filepath.Dir(p.File)) + "/" + name
+		file = filepath.Base(filepath.Dir(p.File)) + "/" + name
 	}
-	return name
+	if base, ok := strings.CutSuffix(name, pak.SlimSuffix); ok && base != "" {
+		return base + ".pak (kept as " + file + ")"
+	}
+	return file
 }
 
 // errorColumn shortens an error text for the table, at a character

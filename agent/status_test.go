@@ -75,6 +75,7 @@ func statusFixture() *Report {
 			{File: "/in/failed/Mac_1.0.pak", Reference: "reg:5000/vcfops/mac@sha256:ee", Status: StatusInvalid, ErrorKind: ErrorPlatform,
 				LastError: "the image cannot run on this proxy: reg:5000/vcfops/mac@sha256:ee is built for linux/arm64 only, and this proxy's Docker Engine runs linux/amd64 images: rebuild it for linux/amd64 (docker buildx build --platform linux/amd64), push it, and build the pak again with the new digest",
 				LastCause: "no linux/amd64 variant: built for linux/arm64 only (rebuild with docker buildx build --platform linux/amd64)"},
+			{File: "/in/done/Kept_2.0.prepull", Name: "Kept_2.0.prepull", Reference: "reg:5000/vcfops/my@sha256:bb", Status: StatusPresent, Attempts: 1},
 		},
 		Images: []ImageState{
 			{Reference: "reg:5000/vcfops/my@sha256:bb", Status: StatusPresent, Attempts: 1, Pulls: 1},
