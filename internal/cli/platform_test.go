@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,6 +70,28 @@ func TestPullerDesktop(t *testing.T) {
 		p := (&globals{goos: goos}).puller(nil, cfg, nil, zap.NewNop())
 		if p.CertsDir != want.CertsDir || p.DesktopOS != want.DesktopOS {
 			t.Errorf("%s: CertsDir %q, DesktopOS %q; want %q, %q", goos, p.CertsDir, p.DesktopOS, want.CertsDir, want.DesktopOS)
+		}
+	}
+}
+
+// TestSSHFiles checks OpenSSH's default ssh_config and known_hosts files
+// per system: Windows' own OpenSSH keeps them under %USERPROFILE%\.ssh and
+// %ProgramData%\ssh.
+func TestSSHFiles(t *testing.T) {
+	env := map[string]string{"ProgramData": `C:\ProgramData`}
+	for _, tt := range []struct {
+		goos, home         string
+		env                map[string]string
+		configs, knownHost []string
+	}{
+		{"linux", "/home/admin", env, []string{"/home/admin/.ssh/config", "/etc/ssh/ssh_config"}, []string{"/home/admin/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts"}},
+		{"darwin", "/Users/admin", env, []string{"/Users/admin/.ssh/config", "/etc/ssh/ssh_config"}, []string{"/Users/admin/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts"}},
+		{"windows", `C:\Users\Admin`, env, []string{`C:\Users\Admin\.ssh\config`, `C:\ProgramData\ssh\ssh_config`}, []string{`C:\Users\Admin\.ssh\known_hosts`, `C:\ProgramData\ssh\ssh_known_hosts`}},
+		{"windows", `D:\Users\Admin\`, nil, []string{`D:\Users\Admin\.ssh\config`}, []string{`D:\Users\Admin\.ssh\known_hosts`}},
+	} {
+		configs, knownHosts := sshFiles(tt.goos, tt.home, func(k string) string { return tt.env[k] })
+		if !slices.Equal(configs, tt.configs) || !slices.Equal(knownHosts, tt.knownHost) {
+			t.Errorf("sshFiles(%s, %s) = %q, %q; want %q, %q", tt.goos, tt.home, configs, knownHosts, tt.configs, tt.knownHost)
 		}
 	}
 }

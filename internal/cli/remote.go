@@ -140,8 +140,8 @@ trusted counts 1.
 	fl.StringArrayVarP(&f.hosts, "host", "H", nil, "proxy to pre-pull on, [user@]host[:port] or an ssh_config alias (repeatable)")
 	fl.StringVar(&f.hostsFile, "hosts-file", "", "file with one DEST a line (# starts a comment)")
 	fl.StringArrayVarP(&f.identities, "identity", "i", nil, "private key file to log in with (repeatable), besides the ssh-agent's keys")
-	fl.StringArrayVar(&f.knownHosts, "known-hosts", nil, "known_hosts file (repeatable; --accept-new writes to the first) (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
-	fl.StringVar(&f.sshConfig, "ssh-config", "", "ssh_config file, instead of ~/.ssh/config and /etc/ssh/ssh_config")
+	fl.StringArrayVar(&f.knownHosts, "known-hosts", nil, "known_hosts file (repeatable; --accept-new writes to the first) (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts; on Windows known_hosts in the .ssh folder of %USERPROFILE% and %ProgramData%\\ssh\\ssh_known_hosts)")
+	fl.StringVar(&f.sshConfig, "ssh-config", "", "ssh_config file, instead of ~/.ssh/config and /etc/ssh/ssh_config (on Windows config in the .ssh folder of %USERPROFILE% and %ProgramData%\\ssh\\ssh_config)")
 	fl.BoolVar(&f.acceptNew, "accept-new", false, "trust the key of a host known_hosts does not list, and record it (never a changed key)")
 	fl.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "give up on connecting to and logging in to a host after this long")
@@ -179,20 +179,38 @@ func (f *remoteFlags) readPaks(g *globals, args []string) ([]pak.Image, []remote
 	return images, inputs, nil
 }
 
+// sshFiles returns OpenSSH's user and system ssh_config and known_hosts
+// files on goos, for the user whose home is home: under ~/.ssh and
+// /etc/ssh; on Windows, as its own OpenSSH has them, under
+// %USERPROFILE%\.ssh and %ProgramData%\ssh (getenv reads the
+// environment).
+func sshFiles(goos, home string, getenv func(string) string) (configs, knownHosts []string) {
+	if goos != "windows" {
+		return []string{filepath.Join(home, ".ssh", "config"), "/etc/ssh/ssh_config"},
+			[]string{filepath.Join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"}
+	}
+	user := strings.TrimRight(home, `\/`) + `\.ssh\`
+	configs, knownHosts = []string{user + "config"}, []string{user + "known_hosts"}
+	if data := getenv("ProgramData"); data != "" {
+		system := strings.TrimRight(data, `\/`) + `\ssh\`
+		configs, knownHosts = append(configs, system+"ssh_config"), append(knownHosts, system+"ssh_known_hosts")
+	}
+	return configs, knownHosts
+}
+
 // loadSSH reads the ssh_config and known_hosts files of the flags, or
-// OpenSSH's user and system ones under home.
-func (f *remoteFlags) loadSSH(home string) (*remote.SSHConfig, *remote.KnownHosts, error) {
-	sshConfigs := []string{f.sshConfig}
-	if f.sshConfig == "" {
-		sshConfigs = []string{filepath.Join(home, ".ssh", "config"), "/etc/ssh/ssh_config"}
+// OpenSSH's user and system ones on goos under home.
+func (f *remoteFlags) loadSSH(goos, home string) (*remote.SSHConfig, *remote.KnownHosts, error) {
+	sshConfigs, knownHostsFiles := sshFiles(goos, home, os.Getenv)
+	if f.sshConfig != "" {
+		sshConfigs = []string{f.sshConfig}
 	}
 	sshConfig, err := remote.LoadSSHConfig(sshConfigs...)
 	if err != nil {
 		return nil, nil, usageErrorf("%w", err)
 	}
-	knownHostsFiles := f.knownHosts
-	if len(knownHostsFiles) == 0 {
-		knownHostsFiles = []string{filepath.Join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"}
+	if len(f.knownHosts) > 0 {
+		knownHostsFiles = f.knownHosts
 	}
 	knownHosts, err := remote.LoadKnownHosts(knownHostsFiles, f.acceptNew)
 	if err != nil {
@@ -261,7 +279,7 @@ func runRemote(ctx context.Context, g *globals, f *remoteFlags, args []string) e
 		return err
 	}
 	home, _ := os.UserHomeDir()
-	sshConfig, knownHosts, err := f.loadSSH(home)
+	sshConfig, knownHosts, err := f.loadSSH(g.system(), home)
 	if err != nil {
 		return err
 	}
