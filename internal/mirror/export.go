@@ -271,7 +271,7 @@ func (c *Copier) writeLayout(ctx context.Context, e *Export, dir string, cnt *Co
 				continue
 			}
 			done[b.Digest] = true
-			if err := fetchBlob(ctx, repo, b, dir, opts, cnt); err != nil {
+			if err := c.fetchBlob(ctx, repo, b, dir, opts, cnt); err != nil {
 				return nil, err
 			}
 			cnt.Blobs.Add(1)
@@ -316,8 +316,9 @@ func (c *Copier) writeLayout(ctx context.Context, e *Export, dir string, cnt *Co
 // fetchBlob downloads blob b of repo into dir, checked against its digest,
 // unless dir has it whole already. It does not use layout.Path.WriteBlob,
 // which writes in place and keeps a file of any size already there: a blob
-// cut short by an interrupted export would stay cut short.
-func fetchBlob(ctx context.Context, repo name.Repository, b v1.Descriptor, dir string, opts []remote.Option, cnt *Counter) error {
+// cut short by an interrupted export would stay cut short. A refusal names
+// the user and where the login came from, as every other request's does.
+func (c *Copier) fetchBlob(ctx context.Context, repo name.Repository, b v1.Descriptor, dir string, opts []remote.Option, cnt *Counter) error {
 	path := blobPath(dir, b.Digest)
 	if sum, n, err := hashFile(path); err == nil && sum == b.Digest.Hex && n == b.Size {
 		cnt.Bytes.Add(n)
@@ -325,11 +326,11 @@ func fetchBlob(ctx context.Context, repo name.Repository, b v1.Descriptor, dir s
 	}
 	l, err := remote.Layer(repo.Digest(b.Digest.String()), opts...)
 	if err != nil {
-		return classify(err, repo.RegistryStr(), repo.String()+"@"+b.Digest.String())
+		return c.classify(ctx, err, repo.RegistryStr(), repo.String()+"@"+b.Digest.String())
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return classify(err, repo.RegistryStr(), repo.String()+"@"+b.Digest.String())
+		return c.classify(ctx, err, repo.RegistryStr(), repo.String()+"@"+b.Digest.String())
 	}
 	defer rc.Close()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

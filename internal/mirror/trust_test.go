@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,12 +14,15 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
+	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/pull"
 )
 
 // logins answers one login for every registry.
@@ -121,4 +125,61 @@ func TestMirrorTrustsEachCAForItsHostOnly(t *testing.T) {
 			t.Fatalf("copy: %v; the redirected-to host, trusted through the source's CA, got %d requests", err, storage.requests.Load())
 		}
 	})
+}
+
+// sourced answers one login, from the configuration, for every registry.
+type sourced struct{}
+
+func (sourced) For(context.Context, string) (credentials.Credential, error) {
+	return credentials.Credential{Username: "robot", Password: "topsecret-blob", Source: "config"}, nil
+}
+
+// TestFetchBlobRefusalNamesTheUser: a registry that refuses a blob download
+// of a bundle export is answered, as every other refusal, with the user and
+// where the login came from, never the password.
+func TestFetchBlobRefusalNamesTheUser(t *testing.T) {
+	reg := registry.New()
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer src.Close()
+	host := strings.TrimPrefix(src.URL, "http://")
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := name.NewRepository(host+"/vendor/app", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(repo.Tag("v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	c := &Copier{Credentials: sourced{}}
+	opts, err := c.options(context.Background(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.fetchBlob(context.Background(), repo, v1.Descriptor{Digest: d, Size: 256}, t.TempDir(), opts, &Counter{})
+	var login *pull.LoginError
+	if !errors.As(err, &login) || login.Username != "robot" || login.Source != "config" || !errors.Is(err, engine.ErrUnauthorized) {
+		t.Fatalf("fetchBlob: %v; want a refusal naming user robot and the configuration", err)
+	}
+	if strings.Contains(err.Error(), "topsecret-blob") {
+		t.Errorf("the error shows the password: %v", err)
+	}
 }
