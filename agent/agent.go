@@ -70,8 +70,8 @@ type Options struct {
 }
 
 // Engine is what the agent asks of the Docker Engine: what a pull needs,
-// and a ping to tell whether the engine answers (see engine.Engine, which
-// engine.NewDocker provides).
+// and a ping to tell whether the engine answers (engine.Docker provides
+// it).
 type Engine interface {
 	pull.Engine
 	Ping(ctx context.Context) (apiVersion string, err error)

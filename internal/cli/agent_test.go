@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prepull/prepull/agent"
-	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
 
@@ -28,7 +27,7 @@ func TestAgentAndStatusInProcess(t *testing.T) {
 	}
 
 	eng := newFakeEngine()
-	g := &globals{newEngine: func(string) (engine.Engine, error) { return eng, nil }}
+	g := &globals{newEngine: func(string) (dockerEngine, error) { return eng, nil }}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan ExitCode, 1)
@@ -77,7 +76,7 @@ func TestAgentAndStatusInProcess(t *testing.T) {
 	}
 
 	// An engine that cannot be opened: exit 6 before anything runs.
-	g = &globals{newEngine: func(string) (engine.Engine, error) { return nil, errors.New("bad host") }}
+	g = &globals{newEngine: func(string) (dockerEngine, error) { return nil, errors.New("bad host") }}
 	if _, stderr, code := runWith(context.Background(), t, g, "agent", "--config", cfg); code != ExitEngine {
 		t.Errorf("agent with no engine: exit %d, want %d\n%s", code, ExitEngine, stderr)
 	}

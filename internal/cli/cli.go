@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/term"
 
+	"github.com/prepull/prepull/agent"
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/credentials"
 	"github.com/prepull/prepull/internal/display"
@@ -109,7 +110,7 @@ type globals struct {
 
 	// newEngine opens the Docker Engine at host; nil means
 	// engine.NewDocker. Tests of the commands' logic give a fake.
-	newEngine func(host string) (engine.Engine, error)
+	newEngine func(host string) (dockerEngine, error)
 	// newConnector returns what prepull remote opens its SSH connections
 	// with, given the Dialer its flags make; nil means that Dialer. Tests
 	// give one that leads every host to an in-process SSH server.
@@ -123,12 +124,21 @@ type globals struct {
 	keepStep func()
 }
 
+// dockerEngine is what the commands ask of the engine they open: what the
+// agent and a Puller need, and naming images (local_name), which they use
+// when the engine offers it.
+type dockerEngine interface {
+	agent.Engine
+	pull.Namer
+	io.Closer
+}
+
 // openEngine opens the Docker Engine at host. Its errors wrap
 // engine.ErrUnreachable.
-func (g *globals) openEngine(host string) (engine.Engine, error) {
+func (g *globals) openEngine(host string) (dockerEngine, error) {
 	open := g.newEngine
 	if open == nil {
-		open = engine.NewDocker
+		open = func(host string) (dockerEngine, error) { return engine.NewDocker(host) }
 	}
 	eng, err := open(host)
 	if err != nil {

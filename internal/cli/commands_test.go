@@ -15,7 +15,7 @@ import (
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
 
-// fakeEngine is an engine.Engine in memory, for tests of the commands'
+// fakeEngine is a dockerEngine in memory, for tests of the commands'
 // logic; the end-to-end tests use a real Docker Engine. A pulled image is
 // present, on the linux/amd64 platform.
 type fakeEngine struct {
@@ -143,7 +143,7 @@ func TestOneShotInProcess(t *testing.T) {
 	ref := p.Reference("")
 
 	eng := newFakeEngine()
-	g := &globals{newEngine: func(host string) (engine.Engine, error) {
+	g := &globals{newEngine: func(host string) (dockerEngine, error) {
 		if host != "unix:///fake.sock" {
 			t.Errorf("engine host %q, want the --docker-host", host)
 		}
@@ -202,7 +202,7 @@ func TestOneShotInProcess(t *testing.T) {
 			if tt.engine != nil {
 				tt.engine(e)
 			}
-			g := &globals{newEngine: func(string) (engine.Engine, error) { return e, tt.open }}
+			g := &globals{newEngine: func(string) (dockerEngine, error) { return e, tt.open }}
 			cfgAuth := isolatedConfig(t, t.TempDir(), fmt.Sprintf("registries:\n  - host: %s\n    username: u\n    password_env: PREPULL_TEST_PW\n", paktest.Registry))
 			t.Setenv("PREPULL_TEST_PW", "pw")
 			out, stderr, code := runWith(context.Background(), t, g, "--config", cfgAuth, "--json", "--quiet", file)
@@ -237,7 +237,7 @@ func TestFlagLoginUsage(t *testing.T) {
 		t.Run(strings.Join(tt.args[:len(tt.args)-1], " "), func(t *testing.T) {
 			var out, errOut strings.Builder
 			g := &globals{stdin: strings.NewReader(tt.stdin), stdout: &out, stderr: &errOut, stderrFile: os.Stderr,
-				newEngine: func(string) (engine.Engine, error) { return nil, errors.New("no engine in this test") }}
+				newEngine: func(string) (dockerEngine, error) { return nil, errors.New("no engine in this test") }}
 			code := run(context.Background(), g, append([]string{"--config", cfg}, tt.args...))
 			if code != ExitUsage || !strings.Contains(errOut.String(), tt.want) {
 				t.Errorf("exit %d, want %d with %q:\n%s", code, ExitUsage, tt.want, errOut.String())

@@ -73,7 +73,7 @@ func TestOneShotFailureLinesGolden(t *testing.T) {
 		if k.engine != nil {
 			k.engine(e)
 		}
-		newEngine := func(string) (engine.Engine, error) { return e, k.open }
+		newEngine := func(string) (dockerEngine, error) { return e, k.open }
 		args := []string{"--config", cfg, "--quiet", file}
 
 		g := &globals{newEngine: newEngine, terminal: true}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak/paktest"
 )
 
@@ -59,7 +58,7 @@ func TestPullCommandIsTheOneShot(t *testing.T) {
 	cfg := isolatedConfig(t, dir, "")
 	file := paktest.Pak{Kind: "Pulled", Registry: paktest.Registry}.WriteFile(t, dir)
 	eng := newFakeEngine()
-	g := &globals{newEngine: func(string) (engine.Engine, error) { return eng, nil }}
+	g := &globals{newEngine: func(string) (dockerEngine, error) { return eng, nil }}
 	out, errOut, code := runWith(context.Background(), t, g, "pull", "--config", cfg, "--quiet", "--force", file)
 	if code != ExitOK || !strings.HasPrefix(out, "pulled ") || eng.pullCount() != 1 {
 		t.Fatalf("prepull pull: exit %d, %d pulls:\n%s\n%s", code, eng.pullCount(), out, errOut)

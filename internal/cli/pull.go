@@ -84,7 +84,7 @@ func addPullFlags(root *cobra.Command, g *globals) {
 }
 
 // puller is the one-shot's Puller on eng.
-func (g *globals) puller(eng engine.Engine, cfg *config.Config, flagCred *credentials.FlagLogin, log *zap.Logger) *pull.Puller {
+func (g *globals) puller(eng dockerEngine, cfg *config.Config, flagCred *credentials.FlagLogin, log *zap.Logger) *pull.Puller {
 	p := &pull.Puller{
 		Engine:      eng,
 		Credentials: credentials.NewResolver(cfg, flagCred),
@@ -157,7 +157,7 @@ func runPull(ctx context.Context, g *globals, f *pullFlags, args []string) error
 		}
 	}
 
-	var eng engine.Engine
+	var eng dockerEngine
 	var puller *pull.Puller
 	var engineErr error
 	done := map[string]pakResult{} // by reference: the same image is pulled once per run
@@ -269,7 +269,7 @@ func (f *pullFlags) credential(stdin io.Reader, args []string) (*credentials.Fla
 }
 
 // connect opens the engine and waits up to wait for it to answer.
-func connect(ctx context.Context, g *globals, host string, wait time.Duration, log *zap.Logger) (engine.Engine, error) {
+func connect(ctx context.Context, g *globals, host string, wait time.Duration, log *zap.Logger) (dockerEngine, error) {
 	// A socket that is not there is not an engine still starting (that
 	// socket is there from the start): waiting would only delay the answer.
 	// Tests' engines (newEngine) have no socket.

@@ -22,20 +22,22 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 )
 
-// docker is an Engine backed by the Docker Engine API.
-type docker struct {
+// Docker is the Docker Engine, through its API: the one engine prepull
+// drives. Each user declares the few methods it calls (pull.Engine,
+// agent.Engine, agent.ImageRemover).
+type Docker struct {
 	cli *client.Client
 
 	mu       sync.Mutex
 	platform Platform // the engine's, once known
 }
 
-// NewDocker returns an Engine that talks to the Docker Engine at host (for
+// NewDocker returns a Docker that talks to the Docker Engine at host (for
 // example "unix:///var/run/docker.sock"), or at the host the environment names
 // (DOCKER_HOST, else the default socket) when host is empty. The API version
 // is negotiated with the engine on first use, so old engines (Docker 20.10,
 // API 1.41) work; nothing is contacted before then.
-func NewDocker(host string) (Engine, error) {
+func NewDocker(host string) (*Docker, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
@@ -44,13 +46,13 @@ func NewDocker(host string) (Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &docker{cli: cli}, nil
+	return &Docker{cli: cli}, nil
 }
 
 // Ping checks that the engine answers and returns the API version negotiated
 // with it. Any failure to get an answer wraps ErrUnreachable, except a
 // canceled context.
-func (d *docker) Ping(ctx context.Context) (string, error) {
+func (d *Docker) Ping(ctx context.Context) (string, error) {
 	p, err := d.cli.Ping(ctx)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -66,7 +68,7 @@ func (d *docker) Ping(ctx context.Context) (string, error) {
 
 // Login checks auth against the registry through the engine. The engine
 // stores nothing; neither does Login.
-func (d *docker) Login(ctx context.Context, auth Auth) error {
+func (d *Docker) Login(ctx context.Context, auth Auth) error {
 	if _, err := d.cli.RegistryLogin(ctx, authConfig(auth)); err != nil {
 		return fmt.Errorf("login to %s: %w", auth.ServerAddress, classifyAPI(err, false, ErrNotFound))
 	}
@@ -87,7 +89,7 @@ func (d *docker) Login(ctx context.Context, auth Auth) error {
 // the registry (or a load balancer) answers or closes the connection, or the
 // engine restarts (seen with internal/testenv's fault proxy; see
 // docs/reliability.md).
-func (d *docker) Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) error {
+func (d *Docker) Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) error {
 	var opts image.PullOptions
 	if auth != nil {
 		enc, err := registry.EncodeAuthConfig(authConfig(*auth))
@@ -144,7 +146,7 @@ type pullMessage struct {
 }
 
 // RepoDigests returns the repo digests of the local image that ref names.
-func (d *docker) RepoDigests(ctx context.Context, ref string) ([]string, error) {
+func (d *Docker) RepoDigests(ctx context.Context, ref string) ([]string, error) {
 	img, err := d.inspect(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -153,7 +155,7 @@ func (d *docker) RepoDigests(ctx context.Context, ref string) ([]string, error) 
 }
 
 // ImagePlatform returns the platform of the local image that ref names.
-func (d *docker) ImagePlatform(ctx context.Context, ref string) (Platform, error) {
+func (d *Docker) ImagePlatform(ctx context.Context, ref string) (Platform, error) {
 	img, err := d.inspect(ctx, ref)
 	if err != nil {
 		return Platform{}, err
@@ -162,7 +164,7 @@ func (d *docker) ImagePlatform(ctx context.Context, ref string) (Platform, error
 }
 
 // inspect inspects the local image that ref names.
-func (d *docker) inspect(ctx context.Context, ref string) (image.InspectResponse, error) {
+func (d *Docker) inspect(ctx context.Context, ref string) (image.InspectResponse, error) {
 	img, err := d.cli.ImageInspect(ctx, ref)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
@@ -177,7 +179,7 @@ func (d *docker) inspect(ctx context.Context, ref string) (image.InspectResponse
 // names an image already. The engine's own tag call would move a name from
 // another image: the name is looked up first, and one that names another
 // image is left alone.
-func (d *docker) Name(ctx context.Context, ref, name string) (bool, error) {
+func (d *Docker) Name(ctx context.Context, ref, name string) (bool, error) {
 	img, err := d.inspect(ctx, ref)
 	if err != nil {
 		return false, err
@@ -208,7 +210,7 @@ func shortID(id string) string {
 
 // Platform returns the engine's operating system and architecture, from
 // its version (GOOS and GOARCH of dockerd, the names images use), asked once.
-func (d *docker) Platform(ctx context.Context) (Platform, error) {
+func (d *Docker) Platform(ctx context.Context) (Platform, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.platform.OS != "" {
@@ -229,7 +231,7 @@ func (d *docker) Platform(ctx context.Context) (Platform, error) {
 // /distribution/{name}/json) about ref, passing auth the way a pull does.
 // The engine fetches the manifest or index, and for an image manifest its
 // config, to name the platforms; it stores nothing.
-func (d *docker) Distribution(ctx context.Context, ref string, auth *Auth) (Distribution, error) {
+func (d *Docker) Distribution(ctx context.Context, ref string, auth *Auth) (Distribution, error) {
 	var enc string
 	if auth != nil {
 		var err error
@@ -249,7 +251,7 @@ func (d *docker) Distribution(ctx context.Context, ref string, auth *Auth) (Dist
 }
 
 // Close releases the client's connections.
-func (d *docker) Close() error {
+func (d *Docker) Close() error {
 	return d.cli.Close()
 }
 
@@ -307,7 +309,7 @@ func toProgress(m jsonmessage.JSONMessage) Progress {
 // (the ancestor filter, by image ID). An image that is not there gives an
 // error wrapping ErrNotPresent; any other failure means the answer is not
 // known.
-func (d *docker) ImageUse(ctx context.Context, ref string) (ImageUse, error) {
+func (d *Docker) ImageUse(ctx context.Context, ref string) (ImageUse, error) {
 	img, err := d.inspect(ctx, ref)
 	if err != nil {
 		return ImageUse{}, err
@@ -331,7 +333,7 @@ func (d *docker) ImageUse(ctx context.Context, ref string) (ImageUse, error) {
 // refuses (ErrInUse) to remove an image a container uses. It reports
 // whether the image itself was deleted. It is the agent's, for keep_images,
 // and nothing else's.
-func (d *docker) RemoveReference(ctx context.Context, ref string) (deleted bool, err error) {
+func (d *Docker) RemoveReference(ctx context.Context, ref string) (deleted bool, err error) {
 	items, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: false, PruneChildren: false})
 	if err != nil {
 		if cerrdefs.IsConflict(err) {

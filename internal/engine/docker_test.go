@@ -65,7 +65,7 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func startFake(t *testing.T, f *fakeEngine) Engine {
+func startFake(t *testing.T, f *fakeEngine) *Docker {
 	t.Helper()
 	t.Setenv("DOCKER_CERT_PATH", "")
 	t.Setenv("DOCKER_TLS_VERIFY", "")

@@ -5,11 +5,7 @@
 // (github.com/moby/moby/client) means rewriting those two files.
 package engine
 
-import (
-	"context"
-	"errors"
-	"io"
-)
+import "errors"
 
 // Errors returned by an Engine, to be tested with errors.Is. The concrete
 // error keeps the engine's own message.
@@ -96,38 +92,4 @@ type ImageUse struct {
 	ID         string
 	References []string // tags and digest references, as the engine lists them
 	Containers []string // IDs of the containers made from the image (or from an image built on it)
-}
-
-// Engine is the set of engine operations prepull needs, as NewDocker
-// provides them. Removing images is not one: only the agent's keep_images
-// removes, through its own ImageRemover; tests remove images with the
-// docker CLI (testenv). Each user declares the few methods it calls
-// (pull.Engine).
-type Engine interface {
-	// Ping checks that the engine answers and returns the negotiated API version.
-	Ping(ctx context.Context) (apiVersion string, err error)
-	// Login checks the credentials against the registry through the engine.
-	// It stores nothing anywhere.
-	Login(ctx context.Context, auth Auth) error
-	// Pull pulls ref (a canonical name@digest reference), reads the whole
-	// progress stream, calls progress for each event (progress may be nil),
-	// and fails when the stream reports an error. auth may be nil (anonymous).
-	Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) error
-	// RepoDigests returns the repo digests of the local image that ref names,
-	// or an error wrapping ErrNotPresent when there is none.
-	RepoDigests(ctx context.Context, ref string) ([]string, error)
-	// Platform returns the engine's own operating system and architecture:
-	// the platform of the images it runs.
-	Platform(ctx context.Context) (Platform, error)
-	// Distribution asks the registry, through the engine and with auth (nil:
-	// anonymous), for the descriptor and platforms of ref. It pulls nothing.
-	Distribution(ctx context.Context, ref string, auth *Auth) (Distribution, error)
-	// ImagePlatform returns the platform of the local image that ref names,
-	// or an error wrapping ErrNotPresent when there is none.
-	ImagePlatform(ctx context.Context, ref string) (Platform, error)
-	// Name gives the local image that ref names the tag name (a
-	// repository:tag), unless name names an image already: the same one
-	// (added is false) or another one (ErrNameTaken). It never moves a name.
-	Name(ctx context.Context, ref, name string) (added bool, err error)
-	io.Closer
 }

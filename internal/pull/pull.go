@@ -96,8 +96,8 @@ func (o Options) reportEngine(err error) {
 	}
 }
 
-// Engine is what a Puller asks of a container engine (see engine.Engine,
-// which NewDocker provides).
+// Engine is what a Puller asks of a container engine (engine.Docker
+// provides it).
 type Engine interface {
 	Login(ctx context.Context, auth engine.Auth) error
 	Pull(ctx context.Context, ref string, auth *engine.Auth, progress func(engine.Progress)) error
