@@ -37,8 +37,8 @@ esac
 section "parts (Debian packages)"
 install_missing "${TEST_PARTS[@]}"
 # GNU time measures the peak RSS of short-lived commands (see
-# internal/bench/measure_test.go: peakRSS).
-[[ -x /usr/bin/time ]] || die "GNU time is missing: apt-get install time"
+# internal/bench/measure_test.go: peakRSS): unpacked, never installed.
+unpack_gnu_time
 
 out="$(mktemp -d /tmp/prepull-bench.XXXXXX)"
 summary="$out/summary.tsv"

@@ -173,6 +173,27 @@ unpack_prometheus() {
   echo "unpacked promtool and the node exporter into $PROMETHEUS_DIR"
 }
 
+# GNU_TIME_DIR is where the benchmarks find GNU time when the machine has
+# none (internal/bench's gnuTimes says the same): Debian's time unpacked,
+# never installed, a tool only the benchmarks need.
+GNU_TIME_DIR=/var/cache/prepull-test/time
+
+# unpack_gnu_time puts GNU time into GNU_TIME_DIR once, unless the machine
+# has its own; without root it says what is missing and goes on (the
+# benchmarks then fail saying the same).
+unpack_gnu_time() {
+  if [[ -x /usr/bin/time || -x "$GNU_TIME_DIR/usr/bin/time" ]]; then
+    echo "GNU time is there (the machine's, or unpacked in $GNU_TIME_DIR)"
+    return 0
+  fi
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "warning: no GNU time; scripts/test.sh as root unpacks it into $GNU_TIME_DIR" >&2
+    return 0
+  fi
+  unpack_debs "$GNU_TIME_DIR" time || return 1
+  echo "unpacked GNU time into $GNU_TIME_DIR"
+}
+
 # TOOLS_DIR holds the programs only the credential tests run (internal/
 # testenv's ToolsDir says the same): pass, Docker's and Amazon's credential
 # helpers, and GnuPG when the machine lacks it, unpacked into root/ and

@@ -54,6 +54,7 @@ section "parts (Debian packages)"
 install_missing "${TEST_PARTS[@]}"
 unpack_prometheus
 unpack_test_tools
+unpack_gnu_time
 
 section "gofmt"
 check_gofmt
