@@ -28,6 +28,7 @@ type Auth struct {
 
 	identities []string // -i files, for every hop
 	defaults   []string // existing default key files
+	sshDir     string   // where the default key files are, as this system writes it
 
 	mu   sync.Mutex
 	keys map[string]loadedKey // by path
@@ -44,7 +45,7 @@ type loadedKey struct {
 // key files under home. An agent that cannot be reached is not an error:
 // its keys are simply not offered, and failures say why.
 func NewAuth(agentSock string, identities []string, home string) *Auth {
-	a := &Auth{identities: identities, keys: map[string]loadedKey{}}
+	a := &Auth{identities: identities, keys: map[string]loadedKey{}, sshDir: filepath.Join("~", ".ssh")}
 	if agentSock == "" {
 		a.agentErr = errors.New("SSH_AUTH_SOCK is not set")
 	} else if conn, err := dialAgent(agentSock); err != nil {
@@ -53,6 +54,7 @@ func NewAuth(agentSock string, identities []string, home string) *Auth {
 		a.conn, a.agent = conn, agent.NewClient(conn)
 	}
 	if home != "" {
+		a.sshDir = filepath.Join(home, ".ssh")
 		for _, name := range DefaultIdentities {
 			p := filepath.Join(home, ".ssh", name)
 			if _, err := os.Stat(p); err == nil {
@@ -137,10 +139,11 @@ func (a *Auth) methods(hop Hop) ([]ssh.AuthMethod, string, error) {
 			return nil, "", fmt.Errorf("identity file %s is passphrase-protected and the ssh-agent holds no key; prepull never prompts: load it with ssh-add",
 				strings.Join(locked, ", "))
 		case a.agent == nil:
-			return nil, "", fmt.Errorf("no key to log in with: no ssh-agent (%v), no -i, no IdentityFile in ssh_config, and none of ~/.ssh/%s exists",
-				a.agentErr, strings.Join(DefaultIdentities, ", ~/.ssh/"))
+			return nil, "", fmt.Errorf("no key to log in with: no ssh-agent (%v), no -i, no IdentityFile in ssh_config, and none of %s (in %s) exists",
+				a.agentErr, strings.Join(DefaultIdentities, ", "), a.sshDir)
 		default:
-			return nil, "", errors.New("no key to log in with: the ssh-agent holds no key, and there is no -i, no IdentityFile in ssh_config, nor a default key in ~/.ssh")
+			return nil, "", fmt.Errorf("no key to log in with: the ssh-agent holds no key, and there is no -i, no IdentityFile in ssh_config, nor a default key (%s) in %s",
+				strings.Join(DefaultIdentities, ", "), a.sshDir)
 		}
 	}
 	desc := strings.Join(offered, ", ")

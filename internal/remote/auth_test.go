@@ -104,6 +104,8 @@ func TestAuthMethods(t *testing.T) {
 		{name: "agent alone", agent: agentSock, offered: "1 ssh-agent key(s)"},
 		{name: "unreachable agent", agent: filepath.Join(dir, "gone.sock"), identities: []string{locked}, err: "gone.sock"},
 		{name: "nothing at all", err: "no key to log in with: no ssh-agent (SSH_AUTH_SOCK is not set)"},
+		{name: "nothing in home", home: dir, err: "none of id_ed25519, id_ecdsa, id_rsa (in " + filepath.Join(dir, ".ssh") + ") exists"},
+		{name: "empty agent, nothing in home", agent: emptyAgent, home: dir, err: "nor a default key (id_ed25519, id_ecdsa, id_rsa) in " + filepath.Join(dir, ".ssh")},
 		{name: "not a key", identities: []string{garbage}, err: "identity file " + garbage},
 	}
 	for _, tt := range tests {

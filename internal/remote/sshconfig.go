@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -26,13 +27,16 @@ type SSHConfig struct {
 	User string
 	// Home expands ~ and %d in IdentityFile.
 	Home string
+	// GOOS is the system the paths are for: on Windows, as for its own
+	// OpenSSH, ~\ starts a path under Home too.
+	GOOS string
 }
 
 // LoadSSHConfig parses the ssh_config files at paths, in order of
 // precedence. A file that does not exist is skipped; the caller checks a file
 // the user named. User and Home are set from the local user.
 func LoadSSHConfig(paths ...string) (*SSHConfig, error) {
-	c := &SSHConfig{User: localUser()}
+	c := &SSHConfig{User: localUser(), GOOS: runtime.GOOS}
 	c.Home, _ = os.UserHomeDir()
 	for _, p := range paths {
 		f, err := os.Open(p)
@@ -240,7 +244,7 @@ func (h *Hop) keepalive(interval, countMax string) error {
 // that prepull knows: %d (home), %h (host name), %n (alias), %p (port),
 // %r (remote user), %u (local user) and %%.
 func (c *SSHConfig) expand(path, alias, host, user string, port int) string {
-	if path == "~" || strings.HasPrefix(path, "~/") {
+	if path == "~" || strings.HasPrefix(path, "~/") || c.GOOS == "windows" && strings.HasPrefix(path, `~\`) {
 		path = c.Home + path[1:]
 	}
 	r := strings.NewReplacer("%%", "%", "%d", c.Home, "%h", host, "%n", alias,

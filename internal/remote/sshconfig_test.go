@@ -155,3 +155,21 @@ func TestRouteDefaultUser(t *testing.T) {
 		t.Fatalf("Route without any user: %v", err)
 	}
 }
+
+// TestExpandHome checks ~ in IdentityFile per system: Windows' OpenSSH
+// takes ~\ as well as ~/; elsewhere ~\ is a name like any other.
+func TestExpandHome(t *testing.T) {
+	for _, tt := range []struct{ goos, home, path, want string }{
+		{"linux", "/home/admin", "~/.ssh/id_ed25519", "/home/admin/.ssh/id_ed25519"},
+		{"linux", "/home/admin", `~\id`, `~\id`},
+		{"windows", `C:\Users\Admin`, `~\.ssh\id_ed25519`, `C:\Users\Admin\.ssh\id_ed25519`},
+		{"windows", `C:\Users\Admin`, "~/.ssh/id_ed25519", `C:\Users\Admin/.ssh/id_ed25519`},
+		{"windows", `C:\Users\Admin`, `D:\keys\proxy`, `D:\keys\proxy`},
+		{"windows", `C:\Users\Admin`, `%d\.ssh\%h`, `C:\Users\Admin\.ssh\proxy`},
+	} {
+		c := &SSHConfig{Home: tt.home, GOOS: tt.goos}
+		if got := c.expand(tt.path, "proxy", "proxy", "root", 22); got != tt.want {
+			t.Errorf("%s: expand(%s) = %s, want %s", tt.goos, tt.path, got, tt.want)
+		}
+	}
+}
