@@ -152,12 +152,23 @@ func New(o Options) (*Agent, error) {
 	}
 	cfg.WatchDir, cfg.StateDir = watchDir, stateDir
 	cfg.ConfDirs = absAll(cfg.ConfDirs)
-	if err := checkPrivate("state_dir", stateDir); err != nil {
+	stateRoot, err := openPrivate("state_dir", stateDir)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkPrivate("watch_dir", watchDir); err != nil {
+	// Until the lock holds it, state_dir is New's to close.
+	held := false
+	defer func() {
+		if !held {
+			stateRoot.Close()
+		}
+	}()
+	// The watchers open watch_dir themselves, checked again, and hold it.
+	watchRoot, err := openPrivate("watch_dir", watchDir)
+	if err != nil {
 		return nil, err
 	}
+	watchRoot.Close()
 	for _, dir := range cfg.ConfDirs {
 		if err := checkConfDir(dir, watchDir); err != nil {
 			return nil, err
@@ -196,12 +207,13 @@ func New(o Options) (*Agent, error) {
 	if a.failedDir, err = makeSubdir(watchDir, FailedDir); err != nil {
 		return nil, err
 	}
-	if a.lock, err = lockStateDir(stateDir); err != nil {
+	if a.lock, err = lockStateDir(stateRoot); err != nil {
 		return nil, err
 	}
+	held = true
 	a.since = time.Now().UTC()
-	removeStaleTemps(stateDir)
-	s, err := ReadState(stateDir)
+	removeStaleTemps(stateRoot)
+	s, err := readState(stateRoot)
 	if err != nil {
 		a.lock.close()
 		return nil, fmt.Errorf("%w (move it aside to start afresh)", err)
@@ -300,7 +312,7 @@ func (a *Agent) startWatchers(ctx context.Context, t timing) ([]*watcher, <-chan
 	var watching sync.WaitGroup
 	for _, w := range watchers {
 		dir, what := w.dir, w.what
-		w.checkSafe = func() error { return checkSafe(what, dir) }
+		w.open = func() (*os.Root, error) { return openSafe(what, dir) }
 		w.onSafety = func(err error) { a.setUnsafe(what, dir, err) }
 		ready := make(chan struct{})
 		watching.Add(1)
@@ -650,7 +662,7 @@ func (a *Agent) saveNow() error {
 	a.statusStale = true
 	a.changed()
 	s := a.snapshot()
-	if err := writeState(a.stateDir, s); err != nil {
+	if err := writeState(a.lock.dir, s); err != nil {
 		a.markDirty()
 		why := "cannot save state: " + errnoText(err)
 		if why != a.saveErr {

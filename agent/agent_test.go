@@ -394,7 +394,7 @@ func TestRestartFinishesMoveAfterCrash(t *testing.T) {
 		Paks:   []PakState{{SHA256: f.sha, File: filepath.Join(h.inbox(), DoneDir, "m.pak"), Name: "m.pak", Reference: ref, Status: StatusPresent, FirstSeen: now, Updated: now}},
 		Images: []ImageState{{Reference: ref, Digest: paktest.DigestOf("m"), Status: StatusPresent, Pulls: 1, Updated: now}},
 	}
-	if err := writeState(stateDir, crashed); err != nil {
+	if err := writeState(openRoot(t, stateDir), crashed); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(stateDir, tempPrefix+"123"), []byte("{"), 0o600); err != nil {

@@ -27,14 +27,14 @@ const (
 // errorSuffix is appended to a failed pak's name for the file that says why.
 const errorSuffix = ".error"
 
-// checkPrivate makes sure dir exists (creating it, mode 0700, when missing)
-// and is safe: see checkSafe. The error wraps config.ErrInvalid: it is the
-// administrator's to fix.
-func checkPrivate(what, dir string) error {
+// openPrivate makes sure dir exists (creating it, mode 0700, when missing)
+// and is safe, and returns it open: see openSafe. The error wraps
+// config.ErrInvalid: it is the administrator's to fix.
+func openPrivate(what, dir string) (*os.Root, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("%s %s: %w: %w", what, dir, config.ErrInvalid, err)
+		return nil, fmt.Errorf("%s %s: %w: %w", what, dir, config.ErrInvalid, err)
 	}
-	return checkSafe(what, dir)
+	return openSafe(what, dir)
 }
 
 // makeSubdir makes watch_dir's done/ or failed/ folder, refusing a symlink
@@ -125,7 +125,20 @@ var errNotRegular = errors.New("not a regular file")
 // symlinks as a command line does: the agent never follows a symlink out of
 // watch_dir, and it hashes the very bytes it reads.
 func readPak(path string, want fileID) (found, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|syscall.O_NONBLOCK, 0)
+	return readOpen(path, want, func(flag int) (*os.File, error) { return os.OpenFile(path, flag, 0) })
+}
+
+// readPakIn is readPak for the file name in the folder root, the one the
+// watcher checked and holds: path only names it. Within root a symlink
+// never leads out of it; it is read only when it leads to the very file
+// that settled (want's inode).
+func readPakIn(root *os.Root, name, path string, want fileID) (found, error) {
+	return readOpen(path, want, func(flag int) (*os.File, error) { return root.OpenFile(name, flag, 0) })
+}
+
+// readOpen is readPak and readPakIn, the file opened by open.
+func readOpen(path string, want fileID, open func(flag int) (*os.File, error)) (found, error) {
+	f, err := open(os.O_RDONLY | oNoFollow | syscall.O_NONBLOCK)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			err = errNotRegular

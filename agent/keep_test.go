@@ -387,7 +387,7 @@ func TestKeepImagesFinishesRemovalDecidedBeforeCrash(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(h.dir, "state"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeState(filepath.Join(h.dir, "state"), s); err != nil {
+	if err := writeState(openRoot(t, filepath.Join(h.dir, "state")), s); err != nil {
 		t.Fatal(err)
 	}
 	h.start()

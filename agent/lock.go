@@ -38,20 +38,24 @@ type Live struct {
 	Updated     time.Time `json:"updated"`
 }
 
-// stateLock is the exclusive lock an agent holds on its state_dir.
+// stateLock is the exclusive lock an agent holds on its state_dir, and the
+// state_dir itself, as checked and held: the state is read and written
+// relative to it.
 type stateLock struct {
+	dir  *os.Root
 	f    *os.File
 	path string
 }
 
-// lockStateDir takes the exclusive lock in dir, failing at once with an error
-// that wraps config.ErrInvalid and names the lock file and the holder's PID
-// when another agent holds it.
-func lockStateDir(dir string) (*stateLock, error) {
-	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|oNoFollow|syscall.O_CLOEXEC, 0o600)
+// lockStateDir takes the exclusive lock in dir, the state_dir openSafe
+// checked, failing at once with an error that wraps config.ErrInvalid and
+// names the lock file and the holder's PID when another agent holds it.
+// The lock keeps dir; its close closes dir.
+func lockStateDir(dir *os.Root) (*stateLock, error) {
+	path := filepath.Join(dir.Name(), LockFile)
+	f, err := dir.OpenFile(LockFile, os.O_RDWR|os.O_CREATE|oNoFollow|syscall.O_CLOEXEC, 0o600)
 	if errors.Is(err, syscall.EROFS) {
-		f, err = os.OpenFile(path, os.O_RDONLY|oNoFollow|syscall.O_CLOEXEC, 0)
+		f, err = dir.OpenFile(LockFile, os.O_RDONLY|oNoFollow|syscall.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock state_dir: %w", err)
@@ -64,13 +68,13 @@ func lockStateDir(dir string) (*stateLock, error) {
 				holder = strconv.Itoa(l.PID)
 			}
 			return nil, fmt.Errorf("%w: another prepull agent runs with state_dir %s: lock file %s is held by pid %s",
-				config.ErrInvalid, dir, path, holder)
+				config.ErrInvalid, dir.Name(), path, holder)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	// Keep room for the live status; a full disk now only means less to say.
 	preallocate(f, liveSize)
-	return &stateLock{f: f, path: path}, nil
+	return &stateLock{dir: dir, f: f, path: path}, nil
 }
 
 // write replaces the live status in the lock file, in place and within the
@@ -92,9 +96,11 @@ func (l *stateLock) write(live Live) error {
 	return nil
 }
 
-// close releases the lock. The file stays: it tells status who ran last.
+// close releases the lock and state_dir. The file stays: it tells status
+// who ran last.
 func (l *stateLock) close() {
 	l.f.Close()
+	l.dir.Close()
 }
 
 func readLive(f *os.File) (Live, error) {

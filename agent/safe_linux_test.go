@@ -1,11 +1,16 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/prepull/prepull/internal/config"
 )
@@ -114,4 +119,115 @@ func symlinkAs(t *testing.T, target, link string, uid int) string {
 		t.Fatal(err)
 	}
 	return link
+}
+
+// TestWatcherKeepsCheckedFolder checks watch_dir (a folder, then a root's
+// symlink to one) and finds a pak there, then swaps what the path leads
+// to for a world-writable folder holding another pak of the same name: by
+// renaming folders, then by repointing the link. The watcher reads the
+// folder it checked, never the one swapped in, however often it tries
+// (three settle checks, then a rescan that finds the path unsafe and three
+// more): one pak delivered, the checked one.
+func TestWatcherKeepsCheckedFolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test checks owners: run it as root")
+	}
+	swaps := []struct {
+		name string
+		// watch returns the path watch_dir names, leading to checked;
+		// swap makes it lead to evil.
+		watch func(t *testing.T, base, checked string) string
+		swap  func(t *testing.T, base, checked, evil string)
+	}{
+		{"rename", func(t *testing.T, base, checked string) string { return checked },
+			func(t *testing.T, base, checked, evil string) {
+				rename(t, checked, checked+".old")
+				rename(t, evil, checked)
+			}},
+		{"symlink", func(t *testing.T, base, checked string) string {
+			return symlinkAs(t, checked, filepath.Join(base, "link"), 0)
+		}, func(t *testing.T, base, checked, evil string) {
+			symlinkAs(t, evil, filepath.Join(base, "link.new"), 0)
+			rename(t, filepath.Join(base, "link.new"), filepath.Join(base, "link"))
+		}},
+	}
+	for _, tt := range swaps {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			checked := mkdirAs(t, filepath.Join(base, "inbox"), 0o700, 0)
+			evil := mkdirAs(t, filepath.Join(base, "evil"), 0o777, 0)
+			for dir, body := range map[string]string{checked: "the checked pak", evil: "the swapped-in pak"} {
+				if err := os.WriteFile(filepath.Join(dir, "x.pak"), []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			watch := tt.watch(t, base, checked)
+			var got []found
+			w := newWatcher(watch, timing{rescan: time.Hour}, zap.NewNop(), func(f found) { got = append(got, f) })
+			w.open = func() (*os.Root, error) { return openSafe("watch_dir", watch) }
+			defer w.release()
+			w.scan()
+			if w.unsafe || len(w.cands) != 1 {
+				t.Fatalf("before the swap: unsafe %v, candidates %v; want safe with x.pak", w.unsafe, w.cands)
+			}
+			tt.swap(t, base, checked, evil)
+			for range 3 {
+				w.checkSettled()
+			}
+			w.scan()
+			if !w.unsafe {
+				t.Error("the rescan found the swapped-in world-writable folder safe")
+			}
+			for range 3 {
+				w.checkSettled()
+			}
+			sum := sha256.Sum256([]byte("the checked pak"))
+			want := "sha256:" + hex.EncodeToString(sum[:])
+			if len(got) != 1 || got[0].sha != want {
+				var shas []string
+				for _, f := range got {
+					shas = append(shas, f.sha)
+				}
+				t.Fatalf("delivered %v, want only the checked pak %s", shas, want)
+			}
+		})
+	}
+}
+
+func rename(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStateDirKeptAfterSwap locks a checked state_dir, then renames it away
+// and puts a world-writable folder in its place: the state is still saved
+// into the folder checked and locked, never the one swapped in.
+func TestStateDirKeptAfterSwap(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test checks owners: run it as root")
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	root, err := openPrivate("state_dir", state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lockStateDir(root)
+	if err != nil {
+		root.Close()
+		t.Fatal(err)
+	}
+	defer l.close()
+	rename(t, state, state+".old")
+	mkdirAs(t, state, 0o777, 0)
+	if err := writeState(l.dir, &State{Version: stateVersion}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(state, StateFile)); err == nil {
+		t.Error("the state was written into the folder swapped in")
+	}
+	if _, err := os.Lstat(filepath.Join(state+".old", StateFile)); err != nil {
+		t.Errorf("the state is not in the folder checked and locked: %v", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -35,15 +36,65 @@ const maxLinks = 40
 // walked the same way. The error wraps config.ErrInvalid and names the
 // folder or link at fault.
 func checkSafe(what, dir string) error {
+	r, err := openSafe(what, dir)
+	if err == nil {
+		r.Close()
+	}
+	return err
+}
+
+// openSafe checks dir as checkSafe does and returns the very folder it
+// checked, open, so that the caller works relative to it: a later rename or
+// symlink swap on the path cannot redirect it. The error wraps
+// config.ErrInvalid.
+func openSafe(what, dir string) (*os.Root, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s %s: %w: "+format, append([]any{what, dir, config.ErrInvalid}, args...)...)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return fail("%w", err)
+		return nil, fail("%w", err)
 	}
 	w := &safeWalk{euid: os.Geteuid()}
 	defer w.close()
+	if err := w.walk(abs, fail); err != nil {
+		return nil, err
+	}
+	r, err := bindRoot(abs, w.top().fd)
+	if err != nil {
+		return nil, fail("%w", err)
+	}
+	return r, nil
+}
+
+// bindRoot returns an os.Root on the folder open at fd, which abs named
+// when it was walked. os.Root opens by name, so it opens abs again and
+// keeps it only when it is the same folder (device and inode) as fd: a swap
+// since the walk is refused, not followed.
+func bindRoot(abs string, fd int) (*os.Root, error) {
+	r, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, err
+	}
+	var want unix.Stat_t
+	if err := unix.Fstat(fd, &want); err != nil {
+		r.Close()
+		return nil, err
+	}
+	fi, err := r.Stat(".")
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || uint64(st.Dev) != uint64(want.Dev) || st.Ino != want.Ino {
+		r.Close()
+		return nil, fmt.Errorf("%s was replaced while it was checked", abs)
+	}
+	return r, nil
+}
+
+// walk walks abs from /, leaving its folder the current one.
+func (w *safeWalk) walk(abs string, fail func(string, ...any) error) error {
 	if err := w.enter(unix.AT_FDCWD, "/", "/", abs == "/"); err != nil {
 		return fail("%w", err)
 	}

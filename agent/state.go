@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -130,8 +131,22 @@ type ImageState struct {
 
 // ReadState reads the state file in dir. A missing file is an empty state.
 func ReadState(dir string) (*State, error) {
-	path := filepath.Join(dir, StateFile)
-	data, err := os.ReadFile(path)
+	root, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{Version: stateVersion}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	defer root.Close()
+	return readState(root)
+}
+
+// readState reads the state file in the folder root, the state_dir the
+// agent checked and holds. A missing file is an empty state.
+func readState(root *os.Root) (*State, error) {
+	path := filepath.Join(root.Name(), StateFile)
+	data, err := root.ReadFile(StateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{Version: stateVersion}, nil
 	}
@@ -151,20 +166,21 @@ func ReadState(dir string) (*State, error) {
 // tempPrefix starts the names of the temporary files writeState makes.
 const tempPrefix = ".state.json.tmp-"
 
-// writeState replaces the state file in dir atomically: it writes a
-// temporary file in the same folder, syncs it, renames it over the old one
-// and syncs the folder, so that a crash at any moment leaves either the old
-// state or the new one, complete.
-func writeState(dir string, s *State) error {
+// writeState replaces the state file in the folder root (state_dir, as
+// checked and held) atomically: it writes a temporary file in the same
+// folder, syncs it, renames it over the old one and syncs the folder, so
+// that a crash at any moment leaves either the old state or the new one,
+// complete.
+func writeState(root *os.Root, s *State) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	tmp := tempPrefix + rand.Text()
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	tmp := f.Name()
 	_, err = f.Write(append(data, '\n'))
 	if err == nil {
 		err = f.Sync()
@@ -173,21 +189,21 @@ func writeState(dir string, s *State) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, StateFile))
+		err = root.Rename(tmp, StateFile)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		root.Remove(tmp)
 		return fmt.Errorf("write state: %w", err)
 	}
-	return syncDir(dir)
+	return syncRoot(root)
 }
 
 // removeStaleTemps removes temporary state files that a crash left behind.
-func removeStaleTemps(dir string) {
-	entries, _ := os.ReadDir(dir)
+func removeStaleTemps(root *os.Root) {
+	entries, _ := fs.ReadDir(root.FS(), ".")
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), tempPrefix) && e.Type().IsRegular() {
-			os.Remove(filepath.Join(dir, e.Name()))
+			root.Remove(e.Name())
 		}
 	}
 }
@@ -201,6 +217,19 @@ func syncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// syncRoot makes a rename inside the folder root durable.
+func syncRoot(root *os.Root) error {
+	d, err := root.Open(".")
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", root.Name(), err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", root.Name(), err)
 	}
 	return nil
 }

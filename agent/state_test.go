@@ -22,7 +22,7 @@ func TestStateRoundTrip(t *testing.T) {
 		Paks:   []PakState{{SHA256: "sha256:aa", File: "/in/done/a.pak", Name: "a.pak", Reference: "r/x@sha256:bb", Digest: "sha256:bb", Status: StatusPresent, Attempts: 1, FirstSeen: now, Updated: now}},
 		Images: []ImageState{{Reference: "r/x@sha256:bb", Digest: "sha256:bb", Status: StatusPresent, Attempts: 1, Pulls: 1, LastPulled: now, Updated: now}},
 	}
-	if err := writeState(dir, want); err != nil {
+	if err := writeState(openRoot(t, dir), want); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ReadState(dir)
@@ -113,4 +113,15 @@ func TestRegistryOfComesFromTheReference(t *testing.T) {
 			t.Errorf("registryOf(%q) = %q, want %q", tt.ref, got, tt.want)
 		}
 	}
+}
+
+// openRoot opens dir as the agent holds state_dir, closed when t ends.
+func openRoot(t *testing.T, dir string) *os.Root {
+	t.Helper()
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

@@ -50,10 +50,16 @@ type watcher struct {
 	reconf   chan timing
 	now      func() time.Time
 
-	// checkSafe, when set, tells whether watch_dir is safe to take paks
-	// from; it runs on every rescan, and onSafety hears its answer.
-	checkSafe func() error
-	onSafety  func(error)
+	// open, when set, opens the folder after checking that it is safe to
+	// take files from (openSafe); it runs on every rescan, and onSafety
+	// hears its answer. Unset, the folder is opened unchecked.
+	open     func() (*os.Root, error)
+	onSafety func(error)
+	// root is the folder as last opened: every read is relative to it, so
+	// that a rename or symlink swap of w.dir after the check cannot
+	// redirect the watcher. Only a rescan's new check moves it.
+	root   *os.Root
+	rootID fileID // root's inode, to tell whether a new open is the same folder
 
 	timing  timing
 	cands   map[string]*candidate
@@ -63,6 +69,10 @@ type watcher struct {
 
 	fsw   *fsnotify.Watcher
 	armed uint64 // inode of the folder the inotify watch is on; 0 when none
+	// parent says the folder above is watched too: the folder's own
+	// removal shows there, for the watcher holds the folder open and the
+	// kernel tells its own watch only once the last holder let go.
+	parent bool
 }
 
 func newWatcher(dir string, t timing, log *zap.Logger, deliver func(found)) *watcher {
@@ -91,6 +101,7 @@ const rearmEvery = 200 * time.Millisecond
 // run watches until ctx ends. ready is closed once the inotify watch is in
 // place (or has failed, leaving rescans) and the first scan is done.
 func (w *watcher) run(ctx context.Context, ready chan<- struct{}) {
+	defer w.release()
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
 		w.log.Warn("inotify unavailable, relying on rescans", zap.String(w.what, w.dir), zap.Duration("rescan_interval", w.timing.rescan), zap.Error(err))
@@ -178,6 +189,9 @@ func (w *watcher) arm() bool {
 		w.log.Warn("cannot watch "+w.what+" with inotify, relying on rescans", zap.String(w.what, w.dir), zap.Error(err))
 		return false
 	}
+	if !w.parent {
+		w.parent = w.fsw.Add(filepath.Dir(filepath.Clean(w.dir))) == nil
+	}
 	if w.armed != 0 || ino != 0 {
 		w.log.Debug("watching "+w.what, zap.String(w.what, w.dir))
 	}
@@ -224,8 +238,8 @@ func (w *watcher) event(ev fsnotify.Event) {
 // It checks first that the folder is still safe, and that the inotify watch
 // is on the folder now at w.dir.
 func (w *watcher) scan() {
-	if w.checkSafe != nil {
-		err := w.checkSafe()
+	err := w.reopen()
+	if w.open != nil {
 		w.unsafe = err != nil
 		if w.onSafety != nil {
 			w.onSafety(err)
@@ -237,7 +251,10 @@ func (w *watcher) scan() {
 			w.arm()
 		}
 	}
-	entries, err := os.ReadDir(w.dir)
+	var entries []fs.DirEntry
+	if err == nil {
+		entries, err = fs.ReadDir(w.root.FS(), ".")
+	}
 	if err != nil {
 		// Once per cause, not every rescan.
 		if msg := err.Error(); msg != w.readErr {
@@ -269,11 +286,58 @@ func (w *watcher) scan() {
 	}
 }
 
+// reopen opens the folder now at w.dir (checked, when w.open is set) and
+// makes it w.root, unless it is the folder held already. When the open
+// fails, the folder held is let go: nothing is read until one opens again.
+func (w *watcher) reopen() error {
+	open := w.open
+	if open == nil {
+		open = func() (*os.Root, error) { return os.OpenRoot(w.dir) }
+	}
+	r, err := open()
+	if err != nil {
+		w.release()
+		return err
+	}
+	fi, err := r.Stat(".")
+	if err != nil {
+		r.Close()
+		w.release()
+		return err
+	}
+	if w.root != nil && idOf(fi).ino == w.rootID.ino {
+		r.Close()
+		return nil
+	}
+	if w.root != nil {
+		w.log.Info(w.what+" now leads to another folder, reading that one", zap.String(w.what, w.dir))
+	}
+	w.release()
+	w.root, w.rootID = r, idOf(fi)
+	return nil
+}
+
+// release closes the folder held, if any.
+func (w *watcher) release() {
+	if w.root != nil {
+		w.root.Close()
+		w.root = nil
+	}
+}
+
+// lstat looks at name in the folder held, never following a symlink.
+func (w *watcher) lstat(name string) (fs.FileInfo, error) {
+	if w.root == nil {
+		return nil, fs.ErrNotExist
+	}
+	return w.root.Lstat(name)
+}
+
 // consider looks at one name: a new or changed regular file becomes a
 // candidate (or, when it already is one and touched is set, its settle time
 // starts again); anything else is dropped.
 func (w *watcher) consider(name string, touched bool) {
-	fi, err := os.Lstat(filepath.Join(w.dir, name))
+	fi, err := w.lstat(name)
 	if err != nil {
 		delete(w.cands, name)
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -309,7 +373,7 @@ func (w *watcher) checkSettled() {
 	}
 	now := w.now()
 	for name, c := range w.cands {
-		fi, err := os.Lstat(filepath.Join(w.dir, name))
+		fi, err := w.lstat(name)
 		if err != nil || !fi.Mode().IsRegular() {
 			delete(w.cands, name)
 			if err == nil {
@@ -330,8 +394,11 @@ func (w *watcher) checkSettled() {
 
 // take reads a settled candidate and delivers it.
 func (w *watcher) take(name string, c *candidate) {
-	path := filepath.Join(w.dir, name)
-	f, err := readPak(path, c.id)
+	if w.root == nil {
+		delete(w.cands, name)
+		return
+	}
+	f, err := readPakIn(w.root, name, filepath.Join(w.dir, name), c.id)
 	switch {
 	case errors.Is(err, errChanged):
 		c.id, c.changed = f.id, w.now()

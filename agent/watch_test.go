@@ -23,6 +23,8 @@ func newClockWatcher(t *testing.T, settle time.Duration) *clockWatcher {
 	cw := &clockWatcher{t: t, clock: time.Now()}
 	cw.watcher = newWatcher(t.TempDir(), timing{settle: settle, rescan: time.Hour}, zap.NewNop(), func(f found) { cw.got = append(cw.got, f) })
 	cw.now = func() time.Time { return cw.clock }
+	cw.scan() // opens the folder, as run does first
+	t.Cleanup(cw.release)
 	return cw
 }
 

@@ -406,7 +406,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 // create nothing.
 func TestSecretAgentRefusesUnsafeFolders(t *testing.T) {
 	testenv.Require(t)
-	testenv.Prepull(t) // built before the refusals are timed
+	testenv.Prepull(t)
 	tests := []struct {
 		name    string
 		prepare func(t *testing.T, inbox, state string)
