@@ -9,37 +9,103 @@ if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   PATH="/usr/local/go/bin:$PATH"
 fi
 
-# install_go puts the Go toolchain that go.mod names into /usr/local/go. It
-# comes from the Go module proxy as the module golang.org/toolchain, fetched
-# by Debian's older Go (which only downloads it), so that a fresh machine
-# needs nothing but apt-get and the module proxy.
-install_go() {
-  local version dir
-  version="$(sed -n 's/^go \([0-9][0-9.]*\)$/\1/p' go.mod)"
-  [[ -n "$version" ]] || { printf 'error: no go line in go.mod\n' >&2; return 1; }
-  echo "installing Go $version into /usr/local/go (from the Go module proxy)"
-  if [[ ! -x /usr/lib/go-1.19/bin/go ]]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends golang-1.19-go ca-certificates
+# go_proxy prints the Go module proxy to fetch from: GOPROXY's first entry
+# that is a URL (as the go command reads the list), else proxy.golang.org.
+go_proxy() {
+  local entry
+  for entry in $(tr ',|' '  ' <<<"${GOPROXY:-}"); do
+    case "$entry" in
+      http://* | https://*) printf '%s\n' "${entry%/}"; return ;;
+      off) printf 'error: GOPROXY=off: Go cannot be downloaded\n' >&2; return 1 ;;
+    esac
+  done
+  printf 'https://proxy.golang.org\n'
+}
+
+# fetch_url URL FILE downloads URL into FILE with curl or wget.
+fetch_url() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsSL --retry 3 -o "$2" "$1"
+  else
+    wget -q --tries=3 -O "$2" "$1"
   fi
-  local tmp
+}
+
+# go_dirhash DIR prints the go.sum hash ("h1:...") of the files under DIR,
+# named relative to it: SHA-256 over "SHA256  NAME" lines in byte order,
+# as the checksum database records a module zip's.
+go_dirhash() {
+  local sum
+  sum="$(cd "$1" && find . -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+  # shellcheck disable=SC2059 # the format is the digest as \xHH escapes
+  printf 'h1:%s\n' "$(printf "$(sed 's/../\\x&/g' <<<"$sum")" | base64)"
+}
+
+# go_version prints the Go version go.mod asks for: its toolchain line, else
+# its go line.
+go_version() {
+  local v
+  v="$(sed -n 's/^toolchain go\([0-9][0-9.]*\)$/\1/p' go.mod)"
+  [[ -n "$v" ]] || v="$(sed -n 's/^go \([0-9][0-9.]*\)$/\1/p' go.mod)"
+  [[ -n "$v" ]] || { printf 'error: no go line in go.mod\n' >&2; return 1; }
+  printf '%s\n' "$v"
+}
+
+# install_go [DEST] puts the Go toolchain that go.mod names into DEST
+# (/usr/local/go by default). It is the module golang.org/toolchain's zip,
+# fetched from the Go module proxy (GOPROXY) and checked against the
+# checksum database (GOSUMDB, through the proxy when it serves it) unless
+# GOSUMDB=off. Only
+# curl or wget, unzip and coreutils are needed; apt-get installs the first
+# two when missing.
+install_go() {
+  local dest="${1:-/usr/local/go}" version arch proxy mod ver tmp want got sumdb
+  version="$(go_version)" || return 1
+  arch="$(uname -m)"
+  case "$arch" in
+    x86_64) arch=amd64 ;;
+    aarch64) arch=arm64 ;;
+  esac
+  proxy="$(go_proxy)" || return 1
+  mod=golang.org/toolchain
+  ver="v0.0.1-go${version}.linux-${arch}"
+  echo "installing Go $version into $dest (from the Go module proxy $proxy)"
+  if ! command -v unzip >/dev/null 2>&1 || ! { command -v curl || command -v wget; } >/dev/null 2>&1; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl ca-certificates unzip || return 1
+  fi
   tmp="$(mktemp -d)"
-  dir="$(cd "$tmp" && env GOPATH="$tmp/gopath" GOMODCACHE="$tmp/mod" GOFLAGS=-modcacherw GOTOOLCHAIN=local \
-    /usr/lib/go-1.19/bin/go mod download -json "golang.org/toolchain@v0.0.1-go${version}.linux-$(dpkg --print-architecture)" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  if [[ -z "$dir" || ! -f "$dir/bin/go" ]]; then
+  if ! fetch_url "$proxy/$mod/@v/$ver.zip" "$tmp/go.zip" || ! unzip -q "$tmp/go.zip" -d "$tmp/x"; then
+    printf 'error: could not download %s@%s from %s\n' "$mod" "$ver" "$proxy" >&2
     rm -rf "$tmp"
-    printf 'error: could not download Go %s from the Go module proxy\n' "$version" >&2
     return 1
   fi
-  rm -rf /usr/local/go.new
-  cp -a "$dir" /usr/local/go.new
+  sumdb="${GOSUMDB:-sum.golang.org}"
+  if [[ "$sumdb" != off ]]; then
+    sumdb="${sumdb%% *}"
+    if ! fetch_url "$proxy/sumdb/$sumdb/lookup/$mod@$ver" "$tmp/lookup" 2>/dev/null &&
+      ! fetch_url "https://$sumdb/lookup/$mod@$ver" "$tmp/lookup"; then
+      printf 'error: could not look %s@%s up in the checksum database %s (GOSUMDB=off skips the check)\n' "$mod" "$ver" "$sumdb" >&2
+      rm -rf "$tmp"
+      return 1
+    fi
+    want="$(awk -v m="$mod" -v v="$ver" '$1 == m && $2 == v { print $3; exit }' "$tmp/lookup")"
+    got="$(go_dirhash "$tmp/x")"
+    if [[ -z "$want" || "$got" != "$want" ]]; then
+      printf 'error: %s@%s from %s: hash %s, the checksum database says %s\n' "$mod" "$ver" "$proxy" "$got" "${want:-nothing}" >&2
+      rm -rf "$tmp"
+      return 1
+    fi
+    echo "checked against $sumdb: $got"
+  fi
+  rm -rf "$dest.new"
+  mkdir -p "$(dirname "$dest")"
+  mv "$tmp/x/$mod@$ver" "$dest.new"
   # Module zips carry no executable bits.
-  chmod -R u+w /usr/local/go.new
-  chmod 755 /usr/local/go.new/bin/* /usr/local/go.new/pkg/tool/*/*
-  rm -rf /usr/local/go "$tmp"
-  mv /usr/local/go.new /usr/local/go
-  PATH="/usr/local/go/bin:$PATH"
+  chmod -R u+w "$dest.new"
+  chmod 755 "$dest.new"/bin/* "$dest.new"/pkg/tool/*/*
+  rm -rf "$dest" "$tmp"
+  mv "$dest.new" "$dest"
+  PATH="$dest/bin:$PATH"
   go version
 }
 
