@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/pull"
 	"github.com/prepull/prepull/internal/remote"
 	"github.com/prepull/prepull/internal/remote/sshtest"
 )
@@ -198,5 +200,58 @@ printf '%%s\n' '%s'
 	if code != 9 || !strings.Contains(out, "exit 9 (newer prepull on the proxy): registry quota exceeded") ||
 		!strings.Contains(out, "v9.0.0*") || !strings.Contains(out, "0/1 hosts ok; 1 failed: 1 exit 9 (newer prepull on the proxy)") {
 		t.Errorf("newer proxy: exit %d\n%s\n%s", code, out, stderr)
+	}
+}
+
+// TestRemoteInterruptedInProcess checks what Ctrl-C (os.Interrupt, which
+// Windows delivers for it too) does to prepull remote: the row already
+// done keeps its result, the running one ends and says interrupted with
+// exit 130, and so does the run. The interruption comes once the proxy's
+// command has said, through a FIFO, that it runs: no sleep, no clock.
+func TestRemoteInterruptedInProcess(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	srv := sshtest.Start(t)
+	dir := t.TempDir()
+	fast := paktest.Pak{Kind: "Fast", Registry: paktest.Registry}
+	slow := paktest.Pak{Kind: "Slow", Registry: paktest.Registry}
+	fastFile, slowFile := fast.WriteFile(t, dir), slow.WriteFile(t, dir)
+	sshConfig := filepath.Join(dir, "ssh_config")
+	writeConfigFile(t, sshConfig, "")
+	fifo := filepath.Join(dir, "running")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "prepull")
+	writeConfigFile(t, script, fmt.Sprintf(`cat >/dev/null
+case "$*" in
+*Fast_*) printf '%%s\n' '[{"file":"-","reference":"%s","status":"pulled","duration_ms":5,"exit_code":0}]'; exit 0;;
+esac
+echo running >%s
+exec sleep 3600
+`, fast.Reference(""), fifo))
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go func() {
+		// Opening the FIFO waits for the slow pak's command to write it.
+		if b, err := os.ReadFile(fifo); err == nil && strings.TrimSpace(string(b)) == "running" {
+			cancel(interruption{os.Interrupt})
+		}
+	}()
+	g := &globals{newConnector: func(d *remote.Dialer) remote.Connector { return toServer{d: d, addr: srv.Addr} }}
+	out, stderr, code := runWith(ctx, t, g, "remote", "--json", "--parallel", "1", "--ssh-config", sshConfig, "--known-hosts", srv.KnownHosts,
+		"-i", srv.Identity, "--remote-command", "sh "+script, "-H", "proxy", "--timeout", "1h", fastFile, slowFile)
+	var rows []remoteRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("not two rows (%v):\n%s\n%s", err, out, stderr)
+	}
+	if code != ExitInterrupted {
+		t.Errorf("exit %d, want %d\n%s", code, ExitInterrupted, stderr)
+	}
+	if r := rows[0]; r.Status != pull.Pulled || r.ExitCode != ExitOK {
+		t.Errorf("the pak done before Ctrl-C: %+v", r)
+	}
+	if r := rows[1]; r.Status != pull.Interrupted || r.ExitCode != ExitInterrupted || r.Error != "interrupted (Ctrl-C, SIGINT)" {
+		t.Errorf("the pak running at Ctrl-C: %+v", r)
 	}
 }
