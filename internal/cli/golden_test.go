@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prepull/prepull/internal/display"
 	"github.com/prepull/prepull/internal/golden"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/pull"
@@ -95,46 +94,6 @@ func TestRemoteJSONGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, "remote.json.golden", out.String())
-}
-
-// mirrorResults are prepull mirror's results for its golden files.
-var mirrorResults = []mirrorResult{
-	{File: "MyAdapter_1.0.0.pak", AdapterKind: "MyAdapter", Source: testRef, Reference: "mirror.example.com:5000/dark/vcfops/my@" + testDigest,
-		Status: "mirrored", Manifests: 3, Out: "out/MyAdapter_1.0.0.pak", DurationMS: 5300},
-	{File: "監視アダプタ_1.0.pak", AdapterKind: "JpAdapter", Source: testRef, Reference: "mirror.example.com:5000/dark/vcfops/my@" + testDigest,
-		Status: "present", Manifests: 1, DurationMS: 210},
-	{File: "evil\n.pak", Source: testRef, Reference: "mirror.example.com:5000/dark/vcfops/my@" + testDigest, Status: "failed",
-		DurationMS: 90, ExitCode: ExitAuth, Error: "source: unauthorized: \x1b[2J\u202e"},
-	{File: "Broken.pak", Status: "failed", ExitCode: ExitBadPak, Error: "Broken.pak: not a ZIP archive"},
-	{File: "Robot.pak", Source: testRef, Reference: "mirror.example.com:5000/dark/vcfops/my@" + testDigest, Status: "failed", DurationMS: 40, ExitCode: ExitAuth,
-		Cause: `credentials rejected: user "robot" at mirror.example.com:5000 (credentials from config)`,
-		Error: `login to mirror.example.com:5000 as "robot" (credentials from config): mirror.example.com:5000/dark/vcfops/my@` + testDigest + `: registry rejected the credentials: UNAUTHORIZED: authentication required`},
-	{File: "Mac.pak", Source: testRef, Reference: "mirror.example.com:5000/dark/vcfops/my@" + testDigest, Status: "failed", DurationMS: 30, ExitCode: ExitPlatform,
-		Cause: "no linux/amd64 variant: built for linux/arm64 only (rebuild with docker buildx build --platform linux/amd64)",
-		Error: "the image cannot run on this proxy: " + testRef + " is built for linux/arm64 only, and this proxy's Docker Engine runs linux/amd64 images: rebuild it for linux/amd64 (docker buildx build --platform linux/amd64), push it, and build the pak again with the new digest"},
-}
-
-// TestMirrorLinesGolden checks prepull mirror's result lines against a
-// golden file.
-func TestMirrorLinesGolden(t *testing.T) {
-	var out bytes.Buffer
-	for _, r := range mirrorResults {
-		printMirrorLine(&globals{stdout: &out}, r)
-	}
-	if strings.ContainsAny(out.String(), "\x1b\a\r\u202e\u009b") {
-		t.Errorf("mirror's lines hold raw control characters:\n%q", out.String())
-	}
-	golden.Check(t, "mirror-lines.golden", out.String())
-}
-
-// TestMirrorJSONGolden checks prepull mirror --json against a golden file.
-// runMirror prints its results with display.JSON, as here.
-func TestMirrorJSONGolden(t *testing.T) {
-	var out bytes.Buffer
-	if err := display.JSON(&out, mirrorResults); err != nil {
-		t.Fatal(err)
-	}
-	golden.Check(t, "mirror.json.golden", out.String())
 }
 
 // TestKeepGolden checks prepull keep's table and --json against golden

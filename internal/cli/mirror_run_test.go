@@ -92,7 +92,14 @@ func pushRandomImage(t *testing.T, host string, size, layers int64) (v1.Image, v
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, err := name.ParseReference(host + "/proj/x:latest")
+	digest := pushImage(t, host+"/proj/x:latest", img)
+	return img, digest
+}
+
+// pushImage writes img to ref and returns its digest.
+func pushImage(t *testing.T, ref string, img v1.Image) v1.Hash {
+	t.Helper()
+	tag, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +110,5 @@ func pushRandomImage(t *testing.T, host string, size, layers int64) (v1.Image, v
 	if err != nil {
 		t.Fatal(err)
 	}
-	return img, digest
+	return digest
 }
