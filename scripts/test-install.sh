@@ -64,7 +64,8 @@ for page in docs/man/*.1; do
   cmp -s "$page" "$dest/usr/local/share/man/man1/${page##*/}" || fail "the man page ${page##*/} differs from $page"
 done
 if command -v man >/dev/null; then
-  MANPATH="$dest/usr/local/share/man" man -P cat prepull-remote 2>/dev/null | grep -q -- '--hosts-file' || fail "man prepull-remote does not show the page installed"
+  page="$(MANPATH="$dest/usr/local/share/man" man -P cat prepull-remote 2>/dev/null)" || true
+  grep -q -- '--hosts-file' <<<"$page" || fail "man prepull-remote does not show the page installed"
 fi
 
 echo "--- the bash completion is installed, and completes commands and paks"
@@ -76,8 +77,11 @@ shim='_get_comp_words_by_ref() { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_W
 out="$(bash -c "$shim"'; source "$1"; COMP_WORDS=("$2" rem); COMP_CWORD=1; COMP_LINE="$2 rem"; COMP_POINT=${#COMP_LINE}; __start_prepull "$2" rem "$2"; printf "%s\n" "${COMPREPLY[@]}"' _ "$comp" "$dest/usr/local/bin/prepull" 2>/dev/null)" || true # compopt complains outside a real completion
 
 [[ "$out" == remote* ]] || fail "the bash completion does not complete 'prepull rem' to remote: $out"
-"$dest/usr/local/bin/prepull" __complete inspect '' 2>/dev/null | grep -qx ':8' || fail "pak arguments do not complete to files by extension (directive 8)"
-"$dest/usr/local/bin/prepull" __complete inspect '' 2>/dev/null | grep -qx 'pak' || fail "pak arguments do not complete to .pak files"
+# Captured first: grep -q stops reading at its match, and under pipefail the
+# writer's SIGPIPE would fail the check whenever the match is not the last line.
+paks="$("$dest/usr/local/bin/prepull" __complete inspect '' 2>/dev/null)"
+grep -qx ':8' <<<"$paks" || fail "pak arguments do not complete to files by extension (directive 8)"
+grep -qx 'pak' <<<"$paks" || fail "pak arguments do not complete to .pak files"
 
 echo "--- the installed unit passes systemd-analyze verify"
 sed "s|/usr/local/bin/prepull|$dest/usr/local/bin/prepull|" "$dest/etc/systemd/system/prepull.service" >"$work/prepull.service"
