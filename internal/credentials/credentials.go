@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	dockerconfig "github.com/docker/cli/cli/config"
@@ -296,9 +298,7 @@ func readSecretFile(path string) (secret, warning string, err error) {
 	if st.Size() > maxSecretSize {
 		return "", "", fmt.Errorf("%w: %s is %d bytes, too large for a password", ErrUnavailable, path, st.Size())
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		warning = fmt.Sprintf("password file %s is accessible by group or others (mode %04o); chmod 600 it", path, perm)
-	}
+	warning = modeWarning(runtime.GOOS, path, st.Mode().Perm())
 	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
 	if err != nil {
 		return "", "", fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -308,6 +308,16 @@ func readSecretFile(path string) (secret, warning string, err error) {
 		return "", "", fmt.Errorf("%w: %s is empty", ErrUnavailable, path)
 	}
 	return s, warning, nil
+}
+
+// modeWarning warns when the password file at path, of mode perm, is open
+// to group or others. Not on Windows: its files are guarded by ACLs, and Go
+// shows every writable file there as mode 0666.
+func modeWarning(goos, path string, perm fs.FileMode) string {
+	if goos == "windows" || perm&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("password file %s is accessible by group or others (mode %04o); chmod 600 it", path, perm)
 }
 
 // ServerAddress returns the address Docker uses for a registry host in

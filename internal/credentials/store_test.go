@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"errors"
+	"io/fs"
 	"slices"
 	"testing"
 )
@@ -50,6 +51,26 @@ func TestConfiguredHelperKinds(t *testing.T) {
 		name, kind := configuredHelper(helpers, tt.store, tt.storeKind, tt.key)
 		if name != tt.want || kind != tt.wantKind {
 			t.Errorf("configuredHelper(%s, %s) = %s, %s; want %s, %s", tt.key, tt.store, name, kind, tt.want, tt.wantKind)
+		}
+	}
+}
+
+// TestModeWarning checks the warning about a password file open to others:
+// by its mode on Unix, never on Windows, where every writable file shows
+// mode 0666 and ACLs guard it.
+func TestModeWarning(t *testing.T) {
+	for _, tt := range []struct {
+		goos string
+		perm fs.FileMode
+		warn bool
+	}{
+		{"linux", 0o600, false},
+		{"linux", 0o640, true},
+		{"darwin", 0o644, true},
+		{"windows", 0o666, false},
+	} {
+		if got := modeWarning(tt.goos, "pw", tt.perm); (got != "") != tt.warn {
+			t.Errorf("%s, mode %04o: warning %q, want one: %v", tt.goos, tt.perm, got, tt.warn)
 		}
 	}
 }
