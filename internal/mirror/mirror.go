@@ -132,8 +132,13 @@ func (c *Copier) Copy(ctx context.Context, t pak.Target, dst Result) (Result, er
 		return dst, err
 	}
 
-	// A copy that is there already is not sent again.
+	// A copy that is there already is not sent again, but is refused as a
+	// copy would be when a proxy could not run it (read from the copy, as a
+	// pull checks an image it finds present).
 	if d, err := remote.Head(dstRef, opts...); err == nil && d.Digest.String() == t.Digest {
+		if err := c.checkPresent(ctx, dstRef, opts); err != nil {
+			return dst, err
+		}
 		dst.Status, dst.Manifests = Present, 0
 		return dst, nil
 	} else if err != nil && !isNotFound(err) {
@@ -305,6 +310,18 @@ func (c *Copier) checkPlatform(ctx context.Context, desc *remote.Descriptor, hos
 		return c.classify(ctx, err, host, ref)
 	}
 	return pull.CheckPlatforms(ref, offered, ProxyPlatform)
+}
+
+// checkPresent is checkPlatform for the copy already at ref.
+func (c *Copier) checkPresent(ctx context.Context, ref name.Digest, opts []remote.Option) error {
+	if c.AnyPlatform {
+		return nil
+	}
+	desc, err := remote.Get(ref, opts...)
+	if err != nil {
+		return c.classify(ctx, err, ref.Context().RegistryStr(), ref.String())
+	}
+	return c.checkPlatform(ctx, desc, ref.Context().RegistryStr(), ref.String())
 }
 
 // platforms returns what desc offers: an index's entries' platforms, or an

@@ -215,6 +215,8 @@ func TestMirrorErrorsExitAsAPullDoes(t *testing.T) {
 		{"an arm64 image", open, []string{"--to", openMirror.Addr, arm}, 7, "no linux/amd64 variant: built for linux/arm64 only"},
 		{"an index without linux/amd64", open, []string{"--to", openMirror.Addr, noAMD64}, 7, "built for linux/arm64, linux/s390x only"},
 		{"an arm64 image with --any-platform", open, []string{"--to", openMirror.Addr, "--any-platform", arm}, 0, "mirrored"},
+		// The row before copied it: present now, and refused all the same.
+		{"an arm64 image mirrored already", open, []string{"--to", openMirror.Addr, arm}, 7, "no linux/amd64 variant: built for linux/arm64 only"},
 		{"the source lacks the digest", open, []string{"--to", openMirror.Addr, missing}, 5, "vendor/single"},
 		{"not a pak", open, []string{"--to", openMirror.Addr, f.Config}, 3, f.Config},
 		{"no --to", open, []string{f.Pak}, 2, "--to"},
