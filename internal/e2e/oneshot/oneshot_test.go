@@ -5,6 +5,7 @@ package oneshot
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/pull"
 )
 
 func TestOneShotPullsThenPresent(t *testing.T) {
@@ -171,6 +173,28 @@ func TestOneShotDryRun(t *testing.T) {
 	r.Want(t, 0)
 	if rs := r.Results(t); rs[0].Status != "would-pull" {
 		t.Fatalf("results = %+v, want would-pull", rs)
+	}
+	if f.Docker.HasImage(t, f.Ref) {
+		t.Fatal("--dry-run pulled the image")
+	}
+}
+
+// TestOneShotDryRunRegistryUnreachableExits8: --dry-run asks the registry
+// too, so with the registry down it gives up after
+// pull.DefaultRegistryAttempts attempts in a row (counted, not timed) and
+// exits 8, naming the host and the address tried.
+func TestOneShotDryRunRegistryUnreachableExits8(t *testing.T) {
+	f := e2e.NewFixture(t, "proj/dryrun-down")
+	f.Reg.Stop(t)
+	r := f.Prepull(nil, "--config", f.Config, "--dry-run", "--json", f.Pak)
+	r.Want(t, 8)
+	res := e2e.OneResult(t, r)
+	want := fmt.Sprintf("registry %s unreachable: Docker Engine tried %s: connect: connection refused (%d attempts)", f.Reg.Addr, f.Reg.Addr, pull.DefaultRegistryAttempts)
+	if res.Status != "failed" || !strings.Contains(res.Error, want) {
+		t.Errorf("result %+v\nwant failed with %q", res, want)
+	}
+	if n := strings.Count(r.Stderr, "will retry"); n != pull.DefaultRegistryAttempts-1 {
+		t.Errorf("%d retries logged, want %d:\n%s", n, pull.DefaultRegistryAttempts-1, r.Stderr)
 	}
 	if f.Docker.HasImage(t, f.Ref) {
 		t.Fatal("--dry-run pulled the image")

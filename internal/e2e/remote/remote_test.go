@@ -20,6 +20,7 @@ import (
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/pull"
 	"github.com/prepull/prepull/internal/testenv"
 	"golang.org/x/crypto/ssh"
 )
@@ -268,6 +269,31 @@ func TestRemoteRejectedCredentialsInThatHostsRow(t *testing.T) {
 	}
 	if strings.Contains(r.Stdout+r.Stderr, "not-the-password") {
 		t.Fatal("the wrong password appears in the output")
+	}
+}
+
+// TestRemoteRegistryUnreachableExits8: a proxy whose registry is down
+// gives up after pull.DefaultRegistryAttempts attempts (counted in the log
+// lines it relays, not timed) and its row says exit 8; the summary counts
+// it apart from a host SSH cannot reach.
+func TestRemoteRegistryUnreachableExits8(t *testing.T) {
+	f := e2e.NewFixture(t, "fleet/regdown")
+	p := e2e.NewProxyFleet(t, f, f.Config, f.Config)
+	f.Reg.Stop(t)
+	p.Proxies[1].Stop(t)
+	r := f.Prepull(nil, p.Args(t, "--json", f.Pak)...)
+	r.Want(t, 8)
+	results := r.RemoteResults(t)
+	row := results[p.Dest(0)+" "+f.Pak]
+	want := fmt.Sprintf("registry %s unreachable: Docker Engine tried %s: connect: connection refused (%d attempts)", f.Reg.Addr, f.Reg.Addr, pull.DefaultRegistryAttempts)
+	if row.Status != "failed" || row.ExitCode != 8 || !strings.Contains(row.Error, want) || row.Reference != f.Ref {
+		t.Errorf("host whose registry is down: %+v\nwant failed, exit_code 8, %q", row, want)
+	}
+	if n := strings.Count(r.Stderr, "will retry"); n != pull.DefaultRegistryAttempts-1 {
+		t.Errorf("%d retries relayed, want %d:\n%s", n, pull.DefaultRegistryAttempts-1, r.Stderr)
+	}
+	if want := "0/2 hosts ok; 2 failed: 1 registry unreachable (exit 8), 1 ssh unreachable"; !strings.Contains(r.Stderr, want) {
+		t.Errorf("stderr does not end with the summary %q:\n%s", want, r.Stderr)
 	}
 }
 
