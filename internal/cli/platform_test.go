@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/pull"
 )
 
@@ -92,6 +94,25 @@ func TestSSHFiles(t *testing.T) {
 		configs, knownHosts := sshFiles(tt.goos, tt.home, func(k string) string { return tt.env[k] })
 		if !slices.Equal(configs, tt.configs) || !slices.Equal(knownHosts, tt.knownHost) {
 			t.Errorf("sshFiles(%s, %s) = %q, %q; want %q, %q", tt.goos, tt.home, configs, knownHosts, tt.configs, tt.knownHost)
+		}
+	}
+}
+
+// TestMissingSocketSaysWhatToCheck checks that a Docker socket that is not
+// there is said at once, with what to check on that system: the service on
+// Linux, Docker Desktop on macOS.
+func TestMissingSocketSaysWhatToCheck(t *testing.T) {
+	dir := t.TempDir()
+	cfg := isolatedConfig(t, dir, "")
+	file := paktest.Pak{Kind: "Socket", Registry: paktest.Registry}.WriteFile(t, dir)
+	sock := "unix://" + filepath.Join(dir, "docker.sock")
+	for goos, want := range map[string]string{
+		"linux":  "is Docker Engine installed and running (systemctl status docker)?",
+		"darwin": "is Docker Desktop installed and running?",
+	} {
+		out, errOut, code := runWith(context.Background(), t, &globals{goos: goos}, "--config", cfg, "--docker-host", sock, file)
+		if code != ExitEngine || !strings.Contains(out+errOut, "no Docker socket at "+filepath.Join(dir, "docker.sock")+": "+want) {
+			t.Errorf("%s: exit %d, want %d and %q:\n%s%s", goos, code, ExitEngine, want, out, errOut)
 		}
 	}
 }

@@ -275,8 +275,8 @@ func connect(ctx context.Context, g *globals, host string, wait time.Duration, l
 	// Tests' engines (newEngine) have no socket.
 	if path := unixSocket(host, g.goos); path != "" && g.newEngine == nil {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: no Docker socket at %s: is Docker Engine installed and running (systemctl status docker)? "+
-				"Another engine is named with --docker-host, DOCKER_HOST or docker_host in the configuration", engine.ErrUnreachable, path)
+			return nil, fmt.Errorf("%w: no Docker socket at %s: %s "+
+				"Another engine is named with --docker-host, DOCKER_HOST or docker_host in the configuration", engine.ErrUnreachable, path, engineCheck(g.system()))
 		}
 	}
 	eng, err := g.openEngine(host)
@@ -350,6 +350,15 @@ func (p *resultPrinter) flush() error {
 		return nil
 	}
 	return printResults(p.g.stdout, p.results)
+}
+
+// engineCheck asks whether the Docker Engine of goos runs, and says how to
+// see: a service on Linux, Docker Desktop elsewhere.
+func engineCheck(goos string) string {
+	if goos == "linux" {
+		return "is Docker Engine installed and running (systemctl status docker)?"
+	}
+	return "is Docker Desktop installed and running?"
 }
 
 // unixSocket returns the path of the Unix socket host names (the client's
