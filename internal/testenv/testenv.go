@@ -24,6 +24,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -246,7 +247,7 @@ var (
 func Prepull(t testing.TB) string {
 	t.Helper()
 	dir := workDir(t)
-	prepullOnce.Do(func() { prepullPath, prepullErr = buildPrepull(dir, "linux") })
+	prepullOnce.Do(func() { prepullPath, prepullErr = buildProgram(dir, "linux", "./cmd/prepull") })
 	if prepullErr != nil {
 		t.Fatal(prepullErr)
 	}
@@ -261,7 +262,7 @@ func PrepullExe(t testing.TB) string {
 	dir := filepath.Join(workDir(t), "windows")
 	prepullExeOnce.Do(func() {
 		if prepullExeErr = os.MkdirAll(dir, 0o755); prepullExeErr == nil {
-			prepullExePath, prepullExeErr = buildPrepull(dir, "windows")
+			prepullExePath, prepullExeErr = buildProgram(dir, "windows", "./cmd/prepull")
 		}
 	})
 	if prepullExeErr != nil {
@@ -270,9 +271,21 @@ func PrepullExe(t testing.TB) string {
 	return prepullExePath
 }
 
-// buildPrepull runs go build for ./cmd/prepull, for goos on amd64 unless
-// goos is linux (the host's), into dir.
-func buildPrepull(dir, goos string) (string, error) {
+// WindowsExe builds pkg, a package of this module ("./internal/..."), for
+// windows/amd64 beside PrepullExe, which it can then run under Wine, and
+// returns its path.
+func WindowsExe(t testing.TB, pkg string) string {
+	t.Helper()
+	exe, err := buildProgram(filepath.Dir(PrepullExe(t)), "windows", pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// buildProgram runs go build for pkg (./cmd/prepull), for goos on amd64
+// unless goos is linux (the host's), into dir.
+func buildProgram(dir, goos, pkg string) (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return "", fmt.Errorf("build prepull: %w", err)
@@ -285,7 +298,7 @@ func buildPrepull(dir, goos string) (string, error) {
 	if gomod == "" || gomod == os.DevNull {
 		return "", errors.New("build prepull: the test does not run inside a Go module")
 	}
-	bin := filepath.Join(dir, "prepull")
+	bin := filepath.Join(dir, path.Base(pkg))
 	env := os.Environ()
 	if goos != "linux" {
 		env = append(env, "GOOS="+goos, "GOARCH=amd64", "CGO_ENABLED=0")
@@ -298,11 +311,11 @@ func buildPrepull(dir, goos string) (string, error) {
 		// -tags prepull_faults: the model test's faults (agent/fault.go).
 		args = append(args, "-tags", tags)
 	}
-	cmd := exec.Command(goTool, append(args, "./cmd/prepull")...)
+	cmd := exec.Command(goTool, append(args, pkg)...)
 	cmd.Dir = filepath.Dir(gomod)
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/prepull: %w\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}
 	return bin, nil
 }

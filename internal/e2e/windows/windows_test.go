@@ -13,9 +13,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/remote"
 	"github.com/prepull/prepull/internal/testenv"
 )
 
@@ -265,7 +266,7 @@ func TestWindowsMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := remote.Head(ref, remote.WithAuth(&authn.Basic{Username: "bob", Password: mirrorPW}))
+	desc, err := ggcrremote.Head(ref, ggcrremote.WithAuth(&authn.Basic{Username: "bob", Password: mirrorPW}))
 	if err != nil || desc.Digest.String() != f.Digest {
 		t.Fatalf("the mirror serves %v for %s: %v", desc, wantRef, err)
 	}
@@ -279,5 +280,31 @@ func TestWindowsMirror(t *testing.T) {
 	ins.Want(t, 0)
 	if got := decodeInspect(t, ins); len(got) != 1 || got[0]["reference"] != wantRef {
 		t.Fatalf("inspect of the rewritten pak:\n%s\nstderr:\n%s", ins.Stdout, ins.Stderr)
+	}
+}
+
+// TestWindowsRemoteNamedPipeAgent logs in with the key of an ssh-agent
+// served on Windows' OpenSSH agent pipe (\\.\pipe\openssh-ssh-agent) by a
+// test agent built for Windows, with no SSH_AUTH_SOCK and no -i: the
+// transport prepull.exe picks on its own.
+func TestWindowsRemoteNamedPipeAgent(t *testing.T) {
+	f := e2e.NewFixture(t, "windows/agent")
+	w := newWorkstation(t)
+	p := e2e.NewProxyFleet(t, f, f.Config)
+	agentExe := testenv.WindowsExe(t, "./internal/e2e/windows/pipeagent")
+	key := w.put(p.Key.Path, "agent/id_ed25519")
+	pak := w.put(f.Pak, "My Paks/"+filepath.Base(f.Pak))
+	args := []string{remote.WindowsAgentPipe, key, "--", `Z:\x\` + filepath.Base(testenv.PrepullExe(t)),
+		"remote", "--known-hosts", w.put(p.KnownHosts, ".ssh/known_hosts"), "--remote-command", p.RemoteCommand(t),
+		"--connect-timeout", "60s", "--json", "-H", p.Dest(0), pak}
+
+	r := f.RunCommand(w.wine.Command(w.work, agentExe, args...))
+	r.Want(t, 0)
+	row, ok := r.RemoteResults(t)[p.Dest(0)+" "+pak]
+	if !ok || row.Status != "pulled" || row.Reference != f.Ref {
+		t.Fatalf("row %+v, want pulled %s\nstderr:\n%s", row, f.Ref, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "pipeagent: 1 signatures\n") {
+		t.Errorf("the agent on the pipe did not sign the login:\n%s", r.Stderr)
 	}
 }
