@@ -1,0 +1,84 @@
+//go:build linux
+
+package credentials
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/prepull/prepull/internal/e2e"
+)
+
+// TestOneShotInterruptedInPasswordCommand sends SIGINT, as Ctrl-C does,
+// while the registry's password_command hangs with a child in the
+// background: prepull exits 130 with the pak interrupted, and neither the
+// command nor its child outlives it. The moment to interrupt is an event
+// (the command writes its and its child's PIDs into a FIFO).
+func TestOneShotInterruptedInPasswordCommand(t *testing.T) {
+	f := e2e.NewFixture(t, "proj/interrupt-command")
+	fifo := filepath.Join(t.TempDir(), "pids")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hang := "sleep 300 & echo $$ $! > " + fifo + "; wait"
+	cfg := f.WriteConfig(fmt.Sprintf("registries:\n  - host: %s\n    username: alice\n    password_command: [sh, -c, %q]\n", f.Reg.Addr, hang))
+	pids := make(chan int, 1)
+	f.OnStart = func(pid int) { pids <- pid }
+	done := f.PrepullAsync("--config", cfg, "--json", f.Pak)
+	pid := <-pids
+	data, err := os.ReadFile(fifo) // returns once the command wrote and closed it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := <-done
+	if !ok {
+		t.Fatal("prepull did not run")
+	}
+	r.Want(t, 130)
+	if res := e2e.OneResult(t, r); res.Status != "interrupted" || res.ExitCode != 130 {
+		t.Errorf("result %+v; want interrupted, exit_code 130", res)
+	}
+	for _, field := range strings.Fields(string(data)) {
+		p, err := strconv.Atoi(field)
+		if err != nil {
+			t.Fatalf("pids %q: %v", data, err)
+		}
+		if exited(t, p) != nil {
+			t.Errorf("process %d of the password_command still runs after prepull exited", p)
+		}
+	}
+}
+
+// exited returns nil once process pid has exited, or an error when it
+// still runs: it is asked on a pidfd, which a process that ended is
+// readable on. A killed process has; the poll's ten seconds bound only a
+// failure.
+func exited(t *testing.T, pid int) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		return errors.New("still running")
+	}
+	return nil
+}
