@@ -112,6 +112,8 @@ type FaultProxy struct {
 	requests []Request
 	stalls   StallCounts
 	sent     int64 // bytes of blob bodies sent to clients
+
+	now func() time.Time // the clock a Failure's For is measured on (SetClock)
 }
 
 // StartFaultProxy starts a FaultProxy in front of the registry at upstream
@@ -126,7 +128,7 @@ func StartFaultProxy(t testing.TB, upstream string) *FaultProxy {
 	if err != nil {
 		t.Fatalf("testenv: fault proxy: %v", err)
 	}
-	p := &FaultProxy{Addr: ln.Addr().String(), start: time.Now(), drop: -1, release: make(chan struct{})}
+	p := &FaultProxy{Addr: ln.Addr().String(), start: time.Now(), now: time.Now, drop: -1, release: make(chan struct{})}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -177,8 +179,16 @@ func (p *FaultProxy) Fail(f Failure) {
 	defer p.mu.Unlock()
 	p.failure, p.failLeft, p.failEnd = &f, f.Count, time.Time{}
 	if f.For > 0 {
-		p.failEnd = time.Now().Add(f.For)
+		p.failEnd = p.now().Add(f.For)
 	}
+}
+
+// SetClock makes now the clock a Failure's For is measured on, in place of
+// time.Now: the proxy's own tests move it instead of sleeping.
+func (p *FaultProxy) SetClock(now func() time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.now = now
 }
 
 // BeforeHeaders, as a Stall's After, stalls blob downloads before their
@@ -332,7 +342,7 @@ func (p *FaultProxy) takeFailure(kind Kind, method string) *Failure {
 	switch {
 	case f == nil, f.Kind != "" && f.Kind != kind, f.Method != "" && f.Method != method:
 		return nil
-	case f.For > 0 && time.Now().After(p.failEnd):
+	case f.For > 0 && p.now().After(p.failEnd):
 		p.failure = nil
 		return nil
 	case f.Count > 0:
