@@ -58,6 +58,14 @@ func NewMeter(every, stall time.Duration, emit func(line string)) *Meter {
 	return &Meter{every: every, stall: stall, emit: emit, now: time.Now, layers: map[string]layerBytes{}}
 }
 
+// SetClock makes m read the time from now instead of the system clock, for
+// a test that moves the time itself.
+func (m *Meter) SetClock(now func() time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = now
+}
+
 // Update records one progress event and emits a line when one is due. Its
 // signature fits Engine.Pull's progress callback.
 func (m *Meter) Update(p engine.Progress) {
