@@ -9,17 +9,32 @@ if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   PATH="/usr/local/go/bin:$PATH"
 fi
 
+# go_setting NAME prints the machine's Go setting NAME (GOPROXY, GOSUMDB):
+# the environment's, else the Go environment file's (GOENV, or
+# $XDG_CONFIG_HOME/go/env), as the go command reads them. Nothing when
+# neither sets it.
+go_setting() {
+  local file="${GOENV:-${XDG_CONFIG_HOME:-$HOME/.config}/go/env}"
+  if [[ -n "${!1:-}" ]]; then
+    printf '%s\n' "${!1}"
+  elif [[ -r "$file" ]]; then
+    sed -n "s/^$1=//p" "$file" | tail -n 1
+  fi
+}
+
 # go_proxy prints the Go module proxy to fetch from: GOPROXY's first entry
-# that is a URL (as the go command reads the list), else proxy.golang.org.
+# that is a URL (as the go command reads the list). The machine names its
+# proxy; none is assumed.
 go_proxy() {
   local entry
-  for entry in $(tr ',|' '  ' <<<"${GOPROXY:-}"); do
+  for entry in $(tr ',|' '  ' <<<"$(go_setting GOPROXY)"); do
     case "$entry" in
       http://* | https://*) printf '%s\n' "${entry%/}"; return ;;
       off) printf 'error: GOPROXY=off: Go cannot be downloaded\n' >&2; return 1 ;;
     esac
   done
-  printf 'https://proxy.golang.org\n'
+  printf 'error: no Go module proxy configured: set GOPROXY (environment or go env file) to fetch Go\n' >&2
+  return 1
 }
 
 # fetch_url URL FILE downloads URL into FILE with curl or wget.
@@ -79,7 +94,12 @@ install_go() {
     rm -rf "$tmp"
     return 1
   fi
-  sumdb="${GOSUMDB:-sum.golang.org}"
+  sumdb="$(go_setting GOSUMDB)"
+  if [[ -z "$sumdb" ]]; then
+    printf 'error: no checksum database configured: set GOSUMDB (or GOSUMDB=off to skip the check)\n' >&2
+    rm -rf "$tmp"
+    return 1
+  fi
   if [[ "$sumdb" != off ]]; then
     sumdb="${sumdb%% *}"
     if ! fetch_url "$proxy/sumdb/$sumdb/lookup/$mod@$ver" "$tmp/lookup" 2>/dev/null &&
