@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prepull/prepull/internal/config"
+	"github.com/prepull/prepull/internal/testenv"
 )
 
 // TestRunCommandTimeoutEndsChildren runs a command that starts a child in
@@ -32,7 +33,7 @@ func TestRunCommandTimeoutEndsChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if alive(t, pid) {
+	if !testenv.Exited(t, pid) {
 		t.Fatalf("the command's child %d still runs after the timeout", pid)
 	}
 }
@@ -78,29 +79,10 @@ func TestForCancelEndsHelperGroup(t *testing.T) {
 				if err != nil {
 					t.Fatalf("pids %q: %v", data, err)
 				}
-				if alive(t, pid) {
+				if !testenv.Exited(t, pid) {
 					t.Errorf("process %d of the program still runs after the cancel", pid)
 				}
 			}
 		})
 	}
-}
-
-// alive reports whether process pid still runs after its end was asked
-// for: it waits for the exit on a pidfd, up to ten seconds (a bound for
-// the failure only; a killed process exits at once).
-func alive(t *testing.T, pid int) bool {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, unix.ESRCH) {
-		return false
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n == 0
 }

@@ -3,7 +3,6 @@
 package credentials
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prepull/prepull/internal/e2e"
+	"github.com/prepull/prepull/internal/testenv"
 )
 
 // TestOneShotInterruptedInPasswordCommand sends SIGINT, as Ctrl-C does,
@@ -54,31 +54,8 @@ func TestOneShotInterruptedInPasswordCommand(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pids %q: %v", data, err)
 		}
-		if exited(t, p) != nil {
+		if !testenv.Exited(t, p) {
 			t.Errorf("process %d of the password_command still runs after prepull exited", p)
 		}
 	}
-}
-
-// exited returns nil once process pid has exited, or an error when it
-// still runs: it is asked on a pidfd, which a process that ended is
-// readable on. A killed process has; the poll's ten seconds bound only a
-// failure.
-func exited(t *testing.T, pid int) error {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, unix.ESRCH) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		return errors.New("still running")
-	}
-	return nil
 }

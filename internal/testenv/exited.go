@@ -1,0 +1,31 @@
+//go:build linux
+
+package testenv
+
+import (
+	"errors"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exited reports whether process pid has exited after its end was asked
+// for. It waits for the exit on a pidfd, which a process that ended is
+// readable on, up to ten seconds: a bound for the failure only, since a
+// killed process exits at once. A pid that no longer exists has exited.
+func Exited(t testing.TB, pid int) bool {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
