@@ -249,7 +249,7 @@ for standard input.
 would be pulled ("would-pull"): the registry has the digest, the image has a
 variant for this Docker Engine's platform, and the login is accepted.
 
-` + exitCodesHelp,
+` + exitCodesHelp(g.system()),
 		Args:          cobra.ArbitraryArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,

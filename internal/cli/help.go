@@ -73,7 +73,7 @@ func newPullCommand(g *globals) *cobra.Command {
 docker CLI's habit gives it; it takes the same flags. (A pak file named pull
 is ./pull.)
 
-%s`, exitCodesHelp),
+%s`, exitCodesHelp(g.system())),
 		Args:              cobra.ArbitraryArgs,
 		ValidArgsFunction: completePaks,
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 )
 
@@ -12,8 +13,21 @@ import (
 type interruption struct{ sig os.Signal }
 
 func (i interruption) Error() string {
-	if i.sig == syscall.SIGTERM {
+	return i.text(runtime.GOOS)
+}
+
+// text is the interruption's error as a user of goos knows what sent it.
+// Windows has no signals: Go's runtime delivers os.Interrupt for Ctrl-C
+// and Ctrl-Break, and SIGTERM for the console window closed, a log-off or
+// a shutdown.
+func (i interruption) text(goos string) string {
+	switch {
+	case i.sig == syscall.SIGTERM && goos == "windows":
+		return "terminated (console closed, log-off or shutdown)"
+	case i.sig == syscall.SIGTERM:
 		return "terminated (SIGTERM)"
+	case goos == "windows":
+		return "interrupted (Ctrl-C)"
 	}
 	return "interrupted (Ctrl-C, SIGINT)"
 }

@@ -75,7 +75,7 @@ blob, manifest and pak first, then pushes, and writes the paks rewritten.
 With --sha256 HEX, both refuse a bundle whose prepull-bundle.json has
 another SHA-256 than the one the export printed.
 
-` + exitCodesHelp,
+` + exitCodesHelp(g.system()),
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if isBundleRun(args, to, verify) {

@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/zap"
@@ -57,6 +59,41 @@ func TestConfigUsage(t *testing.T) {
 	root.SetOut(&out)
 	if err := root.Execute(); err != nil || !strings.Contains(out.String(), `C:\Users\Admin\AppData\Roaming\prepull\config.yaml`) {
 		t.Errorf("remote --help as on Windows: %v\n%s", err, out.String())
+	}
+}
+
+// TestSignalWords checks that an interrupted run's result and --help's
+// exit codes name what ended it as each system's users know it: Windows
+// has Ctrl-C and Ctrl-Break but no SIGINT, and its SIGTERM is a console
+// closed, a log-off or a shutdown.
+func TestSignalWords(t *testing.T) {
+	for _, c := range []struct {
+		goos, interrupted, terminated, help130, help143 string
+	}{
+		{"linux", "interrupted (Ctrl-C, SIGINT)", "terminated (SIGTERM)", "130  ended by Ctrl-C, SIGINT (", "143  ended by SIGTERM ("},
+		{"darwin", "interrupted (Ctrl-C, SIGINT)", "terminated (SIGTERM)", "130  ended by Ctrl-C, SIGINT (", "143  ended by SIGTERM ("},
+		{"windows", "interrupted (Ctrl-C)", "terminated (console closed, log-off or shutdown)", "130  ended by Ctrl-C or Ctrl-Break (", "143  ended by closing its console window, logging off or shutting"},
+	} {
+		if got := (interruption{os.Interrupt}).text(c.goos); got != c.interrupted {
+			t.Errorf("%s: Ctrl-C says %q, want %q", c.goos, got, c.interrupted)
+		}
+		if got := (interruption{syscall.SIGTERM}).text(c.goos); got != c.terminated {
+			t.Errorf("%s: SIGTERM says %q, want %q", c.goos, got, c.terminated)
+		}
+		var out bytes.Buffer
+		root := newRootCommand(&globals{goos: c.goos, stdout: &out, stderr: &out})
+		root.SetArgs([]string{"pull", "--help"})
+		root.SetOut(&out)
+		if err := root.Execute(); err != nil {
+			t.Fatalf("%s: pull --help: %v", c.goos, err)
+		}
+		help := out.String()
+		if !strings.Contains(help, c.help130) || !strings.Contains(help, c.help143) {
+			t.Errorf("%s: pull --help does not say %q and %q:\n%s", c.goos, c.help130, c.help143, help)
+		}
+		if c.goos == "windows" && strings.Contains(help, "SIG") {
+			t.Errorf("windows: pull --help names a signal:\n%s", help)
+		}
 	}
 }
 

@@ -130,7 +130,7 @@ Exit status: 0 when every pak succeeded on every host; otherwise the highest
 code of any row, where a host that cannot be reached, authenticated or
 trusted counts 1.
 
-` + exitCodesHelp,
+` + exitCodesHelp(g.system()),
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRemote(cmd.Context(), g, f, args)

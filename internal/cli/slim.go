@@ -55,7 +55,7 @@ prepull inspect checks it, and a pak that names no pullable image exits 3
 with nothing written for it. Configuration management (the Ansible role in
 ansible/) slims paks on the controller and copies only this to each proxy.
 
-` + exitCodesHelp,
+` + exitCodesHelp(g.system()),
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSlim(g, out, args)
