@@ -3,17 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/registrytest"
 )
 
 // TestMirrorBundleInProcess runs the two legs of the air gap in-process
@@ -21,12 +17,9 @@ import (
 // command's logic: what each leg prints, --json, the progress line on a
 // terminal, and the usage errors. The end-to-end test uses docker-registry.
 func TestMirrorBundleInProcess(t *testing.T) {
-	quiet := registry.Logger(log.New(io.Discard, "", 0))
-	src, dst := httptest.NewServer(registry.New(quiet)), httptest.NewServer(registry.New(quiet))
-	t.Cleanup(src.Close)
-	t.Cleanup(dst.Close)
-	srcHost, dstHost := strings.TrimPrefix(src.URL, "http://"), strings.TrimPrefix(dst.URL, "http://")
-	img, digest := pushRandomImage(t, srcHost, 4096, 3)
+	srcHost, dstHost := registrytest.Start(t, nil), registrytest.Start(t, nil)
+	img := registrytest.Image(t, 4096, 3, "")
+	digest := registrytest.Push(t, srcHost+"/proj/x:latest", img)
 	dir := t.TempDir()
 	cfg := isolatedConfig(t, dir, "")
 	file := paktest.Pak{Kind: "Bundled", Registry: srcHost, Repository: "/proj/x", Digest: digest.String()}.WriteFile(t, dir)

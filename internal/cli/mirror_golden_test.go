@@ -5,20 +5,15 @@ package cli
 import (
 	"context"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-
 	"github.com/prepull/prepull/internal/golden"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/registrytest"
 )
 
 // TestMirrorGolden runs prepull mirror in-process, through runMirror, over
@@ -28,25 +23,20 @@ import (
 // lines, then --json. The addresses, digests and times that differ per run
 // are replaced with fixed ones.
 func TestMirrorGolden(t *testing.T) {
-	quiet := registry.Logger(log.New(io.Discard, "", 0))
-	src := httptest.NewServer(hostileRepo(registry.New(quiet), "/v2/proj/evil/"))
-	t.Cleanup(src.Close)
-	robot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srcHost := registrytest.Start(t, hostileRepo(registrytest.New(), "/v2/proj/evil/"))
+	robotHost := registrytest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="robot"`)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
 	}))
-	t.Cleanup(robot.Close)
-	srcHost, robotHost := strings.TrimPrefix(src.URL, "http://"), strings.TrimPrefix(robot.URL, "http://")
 
 	dir := t.TempDir()
 	t.Chdir(dir)
 	writeConfigFile(t, "robot.password", "not-the-password\n")
 	cfg := isolatedConfig(t, dir, "registries:\n  - host: "+robotHost+"\n    username: robot\n    password_file: "+dir+"/robot.password\n")
-	_, amdHash := pushRandomImage(t, srcHost, 1024, 2)
-	amd := amdHash.String()
-	arm := pushArm64Image(t, srcHost+"/proj/mac:latest")
+	amd := registrytest.Push(t, srcHost+"/proj/x:latest", registrytest.Image(t, 1024, 2, "")).String()
+	arm := registrytest.Push(t, srcHost+"/proj/mac:latest", registrytest.Image(t, 512, 1, "linux/arm64")).String()
 	paks := []struct {
 		file string
 		pak  paktest.Pak
@@ -69,15 +59,14 @@ func TestMirrorGolden(t *testing.T) {
 	run := func(json bool) string {
 		t.Helper()
 		// A new mirror each run: the first pak is copied, the second found there.
-		dst := httptest.NewServer(registry.New(quiet))
-		defer dst.Close()
+		dstHost := registrytest.Start(t, nil)
 		if err := os.RemoveAll("out"); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Mkdir("out", 0o700); err != nil {
 			t.Fatal(err)
 		}
-		flags := []string{"mirror", "--config", cfg, "--quiet", "--to", strings.TrimPrefix(dst.URL, "http://") + "/dark", "--out", "out"}
+		flags := []string{"mirror", "--config", cfg, "--quiet", "--to", dstHost + "/dark", "--out", "out"}
 		if json {
 			flags = append(flags, "--json")
 		}
@@ -86,7 +75,7 @@ func TestMirrorGolden(t *testing.T) {
 			t.Errorf("mirror (json %v): exit %d, want %d, the worst of the paks'\n%s", json, code, ExitPlatform, stderr)
 		}
 		return strings.NewReplacer(
-			strings.TrimPrefix(dst.URL, "http://"), "mirror.example.com:5000",
+			dstHost, "mirror.example.com:5000",
 			srcHost, "harbor.example.com", robotHost, "robot.example.com",
 			amd, testDigest, arm, paktest.DigestOf("arm64"), dir, "/etc/prepull",
 		).Replace(durations.ReplaceAllString(out, `"duration_ms": 0`))
@@ -113,24 +102,4 @@ func hostileRepo(next http.Handler, prefix string) http.Handler {
 		w.WriteHeader(http.StatusUnauthorized)
 		io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"\u001b[2J\u202e"}]}`)
 	})
-}
-
-// pushArm64Image pushes a random image built for linux/arm64 only to ref
-// and returns its digest.
-func pushArm64Image(t *testing.T, ref string) string {
-	t.Helper()
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "arm64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return pushImage(t, ref, img).String()
 }

@@ -3,20 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/registrytest"
 )
 
 // TestMirrorInProcess runs prepull mirror in-process between two in-memory
@@ -24,12 +18,8 @@ import (
 // the copy, a second run that finds it present, --out, and the errors. The
 // end-to-end mirror tests use docker-registry.
 func TestMirrorInProcess(t *testing.T) {
-	src, dst := httptest.NewServer(registry.New()), httptest.NewServer(registry.New())
-	t.Cleanup(src.Close)
-	t.Cleanup(dst.Close)
-	srcHost, dstHost := strings.TrimPrefix(src.URL, "http://"), strings.TrimPrefix(dst.URL, "http://")
-
-	_, digest := pushRandomImage(t, srcHost, 1024, 2)
+	srcHost, dstHost := registrytest.Start(t, nil), registrytest.Start(t, nil)
+	digest := registrytest.Push(t, srcHost+"/proj/x:latest", registrytest.Image(t, 1024, 2, ""))
 
 	dir := t.TempDir()
 	cfg := isolatedConfig(t, dir, "")
@@ -82,33 +72,4 @@ func TestMirrorInProcess(t *testing.T) {
 			t.Errorf("mirror %v: exit %d, want %d\n%s", args, code, ExitUsage, out)
 		}
 	}
-}
-
-// pushRandomImage writes a random image of layers layers of size bytes each
-// to host as proj/x:latest and returns it with its digest.
-func pushRandomImage(t *testing.T, host string, size, layers int64) (v1.Image, v1.Hash) {
-	t.Helper()
-	img, err := random.Image(size, layers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest := pushImage(t, host+"/proj/x:latest", img)
-	return img, digest
-}
-
-// pushImage writes img to ref and returns its digest.
-func pushImage(t *testing.T, ref string, img v1.Image) v1.Hash {
-	t.Helper()
-	tag, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ggcrremote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return digest
 }

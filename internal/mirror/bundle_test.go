@@ -5,22 +5,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/registrytest"
 )
 
 // source is an in-memory registry on loopback (go-containerregistry's)
@@ -33,24 +27,9 @@ type source struct {
 
 func newSource(t *testing.T, kind string) source {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(2048, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host + "/proj/x:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	host := registrytest.Start(t, nil)
+	img := registrytest.Image(t, 2048, 2, "")
+	d := registrytest.Push(t, host+"/proj/x:latest", img)
 	file := paktest.Pak{Kind: kind, Version: "1.0.0", Registry: host, Repository: "/proj/x", Digest: d.String()}.WriteFile(t, t.TempDir())
 	return source{host: host, pak: file, img: img}
 }

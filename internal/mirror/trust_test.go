@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/prepull/prepull/internal/config"
@@ -23,6 +22,7 @@ import (
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak"
 	"github.com/prepull/prepull/internal/pull"
+	"github.com/prepull/prepull/internal/registrytest"
 )
 
 // logins answers one login for every registry.
@@ -56,21 +56,7 @@ func sourceWithImage(t *testing.T, h http.Handler) (*httptest.Server, pak.Target
 	src := httptest.NewTLSServer(h)
 	t.Cleanup(src.Close)
 	host := strings.TrimPrefix(src.URL, "https://")
-	img, err := random.Image(256, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.NewTag(host + "/vendor/app:v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(tag, img, remote.WithTransport(src.Client().Transport)); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := registrytest.Push(t, host+"/vendor/app:v1", registrytest.Image(t, 256, 2, ""), remote.WithTransport(src.Client().Transport))
 	ca := filepath.Join(t.TempDir(), "source-ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: src.Certificate().Raw}), 0o644); err != nil {
 		t.Fatal(err)
@@ -150,10 +136,8 @@ func TestFetchBlobRefusalNamesTheUser(t *testing.T) {
 	}))
 	defer src.Close()
 	host := strings.TrimPrefix(src.URL, "http://")
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := registrytest.Image(t, 256, 1, "")
+	registrytest.Push(t, host+"/vendor/app:v1", img)
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
@@ -164,9 +148,6 @@ func TestFetchBlobRefusalNamesTheUser(t *testing.T) {
 	}
 	repo, err := name.NewRepository(host+"/vendor/app", name.Insecure)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(repo.Tag("v1"), img); err != nil {
 		t.Fatal(err)
 	}
 	c := &Copier{Credentials: sourced{}}
