@@ -15,6 +15,7 @@ import (
 	"github.com/prepull/prepull/internal/config"
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 func TestPakPulledAndMovedToDone(t *testing.T) {
@@ -462,7 +463,7 @@ func TestNotifiesSystemd(t *testing.T) {
 	}()
 	wait := func(want string) string {
 		t.Helper()
-		timeout := time.After(5 * time.Second)
+		timeout := time.After(await.Limit(t))
 		for {
 			select {
 			case m := <-msgs:

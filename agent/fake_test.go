@@ -18,6 +18,7 @@ import (
 	"github.com/prepull/prepull/internal/engine"
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/retry"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // fakeEngine is an Engine in memory. Its images are present after a
@@ -287,8 +288,8 @@ func (h *harness) stop() {
 		if err != nil {
 			h.t.Errorf("Run: %v", err)
 		}
-	case <-time.After(10 * time.Second):
-		h.t.Fatal("Run did not return within 10s of cancel")
+	case <-time.After(await.Limit(h.t)):
+		h.t.Fatal("Run did not return after cancel")
 	}
 }
 
@@ -324,15 +325,12 @@ func (h *harness) state() *State {
 	return s
 }
 
-// eventually waits up to 10 s for cond, failing with what describe says.
+// eventually waits for cond, up to the test's own deadline (await.Limit),
+// failing with what.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting until %s\nstate: %+v\nlogs:\n%s", what, h.state(), h.logText())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !await.Until(h.t, 10*time.Millisecond, cond) {
+		h.t.Fatalf("timed out waiting until %s\nstate: %+v\nlogs:\n%s", what, h.state(), h.logText())
 	}
 }
 

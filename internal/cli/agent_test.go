@@ -13,6 +13,7 @@ import (
 
 	"github.com/prepull/prepull/agent"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 func TestAgentAndStatusInProcess(t *testing.T) {
@@ -36,8 +37,8 @@ func TestAgentAndStatusInProcess(t *testing.T) {
 		done <- code
 	}()
 
-	// Bounded by attempts of reading the state, not by a clock the test
-	// guesses: the agent saves the state when the image is present.
+	// Polled up to the test's own deadline (await.Limit), not a clock the
+	// test guesses: the agent saves the state when the image is present.
 	var report struct {
 		Agent struct{ Status string } `json:"agent"`
 		Paks  []struct {
@@ -45,25 +46,25 @@ func TestAgentAndStatusInProcess(t *testing.T) {
 			Status string `json:"status"`
 		} `json:"paks"`
 	}
-	for i := 0; ; i++ {
-		out, stderr, code := runWith(context.Background(), t, &globals{}, "status", "--config", cfg, "--json")
-		if code == ExitOK {
-			if err := json.Unmarshal([]byte(out), &report); err != nil {
-				t.Fatalf("status --json: %v\n%s", err, out)
-			}
-			if len(report.Paks) == 1 && report.Paks[0].Status == agent.StatusPresent {
-				break
-			}
+	var out, stderr string
+	var code ExitCode
+	present := func() bool {
+		out, stderr, code = runWith(context.Background(), t, &globals{}, "status", "--config", cfg, "--json")
+		if code != ExitOK {
+			return false
 		}
-		if i == 500 {
-			t.Fatalf("the agent did not make the image present: exit %d\n%s\n%s", code, out, stderr)
+		if err := json.Unmarshal([]byte(out), &report); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return len(report.Paks) == 1 && report.Paks[0].Status == agent.StatusPresent
+	}
+	if !await.Until(t, 20*time.Millisecond, present) {
+		t.Fatalf("the agent did not make the image present: exit %d\n%s\n%s", code, out, stderr)
 	}
 	if report.Agent.Status != agent.AgentRunning {
 		t.Errorf("status says the agent is %q, want running", report.Agent.Status)
 	}
-	out, _, code := runWith(context.Background(), t, &globals{}, "status", "--config", cfg)
+	out, _, code = runWith(context.Background(), t, &globals{}, "status", "--config", cfg)
 	if code != ExitOK || !strings.Contains(out, "running") || !strings.Contains(out, "present") {
 		t.Errorf("status table, exit %d:\n%s", code, out)
 	}

@@ -281,14 +281,14 @@ func TestForCredsStoreWithoutLogin(t *testing.T) {
 	}
 }
 
+// TestRunCommandTimeout: a command that outlives its timeout fails with the
+// timeout and its stderr. The outcome is asserted, not the time it took:
+// the command would sleep for the test binary's whole -timeout, and
+// TestRunCommandTimeoutEndsChildren checks that no process of it remains.
 func TestRunCommandTimeout(t *testing.T) {
-	start := time.Now()
-	_, err := runCommand(t.Context(), nil, 200*time.Millisecond, []string{"sh", "-c", "echo partial; echo waiting >&2; sleep 30"}, nil)
+	_, err := runCommand(t.Context(), nil, 200*time.Millisecond, []string{"sh", "-c", "echo partial; echo waiting >&2; sleep 3600"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "timed out after 200ms") || !strings.Contains(err.Error(), "waiting") {
 		t.Fatalf("error = %v, want a timeout with the stderr", err)
-	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("the timeout took %v", took)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prepull/prepull/internal/testenv"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // blobSize is the size of the blob the fake upstream serves.
@@ -257,14 +258,11 @@ func TestFaultProxyThrottle(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 5 s.
+// waitFor waits for the proxy's stall counts to reach what cond checks,
+// up to the test's own deadline (await.Limit).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5 s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !await.Until(t, 10*time.Millisecond, cond) {
+		t.Fatal("the stall counts never reached what the test waits for")
 	}
 }
