@@ -310,12 +310,21 @@ const tokenUsername = "<token>"
 // errNoLogin says that a helper holds no login for the host.
 var errNoLogin = errors.New("no login stored")
 
+// helperFile is the file name goos looks for in PATH to run program: on
+// Windows the helpers are .exe files (docker-credential-wincred.exe).
+func helperFile(goos, program string) string {
+	if goos == "windows" {
+		return program + ".exe"
+	}
+	return program
+}
+
 // fromHelper asks the credential helper docker-credential-<name> for the
 // login of serverAddress, the way the docker CLI does, until ctx ends.
 func fromHelper(ctx context.Context, cfg *config.Config, name, serverAddress string) (Credential, error) {
 	program := "docker-credential-" + name
 	if _, err := exec.LookPath(program); err != nil {
-		return Credential{}, fmt.Errorf("%s is not installed (not found in PATH)", program)
+		return Credential{}, fmt.Errorf("%s is not installed (not found in PATH)", helperFile(runtime.GOOS, program))
 	}
 	run := func(args ...string) client.Program {
 		return &helperProgram{ctx: ctx, cfg: cfg, argv: append([]string{program}, args...)}

@@ -471,3 +471,17 @@ func TestKeepEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestHelperFile checks that a helper not installed is named as the file
+// its system looks for in PATH: with .exe on Windows.
+func TestHelperFile(t *testing.T) {
+	for goos, want := range map[string]string{
+		"windows": "docker-credential-wincred.exe",
+		"linux":   "docker-credential-wincred",
+		"darwin":  "docker-credential-wincred",
+	} {
+		if got := helperFile(goos, "docker-credential-wincred"); got != want {
+			t.Errorf("helperFile(%q) = %q, want %q", goos, got, want)
+		}
+	}
+}
