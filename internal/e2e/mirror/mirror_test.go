@@ -18,11 +18,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
+	"github.com/prepull/prepull/internal/registrytest"
 	"github.com/prepull/prepull/internal/testenv"
 )
 
@@ -34,27 +34,12 @@ func pushIndex(t *testing.T, reg *testenv.Registry, repo string) (string, []stri
 	idx := mutate.IndexMediaType(empty.Index, types.DockerManifestList)
 	var children []string
 	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := random.Image(512, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = "linux", arch
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
+		img := registrytest.Image(t, 512, 2, "linux/"+arch)
 		d, err := img.Digest()
 		if err != nil {
 			t.Fatal(err)
 		}
-		att, err := random.Image(128, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		att := registrytest.Image(t, 128, 1, "")
 		ad, err := att.Digest()
 		if err != nil {
 			t.Fatal(err)
