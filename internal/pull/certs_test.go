@@ -234,15 +234,7 @@ func TestEnsureInstallsCABeforeLogin(t *testing.T) {
 				CertsDir:    certsDir,
 			}
 			r := p.Ensure(context.Background(), target, Options{})
-			if r.Status != tt.want {
-				t.Fatalf("status = %s (err %v), want %s", r.Status, r.Err, tt.want)
-			}
-			if tt.wantErr != nil && !errors.Is(r.Err, tt.wantErr) {
-				t.Errorf("error %v, want one wrapping %v", r.Err, tt.wantErr)
-			}
-			if tt.wantErrText != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErrText)) {
-				t.Errorf("error %v, want one containing %q", r.Err, tt.wantErrText)
-			}
+			checkResult(t, r, tt.want, tt.wantErr, tt.wantErrText)
 			if eng.logins != tt.logins {
 				t.Errorf("logins = %d, want %d", eng.logins, tt.logins)
 			}

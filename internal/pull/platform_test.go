@@ -111,20 +111,7 @@ func TestEnsurePlatform(t *testing.T) {
 				Backoff:     fastBackoff,
 			}
 			r := p.Ensure(context.Background(), target, tt.opts)
-			if r.Status != tt.want {
-				t.Fatalf("status = %s (err %v), want %s", r.Status, r.Err, tt.want)
-			}
-			if tt.wantErr != nil && !errors.Is(r.Err, tt.wantErr) {
-				t.Errorf("error %v, want one wrapping %v", r.Err, tt.wantErr)
-			}
-			if tt.wantErr == nil && len(tt.wantText) == 0 && r.Err != nil {
-				t.Errorf("unexpected error %v", r.Err)
-			}
-			for _, s := range tt.wantText {
-				if r.Err == nil || !strings.Contains(r.Err.Error(), s) {
-					t.Errorf("error %v, want one containing %q", r.Err, s)
-				}
-			}
+			checkResult(t, r, tt.want, tt.wantErr, tt.wantText...)
 			if tt.noText != "" && strings.Contains(errString(r.Err), tt.noText) {
 				t.Errorf("error %v says %q", r.Err, tt.noText)
 			}

@@ -170,18 +170,7 @@ func TestEnsure(t *testing.T) {
 				Backoff:     fastBackoff,
 			}
 			r := p.Ensure(context.Background(), target, tt.opts)
-			if r.Status != tt.want {
-				t.Fatalf("status = %s (err %v), want %s", r.Status, r.Err, tt.want)
-			}
-			if tt.wantErr != nil && !errors.Is(r.Err, tt.wantErr) {
-				t.Errorf("error %v, want one wrapping %v", r.Err, tt.wantErr)
-			}
-			if tt.wantErrText != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErrText)) {
-				t.Errorf("error %v, want one containing %q", r.Err, tt.wantErrText)
-			}
-			if tt.wantErr == nil && tt.wantErrText == "" && r.Err != nil {
-				t.Errorf("unexpected error %v", r.Err)
-			}
+			checkResult(t, r, tt.want, tt.wantErr, tt.wantErrText)
 			if r.Err != nil && strings.Count(r.Err.Error(), target.Reference) > 1 {
 				t.Errorf("error names the reference more than once: %v", r.Err)
 			}
@@ -200,6 +189,32 @@ func TestEnsure(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkResult fails t unless r has status want and an error that wraps
+// wantErr, when set, and contains each non-empty wantText; with neither, r
+// must have no error.
+func checkResult(t *testing.T, r Result, want Status, wantErr error, wantText ...string) {
+	t.Helper()
+	if r.Status != want {
+		t.Fatalf("status = %s (err %v), want %s", r.Status, r.Err, want)
+	}
+	if wantErr != nil && !errors.Is(r.Err, wantErr) {
+		t.Errorf("error %v, want one wrapping %v", r.Err, wantErr)
+	}
+	texts := 0
+	for _, s := range wantText {
+		if s == "" {
+			continue
+		}
+		texts++
+		if r.Err == nil || !strings.Contains(r.Err.Error(), s) {
+			t.Errorf("error %v, want one containing %q", r.Err, s)
+		}
+	}
+	if wantErr == nil && texts == 0 && r.Err != nil {
+		t.Errorf("unexpected error %v", r.Err)
 	}
 }
 
