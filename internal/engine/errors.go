@@ -287,6 +287,24 @@ func RegistryAddress(err error) (addr, syserr string) {
 	return addr, syserr
 }
 
+// Tried says what who (the Docker Engine, prepull) tried, in the words
+// RegistryAddress returns: "looked up r.example on 127.0.0.53:53: no such
+// host" for a name it looked up, "tried 127.0.0.1:5000: connect: connection
+// refused" for an address it dialed. What is "" is left out.
+func Tried(who, addr, syserr string) string {
+	if rest, ok := strings.CutPrefix(syserr, "lookup"); ok && addr != "" && (strings.HasPrefix(rest, " on ") || strings.HasPrefix(rest, ": ")) {
+		return who + " looked up " + addr + rest
+	}
+	s := who + " tried"
+	if addr != "" {
+		s += " " + addr
+	}
+	if syserr != "" {
+		s += ": " + syserr
+	}
+	return s
+}
+
 // NameNotFound reports whether err says that a registry's name does not
 // resolve: the resolver answered that no such host exists ("lookup r.example
 // on 127.0.0.53:53: no such host"), an answer the next attempt a few seconds

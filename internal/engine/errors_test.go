@@ -206,6 +206,24 @@ func TestRegistryAddress(t *testing.T) {
 	}
 }
 
+// TestTried checks that a name looked up reads as looked up, with the
+// resolver when the message names it, and an address dialed as tried.
+func TestTried(t *testing.T) {
+	tests := []struct{ addr, syserr, want string }{
+		{"r.example", "lookup on 127.0.0.53:53: no such host", "Docker Engine looked up r.example on 127.0.0.53:53: no such host"},
+		{"r.example", "lookup: server misbehaving", "Docker Engine looked up r.example: server misbehaving"},
+		{"127.0.0.1:5000", "connect: connection refused", "Docker Engine tried 127.0.0.1:5000: connect: connection refused"},
+		{"r.example", "TLS handshake timeout", "Docker Engine tried r.example: TLS handshake timeout"},
+		{"", "lookup: no such host", "Docker Engine tried: lookup: no such host"},
+		{"r.example", "", "Docker Engine tried r.example"},
+	}
+	for _, tt := range tests {
+		if got := Tried("Docker Engine", tt.addr, tt.syserr); got != tt.want {
+			t.Errorf("Tried(%q, %q) = %q, want %q", tt.addr, tt.syserr, got, tt.want)
+		}
+	}
+}
+
 func TestNameNotFound(t *testing.T) {
 	tests := []struct {
 		err  error

@@ -417,7 +417,7 @@ func (e *UnreachableError) Error() string {
 	}
 	msg := "registry " + e.Registry + " unreachable"
 	if addr != "" || cause != "" {
-		msg += ": prepull tried " + strings.TrimSpace(addr+" ") + ": " + cause
+		msg += ": " + engine.Tried("prepull", addr, cause)
 	}
 	if engine.NameNotFound(e.Err) {
 		msg += " (the name does not resolve)"

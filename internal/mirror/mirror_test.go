@@ -61,9 +61,9 @@ func TestUnreachableError(t *testing.T) {
 		want string
 	}{
 		{&net.DNSError{Name: "m.example", Server: "127.0.0.53:53", Err: "no such host", IsNotFound: true},
-			"registry m.example:5000 unreachable: prepull tried m.example: lookup on 127.0.0.53:53: no such host (the name does not resolve); mirror connects"},
+			"registry m.example:5000 unreachable: prepull looked up m.example on 127.0.0.53:53: no such host (the name does not resolve); mirror connects"},
 		{&net.DNSError{Name: "m.example", Err: "server misbehaving", IsTemporary: true},
-			"registry m.example:5000 unreachable: prepull tried m.example: lookup: server misbehaving; mirror connects"},
+			"registry m.example:5000 unreachable: prepull looked up m.example: server misbehaving; mirror connects"},
 		{errors.New(`Get "https://m.example:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused`),
 			"registry m.example:5000 unreachable: prepull tried 127.0.0.1:5000: connect: connection refused; mirror connects"},
 	}

@@ -573,13 +573,7 @@ func (e *RegistryUnreachableError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "registry %s unreachable", e.Registry)
 	if e.Address != "" || e.Cause != "" {
-		b.WriteString(": Docker Engine tried")
-		if e.Address != "" {
-			b.WriteString(" " + e.Address)
-		}
-		if e.Cause != "" {
-			b.WriteString(": " + e.Cause)
-		}
+		b.WriteString(": " + engine.Tried("Docker Engine", e.Address, e.Cause))
 	}
 	switch {
 	case e.Unresolved:

@@ -79,9 +79,9 @@ func TestRegistryNameNotFoundFailsAtOnce(t *testing.T) {
 		want  string
 	}{
 		{"no such host", engine.MarkRegistryText(errors.New(lookup + "no such host")), 1,
-			"registry harbor.example:8443 unreachable: Docker Engine tried harbor.example: lookup on 127.0.0.53:53: no such host (the name does not resolve); the Docker Engine"},
+			"registry harbor.example:8443 unreachable: Docker Engine looked up harbor.example on 127.0.0.53:53: no such host (the name does not resolve); the Docker Engine"},
 		{"resolver did not answer", engine.MarkRegistryText(errors.New(lookup + "server misbehaving")), 3,
-			"registry harbor.example:8443 unreachable: Docker Engine tried harbor.example: lookup on 127.0.0.53:53: server misbehaving (3 attempts); the Docker Engine"},
+			"registry harbor.example:8443 unreachable: Docker Engine looked up harbor.example on 127.0.0.53:53: server misbehaving (3 attempts); the Docker Engine"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -55,7 +55,7 @@ func TestFaultRegistryNameNotFound(t *testing.T) {
 	r := f.Prepull(nil, "--config", f.Config, "--json", pak)
 	r.Want(t, 8)
 	res := e2e.OneResult(t, r)
-	if res.Status != "failed" || !strings.Contains(res.Error, "registry "+host+" unreachable: Docker Engine tried nosuchhost.invalid: lookup") ||
+	if res.Status != "failed" || !strings.Contains(res.Error, "registry "+host+" unreachable: Docker Engine looked up nosuchhost.invalid") ||
 		!strings.Contains(res.Error, "no such host (the name does not resolve)") {
 		t.Errorf("one-shot: %+v\nwant failed naming the host, the lookup and its answer", res)
 	}
@@ -68,7 +68,7 @@ func TestFaultRegistryNameNotFound(t *testing.T) {
 	if strings.Contains(m.Stderr, "will retry") {
 		t.Errorf("mirror: a name that does not resolve was retried:\n%s", m.Stderr)
 	}
-	if !strings.Contains(m.Stdout, "unreachable: prepull tried nosuchhost.invalid: lookup") || !strings.Contains(m.Stdout, "no such host (the name does not resolve)") {
+	if !strings.Contains(m.Stdout, "unreachable: prepull looked up nosuchhost.invalid") || !strings.Contains(m.Stdout, "no such host (the name does not resolve)") {
 		t.Errorf("mirror's result does not name the lookup and its answer:\n%s", m.Stdout)
 	}
 }
