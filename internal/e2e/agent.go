@@ -19,6 +19,7 @@ import (
 
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // AgentProc is a running prepull agent: the real binary, with a
@@ -134,6 +135,25 @@ func (p *AgentProc) LogText() string {
 	return p.raw.String()
 }
 
+// LogTime returns the time of the last log line with message msg, on the
+// agent's clock, and the line's fields.
+func (p *AgentProc) LogTime(msg string) (time.Time, map[string]any) {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.logs) - 1; i >= 0; i-- {
+		if m := p.logs[i]; m["msg"] == msg {
+			ts, err := time.Parse("2006-01-02T15:04:05.000Z0700", fmt.Sprint(m["ts"]))
+			if err != nil {
+				p.t.Fatalf("log line %v: %v", m, err)
+			}
+			return ts, m
+		}
+	}
+	p.t.Fatalf("no log line %q", msg)
+	return time.Time{}, nil
+}
+
 // CountLogs counts log lines with message msg whose fields hold want.
 func (p *AgentProc) CountLogs(msg string, want map[string]string) int {
 	p.mu.Lock()
@@ -173,7 +193,8 @@ func (p *AgentProc) exited() bool {
 }
 
 // Terminate sends SIGTERM and returns the exit code and how long the
-// agent took to exit; it fails the test after 15 s.
+// agent took to exit; it fails the test when the agent has not exited by
+// the test's own deadline (await.Limit).
 func (p *AgentProc) Terminate() (int, time.Duration) {
 	p.t.Helper()
 	start := time.Now()
@@ -182,8 +203,8 @@ func (p *AgentProc) Terminate() (int, time.Duration) {
 	}
 	select {
 	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.t.Fatal("the agent did not exit within 15 s of SIGTERM")
+	case <-time.After(await.Limit(p.t)):
+		p.t.Fatal("the agent did not exit after SIGTERM")
 	}
 	return p.code, time.Since(start)
 }
@@ -230,18 +251,16 @@ func (p *AgentProc) ReadState() AgentState {
 	return s
 }
 
-// Eventually waits up to limit for cond, failing the test with what.
-func (p *AgentProc) Eventually(limit time.Duration, what string, cond func() bool) {
+// Eventually waits for cond up to the test's own deadline (await.Limit),
+// failing the test with what; it fails at once when the agent exits.
+func (p *AgentProc) Eventually(what string, cond func() bool) {
 	p.t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if p.exited() {
-			p.t.Fatalf("the agent exited (code %d) while waiting until %s", p.code, what)
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out after %v waiting until %s\nstate: %+v", limit, what, p.ReadState())
-		}
-		time.Sleep(50 * time.Millisecond)
+	held := await.Until(p.t, 50*time.Millisecond, func() bool { return p.exited() || cond() })
+	switch {
+	case !held:
+		p.t.Fatalf("timed out waiting until %s\nstate: %+v", what, p.ReadState())
+	case p.exited() && !cond():
+		p.t.Fatalf("the agent exited (code %d) while waiting until %s", p.code, what)
 	}
 }
 
@@ -341,7 +360,7 @@ func (p *AgentProc) DoneNames() []string {
 // WaitStarted waits until the agent says it started.
 func (p *AgentProc) WaitStarted() {
 	p.t.Helper()
-	p.Eventually(30*time.Second, "the agent started", func() bool { return p.CountLogs("agent started", nil) == 1 })
+	p.Eventually("the agent started", func() bool { return p.CountLogs("agent started", nil) == 1 })
 }
 
 // EngineChecks waits until the agent has heard from the engine n more
@@ -352,7 +371,7 @@ func (p *AgentProc) WaitStarted() {
 func (p *AgentProc) EngineChecks(n int) {
 	p.t.Helper()
 	seen, count := p.Status().Agent.EngineChecked, 0
-	p.Eventually(30*time.Second, fmt.Sprintf("the agent checked the engine %d more times", n), func() bool {
+	p.Eventually(fmt.Sprintf("the agent checked the engine %d more times", n), func() bool {
 		if at := p.Status().Agent.EngineChecked; !at.Equal(seen) {
 			seen = at
 			count++
@@ -415,6 +434,6 @@ func (f *Fixture) AgentDone(extra, name string) *AgentProc {
 	f.T.Helper()
 	a := f.StartAgent(f.AgentConfig(extra))
 	a.Drop(f.Pak, name)
-	a.Eventually(30*time.Second, name+" is in done/", func() bool { return a.InDone(name) })
+	a.Eventually(name+" is in done/", func() bool { return a.InDone(name) })
 	return a
 }

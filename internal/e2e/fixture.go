@@ -20,6 +20,7 @@ import (
 
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/testenv"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // WriteDockerConfig writes the fixture's Docker config.json.
@@ -88,15 +89,12 @@ func OneResult(t *testing.T, r Run) Result {
 	return rs[0]
 }
 
-// WaitUntil polls cond every 50 ms for up to limit, failing t with what.
-func WaitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+// WaitUntil polls cond every 50 ms up to the test's own deadline
+// (await.Limit), failing t with what.
+func WaitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !await.Until(t, 50*time.Millisecond, cond) {
+		t.Fatalf("timed out waiting until %s", what)
 	}
 }
 

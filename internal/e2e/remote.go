@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prepull/prepull/internal/testenv"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // ProxyFleet is a fleet of Cloud Proxies on loopback: real OpenSSH servers,
@@ -143,27 +144,33 @@ func WriteTestFile(t *testing.T, path, content string) {
 	}
 }
 
-// WaitPids waits until n pid files appear in dir and returns the pids.
+// WaitPids waits until n pid files appear in dir, up to the test's own
+// deadline (await.Limit), and returns the pids.
 func WaitPids(t *testing.T, dir string, n int) []int {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var pids []int
+	started := func() bool {
 		files, _ := filepath.Glob(filepath.Join(dir, "pid-*"))
-		var pids []int
+		pids = nil
 		for _, f := range files {
 			data, _ := os.ReadFile(f)
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
 				pids = append(pids, pid)
 			}
 		}
-		if len(pids) >= n {
-			return pids
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d remote commands started", len(pids), n)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return len(pids) >= n
 	}
+	if !await.Until(t, 50*time.Millisecond, started) {
+		t.Fatalf("%d of %d remote commands started", len(pids), n)
+	}
+	return pids
+}
+
+// Gone waits until process pid has ended, up to the test's own deadline
+// (await.Limit), and reports whether it did: a process asked to end may
+// take a moment to die.
+func Gone(t *testing.T, pid int) bool {
+	return await.Until(t, 50*time.Millisecond, func() bool { return !Alive(pid) })
 }
 
 // Alive reports whether process pid exists (and is not a zombie).
@@ -222,14 +229,14 @@ func (p *RemoteProc) Exited() bool {
 	}
 }
 
-// Wait waits up to d for the process to exit and returns what it printed
-// and its exit code.
-func (p *RemoteProc) Wait(t *testing.T, d time.Duration) Run {
+// Wait waits for the process to exit, up to the test's own deadline
+// (await.Limit), and returns what it printed and its exit code.
+func (p *RemoteProc) Wait(t *testing.T) Run {
 	t.Helper()
 	select {
 	case <-p.done:
-	case <-time.After(d):
-		t.Fatalf("prepull did not exit within %v\nstdout:\n%s\nstderr:\n%s", d, p.stdout, p.Stderr)
+	case <-time.After(await.Limit(t)):
+		t.Fatalf("prepull did not exit\nstdout:\n%s\nstderr:\n%s", p.stdout, p.Stderr)
 	}
 	return Run{Stdout: p.stdout.String(), Stderr: p.Stderr.String(), Code: p.code}
 }

@@ -57,16 +57,16 @@ func TestAgentStateDiskFullMovesNothing(t *testing.T) {
 	config, inbox, _ := f.AgentConfig("state_dir: " + stateDisk + "\n")
 	a := f.StartAgent(config, inbox, stateDisk)
 	a.Drop(f.PakVersion("0.1"), "first.pak")
-	a.Eventually(30*time.Second, "first.pak is in done/", func() bool { return a.InDone("first.pak") })
+	a.Eventually("first.pak is in done/", func() bool { return a.InDone("first.pak") })
 
 	free := fill(t, stateDisk)
 	for i := range 3 {
 		a.Drop(f.PakVersion(fmt.Sprintf("1.%d", i)), fmt.Sprintf("full%d.pak", i))
 	}
-	a.Eventually(30*time.Second, "the agent says it is degraded", func() bool {
+	a.Eventually("the agent says it is degraded", func() bool {
 		return a.CountLogsPrefix("degraded: cannot save state: no space left on device") > 0
 	})
-	a.Eventually(30*time.Second, "the three paks are taken", func() bool {
+	a.Eventually("the three paks are taken", func() bool {
 		return a.CountLogs("pak taken", map[string]string{"pak": "full2.pak"}) > 0
 	})
 	a.EngineChecks(3) // the image is verified at once; two rescans
@@ -80,7 +80,7 @@ func TestAgentStateDiskFullMovesNothing(t *testing.T) {
 	}
 
 	free()
-	a.Eventually(30*time.Second, "the paks are in done/ once there is room", func() bool { return len(a.DoneNames()) == 4 })
+	a.Eventually("the paks are in done/ once there is room", func() bool { return len(a.DoneNames()) == 4 })
 	if n := a.CountLogsPrefix("degraded: cannot save state"); n != 1 {
 		t.Errorf("the log says degraded %d times, want once per change", n)
 	}
@@ -96,13 +96,13 @@ func TestAgentStateDiskFullMovesNothing(t *testing.T) {
 	for i := range 2 {
 		a.Drop(f.PakVersion(fmt.Sprintf("2.%d", i)), fmt.Sprintf("again%d.pak", i))
 	}
-	a.Eventually(30*time.Second, "the agent is degraded again", func() bool {
+	a.Eventually("the agent is degraded again", func() bool {
 		return a.CountLogsPrefix("degraded: cannot save state") == 2 && a.CountLogs("pak taken", map[string]string{"pak": "again1.pak"}) > 0
 	})
 	a.Kill()
 	free()
 	b := f.StartAgent(config, inbox, stateDisk)
-	b.Eventually(30*time.Second, "all six paks are in done/ and known", func() bool {
+	b.Eventually("all six paks are in done/ and known", func() bool {
 		s := b.ReadState()
 		return len(b.DoneNames()) == 6 && len(s.Paks) == 6
 	})
@@ -121,7 +121,7 @@ func TestAgentReconcilesWithFiles(t *testing.T) {
 	config, inbox, state := f.AgentConfig("verify_interval: 1s\n")
 	a := f.StartAgent(config, inbox, state)
 	a.Drop(f.Pak, "a.pak")
-	a.Eventually(30*time.Second, "a.pak is in done/", func() bool { return a.InDone("a.pak") })
+	a.Eventually("a.pak is in done/", func() bool { return a.InDone("a.pak") })
 	if code, _ := a.Terminate(); code != 0 {
 		t.Fatalf("SIGTERM: exit code %d", code)
 	}
@@ -140,7 +140,7 @@ func TestAgentReconcilesWithFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := f.StartAgent(config, inbox, state)
-	b.Eventually(30*time.Second, "byhand.pak is adopted and a.pak dropped", func() bool {
+	b.Eventually("byhand.pak is adopted and a.pak dropped", func() bool {
 		s := b.ReadState()
 		return len(s.Paks) == 1 && s.Paks[0].Name == "byhand.pak" && s.Paks[0].Status == "present" && len(s.Images) == 1
 	})
@@ -149,13 +149,13 @@ func TestAgentReconcilesWithFiles(t *testing.T) {
 	}
 	// The adopted pak keeps the image present.
 	f.Docker.RemoveImage(t, f.Ref)
-	b.Eventually(30*time.Second, "the image is pulled again for byhand.pak", func() bool { return f.Docker.HasImage(t, f.Ref) })
+	b.Eventually("the image is pulled again for byhand.pak", func() bool { return f.Docker.HasImage(t, f.Ref) })
 
 	// Deleting the last pak lets the image go, while running.
 	if err := os.Remove(filepath.Join(done, "byhand.pak")); err != nil {
 		t.Fatal(err)
 	}
-	b.Eventually(30*time.Second, "the state is empty", func() bool {
+	b.Eventually("the state is empty", func() bool {
 		s := b.ReadState()
 		return len(s.Paks) == 0 && len(s.Images) == 0
 	})
@@ -174,25 +174,25 @@ func TestAgentPakIsAFile(t *testing.T) {
 	a := f.StartAgent(config, inbox, state)
 	a.Drop(f.Pak, "One.pak")
 	a.Drop(f.Pak, "Two.pak")
-	a.Eventually(30*time.Second, "both are in done/", func() bool { return a.InDone("One.pak") && a.InDone("Two.pak") })
+	a.Eventually("both are in done/", func() bool { return a.InDone("One.pak") && a.InDone("Two.pak") })
 	if s := a.Status(); len(s.Paks) != 2 {
 		t.Fatalf("status lists %d paks, want One.pak and Two.pak: %+v", len(s.Paks), s.Paks)
 	}
 	if err := os.Remove(filepath.Join(inbox, "done", "Two.pak")); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "Two.pak is forgotten", func() bool { return len(a.ReadState().Paks) == 1 })
+	a.Eventually("Two.pak is forgotten", func() bool { return len(a.ReadState().Paks) == 1 })
 	if a.CountLogs("no other pak names the image, no longer keeping it present", nil) != 0 {
 		t.Fatal("the image was let go while One.pak names it")
 	}
 	f.Docker.RemoveImage(t, f.Ref)
-	a.Eventually(30*time.Second, "One.pak's image is pulled again", func() bool { return f.Docker.HasImage(t, f.Ref) })
+	a.Eventually("One.pak's image is pulled again", func() bool { return f.Docker.HasImage(t, f.Ref) })
 
 	// Renamed in done/: the state and the logs use the new name.
 	if err := os.Rename(filepath.Join(inbox, "done", "One.pak"), filepath.Join(inbox, "done", "Renamed.pak")); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "the state names Renamed.pak", func() bool {
+	a.Eventually("the state names Renamed.pak", func() bool {
 		s := a.ReadState()
 		return len(s.Paks) == 1 && s.Paks[0].Name == "Renamed.pak"
 	})
@@ -201,7 +201,7 @@ func TestAgentPakIsAFile(t *testing.T) {
 	// meanwhile with a pak naming a pullable image, it is a new arrival.
 	stuck := paktest.Pak{Kind: "Stuck", Registry: "127.0.0.1:9", Repository: "/proj/none", Digest: f.Digest}.WriteFile(t, f.Dir)
 	a.Drop(stuck, "Over.pak")
-	a.Eventually(30*time.Second, "Over.pak's image is being tried", func() bool {
+	a.Eventually("Over.pak's image is being tried", func() bool {
 		s := a.ReadState()
 		for _, im := range s.Images {
 			if strings.HasPrefix(im.Reference, "127.0.0.1:9/") && im.LastError != "" {
@@ -211,8 +211,8 @@ func TestAgentPakIsAFile(t *testing.T) {
 		return false
 	})
 	a.Drop(f.PakVersion("3.0"), "Over.pak")
-	a.Eventually(30*time.Second, "the new Over.pak is in done/", func() bool { return a.InDone("Over.pak") })
-	a.Eventually(30*time.Second, "the stuck image is let go", func() bool {
+	a.Eventually("the new Over.pak is in done/", func() bool { return a.InDone("Over.pak") })
+	a.Eventually("the stuck image is let go", func() bool {
 		s := a.ReadState()
 		return len(s.Images) == 1 && len(s.Paks) == 2
 	})
@@ -239,7 +239,7 @@ func TestAgentOnePerStateDir(t *testing.T) {
 		t.Errorf("the second agent's error does not name %s and pid %d:\n%s", lock, a.Cmd.Process.Pid, r.Stderr)
 	}
 	a.Drop(f.Pak, "l.pak")
-	a.Eventually(30*time.Second, "l.pak is in done/", func() bool { return a.InDone("l.pak") })
+	a.Eventually("l.pak is in done/", func() bool { return a.InDone("l.pak") })
 }
 
 // TestAgentSafeFoldersUpToRoot (point 5): a folder above watch_dir that
@@ -272,7 +272,7 @@ func TestAgentSafeFoldersUpToRoot(t *testing.T) {
 	if err := os.Chmod(open, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "the agent says watch_dir is unsafe", func() bool {
+	a.Eventually("the agent says watch_dir is unsafe", func() bool {
 		return a.CountLogs("degraded: watch_dir is unsafe, taking no new pak until it is safe again", nil) == 1
 	})
 	a.Drop(f.Pak, "s.pak")
@@ -286,7 +286,7 @@ func TestAgentSafeFoldersUpToRoot(t *testing.T) {
 	if err := os.Chmod(open, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "s.pak is in done/ once watch_dir is safe", func() bool { return a.InDone("s.pak") })
+	a.Eventually("s.pak is in done/ once watch_dir is safe", func() bool { return a.InDone("s.pak") })
 }
 
 // TestAgentWatchDirRecreated (point 6): a watch_dir deleted and made again
@@ -300,7 +300,7 @@ func TestAgentWatchDirRecreated(t *testing.T) {
 	if err := os.RemoveAll(inbox); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "the agent sees watch_dir go", func() bool {
+	a.Eventually("the agent sees watch_dir go", func() bool {
 		return a.CountLogs("watch_dir was removed or replaced, watching for it to come back", nil) == 1
 	})
 	if err := os.Mkdir(inbox, 0o700); err != nil {
@@ -311,8 +311,8 @@ func TestAgentWatchDirRecreated(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(inbox, "bad.pak"), []byte("not a pak"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "back.pak is in the new done/", func() bool { return a.InDone("back.pak") })
-	a.Eventually(30*time.Second, "bad.pak is in the new failed/", func() bool {
+	a.Eventually("back.pak is in the new done/", func() bool { return a.InDone("back.pak") })
+	a.Eventually("bad.pak is in the new failed/", func() bool {
 		_, err := os.Stat(filepath.Join(inbox, "failed", "bad.pak"))
 		return err == nil
 	})
@@ -339,7 +339,7 @@ func TestAgentReloadNamesRestartKeys(t *testing.T) {
 	if err := a.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "the reload is logged", func() bool {
+	a.Eventually("the reload is logged", func() bool {
 		return a.CountLogs("configuration reloaded", map[string]string{"concurrency": "3"}) == 1
 	})
 	for _, key := range []string{"watch_dir", "state_dir"} {
@@ -348,7 +348,7 @@ func TestAgentReloadNamesRestartKeys(t *testing.T) {
 		}
 	}
 	a.Drop(f.Pak, "r.pak")
-	a.Eventually(30*time.Second, "r.pak is in the running watch_dir's done/", func() bool { return a.InDone("r.pak") })
+	a.Eventually("r.pak is in the running watch_dir's done/", func() bool { return a.InDone("r.pak") })
 }
 
 // TestAgentStatusFreshness (point 8): status says when no agent has run,
@@ -366,8 +366,8 @@ func TestAgentStatusFreshness(t *testing.T) {
 
 	a := f.StartAgent(config, inbox, state)
 	a.Drop(f.Pak, "f.pak")
-	a.Eventually(30*time.Second, "f.pak is in done/", func() bool { return a.InDone("f.pak") })
-	a.Eventually(30*time.Second, "the engine was checked", func() bool { return a.Status().Agent.Engine == "answered" })
+	a.Eventually("f.pak is in done/", func() bool { return a.InDone("f.pak") })
+	a.Eventually("the engine was checked", func() bool { return a.Status().Agent.Engine == "answered" })
 	st := a.Status()
 	if st.Agent.Status != "running" || st.Agent.PID != a.Cmd.Process.Pid || st.Agent.Since.IsZero() || st.Agent.LastSaved.IsZero() || st.Agent.EngineChecked.IsZero() {
 		t.Errorf("status of a running agent: %+v", st.Agent)
@@ -375,18 +375,18 @@ func TestAgentStatusFreshness(t *testing.T) {
 
 	f.Docker.Stop(t)
 	t.Cleanup(func() { testenv.Docker(t) })
-	a.Eventually(30*time.Second, "status says the engine is unreachable", func() bool { return a.Status().Agent.Engine == "unreachable" })
+	a.Eventually("status says the engine is unreachable", func() bool { return a.Status().Agent.Engine == "unreachable" })
 	r = f.Prepull(nil, "status", "--config", config)
 	if !strings.Contains(r.Stdout, "engine:   unreachable at the last check") {
 		t.Errorf("the table does not say the engine is unreachable:\n%s", r.Stdout)
 	}
 	f.Docker.Start(t)
-	a.Eventually(30*time.Second, "status says the engine answered again", func() bool { return a.Status().Agent.Engine == "answered" })
+	a.Eventually("status says the engine answered again", func() bool { return a.Status().Agent.Engine == "answered" })
 
 	// Killed while its image is tried: status says stopped, pulling nothing.
 	stuck := paktest.Pak{Kind: "Stuck", Registry: "127.0.0.1:9", Repository: "/proj/none", Digest: f.Digest}.WriteFile(t, f.Dir)
 	a.Drop(stuck, "stuck.pak")
-	a.Eventually(30*time.Second, "stuck.pak is taken", func() bool { return len(a.ReadState().Paks) == 2 })
+	a.Eventually("stuck.pak is taken", func() bool { return len(a.ReadState().Paks) == 2 })
 	a.Kill()
 	st = a.Status()
 	if st.Agent.Status != "stopped" {
@@ -414,7 +414,7 @@ func TestAgentPullTimeoutIsNotAnOutage(t *testing.T) {
 	config, inbox, state := f.AgentConfig(f.LoginFor(proxy.Addr) + "pull_timeout: 3s\nstall_timeout: 1h\n")
 	a := f.StartAgent(config, inbox, state)
 	a.Drop(slow, "slow.pak")
-	a.Eventually(60*time.Second, "the pull times out", func() bool {
+	a.Eventually("the pull times out", func() bool {
 		s := a.ReadState()
 		return len(s.Images) == 1 && strings.Contains(s.Images[0].LastError, "timed out")
 	})
@@ -435,7 +435,7 @@ func TestAgentAnonymousRefusalNamesTheLogin(t *testing.T) {
 	config, inbox, state := f.AgentConfig("registries: []\n")
 	a := f.StartAgent(config, inbox, state)
 	a.Drop(f.Pak, "anon.pak")
-	a.Eventually(30*time.Second, "the image failed", func() bool {
+	a.Eventually("the image failed", func() bool {
 		s := a.ReadState()
 		return len(s.Images) == 1 && s.Images[0].Status == "failed"
 	})

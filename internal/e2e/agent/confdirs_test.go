@@ -89,7 +89,7 @@ func TestAgentConfDirs(t *testing.T) {
 		}
 		return false
 	}
-	a.Eventually(30*time.Second, "the conf's image is present", func() bool { return confRow(k.refs[1]) })
+	a.Eventually("the conf's image is present", func() bool { return confRow(k.refs[1]) })
 	if !k.Docker.HasImage(t, k.refs[1]) {
 		t.Fatalf("%s is not in the engine", k.refs[1])
 	}
@@ -103,8 +103,8 @@ func TestAgentConfDirs(t *testing.T) {
 	if err := os.WriteFile(path, conf(2), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "the rewritten conf's image is present", func() bool { return confRow(k.refs[2]) })
-	a.Eventually(30*time.Second, "the older digest is removed", func() bool { return a.Removal(k.refs[1]) == "removed" })
+	a.Eventually("the rewritten conf's image is present", func() bool { return confRow(k.refs[2]) })
+	a.Eventually("the older digest is removed", func() bool { return a.Removal(k.refs[1]) == "removed" })
 	if k.Docker.HasImage(t, k.refs[1]) || !k.Docker.HasImage(t, k.refs[2]) {
 		t.Fatalf("after the upgrade: older present %v (want false), newer present %v (want true)", k.Docker.HasImage(t, k.refs[1]), k.Docker.HasImage(t, k.refs[2]))
 	}
@@ -114,7 +114,7 @@ func TestAgentConfDirs(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "the deleted conf's image is released", func() bool {
+	a.Eventually("the deleted conf's image is released", func() bool {
 		_, ok := a.Released(k.refs[2])
 		return ok && len(a.Status().Paks) == 0
 	})

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
@@ -57,17 +56,17 @@ func TestAgentKeepImages(t *testing.T) {
 	a.WaitStarted()
 	for i, name := range []string{"v0.pak", "v1.pak"} {
 		a.Drop(k.paks[i], name)
-		a.Eventually(30*time.Second, name+" is in done/", func() bool { return a.InDone(name) })
+		a.Eventually(name+" is in done/", func() bool { return a.InDone(name) })
 	}
 	container := k.Docker.Run(t, "create", k.refs[1], "/keep-test-never-run")
 	a.Drop(k.paks[2], "v2.pak")
-	a.Eventually(30*time.Second, "v2.pak is in done/", func() bool { return a.InDone("v2.pak") })
+	a.Eventually("v2.pak is in done/", func() bool { return a.InDone("v2.pak") })
 	for _, name := range []string{"v0.pak", "v1.pak"} {
 		if err := os.Remove(filepath.Join(inbox, "done", name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a.Eventually(30*time.Second, "v1 is kept for its container, and status says so", func() bool {
+	a.Eventually("v1 is kept for its container, and status says so", func() bool {
 		why, ok := a.Released(k.refs[1])
 		return ok && strings.Contains(why, "in use by a container")
 	})
@@ -82,7 +81,7 @@ func TestAgentKeepImages(t *testing.T) {
 	}
 
 	k.Docker.Run(t, "rm", container)
-	a.Eventually(30*time.Second, "v1 is removed once no container uses it", func() bool { return a.Removal(k.refs[1]) == "removed" })
+	a.Eventually("v1 is removed once no container uses it", func() bool { return a.Removal(k.refs[1]) == "removed" })
 	if k.Docker.HasImage(t, k.refs[1]) {
 		t.Errorf("status says %s was removed, but it is in the engine", k.refs[1])
 	}
@@ -112,14 +111,14 @@ func TestAgentKeepImagesUntagsOnly(t *testing.T) {
 	a := k.StartAgent(config, inbox, state)
 	a.WaitStarted()
 	a.Drop(k.paks[1], "v1.pak")
-	a.Eventually(30*time.Second, "v1.pak is in done/", func() bool { return a.InDone("v1.pak") })
+	a.Eventually("v1.pak is in done/", func() bool { return a.InDone("v1.pak") })
 	k.Docker.Run(t, "tag", k.refs[1], "local/someone-else:mine")
 	a.Drop(k.paks[2], "v2.pak")
-	a.Eventually(30*time.Second, "v2.pak is in done/", func() bool { return a.InDone("v2.pak") })
+	a.Eventually("v2.pak is in done/", func() bool { return a.InDone("v2.pak") })
 	if err := os.Remove(filepath.Join(inbox, "done", "v1.pak")); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "v1's digest reference is untagged", func() bool { return a.Removal(k.refs[1]) == "untagged" })
+	a.Eventually("v1's digest reference is untagged", func() bool { return a.Removal(k.refs[1]) == "untagged" })
 	if !k.Docker.HasImage(t, "local/someone-else:mine") {
 		t.Errorf("the image's other tag is gone")
 	}
@@ -137,7 +136,7 @@ func TestAgentKeepImagesEngineDown(t *testing.T) {
 			continue
 		}
 		a.Drop(k.paks[i], name)
-		a.Eventually(30*time.Second, name+" is in done/", func() bool { return a.InDone(name) })
+		a.Eventually(name+" is in done/", func() bool { return a.InDone(name) })
 	}
 	k.Docker.Stop(t)
 	restarted := false
@@ -146,11 +145,11 @@ func TestAgentKeepImagesEngineDown(t *testing.T) {
 			k.Docker.Start(t)
 		}
 	})
-	a.Eventually(30*time.Second, "the agent sees the engine down", func() bool { return a.Status().Agent.Engine == "unreachable" })
+	a.Eventually("the agent sees the engine down", func() bool { return a.Status().Agent.Engine == "unreachable" })
 	if err := os.Remove(filepath.Join(inbox, "done", "v1.pak")); err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "v1 is released", func() bool { _, ok := a.Released(k.refs[1]); return ok })
+	a.Eventually("v1 is released", func() bool { _, ok := a.Released(k.refs[1]); return ok })
 	a.EngineChecks(3) // three rescans with the engine down
 	if s := a.Status(); len(s.Removed) != 0 {
 		t.Fatalf("removed %+v while the engine was down", s.Removed)
@@ -160,7 +159,7 @@ func TestAgentKeepImagesEngineDown(t *testing.T) {
 	// Removed above is what says nothing went while the engine was down.
 	k.Docker.Start(t)
 	restarted = true
-	a.Eventually(60*time.Second, "v1 is removed once the engine answers", func() bool { return a.Removal(k.refs[1]) == "removed" })
+	a.Eventually("v1 is removed once the engine answers", func() bool { return a.Removal(k.refs[1]) == "removed" })
 	// Order, from the log: the agent may remove v1 as soon as the engine
 	// answers, before this test could look.
 	log := a.LogText()

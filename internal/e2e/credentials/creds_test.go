@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
@@ -113,7 +112,7 @@ func TestCredsStorePass(t *testing.T) {
 	agentConf, inbox, state := f.AgentConfig("registries: []\n")
 	a := f.StartAgent(agentConf, inbox, state)
 	a.Drop(f.Pak, "pass.pak")
-	a.Eventually(60*time.Second, "pass.pak is in done/", func() bool { return a.InDone("pass.pak") })
+	a.Eventually("pass.pak is in done/", func() bool { return a.InDone("pass.pak") })
 	if n := a.CountLogs("using registry credentials", map[string]string{"credential_source": res.CredentialSource}); n == 0 {
 		t.Errorf("the agent did not log in with credsStore docker-credential-pass")
 	}
@@ -261,7 +260,7 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 	config, inbox, state := f.AgentConfig(login + "verify_interval: 1s\n")
 	a := f.StartAgent(config, inbox, state)
 	a.Drop(f.Pak, "ecr.pak")
-	a.Eventually(60*time.Second, "ecr.pak is in done/", func() bool { return a.InDone("ecr.pak") })
+	a.Eventually("ecr.pak is in done/", func() bool { return a.InDone("ecr.pak") })
 	pulls := func() int {
 		s := a.ReadState()
 		if len(s.Images) != 1 || s.Images[0].Status != "present" {
@@ -275,7 +274,7 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 	f.Reg.SetPassword(t, token2)
 	setTokens(token2)
 	f.Docker.RemoveImage(t, f.Ref)
-	a.Eventually(60*time.Second, "the image is pulled again with token2", func() bool { return pulls() == 2 })
+	a.Eventually("the image is pulled again with token2", func() bool { return pulls() == 2 })
 
 	// The registry moves on to token3 while the command still prints the
 	// expired token2 once: the registry rejects it, and the agent asks
@@ -284,7 +283,7 @@ if [ "$(wc -l < %[1]q)" -gt 1 ]; then sed -i 1d %[1]q; fi
 	setTokens(token2, token3)
 	before := countRuns()
 	f.Docker.RemoveImage(t, f.Ref)
-	a.Eventually(60*time.Second, "the image is pulled again with token3", func() bool { return pulls() == 3 })
+	a.Eventually("the image is pulled again with token3", func() bool { return pulls() == 3 })
 	if n := countRuns() - before; n != 2 {
 		t.Errorf("the command ran %d times for the last pull, want 2 (the rejected token, then the fresh one)", n)
 	}

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
@@ -140,7 +139,7 @@ func TestOneShotInterrupted(t *testing.T) {
 	f.OnStart = func(pid int) { pids <- pid }
 	done := f.PrepullAsync("--config", cfg, "--json", f.Pak, slow, third)
 	pid := <-pids
-	e2e.WaitUntil(t, 60*time.Second, "a layer download held back", func() bool { return p.Stalls().Waiting > 0 })
+	e2e.WaitUntil(t, "a layer download held back", func() bool { return p.Stalls().Waiting > 0 })
 	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

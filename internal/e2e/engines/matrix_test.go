@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
@@ -189,7 +188,7 @@ func matrixAgentKeepPresent(t *testing.T, d *testenv.DockerEngine) {
 	a := f.AgentDone("verify_interval: 1s\n", "m.pak")
 
 	d.RemoveImage(t, f.Ref)
-	a.Eventually(30*time.Second, "the removed image is pulled again", func() bool {
+	a.Eventually("the removed image is pulled again", func() bool {
 		s := a.ReadState()
 		return len(s.Images) == 1 && s.Images[0].Pulls == 2 && s.Images[0].Status == "present"
 	})
@@ -214,11 +213,11 @@ func matrixEngineRestart(t *testing.T, d *testenv.DockerEngine) {
 
 	d.Stop(t)
 	a.Drop(next, "next.pak")
-	a.Eventually(30*time.Second, "the agent says the engine is unreachable", func() bool {
+	a.Eventually("the agent says the engine is unreachable", func() bool {
 		return a.CountLogs("docker engine unreachable, will keep trying", nil) > 0
 	})
 	d.Start(t)
-	a.Eventually(60*time.Second, "next.pak is in done/", func() bool { return a.InDone("next.pak") })
+	a.Eventually("next.pak is in done/", func() bool { return a.InDone("next.pak") })
 	outcome(t, "pulled")
 	if a.CountLogs("docker engine reachable again", nil) == 0 {
 		t.Error("the agent's log does not say the engine came back")

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
@@ -171,7 +170,7 @@ func runPlatformAgentCase(t *testing.T, f *e2e.Fixture) {
 	a.Drop(imgs.arm64.pak, "mac.pak")
 	a.Drop(imgs.attested.pak, "attested.pak")
 	errFile := filepath.Join(inbox, "failed", "mac.pak.error")
-	a.Eventually(30*time.Second, "mac.pak is in failed/", func() bool {
+	a.Eventually("mac.pak is in failed/", func() bool {
 		_, err := os.Stat(errFile)
 		return err == nil
 	})
@@ -192,7 +191,7 @@ func runPlatformAgentCase(t *testing.T, f *e2e.Fixture) {
 			t.Errorf("mac.pak.error says %q, advice for another failure:\n%s", s, reason)
 		}
 	}
-	a.Eventually(30*time.Second, "attested.pak is in done/", func() bool { return a.InDone("attested.pak") })
+	a.Eventually("attested.pak is in done/", func() bool { return a.InDone("attested.pak") })
 	outcome(t, "done/")
 	if f.Docker.HasImage(t, imgs.arm64.ref) {
 		t.Errorf("%s was pulled", imgs.arm64.ref)

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/testenv"
@@ -92,12 +91,12 @@ func TestPruneKeepsPulledImages(t *testing.T) {
 			config, inbox, state := f.AgentConfig("verify_interval: 1s\n")
 			p := f.StartAgent(config, inbox, state)
 			p.Drop(f.Pak, "adapter.pak")
-			p.Eventually(2*time.Minute, "the pak is done", func() bool { return p.InDone("adapter.pak") })
+			p.Eventually("the pak is done", func() bool { return p.InDone("adapter.pak") })
 			if got := localNames(t, d); !slices.Equal(got, []string{name}) {
 				t.Fatalf("local names %v after the agent took the pak, want [%s]", got, name)
 			}
 			d.Run(t, "image", "rm", name)
-			p.Eventually(time.Minute, "the agent names the image again", func() bool { return len(localNames(t, d)) == 1 })
+			p.Eventually("the agent names the image again", func() bool { return len(localNames(t, d)) == 1 })
 			d.Run(t, "image", "prune", "-f")
 			if !d.HasImage(t, f.Ref) {
 				t.Fatalf("docker image prune -f removed the agent's %s", f.Ref)

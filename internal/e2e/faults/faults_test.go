@@ -57,9 +57,9 @@ func TestFaultRegistryStoppedMidPull(t *testing.T) {
 
 	start := time.Now()
 	done := f.PrepullAsync("--config", cfg, "--json", "--timeout", "60s", pak)
-	e2e.WaitUntil(t, 30*time.Second, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 3 })
+	e2e.WaitUntil(t, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 3 })
 	// Mid-download: a MiB of the 16 sent, far from the 4 MiB a stop leaves.
-	e2e.WaitUntil(t, 30*time.Second, "a MiB of the layers is sent", func() bool { return p.BlobBytes() >= 1<<20 })
+	e2e.WaitUntil(t, "a MiB of the layers is sent", func() bool { return p.BlobBytes() >= 1<<20 })
 	f.Reg.Stop(t)
 	stopped := time.Since(start)
 	f.Reg.StartAfter(t, 3*time.Second)
@@ -304,16 +304,16 @@ func TestFaultEngineRestartedUnderAgent(t *testing.T) {
 	a := f.StartAgent(config, inbox, state)
 
 	a.Drop(bigPak, "big.pak")
-	a.Eventually(30*time.Second, "the layers download", func() bool { return p.Count(testenv.KindBlob) >= 4 })
-	a.Eventually(30*time.Second, "half a MiB of the 3 is sent", func() bool { return p.BlobBytes() >= 512<<10 })
+	a.Eventually("the layers download", func() bool { return p.Count(testenv.KindBlob) >= 4 })
+	a.Eventually("half a MiB of the 3 is sent", func() bool { return p.BlobBytes() >= 512<<10 })
 	start := time.Now()
 	f.Docker.Restart(t)
 	t.Logf("engine restarted in %v", time.Since(start))
-	a.Eventually(60*time.Second, "big.pak is in done/ after the restart", func() bool { return a.InDone("big.pak") })
+	a.Eventually("big.pak is in done/ after the restart", func() bool { return a.InDone("big.pak") })
 	t.Logf("big.pak done %v after the restart began", time.Since(start))
 
 	a.Drop(f.Pak, "small.pak")
-	a.Eventually(30*time.Second, "small.pak is in done/", func() bool { return a.InDone("small.pak") })
+	a.Eventually("small.pak is in done/", func() bool { return a.InDone("small.pak") })
 	logRequests(t, p)
 	t.Logf("agent log:\n%s", a.LogText())
 	for _, ref := range []string{bigRef, f.Ref} {

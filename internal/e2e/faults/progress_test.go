@@ -90,7 +90,7 @@ func TestFaultProgressPhasesAndStall(t *testing.T) {
 
 	// Held: one layer downloading, every other one downloaded (or, before
 	// the held one, extracted too). No event comes until the release.
-	e2e.WaitUntil(t, 2*time.Minute, "one layer is held and the others are downloaded", func() bool {
+	e2e.WaitUntil(t, "one layer is held and the others are downloaded", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		held, others := 0, 0

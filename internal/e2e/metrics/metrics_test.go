@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/prepull/prepull/internal/e2e"
 	"github.com/prepull/prepull/internal/pak/paktest"
@@ -33,7 +32,7 @@ func TestMetricsFileScrapedByNodeExporter(t *testing.T) {
 	syscall.Umask(old)
 
 	scrape := func() testenv.Metrics { return ne.Scrape(t) }
-	a.Eventually(30*time.Second, "the node exporter serves the agent's metrics", func() bool {
+	a.Eventually("the node exporter serves the agent's metrics", func() bool {
 		return scrape().Value("prepull_engine_up", "", "") == 1
 	})
 	testenv.CheckMetrics(t, file)
@@ -57,7 +56,7 @@ func TestMetricsFileScrapedByNodeExporter(t *testing.T) {
 	}
 
 	a.Drop(f.Pak, "good.pak")
-	a.Eventually(60*time.Second, "the scrape shows one present pak, pulled once", func() bool {
+	a.Eventually("the scrape shows one present pak, pulled once", func() bool {
 		mfs := scrape()
 		return mfs.Value("prepull_paks", "status", "present") == 1 &&
 			mfs.Value("prepull_images", "status", "present") == 1 &&
@@ -71,7 +70,7 @@ func TestMetricsFileScrapedByNodeExporter(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Drop(bad, "bad.pak")
-	a.Eventually(30*time.Second, "the scrape shows the invalid pak", func() bool {
+	a.Eventually("the scrape shows the invalid pak", func() bool {
 		return scrape().Value("prepull_paks", "status", "invalid") == 1
 	})
 	testenv.CheckMetrics(t, file)
@@ -82,7 +81,7 @@ func TestMetricsFileScrapedByNodeExporter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Eventually(30*time.Second, "the idle agent writes the file again", func() bool {
+	a.Eventually("the idle agent writes the file again", func() bool {
 		now, err := os.Stat(file)
 		return err == nil && now.ModTime().After(st.ModTime())
 	})

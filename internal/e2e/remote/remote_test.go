@@ -22,6 +22,7 @@ import (
 	"github.com/prepull/prepull/internal/pak/paktest"
 	"github.com/prepull/prepull/internal/pull"
 	"github.com/prepull/prepull/internal/testenv"
+	"github.com/prepull/prepull/internal/testenv/await"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -173,7 +174,7 @@ func TestRemoteHostDownOthersSucceed(t *testing.T) {
 		if !ok {
 			t.Errorf("the silent host's handshake timed out before both others logged in: it held them up")
 		}
-	case <-time.After(30 * time.Second): // prepull has exited: its connection is closed by now
+	case <-time.After(await.Limit(t)): // prepull has exited: its connection is closed by now
 		t.Errorf("prepull closed no connection to the silent host")
 	}
 	if !strings.Contains(r.Stderr, p.Dest(1)+": connect to "+p.Proxies[1].Addr()) {
@@ -404,19 +405,15 @@ func TestRemoteCtrlCEndsRemoteCommands(t *testing.T) {
 	pids := e2e.WaitPids(t, pidDir, 2)
 
 	proc.Cmd.Process.Signal(os.Interrupt)
-	r := proc.Wait(t, 10*time.Second)
+	r := proc.Wait(t)
 	r.Want(t, 130)
 	for i := range p.Proxies {
 		if row := r.RemoteResults(t)[p.Dest(i)+" "+f.Pak]; row.Status != "interrupted" || row.ExitCode != 130 || row.Error != "interrupted (Ctrl-C, SIGINT)" {
 			t.Errorf("%s after Ctrl-C: %+v, want interrupted, exit_code 130", p.Dest(i), row)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
 	for _, pid := range pids {
-		for e2e.Alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if e2e.Alive(pid) {
+		if !e2e.Gone(t, pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("remote command (pid %d) still runs after Ctrl-C", pid)
 		}
@@ -514,12 +511,9 @@ func TestRemoteKeepaliveDetectsDeadConnection(t *testing.T) {
 	// the client's keepalives (one a second). Three answered show the
 	// client kept a live connection open past its ServerAliveCountMax.
 	from := r.answers.Load()
-	deadline := time.Now().Add(30 * time.Second)
-	for r.answers.Load() < from+3 && !proc.Exited() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := r.answers.Load() - from; n < 3 && !proc.Exited() {
-		t.Fatalf("the proxy answered %d keepalives in 30s, want 3", n)
+	answered := func() bool { return r.answers.Load() >= from+3 || proc.Exited() }
+	if !await.Until(t, 50*time.Millisecond, answered) {
+		t.Fatalf("the proxy answered %d keepalives, want 3", r.answers.Load()-from)
 	}
 	if proc.Exited() {
 		t.Fatalf("prepull ended while the connection was alive\nstderr:\n%s", proc.Stderr)
@@ -527,7 +521,7 @@ func TestRemoteKeepaliveDetectsDeadConnection(t *testing.T) {
 	r.frozen.Store(true)
 	// Noticed by the keepalives (the row says so), well before the remote
 	// command's own end.
-	out := proc.Wait(t, 15*time.Second)
+	out := proc.Wait(t)
 	out.Want(t, 1)
 	if row := out.RemoteResults(t)["flaky "+f.Pak]; !strings.Contains(row.Error, "connection lost: no answer to 2 keepalives") {
 		t.Errorf("row %+v, want a lost connection", row)
@@ -629,7 +623,7 @@ func TestRemoteKeepHandsThePakToTheAgent(t *testing.T) {
 	f := e2e.NewFixture(t, "fleet/keep")
 	config, inbox, state := f.AgentConfig("")
 	a := f.StartAgent(config, inbox, state)
-	a.Eventually(10*time.Second, "the agent holds its lock", func() bool {
+	a.Eventually("the agent holds its lock", func() bool {
 		_, err := os.Stat(filepath.Join(state, "agent.lock"))
 		return err == nil
 	})
@@ -645,7 +639,7 @@ func TestRemoteKeepHandsThePakToTheAgent(t *testing.T) {
 		row.Keep.ExitCode != 0 || !strings.HasPrefix(row.Keep.Path, inbox+"/") || filepath.Base(row.Keep.Path) != name {
 		t.Fatalf("--keep with the agent running: %+v keep %+v\nstderr:\n%s", row, row.Keep, r.Stderr)
 	}
-	a.Eventually(10*time.Second, name+" is in done/", func() bool { return a.InDone(name) })
+	a.Eventually(name+" is in done/", func() bool { return a.InDone(name) })
 	kept := filepath.Join(inbox, "done", name)
 	fi, err := os.Stat(kept)
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() > 64<<10 {

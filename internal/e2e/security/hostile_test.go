@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	"github.com/prepull/prepull/internal/e2e"
@@ -241,7 +240,7 @@ func TestRemoteTimeoutEndsSlowHost(t *testing.T) {
 			f := &e2e.Fixture{T: t, Dir: t.TempDir(), Password: "unused-" + e2e.RandomWord(t)}
 			proc := e2e.StartRemote(t, f, h.args("--json", tt.flag, tt.value, file)...)
 			pids := e2e.WaitPids(t, h.dir, 1)
-			r := proc.Wait(t, 30*time.Second)
+			r := proc.Wait(t)
 			r.Want(t, 1)
 			results := r.RemoteResults(t)
 			if row := results[h.dest(0)+" "+file]; row.Status != "present" || row.ExitCode != 0 {
@@ -263,12 +262,8 @@ func TestRemoteTimeoutEndsSlowHost(t *testing.T) {
 			}
 			// The kill was sent before prepull exited; the process may take a
 			// moment to die.
-			deadline := time.Now().Add(5 * time.Second)
 			for _, pid := range pids {
-				for e2e.Alive(pid) && time.Now().Before(deadline) {
-					time.Sleep(50 * time.Millisecond)
-				}
-				if e2e.Alive(pid) {
+				if !e2e.Gone(t, pid) {
 					syscall.Kill(pid, syscall.SIGKILL)
 					t.Errorf("the slow host's command (pid %d) still runs", pid)
 				}

@@ -269,12 +269,12 @@ func TestSecretNeverLeaks(t *testing.T) {
 		a.Drop(f.Pak, "good.pak")
 		a.Drop(pak2, "rejected.pak")
 		a.Drop(f.PasswordFile(), "oops.pak")
-		a.Eventually(30*time.Second, "good.pak is in done/", func() bool { return a.InDone("good.pak") })
-		a.Eventually(30*time.Second, "oops.pak.error is in failed/", func() bool {
+		a.Eventually("good.pak is in done/", func() bool { return a.InDone("good.pak") })
+		a.Eventually("oops.pak.error is in failed/", func() bool {
 			_, err := os.Stat(filepath.Join(inbox, "failed", "oops.pak.error"))
 			return err == nil
 		})
-		a.Eventually(30*time.Second, "the rejected login is in the state", func() bool {
+		a.Eventually("the rejected login is in the state", func() bool {
 			for _, im := range a.ReadState().Images {
 				if im.Reference == ref2 && im.Status == "failed" && im.LastError != "" {
 					return true
@@ -306,7 +306,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		fleet := e2e.NewProxyFleet(t, f, f.Config, cfgBoth)
 		proc := e2e.StartRemote(t, f, fleet.Args(t, "--json", "--force", f.Pak, pak2)...)
 		sampler.scan(proc.Cmd.Process.Pid)
-		r := proc.Wait(t, 60*time.Second)
+		r := proc.Wait(t)
 		s.check("prepull remote", r)
 		r.Want(t, 4)
 		results := r.RemoteResults(t)

@@ -136,7 +136,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 	running := func(what string, cond func(map[string]string) bool) map[string]string {
 		t.Helper()
 		var props map[string]string
-		e2e.WaitUntil(t, time.Minute, what, func() bool {
+		e2e.WaitUntil(t, what, func() bool {
 			props = unit()
 			return props["ActiveState"] == "active" && props["SubState"] == "running" && cond(props)
 		})
@@ -197,12 +197,12 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 	}
 
 	t.Run("pulled under the full hardening", func(t *testing.T) {
-		e2e.WaitUntil(t, 2*time.Minute, "the TLS registry's image is present", present(tlsImage.ref))
-		e2e.WaitUntil(t, time.Minute, "the image with the config.json login is present", present(authsImage.ref))
+		e2e.WaitUntil(t, "the TLS registry's image is present", present(tlsImage.ref))
+		e2e.WaitUntil(t, "the image with the config.json login is present", present(authsImage.ref))
 		for _, im := range []*image{tlsImage, authsImage} {
 			m.MustRun(t, "docker", "image", "inspect", im.ref)
 		}
-		e2e.WaitUntil(t, time.Minute, "the image a conf in conf_dirs names is present", present(confRef))
+		e2e.WaitUntil(t, "the image a conf in conf_dirs names is present", present(confRef))
 		m.MustRun(t, "docker", "image", "inspect", confRef)
 		ca := readFile(t, m.Path("/etc/docker/certs.d/"+tlsReg.Addr+"/ca.crt"))
 		if ca != string(tf.CAPEM) {
@@ -212,7 +212,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 
 	t.Run("a helper that needs the network fails with a hint, then works with --network-logins", func(t *testing.T) {
 		var lastError string
-		e2e.WaitUntil(t, time.Minute, "the helper's failure is recorded", imageIs(helperImage.ref, func(_, e string) bool {
+		e2e.WaitUntil(t, "the helper's failure is recorded", imageIs(helperImage.ref, func(_, e string) bool {
 			lastError = e
 			return e != ""
 		}))
@@ -228,7 +228,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		if !strings.Contains(out, "installed /etc/systemd/system/prepull.service.d/network-logins.conf") {
 			t.Fatalf("install.sh --network-logins:\n%s", out)
 		}
-		e2e.WaitUntil(t, time.Minute, "the helper's image is present", present(helperImage.ref))
+		e2e.WaitUntil(t, "the helper's image is present", present(helperImage.ref))
 		m.MustRun(t, "docker", "image", "inspect", helperImage.ref)
 		if tokens.count.Load() == 0 {
 			t.Fatal("the image is present, but the helper never reached the token service")
@@ -249,7 +249,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		}
 		before := strings.Count(journal(), "configuration reloaded")
 		m.MustRun(t, "systemctl", "reload", "prepull")
-		e2e.WaitUntil(t, time.Minute, "the agent logs the reload", func() bool {
+		e2e.WaitUntil(t, "the agent logs the reload", func() bool {
 			return strings.Count(journal(), "configuration reloaded") > before
 		})
 		running("prepull is running after the reload", func(map[string]string) bool { return true })
@@ -282,7 +282,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		if !strings.Contains(journal(), "status=9/KILL") {
 			t.Error("the journal does not say status=9/KILL")
 		}
-		e2e.WaitUntil(t, time.Minute, "every image is still present", func() bool {
+		e2e.WaitUntil(t, "every image is still present", func() bool {
 			return present(tlsImage.ref)() && present(authsImage.ref)() && present(helperImage.ref)()
 		})
 	})
@@ -291,7 +291,7 @@ printf '{"ServerURL": "%%s", "Username": "carol", "Secret": "%%s"}\n' "$server" 
 		stallProxy.StallBlobs(testenv.Stall{After: 0, MinSize: 1024})
 		t.Cleanup(stallProxy.Heal)
 		m.WriteFile(t, "/var/lib/prepull/inbox/"+filepath.Base(stallImage.pak), 0o600, readFile(t, stallImage.pak))
-		e2e.WaitUntil(t, time.Minute, "the pull stalls", func() bool {
+		e2e.WaitUntil(t, "the pull stalls", func() bool {
 			return stallProxy.Stalls().Waiting > 0 && imageIs(stallImage.ref, func(status, _ string) bool { return status == "pulling" })()
 		})
 		began := time.Now()
