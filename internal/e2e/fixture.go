@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,6 +78,34 @@ func (f *Fixture) PrepullAsync(args ...string) <-chan Run {
 		ch <- f.Prepull(nil, args...)
 	}()
 	return ch
+}
+
+// PrepullInterrupted runs prepull with args, calls ready once it started
+// (ready waits for an event of the test's: the moment to interrupt), then
+// sends it SIGINT, as Ctrl-C does, and returns its run, which must exit 130.
+func (f *Fixture) PrepullInterrupted(ready func(), args ...string) Run {
+	f.T.Helper()
+	pids := make(chan int, 1)
+	onStart := f.OnStart
+	f.OnStart = func(pid int) {
+		if onStart != nil {
+			onStart(pid)
+		}
+		pids <- pid
+	}
+	defer func() { f.OnStart = onStart }()
+	done := f.PrepullAsync(args...)
+	pid := <-pids
+	ready()
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		f.T.Fatal(err)
+	}
+	r, ok := <-done
+	if !ok {
+		f.T.Fatal("prepull did not run")
+	}
+	r.Want(f.T, 130)
+	return r
 }
 
 // OneResult returns the one result of a --json run.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -30,22 +29,14 @@ func TestOneShotInterruptedInPasswordCommand(t *testing.T) {
 	}
 	hang := "sleep 300 & echo $$ $! > " + fifo + "; wait"
 	cfg := f.WriteConfig(fmt.Sprintf("registries:\n  - host: %s\n    username: alice\n    password_command: [sh, -c, %q]\n", f.Reg.Addr, hang))
-	pids := make(chan int, 1)
-	f.OnStart = func(pid int) { pids <- pid }
-	done := f.PrepullAsync("--config", cfg, "--json", f.Pak)
-	pid := <-pids
-	data, err := os.ReadFile(fifo) // returns once the command wrote and closed it
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	r, ok := <-done
-	if !ok {
-		t.Fatal("prepull did not run")
-	}
-	r.Want(t, 130)
+	var data []byte
+	r := f.PrepullInterrupted(func() {
+		var err error
+		data, err = os.ReadFile(fifo) // returns once the command wrote and closed it
+		if err != nil {
+			t.Fatal(err)
+		}
+	}, "--config", cfg, "--json", f.Pak)
 	if res := e2e.OneResult(t, r); res.Status != "interrupted" || res.ExitCode != 130 {
 		t.Errorf("result %+v; want interrupted, exit_code 130", res)
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/prepull/prepull/internal/e2e"
@@ -135,19 +134,9 @@ func TestOneShotInterrupted(t *testing.T) {
 	third := paktest.Pak{Kind: "Third", Registry: f.Reg.Addr, Repository: "/proj/other"}.WriteFile(t, t.TempDir())
 	cfg := f.WriteConfig(f.LoginFor(f.Reg.Addr, p.Addr))
 
-	pids := make(chan int, 1)
-	f.OnStart = func(pid int) { pids <- pid }
-	done := f.PrepullAsync("--config", cfg, "--json", f.Pak, slow, third)
-	pid := <-pids
-	e2e.WaitUntil(t, "a layer download held back", func() bool { return p.Stalls().Waiting > 0 })
-	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	r, ok := <-done
-	if !ok {
-		t.Fatal("prepull did not run")
-	}
-	r.Want(t, 130)
+	r := f.PrepullInterrupted(func() {
+		e2e.WaitUntil(t, "a layer download held back", func() bool { return p.Stalls().Waiting > 0 })
+	}, "--config", cfg, "--json", f.Pak, slow, third)
 	rs := r.Results(t)
 	if len(rs) != 3 || rs[0].Status != "present" || rs[0].ExitCode != 0 {
 		t.Fatalf("results = %+v; want the first pak still present", rs)
