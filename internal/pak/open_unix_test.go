@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prepull/prepull/internal/pak"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // TestOpenRefusesSpecialFilesAtOnce checks that Open refuses a FIFO and a
@@ -39,8 +40,8 @@ func TestOpenRefusesSpecialFilesAtOnce(t *testing.T) {
 				if !errors.Is(err, pak.ErrInvalid) || !strings.Contains(err.Error(), tt.path+": not a regular file") {
 					t.Fatalf("Open(%s) = %v, want %s: not a regular file", tt.path, err, tt.path)
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("Open(%s) blocked for 5s", tt.path)
+			case <-time.After(await.Limit(t)):
+				t.Fatalf("Open(%s) blocked", tt.path)
 			}
 		})
 	}

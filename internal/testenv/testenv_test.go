@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prepull/prepull/internal/testenv"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -136,11 +137,8 @@ func TestDockerRegistryPush(t *testing.T) {
 	reg.Stop(t)
 	start = time.Now()
 	reg.StartAfter(t, time.Second)
-	for !answers(reg.Addr) {
-		if time.Since(start) > 20*time.Second {
-			t.Fatal("registry did not come back after StartAfter")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !await.Until(t, 50*time.Millisecond, func() bool { return answers(reg.Addr) }) {
+		t.Fatal("registry did not come back after StartAfter")
 	}
 	if since := time.Since(start); since < time.Second {
 		t.Errorf("registry answered %v after StartAfter(1s)", since)
