@@ -50,19 +50,7 @@ func startAgent(t *testing.T, keys ...ed25519.PrivateKey) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				agent.ServeAgent(keyring, c)
-			}()
-		}
-	}()
+	serveConns(t, l, func(c net.Conn) { agent.ServeAgent(keyring, c) })
 	return sock
 }
 

@@ -209,6 +209,23 @@ func startHostKeyServer(t *testing.T, hostKeys ...ssh.Signer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveConns(t, l, func(c net.Conn) {
+		sc, chans, reqs, err := ssh.NewServerConn(c, config)
+		if err != nil {
+			return
+		}
+		defer sc.Close()
+		go ssh.DiscardRequests(reqs)
+		for ch := range chans {
+			ch.Reject(ssh.Prohibited, "handshake only")
+		}
+	})
+	return l.Addr().String()
+}
+
+// serveConns accepts connections on l until the test ends, each served by
+// handle in a goroutine of its own and closed after it.
+func serveConns(t *testing.T, l net.Listener, handle func(net.Conn)) {
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -218,19 +235,10 @@ func startHostKeyServer(t *testing.T, hostKeys ...ssh.Signer) string {
 			}
 			go func() {
 				defer c.Close()
-				sc, chans, reqs, err := ssh.NewServerConn(c, config)
-				if err != nil {
-					return
-				}
-				defer sc.Close()
-				go ssh.DiscardRequests(reqs)
-				for ch := range chans {
-					ch.Reject(ssh.Prohibited, "handshake only")
-				}
+				handle(c)
 			}()
 		}
 	}()
-	return l.Addr().String()
 }
 
 // TestHostKeyAlgorithmsPitfall: a server that has an ECDSA and an Ed25519
