@@ -7,13 +7,16 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // Exited reports whether process pid has exited after its end was asked
 // for. It waits for the exit on a pidfd, which a process that ended is
-// readable on, up to ten seconds: a bound for the failure only, since a
-// killed process exits at once. A pid that no longer exists has exited.
-func Exited(t testing.TB, pid int) bool {
+// readable on, up to the test's own deadline (await.Limit): a bound for the
+// failure only, since a killed process exits at once. A pid that no longer
+// exists has exited.
+func Exited(t *testing.T, pid int) bool {
 	t.Helper()
 	fd, err := unix.PidfdOpen(pid, 0)
 	if errors.Is(err, unix.ESRCH) {
@@ -23,9 +26,14 @@ func Exited(t testing.TB, pid int) bool {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10_000)
-	if err != nil {
-		t.Fatal(err)
+	for {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(await.Limit(t).Milliseconds()))
+		if errors.Is(err, unix.EINTR) {
+			continue // a signal to the test binary, not the process's end
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
 	}
-	return n > 0
 }
