@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // dockerStartTimeout bounds how long dockerd may take to answer /_ping.
@@ -119,7 +121,7 @@ func newDocker(dir, dataRoot string, opts DockerOptions, root string) (*DockerEn
 		name:    "dockerd",
 		logPath: filepath.Join(dir, "dockerd.log"),
 		env:     cleanEnv([]string{"DOCKER_", "CONTAINERD_"}),
-		ready:   dockerStartTimeout,
+		ready:   func() time.Duration { return dockerStartTimeout },
 		probe:   d.ping,
 		grace:   30 * time.Second,
 		// A killed dockerd leaves its socket and its data-root mount behind.
@@ -298,10 +300,6 @@ func (d *DockerEngine) apiGet(path string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
-// mirrorReloadTimeout bounds how long the engine may take to apply a
-// reloaded daemon.json.
-const mirrorReloadTimeout = 10 * time.Second
-
 // UseMirror makes reg the engine's registry mirror, as dockerd
 // --registry-mirror http://ADDR does: the engine sends pulls of docker.io
 // references to reg first. The engine reloads its daemon.json on SIGHUP and
@@ -310,21 +308,22 @@ const mirrorReloadTimeout = 10 * time.Second
 func (d *DockerEngine) UseMirror(t testing.TB, reg *Registry) {
 	t.Helper()
 	url := reg.scheme + "://" + reg.Addr + "/"
-	if err := d.setMirrors([]string{url}); err != nil {
+	if err := d.setMirrors([]string{url}, await.Limit(t)); err != nil {
 		t.Fatalf("testenv: use the registry mirror %s: %v", url, err)
 	}
 	t.Cleanup(func() {
-		if err := d.setMirrors([]string{}); err != nil {
+		if err := d.setMirrors([]string{}, await.Limit(t)); err != nil {
 			t.Errorf("testenv: remove the registry mirror: %v", err)
 		}
 	})
 }
 
 // setMirrors writes registry-mirrors to daemon.json and, when the engine
-// runs, has it reload the file and waits until its /info shows them. An
+// runs, has it reload the file and waits up to limit until its /info shows
+// them. An
 // empty list is written out, never left out: a reload keeps the mirrors of
 // a key that is missing.
-func (d *DockerEngine) setMirrors(mirrors []string) error {
+func (d *DockerEngine) setMirrors(mirrors []string, limit time.Duration) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.writeDaemonJSON(mirrors); err != nil {
@@ -336,7 +335,7 @@ func (d *DockerEngine) setMirrors(mirrors []string) error {
 	if err := d.signalLocked(syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload dockerd: %w", err)
 	}
-	deadline := time.Now().Add(mirrorReloadTimeout)
+	deadline := time.Now().Add(limit)
 	for {
 		var info struct {
 			RegistryConfig struct{ Mirrors []string }
@@ -350,7 +349,7 @@ func (d *DockerEngine) setMirrors(mirrors []string) error {
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("dockerd shows mirrors %q after %v, want %q (%v); last lines of %s:\n%s",
-				info.RegistryConfig.Mirrors, mirrorReloadTimeout, mirrors, err, d.logPath, logTail(d.logPath, 10))
+				info.RegistryConfig.Mirrors, limit, mirrors, err, d.logPath, logTail(d.logPath, 10))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -19,6 +19,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // PrometheusDir is where scripts/test.sh (scripts/lib.sh unpack_prometheus)
@@ -112,7 +114,7 @@ func StartNodeExporter(t testing.TB, dir string) *NodeExporter {
 			env:     cleanEnv(nil),
 			argv: []string{bin, "--web.listen-address=" + addr, "--collector.disable-defaults",
 				"--collector.textfile", "--collector.textfile.directory=" + dir},
-			ready: 30 * time.Second,
+			ready: func() time.Duration { return await.Limit(t) },
 			probe: func() error { _, err := n.get(); return err },
 			grace: 5 * time.Second,
 			attr:  asNobody(),

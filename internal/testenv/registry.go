@@ -13,10 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// registryStartTimeout bounds how long docker-registry may take to answer.
-const registryStartTimeout = 30 * time.Second
+	"github.com/prepull/prepull/internal/testenv/await"
+)
 
 // RegistryOptions configure StartRegistry.
 type RegistryOptions struct {
@@ -99,7 +98,7 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		logPath: filepath.Join(r.dir, "registry.log"),
 		env:     cleanEnv([]string{"REGISTRY_", "OTEL_"}), // REGISTRY_* would override the config file
 		argv:    []string{r.bin, "serve", filepath.Join(r.dir, "config.yml")},
-		ready:   registryStartTimeout,
+		ready:   func() time.Duration { return await.Limit(t) },
 		probe:   r.probe,
 		grace:   5 * time.Second,
 	}

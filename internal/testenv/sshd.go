@@ -12,10 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// sshdStartTimeout bounds how long sshd may take to send its banner.
-const sshdStartTimeout = 10 * time.Second
+	"github.com/prepull/prepull/internal/testenv/await"
+)
 
 var (
 	partSSHD      = part{name: "sshd", pkg: "openssh-server", prefer: "/usr/sbin/sshd", purpose: "the OpenSSH server"}
@@ -107,7 +106,7 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 		logPath: filepath.Join(s.dir, "sshd.log"),
 		env:     cleanEnv([]string{"SSH_"}),
 		argv:    []string{s.bin, "-D", "-e", "-f", s.config},
-		ready:   sshdStartTimeout,
+		ready:   func() time.Duration { return await.Limit(t) },
 		probe:   s.probe,
 		grace:   5 * time.Second,
 	}
@@ -282,7 +281,7 @@ func StartSSHAgent(t testing.TB) *SSHAgent {
 			t.Errorf("testenv: %v", err)
 		}
 	})
-	err = p.waitReady(5*time.Second, func() error {
+	err = p.waitReady(await.Limit(t), func() error {
 		c, err := net.Dial("unix", a.Sock)
 		if err == nil {
 			c.Close()

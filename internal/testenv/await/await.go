@@ -19,10 +19,14 @@ const margin = 30 * time.Second
 
 // Limit is how long t may still wait for an event it expects: until the
 // test binary's deadline (go test -timeout) less a margin, or 10 minutes
-// without one. A wait that reaches it failed: what it waited for never
+// without one (go test -timeout 0, or a benchmark). A wait that reaches it failed: what it waited for never
 // happened.
-func Limit(t *testing.T) time.Duration {
-	d, ok := t.Deadline()
+func Limit(t testing.TB) time.Duration {
+	tt, ok := t.(interface{ Deadline() (time.Time, bool) })
+	if !ok {
+		return noDeadline
+	}
+	d, ok := tt.Deadline()
 	if !ok {
 		return noDeadline
 	}
@@ -36,7 +40,7 @@ func Limit(t *testing.T) time.Duration {
 // Until calls cond every interval until it returns true, and reports
 // whether it did so within Limit(t). The caller fails the test, naming
 // what it waited for, when it did not.
-func Until(t *testing.T, interval time.Duration, cond func() bool) bool {
+func Until(t testing.TB, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(Limit(t))
 	for !cond() {
 		if time.Now().After(deadline) {
