@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // agentProc is a running `prepull agent`, the real binary, logging JSON,
@@ -167,8 +169,8 @@ func (a *agentProc) stop() {
 	}
 	select {
 	case <-a.done:
-	case <-time.After(20 * time.Second):
-		a.b.Fatal("the agent did not exit within 20 s of SIGTERM")
+	case <-time.After(await.Limit(a.b)):
+		a.b.Fatal("the agent did not exit after SIGTERM")
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prepull/prepull/internal/testenv"
+	"github.com/prepull/prepull/internal/testenv/await"
 )
 
 // fleetSize is the number of loopback proxies in the fleet benchmarks.
@@ -336,14 +337,11 @@ type relayCount struct {
 }
 
 // sent returns the bytes passed to the server so far, once every
-// connection is closed (waiting at most 5 s for that).
+// connection is closed (waiting up to await.Limit for that).
 func (c *relayCount) sent(b *testing.B) int64 {
 	b.Helper()
-	for i := 0; c.open.Load() > 0; i++ {
-		if i == 500 {
-			b.Fatalf("relay: %d connections still open", c.open.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !await.Until(b, 10*time.Millisecond, func() bool { return c.open.Load() == 0 }) {
+		b.Fatalf("relay: %d connections still open", c.open.Load())
 	}
 	return c.up.Load()
 }
