@@ -314,11 +314,7 @@ func (p *AgentProc) Status() StatusReport {
 	p.t.Helper()
 	r := p.f.Prepull(nil, "status", "--json", "--config", p.config)
 	r.Want(p.t, 0)
-	var s StatusReport
-	if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil {
-		p.t.Fatalf("status --json: %v\n%s", err, r.Stdout)
-	}
-	return s
+	return Decode[StatusReport](p.t, r)
 }
 
 // PakVersion writes a pak naming the fixture's image whose bytes differ by

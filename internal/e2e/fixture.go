@@ -284,14 +284,21 @@ type Result struct {
 	Error            string `json:"error"`
 }
 
+// Decode decodes r's standard output, a --json output, as a T; when it is
+// not one it fails t with both outputs.
+func Decode[T any](t *testing.T, r Run) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil {
+		t.Fatalf("stdout is not the JSON %T: %v\nstdout:\n%s\nstderr:\n%s", v, err, r.Stdout, r.Stderr)
+	}
+	return v
+}
+
 // Results decodes the one-shot's --json output.
 func (r Run) Results(t *testing.T) []Result {
 	t.Helper()
-	var rs []Result
-	if err := json.Unmarshal([]byte(r.Stdout), &rs); err != nil {
-		t.Fatalf("stdout is not the JSON result array: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
-	}
-	return rs
+	return Decode[[]Result](t, r)
 }
 
 // Want fails the test unless the run exited with code.
@@ -375,11 +382,7 @@ type MirrorResult struct {
 
 func (r Run) MirrorResults(t *testing.T) []MirrorResult {
 	t.Helper()
-	var rs []MirrorResult
-	if err := json.Unmarshal([]byte(r.Stdout), &rs); err != nil {
-		t.Fatalf("stdout is not the JSON result array: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
-	}
-	return rs
+	return Decode[[]MirrorResult](t, r)
 }
 
 // ServeAttacker serves handler on a free port of 127.0.0.1, where Docker

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -103,10 +102,7 @@ type RemoteResult struct {
 // and file ("host file").
 func (r Run) RemoteResults(t *testing.T) map[string]RemoteResult {
 	t.Helper()
-	var rows []RemoteResult
-	if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil {
-		t.Fatalf("stdout is not the JSON result array: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
-	}
+	rows := Decode[[]RemoteResult](t, r)
 	m := map[string]RemoteResult{}
 	for _, row := range rows {
 		m[row.Host+" "+row.File] = row

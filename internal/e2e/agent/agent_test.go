@@ -3,7 +3,6 @@
 package agent
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,10 +55,7 @@ func TestAgentPullsDroppedPakAndRejectsInvalid(t *testing.T) {
 	// prepull status reads the state without the agent's help.
 	r := f.Prepull(nil, "status", "--json", "--config", config)
 	r.Want(t, 0)
-	var s e2e.AgentState
-	if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, r.Stdout)
-	}
+	s := e2e.Decode[e2e.AgentState](t, r)
 	if len(s.Images) != 1 || s.Images[0].Reference != f.Ref || s.Images[0].Digest != f.Digest || s.Images[0].Status != "present" {
 		t.Errorf("status --json images: %+v, want %s present", s.Images, f.Ref)
 	}

@@ -33,11 +33,7 @@ type bundleOut struct {
 
 func decodeBundle(t *testing.T, r e2e.Run) bundleOut {
 	t.Helper()
-	var b bundleOut
-	if err := json.Unmarshal([]byte(r.Stdout), &b); err != nil {
-		t.Fatalf("stdout is not the bundle's JSON: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
-	}
-	return b
+	return e2e.Decode[bundleOut](t, r)
 }
 
 // TestMirrorBundleAcrossTheAirGap crosses an air gap as a file: an export

@@ -247,10 +247,7 @@ func TestRegistryDockerHubViaMirror(t *testing.T) {
 			cfg := f.WriteConfig("registries: []\n")
 			r := f.Prepull(nil, "--config", cfg, "inspect", "--json", f.Pak)
 			r.Want(t, 0)
-			var inspected []map[string]any
-			if err := json.Unmarshal([]byte(r.Stdout), &inspected); err != nil {
-				t.Fatalf("inspect --json: %v\n%s", err, r.Stdout)
-			}
+			inspected := e2e.Decode[[]map[string]any](t, r)
 			if len(inspected) != 1 || inspected[0]["reference"] != f.Ref || inspected[0]["registry"] != "docker.io" {
 				t.Fatalf("inspect --json = %v, want reference %s from registry docker.io", inspected, f.Ref)
 			}
@@ -387,10 +384,7 @@ func TestRegistrySDK1LocalhostMangling(t *testing.T) {
 
 	r := f.Prepull(nil, "inspect", "--json", "--config", f.Config, p)
 	r.Want(t, 0)
-	var inspected []map[string]any
-	if err := json.Unmarshal([]byte(r.Stdout), &inspected); err != nil {
-		t.Fatal(err)
-	}
+	inspected := e2e.Decode[[]map[string]any](t, r)
 	if inspected[0]["reference"] != ref || !strings.Contains(fmt.Sprint(inspected[0]["warnings"]), "127.0.0.1:PORT") {
 		t.Fatalf("inspect = %v, want reference %s with a warning", inspected[0], ref)
 	}

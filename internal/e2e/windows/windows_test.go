@@ -86,11 +86,7 @@ type inspected map[string]any
 
 func decodeInspect(t *testing.T, r e2e.Run) []inspected {
 	t.Helper()
-	var rs []inspected
-	if err := json.Unmarshal([]byte(r.Stdout), &rs); err != nil {
-		t.Fatalf("stdout is not the JSON result array: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
-	}
-	return rs
+	return e2e.Decode[[]inspected](t, r)
 }
 
 // TestWindowsInspectPaks reads paks with Windows paths (a drive letter,
