@@ -30,9 +30,6 @@ import (
 	"github.com/prepull/prepull/internal/testenv/await"
 )
 
-// dockerStartTimeout bounds how long dockerd may take to answer /_ping.
-const dockerStartTimeout = 60 * time.Second
-
 // DockerEngine is a dockerd of its own, shared by all tests of one test
 // binary, listening on a unix socket in a directory under /tmp. Tests that
 // stop or restart it must not run in parallel with other tests that use it.
@@ -72,7 +69,7 @@ func Docker(t testing.TB) *DockerEngine {
 	dockerOnce.Do(func() {
 		d, err := newDocker(filepath.Join(dir, "docker"), "", DockerOptions{}, "")
 		if err == nil {
-			err = d.start()
+			err = d.start(await.Limit(t))
 		}
 		dockerMu.Lock()
 		dockerEng, dockerErr = d, err
@@ -121,7 +118,6 @@ func newDocker(dir, dataRoot string, opts DockerOptions, root string) (*DockerEn
 		name:    "dockerd",
 		logPath: filepath.Join(dir, "dockerd.log"),
 		env:     cleanEnv([]string{"DOCKER_", "CONTAINERD_"}),
-		ready:   func() time.Duration { return dockerStartTimeout },
 		probe:   d.ping,
 		grace:   30 * time.Second,
 		// A killed dockerd leaves its socket and its data-root mount behind.
@@ -231,7 +227,7 @@ func StartDocker(t testing.TB, opts DockerOptions) *DockerEngine {
 	})
 	d, err := newDocker(dir, dataRoot, opts, root)
 	if err == nil {
-		err = d.start()
+		err = d.start(await.Limit(t))
 	}
 	if err != nil {
 		t.Fatalf("testenv: start a Docker Engine: %v", err)
@@ -251,7 +247,7 @@ func StartDocker(t testing.TB, opts DockerOptions) *DockerEngine {
 // answers. It fails t if the engine is running already.
 func (d *DockerEngine) Start(t testing.TB) {
 	t.Helper()
-	if err := d.start(); err != nil {
+	if err := d.start(await.Limit(t)); err != nil {
 		t.Fatalf("testenv: start the Docker Engine: %v", err)
 	}
 }

@@ -29,15 +29,14 @@ type process struct {
 // the same command line, log, port or socket: dockerd, docker-registry,
 // sshd. Its owner fills in the fields before the first start.
 type service struct {
-	name    string               // the program, for messages
-	logPath string               // where its output is appended
-	env     []string             // its environment
-	argv    []string             // its command line
-	ready   func() time.Duration // how long it may take to answer probe
-	probe   func() error         // nil once it answers
-	grace   time.Duration        // how long stop waits after SIGTERM
-	before  func()               // if set, runs before each start (leftovers of a killed run)
-	after   func()               // if set, runs after each stop
+	name    string        // the program, for messages
+	logPath string        // where its output is appended
+	env     []string      // its environment
+	argv    []string      // its command line
+	probe   func() error  // nil once it answers
+	grace   time.Duration // how long stop waits after SIGTERM
+	before  func()        // if set, runs before each start (leftovers of a killed run)
+	after   func()        // if set, runs after each stop
 	// target, if set, returns the pid that signals go to instead of the
 	// process started (leader): dockerd inside systemd-nspawn.
 	target func(leader int) (int, error)
@@ -49,8 +48,9 @@ type service struct {
 	proc *process // nil while stopped
 }
 
-// start starts the service and waits until it answers.
-func (s *service) start() error {
+// start starts the service and waits until it answers, for up to limit
+// (the test's own deadline, await.Limit).
+func (s *service) start(limit time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
@@ -67,7 +67,7 @@ func (s *service) start() error {
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(s.ready(), s.probe); err != nil {
+	if err := p.waitReady(limit, s.probe); err != nil {
 		_ = p.stop(time.Second, nil)
 		return err
 	}

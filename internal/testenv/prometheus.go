@@ -114,12 +114,11 @@ func StartNodeExporter(t testing.TB, dir string) *NodeExporter {
 			env:     cleanEnv(nil),
 			argv: []string{bin, "--web.listen-address=" + addr, "--collector.disable-defaults",
 				"--collector.textfile", "--collector.textfile.directory=" + dir},
-			ready: func() time.Duration { return await.Limit(t) },
 			probe: func() error { _, err := n.get(); return err },
 			grace: 5 * time.Second,
 			attr:  asNobody(),
 		}
-		if err = n.start(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("address already in use")) {
+		if err = n.start(await.Limit(t)); err == nil || !bytes.Contains([]byte(err.Error()), []byte("address already in use")) {
 			break
 		}
 	}

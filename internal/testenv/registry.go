@@ -98,7 +98,6 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		logPath: filepath.Join(r.dir, "registry.log"),
 		env:     cleanEnv([]string{"REGISTRY_", "OTEL_"}), // REGISTRY_* would override the config file
 		argv:    []string{r.bin, "serve", filepath.Join(r.dir, "config.yml")},
-		ready:   func() time.Duration { return await.Limit(t) },
 		probe:   r.probe,
 		grace:   5 * time.Second,
 	}
@@ -145,7 +144,7 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		if err = r.writeConfig(); err != nil {
 			break
 		}
-		if err = r.start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		if err = r.start(await.Limit(t)); err == nil || !strings.Contains(err.Error(), "address already in use") {
 			break
 		}
 	}
@@ -222,7 +221,7 @@ func (r *Registry) writeConfig() error {
 // storage, and waits until it answers.
 func (r *Registry) Start(t testing.TB) {
 	t.Helper()
-	if err := r.start(); err != nil {
+	if err := r.start(await.Limit(t)); err != nil {
 		t.Fatalf("testenv: start the registry: %v", err)
 	}
 }
@@ -252,7 +251,7 @@ func (r *Registry) StartAfter(t testing.TB, d time.Duration) {
 		case <-r.closing:
 			return
 		}
-		if err := r.start(); err != nil {
+		if err := r.start(await.Limit(t)); err != nil {
 			t.Errorf("testenv: start the registry after %v: %v", d, err)
 		}
 	}()

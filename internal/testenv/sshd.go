@@ -106,7 +106,6 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 		logPath: filepath.Join(s.dir, "sshd.log"),
 		env:     cleanEnv([]string{"SSH_"}),
 		argv:    []string{s.bin, "-D", "-e", "-f", s.config},
-		ready:   func() time.Duration { return await.Limit(t) },
 		probe:   s.probe,
 		grace:   5 * time.Second,
 	}
@@ -139,7 +138,7 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 		if err = s.writeConfig(); err != nil {
 			break
 		}
-		if err = s.start(); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+		if err = s.start(await.Limit(t)); err == nil || !strings.Contains(err.Error(), "Address already in use") {
 			break
 		}
 	}
@@ -222,7 +221,7 @@ func (s *SSHD) ReplaceHostKey(t testing.TB) {
 // key, and waits until it answers.
 func (s *SSHD) Start(t testing.TB) {
 	t.Helper()
-	if err := s.start(); err != nil {
+	if err := s.start(await.Limit(t)); err != nil {
 		t.Fatalf("testenv: start sshd: %v", err)
 	}
 }
