@@ -168,6 +168,14 @@ func New(o Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, sub := range []string{DoneDir, FailedDir} {
+		r, _, err := openSub(watchRoot, sub)
+		if err != nil {
+			watchRoot.Close()
+			return nil, fmt.Errorf("make %s: %w", filepath.Join(watchDir, sub), err)
+		}
+		r.Close()
+	}
 	watchRoot.Close()
 	for _, dir := range cfg.ConfDirs {
 		if err := checkConfDir(dir, watchDir); err != nil {
@@ -179,6 +187,8 @@ func New(o Options) (*Agent, error) {
 		log:          o.Log,
 		cfgFile:      o.ConfigFile,
 		watchDir:     watchDir,
+		doneDir:      filepath.Join(watchDir, DoneDir),
+		failedDir:    filepath.Join(watchDir, FailedDir),
 		stateDir:     stateDir,
 		confDirs:     cfg.ConfDirs,
 		unsafe:       map[string]string{},
@@ -200,12 +210,6 @@ func New(o Options) (*Agent, error) {
 	a.remover, _ = o.Engine.(ImageRemover)
 	if cfg.KeepImages > 0 && a.remover == nil {
 		return nil, fmt.Errorf("keep_images: %w: this engine cannot remove images", config.ErrInvalid)
-	}
-	if a.doneDir, err = makeSubdir(watchDir, DoneDir); err != nil {
-		return nil, err
-	}
-	if a.failedDir, err = makeSubdir(watchDir, FailedDir); err != nil {
-		return nil, err
 	}
 	if a.lock, err = lockStateDir(stateRoot); err != nil {
 		return nil, err

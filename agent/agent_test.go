@@ -382,7 +382,12 @@ func TestRestartFinishesMoveAfterCrash(t *testing.T) {
 	// The state says the pak is done, but a crash came before the move.
 	h := newHarness(t, "")
 	ref := h.drop("m.pak", "proj/m", "m")
-	f, err := readPak(filepath.Join(h.inbox(), "m.pak"), fileID{})
+	inbox, err := os.OpenRoot(h.inbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inbox.Close()
+	f, err := readPakIn(inbox, "m.pak", filepath.Join(h.inbox(), "m.pak"), fileID{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,21 +37,89 @@ func openPrivate(what, dir string) (*os.Root, error) {
 	return openSafe(what, dir)
 }
 
-// makeSubdir makes watch_dir's done/ or failed/ folder, refusing a symlink
-// or anything else that is not a plain folder.
-func makeSubdir(watchDir, name string) (string, error) {
-	dir := filepath.Join(watchDir, name)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("make %s: %w", dir, err)
-	}
-	fi, err := os.Lstat(dir)
+// inbox is watch_dir and its done/ and failed/ folders, open: the agent
+// reads, moves and writes finished paks relative to them, so that a rename
+// or symlink swap of watch_dir after its check cannot redirect it.
+type inbox struct {
+	dir                 string // watch_dir, as configured
+	watch, done, failed *os.Root
+}
+
+// openInbox checks watch_dir as openSafe does, opens it, and opens its
+// done/ and failed/ relative to it, making them when missing. made names
+// the folders it made.
+func openInbox(dir string) (b *inbox, made []string, err error) {
+	w, err := openSafe("watch_dir", dir)
 	if err != nil {
-		return "", fmt.Errorf("make %s: %w", dir, err)
+		return nil, nil, err
+	}
+	b = &inbox{dir: dir, watch: w}
+	for _, sub := range []string{DoneDir, FailedDir} {
+		r, fresh, err := openSub(w, sub)
+		if err != nil {
+			b.close()
+			return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, sub), err)
+		}
+		if fresh {
+			made = append(made, filepath.Join(dir, sub))
+		}
+		if sub == DoneDir {
+			b.done = r
+		} else {
+			b.failed = r
+		}
+	}
+	return b, made, nil
+}
+
+// openSub opens the folder name in watch, making it (mode 0700) when
+// missing, and refuses a symlink or anything else that is not a plain
+// folder. fresh says it was made.
+func openSub(watch *os.Root, name string) (r *os.Root, fresh bool, err error) {
+	err = watch.Mkdir(name, 0o700)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, false, err
+	}
+	fresh = err == nil
+	fi, err := watch.Lstat(name)
+	if err != nil {
+		return nil, false, err
 	}
 	if !fi.IsDir() {
-		return "", fmt.Errorf("%s: %w: must be a directory, not a symlink or file", dir, config.ErrInvalid)
+		return nil, false, fmt.Errorf("%w: must be a directory, not a symlink or file", config.ErrInvalid)
 	}
-	return dir, nil
+	if r, err = watch.OpenRoot(name); err != nil {
+		return nil, false, err
+	}
+	// Only root or the agent's user can write watch_dir (openSafe), so the
+	// folder cannot be swapped for a link since the Lstat; check anyway.
+	if got, err := r.Stat("."); err != nil || fileIno(got) != fileIno(fi) {
+		r.Close()
+		return nil, false, fmt.Errorf("%w: it was replaced while it was opened", config.ErrInvalid)
+	}
+	return r, fresh, nil
+}
+
+// folder returns the open folder that dir, one of the agent's three, names;
+// nil for any other.
+func (b *inbox) folder(dir string) *os.Root {
+	switch dir {
+	case b.dir:
+		return b.watch
+	case filepath.Join(b.dir, DoneDir):
+		return b.done
+	case filepath.Join(b.dir, FailedDir):
+		return b.failed
+	}
+	return nil
+}
+
+func (b *inbox) close() {
+	for _, r := range []*os.Root{b.watch, b.done, b.failed} {
+		if r != nil {
+			r.Close()
+		}
+	}
 }
 
 // eligibleName reports whether a file name in watch_dir is one the agent
@@ -114,29 +182,22 @@ var errChanged = errors.New("file changed while it was read")
 // special file. The agent never follows symlinks out of watch_dir.
 var errNotRegular = errors.New("not a regular file")
 
-// readPak reads the pak at path without following symlinks, hashing its
-// bytes and reading its image through pak.Read, the one pak reader. want, when
-// not zero, is the identity the file had when it settled; a file that differs
-// from it, or changes during the read, gives errChanged (with the identity
-// it has now in found.id). A pak that names no pullable image is no error:
-// found.perr says why; err is for failures to read the file at all.
+// readPakIn reads the pak called name in the folder root, without following
+// symlinks, hashing its bytes and reading its image through pak.Read, the
+// one pak reader; path only names it. want, when not zero, is the identity
+// the file had when it settled; a file that differs from it, or changes
+// during the read, gives errChanged (with the identity it has now in
+// found.id). A pak that names no pullable image is no error: found.perr
+// says why; err is for failures to read the file at all.
 //
 // It opens the file itself rather than with pak.OpenFile, which follows
 // symlinks as a command line does: the agent never follows a symlink out of
-// watch_dir, and it hashes the very bytes it reads.
-func readPak(path string, want fileID) (found, error) {
-	return readOpen(path, want, func(flag int) (*os.File, error) { return os.OpenFile(path, flag, 0) })
-}
-
-// readPakIn is readPak for the file name in the folder root, the one the
-// watcher checked and holds: path only names it. Within root a symlink
-// never leads out of it; it is read only when it leads to the very file
-// that settled (want's inode).
+// the folder it checked and holds, and it hashes the very bytes it reads.
 func readPakIn(root *os.Root, name, path string, want fileID) (found, error) {
 	return readOpen(path, want, func(flag int) (*os.File, error) { return root.OpenFile(name, flag, 0) })
 }
 
-// readOpen is readPak and readPakIn, the file opened by open.
+// readOpen is readPakIn, the file opened by open.
 func readOpen(path string, want fileID, open func(flag int) (*os.File, error)) (found, error) {
 	f, err := open(os.O_RDONLY | oNoFollow | syscall.O_NONBLOCK)
 	if err != nil {
@@ -167,10 +228,10 @@ func readOpen(path string, want fileID, open func(flag int) (*os.File, error)) (
 	return r, nil
 }
 
-// hashFile returns the sha256 of the regular file at path, as readPak
+// hashIn returns the sha256 of the regular file name in root, as readPakIn
 // does, without following a symlink.
-func hashFile(path string) (string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|syscall.O_NONBLOCK, 0)
+func hashIn(root *os.Root, name string) (string, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|oNoFollow|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}
@@ -194,10 +255,10 @@ func hashOpen(f *os.File, size int64) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// freeName returns a path in dir for a file called name that no file takes
-// yet: name itself, else NAME.2.pak, NAME.3.pak and so on. Nothing is ever
-// replaced.
-func freeName(dir, name string) string {
+// freeName returns a name in the folder dir for a file called name that no
+// file takes yet: name itself, else NAME.2.pak, NAME.3.pak and so on.
+// Nothing is ever replaced.
+func freeName(dir *os.Root, name string) string {
 	base, ext := name, ""
 	if i := strings.LastIndex(name, "."); i > 0 {
 		base, ext = name[:i], name[i:]
@@ -207,35 +268,35 @@ func freeName(dir, name string) string {
 		if n > 1 {
 			candidate = base + "." + strconv.Itoa(n) + ext
 		}
-		p := filepath.Join(dir, candidate)
-		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-			if _, err := os.Lstat(p + errorSuffix); errors.Is(err, fs.ErrNotExist) {
-				return p
+		if _, err := dir.Lstat(candidate); errors.Is(err, fs.ErrNotExist) {
+			if _, err := dir.Lstat(candidate + errorSuffix); errors.Is(err, fs.ErrNotExist) {
+				return candidate
 			}
 		}
 	}
 }
 
-// moveFile moves src to dst, a path freeName chose, without ever replacing a
-// file: when dst was taken meanwhile it moves to the next free name. It
-// returns where the file went.
-func moveFile(src, dst string) (string, error) {
+// moveFile moves the file name in the folder from to the folder to, as dst,
+// a name freeName chose, without ever replacing a file: when dst was taken
+// meanwhile it moves to the next free name. It returns the name it got.
+func moveFile(from *os.Root, name string, to *os.Root, dst string) (string, error) {
 	for range 100 {
-		err := renameNoReplace(src, dst)
+		err := renameNoReplace(from, name, to, dst)
 		if err == nil {
-			return dst, syncDir(filepath.Dir(dst))
+			return dst, syncRoot(to)
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("move %s: %w", src, err)
+			return "", fmt.Errorf("move %s: %w", filepath.Join(from.Name(), name), err)
 		}
-		dst = freeName(filepath.Dir(dst), filepath.Base(src))
+		dst = freeName(to, name)
 	}
-	return "", fmt.Errorf("move %s: no free name in %s", src, filepath.Dir(dst))
+	return "", fmt.Errorf("move %s: no free name in %s", filepath.Join(from.Name(), name), to.Name())
 }
 
-// writeErrorFile writes NAME.pak.error beside where a failed pak goes,
-// saying why p cannot be used and the one thing to do about it.
-func writeErrorFile(pakPath string, p *PakState, now time.Time) error {
+// writeErrorFile writes NAME.pak.error in the folder dir, beside where the
+// failed pak called name goes, saying why p cannot be used and the one
+// thing to do about it. It never replaces a file.
+func writeErrorFile(dir *os.Root, name string, p *PakState, now time.Time) error {
 	what, advice := "it does not name a pullable image", "Fix the pak, then copy it into the inbox again.\n"
 	switch {
 	case p.ErrorKind == ErrorPlatform:
@@ -246,18 +307,13 @@ func writeErrorFile(pakPath string, p *PakState, now time.Time) error {
 	}
 	text := fmt.Sprintf("%s\n\nprepull agent gave up on this pak at %s: %s.\nsha256: %s\n%s",
 		p.LastError, now.Format(time.RFC3339), what, strings.TrimPrefix(p.SHA256, "sha256:"), advice)
-	if err := os.WriteFile(pakPath+errorSuffix, []byte(text), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", pakPath+errorSuffix, err)
+	f, err := dir.OpenFile(name+errorSuffix, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = f.WriteString(text)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Join(dir.Name(), name+errorSuffix), err)
 	}
 	return nil
-}
-
-// renameChecked renames src to dst unless dst exists. Between the check and
-// the rename another process could create dst; only the agent writes into
-// done/ and failed/, so that does not happen in practice.
-func renameChecked(src, dst string) error {
-	if _, err := os.Lstat(dst); err == nil {
-		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: fs.ErrExist}
-	}
-	return os.Rename(src, dst)
 }

@@ -43,8 +43,8 @@ func (a *Agent) offer(f found) {
 
 // adopt takes a pak found in done/ that the state does not know: its image
 // is kept present like that of any other pak there. Call with a.mu held.
-func (a *Agent) adopt(path string) {
-	f, err := readPak(path, fileID{})
+func (a *Agent) adopt(done *os.Root, path string) {
+	f, err := readPakIn(done, filepath.Base(path), path, fileID{})
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.log.Warn("cannot read pak found in done/", zap.String("pak", filepath.Base(path)), zap.Error(err))
@@ -202,26 +202,54 @@ func (a *Agent) moveReady() {
 			ready = append(ready, p)
 		}
 	}
+	if len(ready) == 0 {
+		return
+	}
+	b := a.openInbox()
+	if b == nil {
+		return
+	}
+	defer b.close()
 	slices.SortFunc(ready, func(x, y *PakState) int { return x.FirstSeen.Compare(y.FirstSeen) })
 	for _, p := range ready {
 		if a.saveErr != "" {
 			return
 		}
 		if p.Status == StatusPresent || faultOn(faultInvalidToDone) {
-			a.moveTo(p, DoneDir)
+			a.moveTo(b, p, DoneDir)
 		} else {
-			a.moveTo(p, FailedDir)
+			a.moveTo(b, p, FailedDir)
 		}
 	}
 }
 
-// moveTo moves a pak from the inbox into watch_dir's folder sub, durable
-// before visible: the file is read again first (a pak that changed is a new
-// arrival, one that is gone is forgotten), then the state naming its new
-// place is saved, and only then is the file moved. Call with a.mu held.
-func (a *Agent) moveTo(p *PakState, sub string) {
-	src := p.File
-	sha, err := a.reread(p)
+// openInbox opens watch_dir, checked, and its done/ and failed/ for a round
+// of work on finished paks; nil, logged, when it cannot. Call with a.mu held.
+func (a *Agent) openInbox() *inbox {
+	b, made, err := openInbox(a.watchDir)
+	if err != nil {
+		a.log.Error("cannot open watch_dir to move finished paks", zap.Error(err))
+		return nil
+	}
+	for _, dir := range made {
+		a.log.Info("made the missing folder again", zap.String("path", dir))
+	}
+	return b
+}
+
+// moveTo moves a pak from the inbox (or done/) into watch_dir's folder sub,
+// all relative to b, durable before visible: the file is read again first
+// (a pak that changed is a new arrival, one that is gone is forgotten),
+// then the state naming its new place is saved, and only then is the file
+// moved. Call with a.mu held.
+func (a *Agent) moveTo(b *inbox, p *PakState, sub string) {
+	src, name := p.File, filepath.Base(p.File)
+	from, to := b.folder(filepath.Dir(src)), b.folder(filepath.Join(b.dir, sub))
+	if from == nil {
+		a.log.Error("cannot move pak: it is in no folder of watch_dir", zap.String("pak", p.Name), zap.String("path", src))
+		return
+	}
+	sha, err := a.reread(from, p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		a.log.Info("pak left the inbox before it was moved, forgetting it", zap.String("pak", p.Name))
@@ -235,16 +263,12 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 		a.drop(p)
 		return
 	}
-	dir, err := makeSubdir(a.watchDir, sub)
-	if err != nil {
-		a.log.Error("cannot move pak", zap.String("pak", p.Name), zap.Error(err))
-		return
-	}
-	dst := freeName(dir, filepath.Base(src))
-	a.rekey(p, dst)
+	dir := filepath.Join(b.dir, sub)
+	dst := freeName(to, name)
+	a.rekey(p, filepath.Join(dir, dst))
 	switch {
 	case faultOn(faultLosePak):
-		_ = os.Remove(src)
+		_ = from.Remove(name)
 		a.drop(p)
 		return
 	case faultOn(faultMoveBeforeSave):
@@ -256,11 +280,11 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 		}
 	}
 	if p.Status == StatusInvalid {
-		if err := writeErrorFile(dst, p, time.Now().UTC()); err != nil {
+		if err := writeErrorFile(to, dst, p, time.Now().UTC()); err != nil {
 			a.log.Error("cannot write the error file; the reason is in prepull status", zap.String("pak", p.Name), zap.Error(err))
 		}
 	}
-	got, err := moveFile(src, dst)
+	got, err := moveFile(from, name, to, dst)
 	if err != nil {
 		a.rekey(p, src)
 		a.log.Error("cannot move pak", zap.String("pak", p.Name), zap.String("to", dir), zap.Error(err))
@@ -270,7 +294,7 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 		return
 	}
 	if got != dst {
-		a.rekey(p, got)
+		a.rekey(p, filepath.Join(dir, got))
 	}
 	if sub == DoneDir {
 		a.log.Info("pak done", zap.String("pak", p.Name), zap.String("reference", p.Reference), zap.String("path", p.File))
@@ -283,18 +307,19 @@ func (a *Agent) moveTo(p *PakState, sub string) {
 	}
 }
 
-// reread returns the sha256 of p's file now. A file whose size, time and
-// inode are as when this agent read it has the bytes it had; any other is
-// hashed again. Call with a.mu held.
-func (a *Agent) reread(p *PakState) (string, error) {
-	fi, err := os.Lstat(p.File)
+// reread returns the sha256 of p's file, in the folder from, now. A file
+// whose size, time and inode are as when this agent read it has the bytes
+// it had; any other is hashed again. Call with a.mu held.
+func (a *Agent) reread(from *os.Root, p *PakState) (string, error) {
+	name := filepath.Base(p.File)
+	fi, err := from.Lstat(name)
 	if err != nil {
 		return "", err
 	}
 	if p.id != (fileID{}) && fi.Mode().IsRegular() && idOf(fi) == p.id {
 		return p.SHA256, nil
 	}
-	return hashFile(p.File)
+	return hashIn(from, name)
 }
 
 // reconcile makes the state agree with the files, on start and on every
@@ -310,21 +335,22 @@ func (a *Agent) reconcile() {
 	if a.stopping {
 		return
 	}
-	for _, sub := range []string{DoneDir, FailedDir} {
-		if _, err := os.Lstat(filepath.Join(a.watchDir, sub)); errors.Is(err, fs.ErrNotExist) {
-			if _, err := os.Lstat(a.watchDir); err == nil {
-				if _, err := makeSubdir(a.watchDir, sub); err == nil {
-					a.log.Info("made the missing folder again", zap.String("path", filepath.Join(a.watchDir, sub)))
-				}
-			}
+	// With watch_dir gone its paks are gone; while it cannot be opened
+	// otherwise (unsafe, say: the watcher reports that), they are kept.
+	b, made, openErr := openInbox(a.watchDir)
+	watchGone := errors.Is(openErr, fs.ErrNotExist)
+	if openErr == nil {
+		defer b.close()
+		for _, dir := range made {
+			a.log.Info("made the missing folder again", zap.String("path", dir))
 		}
-	}
-	// Adopt first: a pak renamed in done/ keeps its image without a gap.
-	entries, _ := os.ReadDir(a.doneDir)
-	for _, e := range entries {
-		path := filepath.Join(a.doneDir, e.Name())
-		if eligibleName(e.Name()) && e.Type().IsRegular() && a.paks[path] == nil {
-			a.adopt(path)
+		// Adopt first: a pak renamed in done/ keeps its image without a gap.
+		entries, _ := fs.ReadDir(b.done.FS(), ".")
+		for _, e := range entries {
+			path := filepath.Join(a.doneDir, e.Name())
+			if eligibleName(e.Name()) && e.Type().IsRegular() && a.paks[path] == nil {
+				a.adopt(b.done, path)
+			}
 		}
 	}
 	for path, p := range a.paks {
@@ -335,14 +361,23 @@ func (a *Agent) reconcile() {
 			a.drop(p)
 			continue
 		}
-		if inConfDir {
+		var err error
+		switch {
+		case inConfDir:
 			// A conf_dir that cannot be read now (unmounted, say) is not
 			// one whose confs are gone: they are kept as last read.
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				continue
 			}
+			_, err = os.Lstat(path)
+		case openErr == nil:
+			_, err = b.folder(dir).Lstat(filepath.Base(path))
+		case watchGone:
+			err = fs.ErrNotExist
+		default:
+			continue
 		}
-		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) {
 			a.log.Info("pak file is gone, forgetting it", zap.String("pak", p.Name), zap.String("path", path))
 			a.drop(p)
 		}

@@ -262,20 +262,7 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 		// The image can never run on this engine: its paks name no
 		// pullable image and go to failed/ with the reason, as take does.
 		log.Error("image cannot run on this engine, moving its paks to failed/", zap.Error(res.Err))
-		for path := range im.paks {
-			p := a.paks[path]
-			if p == nil {
-				continue
-			}
-			a.unlink(p)
-			// The row keeps the reference: the image, not the pak, is at fault.
-			p.Status, p.LastError, p.LastCause, p.ErrorKind, p.Attempts, p.Updated = StatusInvalid, res.Err.Error(), pull.Cause(res.Err), ErrorPlatform, 0, now
-			if filepath.Dir(path) == a.doneDir {
-				a.moveTo(p, FailedDir)
-			}
-		}
-		a.markDirty()
-		a.moveReady()
+		a.failPlatform(im, res.Err, now)
 		return
 	}
 	if pull.Transient(res.Err) {
@@ -287,6 +274,35 @@ func (a *Agent) finish(ctx context.Context, im *image, res pull.Result) {
 	im.due = time.Now().Add(a.slowBackoff.Delay(im.failures))
 	a.setStatus(im, StatusFailed, now)
 	log.Error("cannot pull image, will retry slowly (reload to retry now)", zap.Duration("retry_in", time.Until(im.due).Round(time.Second)), zap.Error(res.Err))
+}
+
+// failPlatform files the paks of im, whose image can never run on this
+// engine, as naming no pullable image: each goes to failed/ with the
+// reason, as take does. Call with a.mu held.
+func (a *Agent) failPlatform(im *image, err error, now time.Time) {
+	var inDone []*PakState
+	for path := range im.paks {
+		p := a.paks[path]
+		if p == nil {
+			continue
+		}
+		a.unlink(p)
+		// The row keeps the reference: the image, not the pak, is at fault.
+		p.Status, p.LastError, p.LastCause, p.ErrorKind, p.Attempts, p.Updated = StatusInvalid, err.Error(), pull.Cause(err), ErrorPlatform, 0, now
+		if filepath.Dir(path) == a.doneDir {
+			inDone = append(inDone, p)
+		}
+	}
+	if len(inDone) > 0 {
+		if b := a.openInbox(); b != nil {
+			for _, p := range inDone {
+				a.moveTo(b, p, FailedDir)
+			}
+			b.close()
+		}
+	}
+	a.markDirty()
+	a.moveReady()
 }
 
 // scheduleVerify has every present image checked, and pulled again if it

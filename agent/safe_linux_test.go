@@ -231,3 +231,91 @@ func TestStateDirKeptAfterSwap(t *testing.T) {
 		t.Errorf("the state is not in the folder checked and locked: %v", err)
 	}
 }
+
+// TestMovesStayInCheckedWatchDir swaps watch_dir, while a pak's image is
+// pulled, for a world-writable folder holding the same pak: the finished
+// pak is moved nowhere (the swapped-in folder is not safe), and nothing is
+// made in or moved into the folder swapped in. Once the checked folder is
+// back, the pak moves into its done/.
+func TestMovesStayInCheckedWatchDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test checks owners: run it as root")
+	}
+	h := newHarness(t, "")
+	h.eng.pullWait = make(chan struct{})
+	ref := h.drop("m.pak", "proj/m", "m")
+	inbox := h.inbox()
+	body, err := os.ReadFile(filepath.Join(inbox, "m.pak"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.eventually("the pull started", func() bool { return h.eng.pullCount(ref) == 1 })
+	rename(t, inbox, inbox+".checked")
+	mkdirAs(t, inbox, 0o777, 0)
+	if err := os.WriteFile(filepath.Join(inbox, "m.pak"), body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	close(h.eng.pullWait)
+	h.eventually("the finished pak was refused a move, or moved", func() bool {
+		return strings.Contains(h.logText(), "cannot open watch_dir to move finished paks") || exists(filepath.Join(inbox, DoneDir))
+	})
+	if entries, _ := os.ReadDir(inbox); len(entries) != 1 || entries[0].Name() != "m.pak" {
+		t.Fatalf("the folder swapped in holds %v, want m.pak alone", entries)
+	}
+	if !exists(filepath.Join(inbox+".checked", "m.pak")) {
+		t.Fatal("the pak left the checked folder")
+	}
+	rename(t, inbox, inbox+".evil")
+	rename(t, inbox+".checked", inbox)
+	h.eventually("the pak is in the checked folder's done/", func() bool { return exists(filepath.Join(inbox, DoneDir, "m.pak")) })
+}
+
+// TestFinishedPakWorkKeepsCheckedFolders opens watch_dir for a round of
+// moves, then swaps it for a folder whose done/ and failed/ are symlinks
+// to a victim folder: the move and the .error file still land in the
+// folders checked and opened, never through the links.
+func TestFinishedPakWorkKeepsCheckedFolders(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test checks owners: run it as root")
+	}
+	base := t.TempDir()
+	watch := mkdirAs(t, filepath.Join(base, "inbox"), 0o700, 0)
+	victim := mkdirAs(t, filepath.Join(base, "victim"), 0o700, 0)
+	for _, name := range []string{"good.pak", "bad.pak"} {
+		if err := os.WriteFile(filepath.Join(watch, name), []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, made, err := openInbox(watch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	if len(made) != 2 {
+		t.Errorf("made %v, want done/ and failed/", made)
+	}
+	rename(t, watch, watch+".checked")
+	mkdirAs(t, watch, 0o700, 0)
+	for _, sub := range []string{DoneDir, FailedDir} {
+		symlinkAs(t, victim, filepath.Join(watch, sub), 0)
+	}
+	if _, err := moveFile(b.watch, "good.pak", b.done, freeName(b.done, "good.pak")); err != nil {
+		t.Fatal(err)
+	}
+	dst := freeName(b.failed, "bad.pak")
+	if err := writeErrorFile(b.failed, dst, &PakState{LastError: "DIGEST is missing"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := moveFile(b.watch, "bad.pak", b.failed, dst); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(victim); len(entries) != 0 {
+		t.Errorf("the victim folder holds %v", entries)
+	}
+	for _, want := range []string{"done/good.pak", "failed/bad.pak", "failed/bad.pak.error"} {
+		if !exists(filepath.Join(watch+".checked", want)) {
+			t.Errorf("%s is not in the checked folder", want)
+		}
+	}
+}

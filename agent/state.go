@@ -208,19 +208,6 @@ func removeStaleTemps(root *os.Root) {
 	}
 }
 
-// syncDir makes a rename inside dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
 // syncRoot makes a rename inside the folder root durable.
 func syncRoot(root *os.Root) error {
 	d, err := root.Open(".")

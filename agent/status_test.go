@@ -113,9 +113,15 @@ func TestErrorFileAdvice(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "x.pak")
+			dir := t.TempDir()
+			path := filepath.Join(dir, "x.pak")
 			tt.p.SHA256 = "sha256:ab"
-			if err := writeErrorFile(path, &tt.p, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			if err := writeErrorFile(root, "x.pak", &tt.p, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
 				t.Fatal(err)
 			}
 			b, err := os.ReadFile(path + errorSuffix)
