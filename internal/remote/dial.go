@@ -101,13 +101,20 @@ func (d *Dialer) Connect(ctx context.Context, route []Hop) (*Conn, error) {
 	}
 	kctx, stop := context.WithCancel(context.Background())
 	c := &Conn{Client: client, jumps: jumps, stopKeepalive: stop}
-	go keepalive(kctx, client, interval, countMax, func(err error) {
-		c.mu.Lock()
-		c.lost = err
-		c.mu.Unlock()
-		c.Close()
-	})
+	go func() {
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		keepalive(kctx, client, ticker.C, interval, countMax, c.lose)
+	}()
 	return c, nil
+}
+
+// lose records why the connection was lost and closes it.
+func (c *Conn) lose(err error) {
+	c.mu.Lock()
+	c.lost = err
+	c.mu.Unlock()
+	c.Close()
 }
 
 // dial opens the transport to hop: TCP for the first hop, a channel through
@@ -181,41 +188,59 @@ type requester interface {
 	SendRequest(name string, wantReply bool, payload []byte) (bool, []byte, error)
 }
 
-// keepalive sends a keepalive@openssh.com request every interval, as
-// OpenSSH's ServerAliveInterval does, until ctx ends. When countMax of them
-// in a row go unanswered, or sending fails, it calls dead once and returns.
-func keepalive(ctx context.Context, conn requester, interval time.Duration, countMax int, dead func(error)) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
+// keepalive sends a keepalive@openssh.com request at each tick (interval
+// apart), as OpenSSH's ServerAliveInterval does, until ctx ends. When
+// countMax of them in a row go unanswered, or sending fails, it calls dead
+// once and returns. The caller owns the ticks, so a test can give them.
+func keepalive(ctx context.Context, conn requester, ticks <-chan time.Time, interval time.Duration, countMax int, dead func(error)) {
 	replies := make(chan error, 1)
-	waiting := false // a request is out
-	missed := 0
+	l := liveness{countMax: countMax}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case err := <-replies:
-			waiting = false
 			if err != nil {
 				dead(fmt.Errorf("connection lost: %w", err))
 				return
 			}
-			missed = 0
-		case <-ticker.C:
-			if waiting {
-				missed++
-				if missed >= countMax {
-					dead(fmt.Errorf("connection lost: no answer to %d keepalives %v apart", missed, interval))
-					return
-				}
-				continue
+			l.answered()
+		case <-ticks:
+			send, gone := l.tick()
+			if gone {
+				dead(fmt.Errorf("connection lost: no answer to %d keepalives %v apart", l.missed, interval))
+				return
 			}
-			waiting = true
-			go func() {
-				// Any reply, even a refusal, shows the server is alive.
-				_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
-				replies <- err
-			}()
+			if send {
+				go func() {
+					// Any reply, even a refusal, shows the server is alive.
+					_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
+					replies <- err
+				}()
+			}
 		}
 	}
+}
+
+// liveness counts the ticks a keepalive request has been out unanswered.
+type liveness struct {
+	countMax int
+	waiting  bool // a request is out
+	missed   int  // ticks since it went out
+}
+
+// tick says whether to send a request now, or that countMax ticks have
+// passed without an answer.
+func (l *liveness) tick() (send, gone bool) {
+	if !l.waiting {
+		l.waiting = true
+		return true, false
+	}
+	l.missed++
+	return false, l.missed >= l.countMax
+}
+
+// answered records an answer to the request that is out.
+func (l *liveness) answered() {
+	l.waiting, l.missed = false, 0
 }
